@@ -1,0 +1,196 @@
+"""The `failmap` command: synth, demo, render, stdf2parquet, sql."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="failmap", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write realistic synthetic fail maps and STDF files into the configured sources")
+    p.add_argument("--days", type=int, default=1)
+    p.add_argument("--wafers", type=int, default=200, help="wafers (A files) per day")
+    p.add_argument("--stdf-files", type=int, default=2, help="STDF files per day")
+    p.add_argument("--start", type=date.fromisoformat, default=None, help="first day, YYYY-MM-DD (default: yesterday)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("demo", help="generate one day into the embedded default and materialize every asset for it")
+    p.add_argument("--wafers", type=int, default=100)
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("render", help="render wafer map files to PNG + JSON + Parquet")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--out", required=True)
+    p.add_argument("--partner", default=None, help="a bucket-B file for the (single) A file")
+    p.add_argument("--pixels-per-die", type=int, default=4)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("stdf2parquet", help="convert STDF files to hive-partitioned Parquet")
+    p.add_argument("files", nargs="+", help="files or glob patterns")
+    p.add_argument("--out", required=True)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    p.set_defaults(func=cmd_stdf2parquet)
+
+    p = sub.add_parser("sql", help="DuckDB over the STDF Parquet: one view per table")
+    p.add_argument("--out", required=True, help="the --out folder of stdf2parquet")
+    p.add_argument("query", nargs="?", default=None, help="run one query and print it (default: interactive)")
+    p.set_defaults(func=cmd_sql)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def _stores():
+    from failmap_assets.resources.storage import open_store
+    from failmap_assets.settings import Settings
+
+    s = Settings.from_env()
+    kw = dict(endpoint_url=s.s3_endpoint_url or None, region=s.aws_region or None)
+    return {
+        "a": open_store(s.source_a, **kw),
+        "b": open_store(s.source_b, **kw),
+        "stdf": open_store(s.source_stdf, **kw),
+        "out": open_store(s.output, **kw),
+    }
+
+
+def write_synth(start: date, days: int, wafers: int, stdf_files: int, seed: int) -> dict[str, int]:
+    """Generate and PUT synthetic objects; returns counts by note."""
+    from collections import Counter
+
+    from failmap_assets.synth.day import generate_days
+
+    stores = _stores()
+    counts: Counter = Counter()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = []
+        for obj in generate_days(start, days, wafers, seed, stdf_files_per_day=stdf_files):
+            futures.append(pool.submit(stores[obj.bucket].put, obj.key, obj.data))
+            counts[obj.note] += 1
+        for f in futures:
+            f.result()
+    return dict(counts)
+
+
+def cmd_synth(args) -> int:
+    start = args.start or (date.today() - timedelta(days=1))
+    counts = write_synth(start, args.days, args.wafers, args.stdf_files, args.seed)
+    stores = _stores()
+    print(f"wrote {sum(counts.values())} objects for {args.days} day(s) from {start}:")
+    for note, n in sorted(counts.items()):
+        print(f"  {note:<28} {n}")
+    print(f"  A: {stores['a'].location}\n  B: {stores['b'].location}\n  STDF: {stores['stdf'].location}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from dagster import DagsterInstance, materialize
+
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    from failmap_assets.definitions import ALL_ASSETS, build_resources
+
+    day = date.today() - timedelta(days=1)
+    print(f"generating {args.wafers} wafers for {day} (seed {args.seed}) ...")
+    counts = write_synth(day, 1, args.wafers, 2, args.seed)
+    print(f"  {sum(counts.values())} objects: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+    instance = DagsterInstance.get()
+    print(f"materializing every asset for partition {day} (Dagster home {home}) ...")
+    t0 = datetime.now()
+    result = materialize(ALL_ASSETS, partition_key=day.isoformat(), instance=instance, resources=build_resources())
+    seconds = (datetime.now() - t0).total_seconds()
+    if not result.success:
+        print("materialization failed; see the run in `make dev`", file=sys.stderr)
+        return 1
+    _print_summary(result, day, seconds)
+    return 0
+
+
+def _print_summary(result, day: date, seconds: float) -> None:
+    from failmap_assets.settings import Settings
+
+    s = Settings.from_env()
+    print(f"\ndone in {seconds:.1f} s. Outputs under {s.output}:")
+    for sub in (f"parquet/*/date={day}/", f"png/{day}/", f"json/{day}/"):
+        print(f"  {os.path.join(s.output, sub)}")
+    print()
+    for mat in result.get_asset_materialization_events():
+        m = mat.event_specific_data.materialization
+        shown = {
+            k: getattr(v, "value", v)
+            for k, v in m.metadata.items()
+            if not isinstance(getattr(v, "value", None), str) or len(str(getattr(v, "value", ""))) < 40
+        }
+        line = ", ".join(f"{k}={v}" for k, v in list(shown.items())[:9])
+        print(f"  {m.asset_key.to_user_string():<26} {line}")
+    print("\nOpen the Dagster UI with `make dev` to browse runs, metadata, checks and previews.")
+
+
+def cmd_render(args) -> int:
+    from failmap_assets.output_layout import safe_name
+    from failmap_assets.parquet_io import write_table
+    from failmap_assets.resources.local_store import LocalObjectStore
+    from failmap_assets.wafer_processing import ProcessingOptions, Unit, process_unit
+
+    if args.partner and len(args.files) != 1:
+        print("--partner goes with exactly one A file", file=sys.stderr)
+        return 2
+    out = LocalObjectStore(args.out)
+    failed = 0
+    for path in args.files:
+        data = Path(path).read_bytes()
+        b_data = Path(args.partner).read_bytes() if args.partner else None
+        name = Path(path).name
+        unit = Unit(a_key=name, a_etag="", wafer_token=_token_of(name), b_key=Path(args.partner).name if args.partner else None)
+        result = process_unit(unit, data, b_data, ProcessingOptions(pixels_per_die=args.pixels_per_die))
+        for r in result.rejects:
+            print(f"{path}: {r.severity} {r.reason}: {r.detail}" + (f" (line {r.line})" if r.line else ""), file=sys.stderr)
+        failed += any(r.severity == "error" and r.bucket == "a" for r in result.rejects) and not result.wafers
+        for w in result.wafers:
+            png, js = f"{safe_name(w.wafer_token)}.png", f"{safe_name(w.wafer_token)}.json"
+            out.put(png, w.png)
+            out.put(js, w.json)
+            print(f"{path}: {w.wafer_token}: {w.die_count} dies, yield {w.pass_count / max(w.die_count, 1):.1%} -> {args.out}/{png}")
+        if result.dies is not None:
+            write_table(out, f"{Path(name).stem}.dies.parquet", result.dies)
+    return 1 if failed else 0
+
+
+def _token_of(name: str) -> str:
+    """The wafer token when the file name follows the key grammar, else the file's stem."""
+    import re
+
+    from failmap_assets.keys import parse_failmap_key
+
+    stamp = re.search(r"_(\d{8})_\d{6}\.", name)
+    parsed = parse_failmap_key(f"{stamp.group(1)}/{name}") if stamp else None
+    return parsed.wafer_token if parsed else Path(name).stem
+
+
+def cmd_stdf2parquet(args) -> int:
+    import glob
+
+    from failmap_assets.stdf.batch import convert_many
+
+    paths = sorted({p for pattern in args.files for p in (glob.glob(pattern) or [pattern])})
+    return convert_many(paths, args.out, workers=args.workers, progress=True)
+
+
+def cmd_sql(args) -> int:
+    from failmap_assets.stdf.sql import sql_shell
+
+    return int(sql_shell(args.out, args.query) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""WaferMap (+ optional bucket-B companion) -> the users' per-wafer JSON.
+
+The schema is the contract in shared/docs/failmap-format.md ("The JSON we write"):
+the top-level header, ``source``, ``flat``, ``grid`` (identical to
+``render.grid_for`` so a reader can find each die's pixel box in the PNG) and
+``chips``, one per distinct A die in row-major order (y, then x). Extra fields we
+add: ``format``, ``die_count``, ``b_die_count``, ``b_only_dies``,
+``b_value_names``, ``bins`` (the colour legend with die counts) and ``pass`` per
+chip. Nothing of the contract is renamed.
+
+Speed: a wafer has up to ~120,000 dies, and ``json.dumps`` over one dict per die
+takes most of a second. So the header goes through ``json.dumps`` and the ``chips``
+text is assembled column-wise with Arrow string kernels (integer -> decimal cast,
+element-wise concatenation, take): "b"/"pass" are formatted once per distinct bin,
+the B file's stime/partid/tester once per file. Every string that comes from a file
+is escaped by the json module: ``json.dumps`` for the header, and for the per-die
+``transformed_values`` ``json.encoder.encode_basestring_ascii``, the very function
+``json.dumps`` uses for a string (minus its per-call dispatch). Output is ASCII-only
+JSON (non-ASCII as ``\\uXXXX``), hence valid UTF-8 even for lone surrogates.
+"""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring_ascii
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from failmap_assets.die_table import CompanionMap, WaferMap, match_dies
+from failmap_assets.maps.palette import legend
+from failmap_assets.maps.render import bin_summary, grid_for
+
+SOURCE_KEYS = ("a_key", "a_etag", "b_key", "b_etag")
+
+
+def _json_str(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+def _int_text(values: np.ndarray, order: np.ndarray | None = None) -> pa.Array:
+    """Decimal text of integers (no leading zeros), vectorised by Arrow's cast."""
+    arr = np.asarray(values, dtype=np.int64)
+    return pa.array(arr if order is None else arr[order]).cast(pa.string())
+
+
+def _join(*parts) -> pa.Array:
+    """Element-wise concatenation of string arrays and literal pieces."""
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _values_text(companion: CompanionMap) -> list:
+    text = companion.values_text
+    # pyarrow Array / ChunkedArray -> Python strings (None where null).
+    return text.to_pylist() if hasattr(text, "to_pylist") else list(text)
+
+
+def _row_major(wafer: WaferMap) -> np.ndarray:
+    """Die indices in (y, x) order, one per distinct (x, y).
+
+    WaferMap already resolves retests, but should a reader hand us a repeated
+    (x, y), the later row wins, as a retest does, so chips stay one per die.
+    """
+    x = np.asarray(wafer.x, dtype=np.int64)
+    y = np.asarray(wafer.y, dtype=np.int64)
+    order = np.lexsort((x, y))  # stable: equal (x, y) keep file order
+    if len(order) > 1:
+        xs, ys = x[order], y[order]
+        last_of_group = np.ones(len(order), dtype=bool)
+        last_of_group[:-1] = (xs[1:] != xs[:-1]) | (ys[1:] != ys[:-1])
+        order = order[last_of_group]
+    return order
+
+
+def wafer_json(
+    wafer: WaferMap,
+    *,
+    wafer_token: str,
+    source: dict,
+    companion: CompanionMap | None,
+    pixels_per_die: int = 4,
+) -> bytes:
+    """The per-wafer JSON document as UTF-8 bytes (see module docstring)."""
+    order = _row_major(wafer)
+    bins, passed, counts, inverse = bin_summary(wafer)
+
+    header: dict = {
+        "wafer_token": wafer_token,
+        "lot": wafer.lot,
+        "wafer": wafer.wafer,
+        "product": wafer.product,
+        "step": wafer.step,
+        "tester": wafer.tester,
+        "partid": wafer.partid,
+        "stime": wafer.stime,
+        "source": {**{k: source.get(k) for k in SOURCE_KEYS}, **{k: v for k, v in source.items() if k not in SOURCE_KEYS}},
+        "flat": wafer.flat,
+        "grid": grid_for(wafer, pixels_per_die),
+        "format": wafer.format,
+        "die_count": int(len(order)),
+        "b_die_count": companion.die_count if companion is not None else None,
+        "b_only_dies": None,
+        "b_value_names": list(companion.value_names) if companion is not None else None,
+        "bins": legend(bins, passed, names=wafer.bin_names, counts=counts),
+    }
+
+    # Per die, only the coordinates vary; "b" and "pass" are formatted once per
+    # distinct bin and gathered.
+    per_bin = pa.array(
+        [f'"b":"{b}","pass":{"true" if p else "false"}' for b, p in zip(bins.tolist(), passed.tolist())],
+        pa.string(),
+    )
+    chip_bin = per_bin.take(pa.array(inverse[order]))
+    parts = ['{"x_abs":', _int_text(wafer.x, order), ',"y_abs":', _int_text(wafer.y, order), ",", chip_bin]
+
+    if companion is not None:
+        b_index, b_only = match_dies(wafer.x, wafer.y, companion.x, companion.y)
+        header["b_only_dies"] = int(len(b_only))
+        # transformed_values come from the file: escaped one by one by the json module.
+        values = pa.array([_json_str(v) for v in _values_text(companion)], pa.string())
+        # stime / partid / tester are the same for every die of the B file: escape once.
+        tail = (
+            f',"stime":{_json_str(companion.stime)},"partid":{_json_str(companion.partid)},'
+            f'"tester":{_json_str(companion.tester)}}}'
+        )
+        bucket = _join(',"bucket_b":{"transformed_values":', values, ',"b":"', _int_text(companion.bin), '"', tail)
+        chip_b = b_index[order]
+        # null index (A die not in B) -> null -> no bucket_b for that chip.
+        parts.append(pc.fill_null(bucket.take(pa.array(chip_b, mask=chip_b < 0)), ""))
+    parts.append("}")
+    chips = _join(*parts).cast(pa.binary())
+    chips_text = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(chips)], pa.int32()), chips), b",")[0].as_py()
+
+    # json.dumps for the header (file strings escaped by the standard encoder), then
+    # splice the prebuilt chips array in as the last key.
+    head_text = json.dumps(header, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return head_text[:-1].encode("ascii") + b',"chips":[' + chips_text + b"]}"

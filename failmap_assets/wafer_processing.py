@@ -1,0 +1,266 @@
+"""One A object (with its B partner, if any) -> die rows, PNG and JSON per wafer, rejects.
+
+Pure: bytes in, bytes and Arrow tables out; no storage and no Dagster. The day runner
+(``failmap_assets.day_runner``) calls this on worker threads: decompression, the
+Numba parsing kernels (``nogil``) and PNG encoding release the GIL, so several units
+make progress at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from failmap_assets.compression import Member, unpack
+from failmap_assets.die_table import DIE_TABLE_SCHEMA, CompanionMap, WaferMap, match_dies
+from failmap_assets.formats.detect import read_wafer_maps
+from failmap_assets.formats.failmap_text import parse_failmap_b, sniff_failmap
+from failmap_assets.maps.coordinates import wafer_json
+from failmap_assets.maps.render import render_thumbnail_png, render_wafer_png
+from failmap_assets.rejects import Rejected
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The work for one A object: its identity and, when paired, its B partner's."""
+
+    a_key: str
+    a_etag: str
+    wafer_token: str
+    b_key: str | None = None
+    b_etag: str | None = None
+
+
+@dataclass(frozen=True)
+class ProcessingOptions:
+    pixels_per_die: int = 4
+    max_bytes: int = 1 << 30          # decompression bomb guard: decompressed size
+    max_ratio: float = 1000.0         # ... and compression ratio
+    thumbnail: bool = False           # small PNG for the materialization preview
+    pass_bins: frozenset[int] | None = None
+
+
+@dataclass
+class RejectRow:
+    key: str
+    etag: str | None
+    bucket: str                       # "a", "b" or "stdf"
+    reason: str
+    detail: str
+    line: int | None = None
+    member: str | None = None
+    severity: str = "error"           # "warning": skipped archive members (README, empty files)
+
+
+@dataclass
+class WaferOutput:
+    wafer_token: str
+    png: bytes
+    json: bytes
+    die_count: int
+    pass_count: int
+    b_only_dies: int
+    retests: int
+    bins: dict[int, int]
+    thumbnail: bytes | None = None
+
+
+@dataclass
+class UnitResult:
+    unit: Unit
+    dies: pa.Table | None = None
+    wafers: list[WaferOutput] = field(default_factory=list)
+    rejects: list[RejectRow] = field(default_factory=list)
+    b_used: bool = False
+
+
+def process_unit(unit: Unit, a_data: bytes, b_data: bytes | None, opts: ProcessingOptions) -> UnitResult:
+    result = UnitResult(unit)
+    companions = _read_companions(unit, b_data, opts, result) if b_data is not None else {}
+
+    try:
+        members = unpack(a_data, max_bytes=opts.max_bytes, max_ratio=opts.max_ratio)
+    except Rejected as exc:
+        result.rejects.append(_reject(unit.a_key, unit.a_etag, "a", exc))
+        return result
+
+    several = len(members) > 1
+    tables = []
+    for member in members:
+        wafers = _read_member(unit, member, several, opts, result)
+        for index, wafer in enumerate(wafers):
+            token = unit.wafer_token
+            if several:
+                token = f"{token}#{member.name}"
+            if len(wafers) > 1:
+                token = f"{token}#{index + 1}"
+            companion = companions.get(member.name if several else None)
+            if companion is None and len(companions) == 1 and len(members) == 1:
+                companion = next(iter(companions.values()))
+            result.b_used |= companion is not None
+            tables.append(die_rows(wafer, token, unit, companion))
+            result.wafers.append(_outputs(wafer, token, unit, companion, opts))
+    if tables:
+        result.dies = pa.concat_tables(tables)
+    return result
+
+
+def _read_companions(unit: Unit, b_data: bytes, opts: ProcessingOptions, result: UnitResult) -> dict:
+    """B maps by archive member name (None for a plain, single-member B)."""
+    try:
+        members = unpack(b_data, max_bytes=opts.max_bytes, max_ratio=opts.max_ratio)
+    except Rejected as exc:
+        result.rejects.append(_reject(unit.b_key, unit.b_etag, "b", exc))
+        return {}
+    several = len(members) > 1
+    out: dict[str | None, CompanionMap] = {}
+    for member in members:
+        name = member.name if several else None
+        if sniff_failmap(member.data) != "b":
+            if several:
+                result.rejects.append(_skipped(unit.b_key, unit.b_etag, "b", member))
+                continue
+            result.rejects.append(
+                RejectRow(unit.b_key, unit.b_etag, "b", "unknown_format", "not a FAILMAP-B file", member=member.name)
+            )
+            continue
+        try:
+            out[name] = parse_failmap_b(member.data)
+        except Rejected as exc:
+            result.rejects.append(_reject(unit.b_key, unit.b_etag, "b", exc, member.name))
+    return out
+
+
+def _read_member(unit: Unit, member: Member, several: bool, opts: ProcessingOptions, result: UnitResult) -> list[WaferMap]:
+    if several and (not member.data.strip() or _is_not_a_map(member.data)):
+        # README files, empty members: skipped with a warning, never a failure of the object.
+        result.rejects.append(_skipped(unit.a_key, unit.a_etag, "a", member))
+        return []
+    try:
+        return read_wafer_maps(member.data, member.name, pass_bins=opts.pass_bins)
+    except Rejected as exc:
+        result.rejects.append(_reject(unit.a_key, unit.a_etag, "a", exc, member.name))
+        return []
+
+
+def _is_not_a_map(data: bytes) -> bool:
+    from failmap_assets.formats.detect import detect_map_format
+
+    return detect_map_format(data) is None
+
+
+def _reject(key, etag, bucket: str, exc: Rejected, member: str | None = None) -> RejectRow:
+    return RejectRow(key, etag, bucket, exc.reason, exc.detail, exc.line, exc.member or member)
+
+
+def _skipped(key, etag, bucket: str, member: Member) -> RejectRow:
+    what = "empty member" if not member.data.strip() else "member is not a wafer map"
+    return RejectRow(key, etag, bucket, "skipped_member", what, member=member.name, severity="warning")
+
+
+def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None, opts) -> WaferOutput:
+    source = {"a_key": unit.a_key, "a_etag": unit.a_etag, "b_key": None, "b_etag": None}
+    b_only = 0
+    if companion is not None:
+        source.update(b_key=unit.b_key, b_etag=unit.b_etag)
+        b_only = len(match_dies(wafer.x, wafer.y, companion.x, companion.y)[1])
+    values, counts = np.unique(wafer.bin, return_counts=True)
+    return WaferOutput(
+        wafer_token=token,
+        png=render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die),
+        json=wafer_json(wafer, wafer_token=token, source=source, companion=companion, pixels_per_die=opts.pixels_per_die),
+        die_count=wafer.die_count,
+        pass_count=int(wafer.is_pass().sum()),
+        b_only_dies=b_only,
+        retests=int(wafer.retest_count.sum()),
+        bins={int(b): int(c) for b, c in zip(values, counts)},
+        thumbnail=render_thumbnail_png(wafer) if opts.thumbnail else None,
+    )
+
+
+def die_rows(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None) -> pa.Table:
+    """The wafer's rows of the canonical die table: every A die, then B dies with no A die."""
+    n = wafer.die_count
+    if companion is None:
+        b_index = np.full(n, -1, dtype=np.int64)
+        b_only = np.empty(0, dtype=np.int64)
+    else:
+        b_index, b_only = match_dies(wafer.x, wafer.y, companion.x, companion.y)
+    m = len(b_only)
+    total = n + m
+    has_b = np.concatenate([b_index >= 0, np.ones(m, dtype=bool)])
+    b_rows = np.concatenate([np.where(b_index >= 0, b_index, 0), b_only]).astype(np.int64)
+
+    def const(value) -> pa.Array:
+        return pa.array([value] * total, type=pa.string()) if total else pa.array([], pa.string())
+
+    columns = {
+        "wafer_token": const(token),
+        "source_format": const(wafer.format),
+        "lot": const(wafer.lot),
+        "wafer": const(wafer.wafer),
+        "product": const(wafer.product),
+        "step": const(wafer.step),
+        "tester": const(wafer.tester),
+        "partid": const(wafer.partid),
+        "stime": const(wafer.stime),
+        "in_a": pa.array(np.arange(total) < n),
+        "a_key": const(unit.a_key),
+        "a_etag": const(unit.a_etag),
+    }
+    a_pass = wafer.is_pass()
+    if companion is None or total == 0:
+        bx, by = np.empty(0, np.int32), np.empty(0, np.int32)
+        columns.update(
+            x=pa.array(wafer.x.astype(np.int32)),
+            y=pa.array(wafer.y.astype(np.int32)),
+            bin=pa.array(wafer.bin.astype(np.int32)),
+            **{"pass": pa.array(a_pass)},
+            retest_count=pa.array(wafer.retest_count.astype(np.int16)),
+            b_bin=pa.nulls(total, pa.int32()),
+            b_tester=pa.nulls(total, pa.string()),
+            b_stime=pa.nulls(total, pa.string()),
+            b_partid=pa.nulls(total, pa.string()),
+            b_values=pa.nulls(total, pa.list_(pa.float64())),
+            b_values_text=pa.nulls(total, pa.string()),
+            b_key=pa.nulls(total, pa.string()),
+            b_etag=pa.nulls(total, pa.string()),
+        )
+    else:
+        bx, by = companion.x[b_only], companion.y[b_only]
+        in_a = np.arange(total) < n
+        mask_no_b = ~has_b
+        k = companion.values.shape[1] if companion.values.ndim == 2 else 0
+        flat = companion.values[b_rows].reshape(-1) if k else np.empty(0)
+        na = companion.values_na[b_rows].reshape(-1) if k else np.empty(0, bool)
+        offsets = np.arange(total + 1, dtype=np.int32) * k
+        b_values = pa.ListArray.from_arrays(
+            pa.array(offsets), pa.array(flat, type=pa.float64(), mask=na), mask=pa.array(mask_no_b)
+        )
+        values_text = pa.array(companion.values_text) if not isinstance(companion.values_text, pa.Array) else companion.values_text
+        columns.update(
+            x=pa.array(np.concatenate([wafer.x, bx]).astype(np.int32)),
+            y=pa.array(np.concatenate([wafer.y, by]).astype(np.int32)),
+            bin=pa.array(np.concatenate([wafer.bin, np.zeros(m)]).astype(np.int32), mask=~in_a),
+            **{"pass": pa.array(np.concatenate([a_pass, np.zeros(m, bool)]), mask=~in_a)},
+            retest_count=pa.array(np.concatenate([wafer.retest_count, np.zeros(m)]).astype(np.int16)),
+            b_bin=pa.array(companion.bin[b_rows].astype(np.int32), mask=mask_no_b),
+            b_tester=pa.array(np.where(has_b, companion.tester or "", None).tolist(), pa.string())
+            if companion.tester is not None else pa.nulls(total, pa.string()),
+            b_stime=pa.array(np.where(has_b, companion.stime, None).tolist(), pa.string()),
+            b_partid=pa.array(np.where(has_b, companion.partid or "", None).tolist(), pa.string())
+            if companion.partid is not None else pa.nulls(total, pa.string()),
+            b_values=b_values,
+            b_values_text=_take_or_null(values_text, b_rows, mask_no_b),
+            b_key=pa.array(np.where(has_b, unit.b_key, None).tolist(), pa.string()),
+            b_etag=pa.array(np.where(has_b, unit.b_etag, None).tolist(), pa.string()),
+        )
+    return pa.table({name: columns[name] for name in DIE_TABLE_SCHEMA.names}, schema=DIE_TABLE_SCHEMA)
+
+
+def _take_or_null(values: pa.Array, rows: np.ndarray, null_mask: np.ndarray) -> pa.Array:
+    taken = values.take(pa.array(rows)) if len(values) else pa.nulls(len(rows), pa.string())
+    return pc.if_else(pa.array(null_mask), pa.scalar(None, pa.string()), taken.cast(pa.string()))
