@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from failmap_assets.partitions import daily_partitions
 
 FAILMAP_GROUP = "failmap"
 STDF_GROUP = "stdf"
@@ -12,7 +11,6 @@ STDF_GROUP = "stdf"
 failmap_day_job = define_asset_job(
     "failmap_day_job",
     selection=AssetSelection.groups(FAILMAP_GROUP),
-    partitions_def=daily_partitions,
     tags={"failmap/pipeline": "failmap"},
     description="Fail-map A/B pipeline for one fab day: listing, pairing, die table, PNG, JSON.",
 )
@@ -20,7 +18,6 @@ failmap_day_job = define_asset_job(
 stdf_day_job = define_asset_job(
     "stdf_day_job",
     selection=AssetSelection.groups(STDF_GROUP),
-    partitions_def=daily_partitions,
     tags={"failmap/pipeline": "stdf"},
     description="STDF ingestion for one fab day: listing, Parquet tables, wafer maps.",
 )

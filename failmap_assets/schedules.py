@@ -4,7 +4,6 @@ By then every A of yesterday is past its pairing window + grace, so pending A fi
 become a_only, and orphan B files are final.
 """
 
-from __future__ import annotations
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,7 +11,6 @@ from zoneinfo import ZoneInfo
 from dagster import AssetSelection, RunRequest, ScheduleEvaluationContext, define_asset_job, schedule
 
 from failmap_assets.jobs import FAILMAP_GROUP, STDF_GROUP
-from failmap_assets.partitions import daily_partitions
 from failmap_assets.settings import Settings
 
 _settings = Settings.from_env()
@@ -20,7 +18,6 @@ _settings = Settings.from_env()
 daily_close_job = define_asset_job(
     "daily_close_job",
     selection=AssetSelection.groups(FAILMAP_GROUP, STDF_GROUP),
-    partitions_def=daily_partitions,
     description="Yesterday's fail-map and STDF partitions, materialized once the day is closed.",
 )
 

@@ -16,10 +16,11 @@ def unique_die_check(out: ObjectStore, day: date) -> AssetCheckResult:
     """A die is one row: a retest replaces, a B-only die does not duplicate an A die."""
     dies = read_dataset(out, table_dir("failmap_dies", day))
     if dies is None or dies.height == 0:
-        return AssetCheckResult(check_name="unique_die", passed=True, metadata={"dies": 0})
+        return AssetCheckResult(check_name="unique_die", asset_key="failmap_dies", passed=True, metadata={"dies": 0})
     dup = dies.group_by("wafer_token", "x", "y").len().filter(pl.col("len") > 1)
     return AssetCheckResult(
         check_name="unique_die",
+        asset_key="failmap_dies",
         passed=dup.height == 0,
         severity=AssetCheckSeverity.ERROR,
         metadata={"dies": dies.height, "duplicated_dies": dup.height, "examples": str(dup.head(5).rows())},

@@ -6,7 +6,6 @@ pure layers beneath them. Every asset writes its output into FAILMAP_OUTPUT itse
 outputs are plain files any tool can read, on S3 or local folders alike.
 """
 
-from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo

@@ -13,9 +13,11 @@ takes most of a second. So the header goes through ``json.dumps`` and the ``chip
 text is assembled column-wise with Arrow string kernels (integer -> decimal cast,
 element-wise concatenation, take): "b"/"pass" are formatted once per distinct bin,
 the B file's stime/partid/tester once per file. Every string that comes from a file
-is escaped by the json module: ``json.dumps`` for the header, and for the per-die
-``transformed_values`` ``json.encoder.encode_basestring_ascii``, the very function
-``json.dumps`` uses for a string (minus its per-call dispatch). Output is ASCII-only
+is escaped by the json module: ``json.dumps`` for the header, and for each per-die
+``transformed_values`` that holds any byte needing an escape (control character,
+quote, backslash, non-ASCII) ``json.encoder.encode_basestring_ascii``, the very
+function ``json.dumps`` uses for a string. Values without such bytes (nearly all:
+``0.812,NA,1350``) are their own JSON text once quoted. Output is ASCII-only
 JSON (non-ASCII as ``\\uXXXX``), hence valid UTF-8 even for lone surrogates.
 """
 
@@ -50,10 +52,40 @@ def _join(*parts) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def _values_text(companion: CompanionMap) -> list:
-    text = companion.values_text
-    # pyarrow Array / ChunkedArray -> Python strings (None where null).
-    return text.to_pylist() if hasattr(text, "to_pylist") else list(text)
+def _json_string_array(text) -> pa.Array:
+    """JSON string literals (quotes included; ``null`` for a missing value) of file text.
+
+    Most values (``0.812,NA,1350``) need no escaping, so they are only quoted, with
+    Arrow. Any value holding a byte that JSON must or we choose to escape (control
+    characters, ``"``, ``\\``, non-ASCII) goes through the json module's own escaper.
+    """
+    if not hasattr(text, "to_pylist"):
+        try:
+            text = pa.array(list(text), pa.string())
+        except (UnicodeEncodeError, pa.ArrowException):
+            # Lone surrogates cannot become Arrow (UTF-8) strings: escape all in Python.
+            return pa.array([_json_str(v) for v in text], pa.string())
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    text = text.cast(pa.string())
+    if len(text) == 0:
+        return text
+    quoted = pc.fill_null(_join('"', text, '"'), "null")
+    # Arrow string layout: int32 offsets (shifted by the array's slice offset) into
+    # one UTF-8 data buffer; scan that buffer once instead of each value in Python.
+    _, offsets_buf, data = text.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[text.offset : text.offset + len(text) + 1].astype(np.int64)
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    raw = raw[offsets[0] : offsets[-1]]
+    bad = np.flatnonzero((raw < 0x20) | (raw == 0x22) | (raw == 0x5C) | (raw >= 0x80)) + offsets[0]
+    if len(bad) == 0:
+        return quoted
+    # Byte position -> element; empty elements share an offset, side="right" skips them.
+    rows = np.unique(np.searchsorted(offsets, bad, side="right") - 1)
+    escaped = pa.array([_json_str(v) for v in text.take(pa.array(rows)).to_pylist()], pa.string())
+    mask = np.zeros(len(text), dtype=bool)
+    mask[rows] = True
+    return pc.replace_with_mask(quoted, pa.array(mask), escaped)
 
 
 def _row_major(wafer: WaferMap) -> np.ndarray:
@@ -62,13 +94,13 @@ def _row_major(wafer: WaferMap) -> np.ndarray:
     WaferMap already resolves retests, but should a reader hand us a repeated
     (x, y), the later row wins, as a retest does, so chips stay one per die.
     """
-    x = np.asarray(wafer.x, dtype=np.int64)
-    y = np.asarray(wafer.y, dtype=np.int64)
-    order = np.lexsort((x, y))  # stable: equal (x, y) keep file order
+    # One int64 per die, monotone in (y, x): a single argsort beats np.lexsort.
+    key = (np.asarray(wafer.y, dtype=np.int64) << 32) + (np.asarray(wafer.x, dtype=np.int64) + (1 << 31))
+    order = np.argsort(key, kind="stable")  # stable: equal (x, y) keep file order
     if len(order) > 1:
-        xs, ys = x[order], y[order]
+        k = key[order]
         last_of_group = np.ones(len(order), dtype=bool)
-        last_of_group[:-1] = (xs[1:] != xs[:-1]) | (ys[1:] != ys[:-1])
+        last_of_group[:-1] = k[1:] != k[:-1]
         order = order[last_of_group]
     return order
 
@@ -117,8 +149,7 @@ def wafer_json(
     if companion is not None:
         b_index, b_only = match_dies(wafer.x, wafer.y, companion.x, companion.y)
         header["b_only_dies"] = int(len(b_only))
-        # transformed_values come from the file: escaped one by one by the json module.
-        values = pa.array([_json_str(v) for v in _values_text(companion)], pa.string())
+        values = _json_string_array(companion.values_text)
         # stime / partid / tester are the same for every die of the B file: escape once.
         tail = (
             f',"stime":{_json_str(companion.stime)},"partid":{_json_str(companion.partid)},'

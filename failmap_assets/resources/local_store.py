@@ -29,7 +29,7 @@ import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -261,6 +261,17 @@ class LocalObjectStore(ObjectStore):
               limit: int | None) -> Iterator[ObjectInfo]:
         if limit is not None and limit <= 0:
             return
+
+        def wanted(key: str, is_dir: bool) -> bool:
+            if not is_dir:
+                return key.startswith(prefix) and (start_after is None or key > start_after)
+            # ``key`` is a folder "d/": every key below it starts with it and sorts after it,
+            # so it may hold wanted keys only if it can meet the prefix, and unless it sorts
+            # entirely before start_after (start_after neither inside it nor before it)
+            if not (key.startswith(prefix) or prefix.startswith(key)):
+                return False
+            return start_after is None or key > start_after or start_after.startswith(key)
+
         root_fd = self._open_root()
         try:
             fd = root_fd
@@ -268,41 +279,36 @@ class LocalObjectStore(ObjectStore):
                 fd = _open_subdir(fd, name)
                 os.close(root_fd)
                 root_fd = fd
+            entries = _sorted_entries(root_fd, "".join(f"{name}/" for name in dirs), wanted)
         except (FileNotFoundError, NotADirectoryError, UnsafeKey):
             os.close(root_fd)
             return  # nothing there, or a symlink (which is never an object)
-        base = "".join(f"{name}/" for name in dirs)
+        except BaseException:
+            os.close(root_fd)
+            raise
         count = 0
-        # Explicit stack of (folder fd, its key prefix, iterator over its sorted entries)
-        # rather than recursion: keys may be up to 512 levels deep.
-        stack = [(root_fd, base, iter(_sorted_entries(root_fd)))]
+        # An explicit stack of (folder fd, iterator over its wanted entries) rather than
+        # recursion: keys may be up to 512 levels deep.
+        stack = [(root_fd, iter(entries))]
         try:
             while stack:
-                dir_fd, dir_key, entries = stack[-1]
-                for sort_name, entry, is_dir in entries:
-                    full = dir_key + sort_name
+                dir_fd, pending = stack[-1]
+                for key, name, is_dir in pending:
                     if is_dir:
-                        if not (full.startswith(prefix) or prefix.startswith(full)):
-                            continue
-                        # every key below ``full`` is > full; all of them are <= start_after
-                        # unless start_after lies inside this folder or sorts before it
-                        if start_after is not None and full <= start_after and not start_after.startswith(full):
-                            continue
                         try:
-                            child = _open_subdir(dir_fd, entry.name)
+                            child = _open_subdir(dir_fd, name)
                         except (FileNotFoundError, NotADirectoryError, UnsafeKey):
-                            continue  # removed or swapped for a symlink since the scan
-                        stack.append((child, full, iter(_sorted_entries(child))))
+                            continue  # removed, or swapped for a symlink, since the scan
+                        stack.append((child, iter(())))  # so that ``finally`` closes it
+                        stack[-1] = (child, iter(_sorted_entries(child, key, wanted)))
                         break
-                    if not full.startswith(prefix) or (start_after is not None and full <= start_after):
-                        continue
                     try:
-                        st = entry.stat(follow_symlinks=False)
+                        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
                     except FileNotFoundError:
                         continue  # deleted since the scan
                     if not stat.S_ISREG(st.st_mode):
                         continue  # symlinks, FIFOs, ... are not objects
-                    yield _info(full, st)
+                    yield _info(key, st)
                     count += 1
                     if limit is not None and count >= limit:
                         return
@@ -310,7 +316,7 @@ class LocalObjectStore(ObjectStore):
                     stack.pop()
                     os.close(dir_fd)
         finally:
-            for dir_fd, _, _ in stack:
+            for dir_fd, _ in stack:
                 os.close(dir_fd)
 
     def list_prefixes(self, prefix: str = "", delimiter: str = "/") -> list[str]:
@@ -320,12 +326,12 @@ class LocalObjectStore(ObjectStore):
             raise ValueError("delimiter must not be empty")
         if delimiter != "/":
             return self._list_prefixes_by_scan(prefix, delimiter)
-        dirs, partial = self._prefix_dirs(prefix)
+        dirs, _ = self._prefix_dirs(prefix)
         try:
             with self._dir(dirs) as dir_fd:
-                base = "".join(f"{name}/" for name in dirs)
-                return [base + sort_name for sort_name, entry, is_dir in _sorted_entries(dir_fd)
-                        if is_dir and entry.name.startswith(partial) and _holds_object(dir_fd, entry.name)]
+                folders = _sorted_entries(dir_fd, "".join(f"{name}/" for name in dirs),
+                                          lambda key, is_dir: is_dir and key.startswith(prefix))
+                return [key for key, name, _ in folders if _holds_object(dir_fd, name)]
         except (NotADirectoryError, UnsafeKey):
             return []
         except FileNotFoundError as exc:
@@ -343,9 +349,12 @@ class LocalObjectStore(ObjectStore):
         return sorted(found)
 
 
-def _sorted_entries(dir_fd: int) -> list[tuple[str, os.DirEntry, bool]]:
-    """Entries of a folder as (sort name, entry, is folder) in key order: a folder
-    ``d`` sorts as ``d/``. Only names (and d_type) are read, nothing is stat'ed."""
+def _sorted_entries(dir_fd: int, dir_key: str,
+                    wanted: Callable[[str, bool], bool]) -> list[tuple[str, str, bool]]:
+    """The wanted entries of a folder as (key, name, is folder), in key order. A folder
+    ``d`` has the key ``dir_key + "d/"``, which is where all its keys sort among its
+    siblings. Only names and d_type are read here, nothing is stat'ed, and unwanted
+    entries are dropped before sorting (a folder may hold a great many)."""
     out = []
     with os.scandir(dir_fd) as it:
         for entry in it:
@@ -355,7 +364,9 @@ def _sorted_entries(dir_fd: int) -> list[tuple[str, os.DirEntry, bool]]:
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue
-            out.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
+            key = f"{dir_key}{entry.name}/" if is_dir else dir_key + entry.name
+            if wanted(key, is_dir):
+                out.append((key, entry.name, is_dir))
     # str order is code-point order, which equals UTF-8 byte order (S3's order)
     out.sort(key=lambda item: item[0])
     return out

@@ -36,11 +36,14 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def list(self, prefix: str = "", start_after: str | None = None, limit: int | None = None) -> Iterator[ObjectInfo]:
         """Objects whose key starts with ``prefix`` and sorts strictly after ``start_after``,
-        in lexicographic (UTF-8 byte) order, paginating transparently; at most ``limit``."""
+        in lexicographic (UTF-8 byte) order, paginating transparently; at most ``limit``.
+        (SeaweedFS orders ``a/b`` before ``a!``: see resources/s3_store.py.)"""
 
     @abc.abstractmethod
     def list_prefixes(self, prefix: str = "", delimiter: str = "/") -> list[str]:
-        """Common prefixes one level below ``prefix`` (``20260111/`` day folders), sorted."""
+        """Common prefixes one level below ``prefix`` (``20260111/`` day folders), sorted.
+        Every prefix that holds an object is there; a server that keeps emptied folders
+        (SeaweedFS) may also list a prefix whose objects were all deleted."""
 
     @abc.abstractmethod
     def head(self, key: str) -> ObjectInfo | None:

@@ -11,6 +11,7 @@ millisecond, so 1,000 wafers are dominated by text rendering and compression.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -294,7 +295,8 @@ def _norm_ppf(p: float) -> float:
 
 def product_for_dies(dies: int, k: int = 99) -> Product:
     """A product whose grid has close to ``dies`` dies (for STDF files of a given size)."""
-    return _make_product(k, max(1, int(dies)))
+    p = _make_product(k, max(1, int(dies)))
+    return dataclasses.replace(p, name=f"ST{p.name}")  # never the name of a catalogue product
 
 
 # -------------------------------------------------------------------------- wafers

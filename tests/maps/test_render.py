@@ -155,12 +155,12 @@ def test_empty_wafer_is_a_valid_small_image(flat):
 def test_many_bins_rarest_take_the_nearest_kept_colour():
     rng = np.random.default_rng(3)
     n_bins = 300
-    # Bin k appears 1 + k dies: the 254 most frequent are bins 46..299, all fail bins.
-    # Bin 1 (a pass bin) is rare, so it must borrow a colour; bin 3 is made a pass
-    # bin too, but a frequent one, so bin 1 takes the green of bin 3.
-    bins = np.repeat(np.arange(n_bins), np.arange(n_bins) + 1)
-    bins[bins == 3] = 299 - 3  # keep the count ordering: make "bin 3" ...
-    bins[np.flatnonzero(bins == 296)[:297]] = 3  # ... the 297-die bin, swapped with 296
+    # Bin k appears 1 + k times, so the rarest 46 bins must borrow a colour. Bin 1
+    # (pass by default) is among them; bin 3 is made a frequent pass bin, so bin 1
+    # must take bin 3's green rather than the nearest fail colour.
+    per_bin = np.arange(n_bins) + 1
+    per_bin[3] = 400
+    bins = np.repeat(np.arange(n_bins), per_bin)
     rng.shuffle(bins)
     side = int(np.ceil(np.sqrt(len(bins))))
     x, y = np.arange(len(bins)) % side, np.arange(len(bins)) // side

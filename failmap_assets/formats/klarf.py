@@ -1,0 +1,455 @@
+"""KLARF defect files (KLA Results File; 1.1, 1.2 and 1.8) -> defect-count ``WaferMap``.
+
+A KLARF file lists inspected dies (``SampleTestPlan``) and defects (``DefectList``,
+each with the die index ``XINDEX`` / ``YINDEX``). Here every wafer becomes a map
+whose dies are the test plan's dies plus any die a defect sits on, and whose
+``bin`` is the number of defects on that die (0 = clean). Defects whose die
+index is ``NA`` cannot be placed and are counted in ``extra``.
+
+Syntax:
+
+* 1.1 / 1.2: statements ``Keyword values... ;``. ``WaferID`` starts a wafer;
+  statements before the first one apply to every wafer. ``DefectRecordSpec n
+  NAMES`` names the columns of the following ``DefectList``; an ``IMAGELIST``
+  column is a count followed by that many (image, type) pairs.
+* 1.8: nested ``Record Type "id" { ... }`` with ``Field Name n {v, ...}`` and
+  ``List Name { Columns n { type NAME, ... } Data m { row ; ... } }``: FileRecord >
+  LotRecord > WaferRecord > (DefectList, TestRecord > SampleTestPlanList,
+  SummaryRecord > TestSummaryList). ``NA`` may appear in any numeric column.
+
+Die indices: x grows to the right and y upward (wafer coordinates), so the
+canonical frame is ``x = XINDEX``, ``y = -YINDEX``; the indices are kept in
+``orig_x`` / ``orig_y``. ``OrientationMarkLocation`` is ``UP``/``DOWN``/``LEFT``/
+``RIGHT`` in 1.x and degrees in 1.8 (0 down, 90 left, 180 up, 270 right).
+
+Pass/fail: KLARF states none per bin. With configured pass bins those decide;
+otherwise a die with no defect passes and a die with any defect fails, which is
+how KLARF's own summary counts defective dies (NDEFDIE). The generic "bin 1
+passes" rule would be meaningless for defect counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import AbstractSet
+
+import numpy as np
+
+from failmap_assets.die_table import WaferMap
+from failmap_assets.formats.g85 import merge_verdicts
+from failmap_assets.rejects import Rejected
+
+FORMAT = "klarf"
+
+_TOKEN = re.compile(r'"[^"]*"|[{};,]|[^\s{};,"]+')
+_SIDES = {"DOWN": "D", "UP": "U", "LEFT": "L", "RIGHT": "R", "BOTTOM": "D", "TOP": "U"}
+_SIDE_DEGREES = "DLUR"  # 0, 90, 180, 270 degrees
+
+
+def looks_like_klarf(head: str) -> bool:
+    return re.match(r"\s*(FileVersion\s+1\s+\d+\s*;|Record\s+FileRecord\b)", head) is not None
+
+
+@dataclass
+class _Wafer:
+    """What a KLARF file says about one wafer, whatever its version."""
+
+    meta: dict[str, list[str]] = field(default_factory=dict)
+    plan: list[tuple[str, str]] = field(default_factory=list)          # (XINDEX, YINDEX) as written
+    defects: list[tuple[str, str]] = field(default_factory=list)       # (XINDEX, YINDEX) as written
+    summary: list[dict[str, str]] = field(default_factory=list)
+
+
+class _Tokens:
+    """Token stream over the text, with line numbers for reject messages."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.items = [(m.group(0), m.start()) for m in _TOKEN.finditer(text)]
+        self.i = 0
+
+    def peek(self) -> str | None:
+        return self.items[self.i][0] if self.i < len(self.items) else None
+
+    def next(self, what: str) -> str:
+        if self.i >= len(self.items):
+            raise Rejected("truncated", f"KLARF file ends inside {what}")
+        self.i += 1
+        return self.items[self.i - 1][0]
+
+    def expect(self, token: str, what: str) -> None:
+        got = self.next(what)
+        if got != token:
+            raise self.error("bad_syntax", f"expected {token!r} in {what}, found {got!r}", back=1)
+
+    def line(self, back: int = 0) -> int:
+        pos = self.items[max(0, min(self.i - back, len(self.items) - 1))][1] if self.items else 0
+        return self.text.count("\n", 0, pos) + 1
+
+    def error(self, reason: str, detail: str, back: int = 0) -> Rejected:
+        return Rejected(reason, f"KLARF: {detail}", line=self.line(back))
+
+
+def _unquote(token: str) -> str:
+    return token[1:-1] if len(token) >= 2 and token[0] == '"' and token[-1] == '"' else token
+
+
+def read_klarf(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[WaferMap]:
+    """One defect-count map per wafer of the KLARF file."""
+    text = data.decode("utf-8-sig", errors="replace")
+    tokens = _Tokens(text)
+    first = tokens.peek()
+    if first == "Record":
+        wafers, version = _read_v18(tokens), "1.8"
+    elif first is not None and first.lower() == "fileversion":
+        wafers, version = _read_v1(tokens)
+    else:
+        raise Rejected("unknown_format", "not a KLARF file (no FileVersion statement or FileRecord)")
+    if not wafers:
+        raise Rejected("no_wafer", "KLARF file describes no wafer")
+    return [_to_wafer_map(w, version, pass_bins) for w in wafers]
+
+
+# ---------------------------------------------------------------------------
+# KLARF 1.1 / 1.2
+# ---------------------------------------------------------------------------
+
+
+def _statements(tokens: _Tokens) -> Iterator[tuple[str, list[str], int]]:
+    while tokens.peek() is not None:
+        line = tokens.line()
+        keyword = tokens.next("a statement")
+        values = []
+        while (tok := tokens.peek()) != ";":
+            if tok is None:
+                if keyword.lower() == "endoffile":
+                    break
+                raise tokens.error("truncated", f"statement {keyword} is not closed with ';'")
+            values.append(tokens.next(keyword))
+        if tokens.peek() == ";":
+            tokens.next(keyword)
+        yield keyword, values, line
+        if keyword.lower() == "endoffile":
+            return
+
+
+def _read_v1(tokens: _Tokens) -> tuple[list[_Wafer], str]:
+    common: dict[str, list[str]] = {}
+    wafers: list[_Wafer] = []
+    spec: list[str] | None = None
+    summary_spec: list[str] | None = None
+    version = "1.x"
+    for keyword, values, line in _statements(tokens):
+        key = keyword.lower()
+        current = wafers[-1] if wafers else None
+        if key == "fileversion":
+            version = ".".join(values[:2])
+        elif key == "waferid":
+            wafers.append(_Wafer(meta={"WaferID": [_unquote(v) for v in values]}))
+        elif key == "sampletestplan":
+            target = current or _implicit(wafers)
+            target.plan.extend(_counted_pairs(values, "SampleTestPlan", line))
+        elif key == "defectrecordspec":
+            spec = _spec(values, "DefectRecordSpec", line)
+        elif key == "defectlist":
+            if spec is None:
+                raise Rejected("bad_syntax", "KLARF: DefectList before any DefectRecordSpec", line=line)
+            (current or _implicit(wafers)).defects.extend(_defects(values, spec, line))
+        elif key == "summaryspec":
+            summary_spec = _spec(values, "SummarySpec", line)
+        elif key == "summarylist" and summary_spec:
+            rows = _rows_of(values, len(summary_spec), "SummaryList", line)
+            (current or _implicit(wafers)).summary.extend(dict(zip(summary_spec, r)) for r in rows)
+        elif key in ("classlookup", "endoffile"):
+            continue
+        else:
+            (current.meta if current is not None else common)[keyword] = [_unquote(v) for v in values]
+    for w in wafers:
+        w.meta = {**common, **w.meta}
+    return wafers, version
+
+
+def _implicit(wafers: list[_Wafer]) -> _Wafer:
+    # Data before any WaferID statement: a wafer without an id.
+    wafers.append(_Wafer())
+    return wafers[-1]
+
+
+def _counted_pairs(values: list[str], what: str, line: int) -> list[tuple[str, str]]:
+    if not values or not values[0].isdigit():
+        raise Rejected("bad_list", f"KLARF: {what} does not start with its count", line=line)
+    n = int(values[0])
+    if len(values) - 1 != 2 * n:
+        raise Rejected("bad_list", f"KLARF: {what} says {n} dies but holds {(len(values) - 1) / 2:g}", line=line)
+    return list(zip(values[1::2], values[2::2]))
+
+
+def _spec(values: list[str], what: str, line: int) -> list[str]:
+    if not values or not values[0].isdigit() or int(values[0]) != len(values) - 1:
+        raise Rejected("bad_list", f"KLARF: {what} column count does not match its column names", line=line)
+    return [v.upper() for v in values[1:]]
+
+
+def _rows_of(values: list[str], width: int, what: str, line: int) -> list[list[str]]:
+    if width == 0 or len(values) % width:
+        raise Rejected("bad_list", f"KLARF: {what} holds {len(values)} values, not a multiple of {width} columns", line=line)
+    return [values[i : i + width] for i in range(0, len(values), width)]
+
+
+def _defects(values: list[str], spec: list[str], line: int) -> list[tuple[str, str]]:
+    if "XINDEX" not in spec or "YINDEX" not in spec:
+        raise Rejected("bad_list", "KLARF: DefectRecordSpec has no XINDEX / YINDEX column", line=line)
+    xi, yi = spec.index("XINDEX"), spec.index("YINDEX")
+    if "IMAGELIST" not in spec:
+        return [(r[xi], r[yi]) for r in _rows_of(values, len(spec), "DefectList", line)]
+    out, i = [], 0
+    while i < len(values):  # IMAGELIST has a variable width: walk record by record
+        record = []
+        for name in spec:
+            if i >= len(values):
+                raise Rejected("bad_list", f"KLARF: DefectList ends inside defect record {len(out) + 1}", line=line)
+            if name == "IMAGELIST":
+                if not values[i].isdigit():
+                    raise Rejected("bad_list", f"KLARF: IMAGELIST count {values[i]!r} is not a number", line=line)
+                i += 1 + 2 * int(values[i])
+                if i > len(values):
+                    raise Rejected("bad_list", f"KLARF: DefectList ends inside the IMAGELIST of record {len(out) + 1}", line=line)
+                record.append("")
+                continue
+            record.append(values[i])
+            i += 1
+        out.append((record[xi], record[yi]))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# KLARF 1.8
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Record:
+    kind: str
+    name: str | None
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    lists: dict[str, tuple[list[str], list[list[str]]]] = field(default_factory=dict)
+    records: list[_Record] = field(default_factory=list)
+
+
+def _read_v18(tokens: _Tokens) -> list[_Wafer]:
+    tokens.expect("Record", "FileRecord")
+    root = _record(tokens)
+    wafers = []
+    for lot in (r for r in root.records if r.kind == "LotRecord"):
+        for wr in (r for r in lot.records if r.kind == "WaferRecord"):
+            w = _Wafer(meta={**root.fields, **lot.fields, **wr.fields, "LotID": [lot.name or ""], "WaferID": [wr.name or ""]})
+            w.meta["FileVersion"] = [root.name or "1.8"]
+            w.defects = _list_pairs(wr.lists.get("DefectList"), "DefectList")
+            for test in (r for r in wr.records if r.kind == "TestRecord"):
+                w.plan.extend(_list_pairs(test.lists.get("SampleTestPlanList"), "SampleTestPlanList"))
+            for summary in (r for r in wr.records if r.kind == "SummaryRecord"):
+                cols, rows = summary.lists.get("TestSummaryList", ([], []))
+                w.summary.extend(dict(zip(cols, r)) for r in rows)
+            wafers.append(w)
+    return wafers
+
+
+def _record(tokens: _Tokens) -> _Record:
+    kind = tokens.next("a Record")
+    name = _unquote(tokens.next(kind)) if tokens.peek() != "{" else None
+    rec = _Record(kind, name)
+    tokens.expect("{", kind)
+    while (tok := tokens.next(kind)) != "}":
+        if tok == "Record":
+            rec.records.append(_record(tokens))
+        elif tok == "Field":
+            name = tokens.next("a Field")
+            tokens.next(f"Field {name}")  # declared value count; values are read up to '}'
+            rec.fields[name] = _braced_values(tokens, f"Field {name}")
+        elif tok == "List":
+            name = tokens.next("a List")
+            rec.lists[name] = _list(tokens, name)
+        else:
+            raise tokens.error("bad_syntax", f"unexpected {tok!r} in Record {kind}", back=1)
+    return rec
+
+
+def _braced_values(tokens: _Tokens, what: str) -> list[str]:
+    tokens.expect("{", what)
+    values = []
+    while (tok := tokens.next(what)) != "}":
+        if tok != ",":
+            values.append(_unquote(tok))
+    return values
+
+
+def _list(tokens: _Tokens, name: str) -> tuple[list[str], list[list[str]]]:
+    what = f"List {name}"
+    tokens.expect("{", what)
+    tokens.expect("Columns", what)
+    n_cols = _count(tokens.next(what), tokens, what)
+    columns = _column_names(tokens, f"{what} Columns")
+    if len(columns) != n_cols:
+        raise tokens.error("bad_list", f"{what} declares {n_cols} columns but names {len(columns)}")
+    tokens.expect("Data", what)
+    n_rows = _count(tokens.next(what), tokens, what)
+    tokens.expect("{", what)
+    rows, row = [], []
+    while (tok := tokens.next(what)) != "}":
+        if tok == ";":
+            if len(row) != n_cols:
+                raise tokens.error("bad_list", f"{what} row {len(rows) + 1} has {len(row)} values, expected {n_cols}")
+            rows.append(row)
+            row = []
+        elif tok == "{":  # a nested value (image list): one value, skipped
+            depth = 1
+            while depth:
+                t = tokens.next(what)
+                depth += {"{": 1, "}": -1}.get(t, 0)
+            row.append("")
+        elif tok != ",":
+            row.append(_unquote(tok))
+    if row:
+        raise tokens.error("bad_list", f"{what} row {len(rows) + 1} is not closed with ';'")
+    if len(rows) != n_rows:
+        raise tokens.error("bad_list", f"{what} says Data {n_rows} but holds {len(rows)} rows")
+    tokens.expect("}", what)
+    return columns, rows
+
+
+def _column_names(tokens: _Tokens, what: str) -> list[str]:
+    """``{ type NAME, type NAME }``: the last word of each comma-separated entry."""
+    tokens.expect("{", what)
+    entries, entry = [], []
+    while (tok := tokens.next(what)) != "}":
+        if tok == ",":
+            entries.append(entry)
+            entry = []
+        else:
+            entry.append(tok)
+    entries.append(entry)
+    return [e[-1].upper() for e in entries if e]
+
+
+def _count(token: str, tokens: _Tokens, what: str) -> int:
+    if not token.isdigit():
+        raise tokens.error("bad_list", f"{what}: {token!r} is not a count", back=1)
+    return int(token)
+
+
+def _list_pairs(lst, what: str) -> list[tuple[str, str]]:
+    if lst is None:
+        return []
+    cols, rows = lst
+    if "XINDEX" not in cols or "YINDEX" not in cols:
+        raise Rejected("bad_list", f"KLARF: {what} has no XINDEX / YINDEX column")
+    xi, yi = cols.index("XINDEX"), cols.index("YINDEX")
+    return [(r[xi], r[yi]) for r in rows]
+
+
+# ---------------------------------------------------------------------------
+# Common: wafer -> WaferMap
+# ---------------------------------------------------------------------------
+
+
+def _ints(pairs: list[tuple[str, str]], what: str) -> tuple[np.ndarray, int]:
+    """Integer (x, y) pairs; pairs with NA are dropped and counted."""
+    good = [(x, y) for x, y in pairs if x.upper() != "NA" and y.upper() != "NA"]
+    try:
+        arr = np.array([(int(x), int(y)) for x, y in good], dtype=np.int64).reshape(-1, 2)
+    except ValueError:
+        raise Rejected("bad_value", f"KLARF: {what} holds a die index that is not an integer") from None
+    return arr, len(pairs) - len(good)
+
+
+def _to_wafer_map(w: _Wafer, version: str, pass_bins: AbstractSet[int] | None) -> WaferMap:
+    plan, plan_na = _ints(w.plan, "SampleTestPlan")
+    defects, unplaced = _ints(w.defects, "DefectList")
+    both = np.concatenate([plan, defects]) if len(defects) else plan
+    dies, inverse = np.unique(both, axis=0, return_inverse=True) if len(both) else (np.empty((0, 2), np.int64), np.empty(0, np.int64))
+    inverse = np.asarray(inverse).reshape(-1)
+    counts = np.bincount(inverse[len(plan):], minlength=len(dies)) if len(dies) else np.empty(0, np.int64)
+    planned = np.zeros(len(dies), dtype=bool)
+    planned[inverse[: len(plan)]] = True
+    meta = w.meta
+
+    extra = {k: " ".join(v) for k, v in meta.items()}
+    extra.update({
+        "klarf_version": version,
+        "defects": str(len(w.defects)),
+        "defects_without_die": str(unplaced),
+        "plan_dies": str(int(planned.sum())),
+        "dies_outside_plan": str(int((~planned).sum())),
+    })
+    if plan_na:
+        extra["plan_entries_with_na"] = str(plan_na)
+    if w.summary:
+        extra["summary"] = "; ".join(",".join(f"{k}={v}" for k, v in row.items()) for row in w.summary)
+    flat = _flat(meta.get("OrientationMarkLocation"))
+    if flat is None:
+        extra["flat_source"] = "default (no OrientationMarkLocation)"
+    present = np.unique(counts).tolist()
+    verdicts = merge_verdicts({}, present, pass_bins) if pass_bins is not None else {b: b == 0 for b in present}
+    return WaferMap(
+        format=FORMAT,
+        x=dies[:, 0].astype(np.int32),
+        y=(-dies[:, 1]).astype(np.int32),
+        bin=counts.astype(np.int32),
+        retest_count=np.zeros(len(dies), dtype=np.int16),
+        lot=_one(meta, "LotID"),
+        wafer=_one(meta, "WaferID"),
+        product=_one(meta, "DeviceID"),
+        step=_one(meta, "StepID"),
+        tester=" ".join(meta.get("InspectionStationID", [])).strip() or None,
+        stime=_stime(meta.get("ResultTimestamp") or meta.get("FileTimestamp")),
+        flat=flat or "D",
+        die_size=_die_size(meta.get("DiePitch"), version),
+        bin_pass=verdicts,
+        bin_names={0: "no defect"} if 0 in present else {},
+        extra=extra,
+        orig_x=dies[:, 0].astype(np.int32),
+        orig_y=dies[:, 1].astype(np.int32),
+        rows_read=int(len(both)),
+    )
+
+
+def _one(meta: dict[str, list[str]], key: str) -> str | None:
+    values = meta.get(key)
+    return values[0] if values and values[0] else None
+
+
+def _flat(values: list[str] | None) -> str | None:
+    if not values:
+        return None
+    v = values[0].strip().upper()
+    if v in _SIDES:
+        return _SIDES[v]
+    try:
+        return _SIDE_DEGREES[int(round((float(v) % 360) / 90.0)) % 4]
+    except ValueError:
+        raise Rejected("bad_orientation", f"KLARF: OrientationMarkLocation {values[0]!r} is not a side or an angle") from None
+
+
+def _stime(values: list[str] | None) -> str | None:
+    """``MM-DD-YY[YY] hh:mm:ss`` -> ``YYYYMMDD_HHMMSS``."""
+    if not values:
+        return None
+    m = re.match(r"(\d{1,2})-(\d{1,2})-(\d{2,4})\s+(\d{1,2}):(\d{2}):(\d{2})", " ".join(values))
+    if m is None:
+        return None
+    month, day, year, hh, mm, ss = m.groups()
+    if len(year) == 2:
+        year = f"{2000 + int(year) if int(year) < 70 else 1900 + int(year)}"
+    return f"{int(year):04d}{int(month):02d}{int(day):02d}_{int(hh):02d}{mm}{ss}"
+
+
+def _die_size(values: list[str] | None, version: str) -> tuple[float, float] | None:
+    # DiePitch: micrometres in 1.1/1.2, nanometres in 1.8.
+    try:
+        x, y = float(values[0]), float(values[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+    scale = 1e-6 if version == "1.8" else 1e-3
+    return round(x * scale, 6), round(y * scale, 6)

@@ -1,0 +1,243 @@
+"""TSK / Accretech (Tokyo Seimitsu A-PM-90A, UF series) binary probe maps -> ``WaferMap``.
+
+Layout (all integers big-endian, "Motorola order" in the maker's manual):
+
+* Header, 236 bytes (:data:`HEADER`): operator, device, wafer size, index size
+  (0.01 um), flat direction (degrees), map version, columns ("map data area row
+  size") and rows ("line size"), wafer id, lot, X/Y coordinate increase
+  directions, reference die, start/end times (ASCII ``YYMMDDhhmm``), header
+  totals (tested / pass / fail dies, 2 bytes each), address of the die records,
+  map-file configuration bits, max sites and categories.
+* Map versions 0 and 2..7: one 6-byte record per map position, row by row, in
+  the map as the prober displays it (first record = top-left):
+
+  - word 1: test result (bits 15-14: 0 not tested, 1 pass, 2 fail 1, 3 fail 2),
+    marking, re-probe result, X coordinate (bits 8-0);
+  - word 2: die property (bits 15-14: 0 skip, 1 probing, 2 compulsory marking),
+    sign bits of X (bit 11) and Y (bit 10), dummy data, Y coordinate (bits 8-0);
+  - word 3: measurement finished, reject chip, test site (bits 13-8), category
+    (bits 5-0).
+
+  Then, as the configuration bits say: line-category records (bit 2, 8 bytes per
+  position), the 172-byte extension header (bit 3; 4-byte totals at offsets 52,
+  56, 60 that do not overflow at 65,535 dies), and 4-byte extension records per
+  position (bit 4) carrying categories above 63: version 2 low byte of word 1,
+  version 4 word 2 bits 9-0, version 7 word 2 bits 13-0.
+* Map version 1 (250,000 chips): extension header right after the header, then
+  2-byte records (test result bits 15-14, category bits 13-8, site bits 5-0).
+
+Categories are stored as category - 1 (the manual: "add 1 for actual category"),
+so ``bin`` is the stored value + 1. When a category holds both passing and
+failing dies (probers that only record pass/fail leave every category at 0), the
+bin is the die test result instead: 1 pass, 2 fail 1, 3 fail 2. The file gives a
+verdict for every die, so the configured pass bins are not consulted.
+
+Dies: positions whose property is "probing" and that were tested. Skip positions,
+compulsory-marking (ink) positions and untested probing positions are counted in
+``extra``. The canonical frame is the record order (column right, row down);
+``orig_x`` / ``orig_y`` are the prober's coordinates from the records. Flat
+direction is in degrees clockwise from the top of the displayed map: 0 U, 90 R,
+180 D, 270 L.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import AbstractSet
+
+import numpy as np
+
+from failmap_assets.die_table import WaferMap
+from failmap_assets.rejects import Rejected
+
+FORMAT = "tsk"
+
+HEADER = struct.Struct(
+    ">20s16sHHIIHBBHHI"      # operator, device, wafer size, machine, index x/y, flat, editor, version, cols, rows, form
+    "21sB18sHH"              # wafer id, probing count, lot, cassette, slot
+    "BBBxiihhBB2xiiii"       # x/y direction, ref procedure, target die x/y, ref die x/y, start pos, direction,
+                             # distance x/y to centre, centre die x/y
+    "ii12s12s12s12s"         # first die x/y, start, end, load, unload times
+    "4s4s4sBxHHH"            # machine no 1/2, special characters, end info, tested, pass, fail
+    "IIIHHH2x"               # die data address, line category count/address, config, max sites, max categories
+)
+assert HEADER.size == 236
+_FIELDS = (
+    "operator", "device", "wafer_size", "machine_no", "index_x", "index_y", "flat_direction", "editor_type",
+    "map_version", "columns", "rows", "data_form", "wafer_id", "probing_count", "lot", "cassette", "slot",
+    "x_direction", "y_direction", "ref_procedure", "target_x", "target_y", "ref_die_x", "ref_die_y",
+    "probing_start", "probing_direction", "centre_distance_x", "centre_distance_y", "centre_die_x",
+    "centre_die_y", "first_die_x", "first_die_y", "start_time", "end_time", "load_time", "unload_time",
+    "machine_no_1", "machine_no_2", "special_chars", "end_info", "tested", "passed", "failed",
+    "die_address", "line_category_count", "line_category_address", "config", "max_sites", "max_categories",
+)
+EXT_HEADER_SIZE = 172
+_MAX_POSITIONS = 1 << 24  # far above any wafer; bounds memory for a corrupt header
+_TEST_RESULT_NAMES = {1: "pass", 2: "fail 1", 3: "fail 2"}
+
+
+def read_header(data: bytes) -> dict:
+    """The 236-byte header as a dict (strings decoded, trailing blanks/NULs removed)."""
+    if len(data) < HEADER.size:
+        raise Rejected("truncated", f"TSK map is {len(data)} bytes, shorter than its 236-byte header")
+    values = HEADER.unpack_from(data)
+    h = dict(zip(_FIELDS, values))
+    for k, v in h.items():
+        if isinstance(v, bytes):
+            h[k] = v.split(b"\0")[0].decode("latin-1").strip()
+    return h
+
+
+def looks_like_tsk(data: bytes) -> bool:
+    """Cheap structural test used by format detection (no exceptions)."""
+    if len(data) < HEADER.size:
+        return False
+    try:
+        h = read_header(data)
+    except Rejected:
+        return False
+    names = data[:36]
+    if any(b not in (0,) and not 32 <= b < 127 for b in names):
+        return False
+    if h["map_version"] > 7 or h["flat_direction"] > 359 or not h["columns"] or not h["rows"]:
+        return False
+    if h["x_direction"] > 2 or h["y_direction"] > 2 or h["columns"] * h["rows"] > _MAX_POSITIONS:
+        return False
+    record = 2 if h["map_version"] == 1 else 6
+    return len(data) >= HEADER.size + h["columns"] * h["rows"] * record
+
+
+def read_tsk(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[WaferMap]:
+    """The wafer of a TSK map file. ``pass_bins`` is unused: TSK gives a verdict per die."""
+    h = read_header(data)
+    version, cols, rows = h["map_version"], h["columns"], h["rows"]
+    if version > 7:
+        raise Rejected("bad_header", f"TSK map version {version} is unknown (0..7)")
+    if not cols or not rows or cols * rows > _MAX_POSITIONS:
+        raise Rejected("bad_header", f"TSK map area {cols} x {rows} is not plausible")
+    n = cols * rows
+    extra: dict[str, str] = {}
+    if version == 1:
+        result, category, coords, ext = _version1(data, n)
+        probing = result > 0
+    else:
+        result, category, coords, ext, probing = _records(data, h, n, extra)
+    if ext is not None:
+        extra.update({"ext_tested": str(ext[0]), "ext_passed": str(ext[1]), "ext_failed": str(ext[2])})
+
+    tested = probing & (result > 0)
+    row_idx, col_idx = np.divmod(np.flatnonzero(tested), cols)
+    res_t, cat_t = result[tested], category[tested]
+    bins, verdicts, names = _bins(res_t, cat_t, extra)
+
+    extra.update({k: str(v) for k, v in h.items() if k not in ("device", "lot", "wafer_id")})
+    extra["positions_not_tested"] = str(int(np.count_nonzero(probing & (result == 0))))
+    extra["flat_direction_degrees"] = str(h["flat_direction"])
+    orig_x = orig_y = None
+    if coords is not None:
+        orig_x, orig_y = coords[0][tested], coords[1][tested]
+    return [
+        WaferMap(
+            format=FORMAT,
+            x=col_idx.astype(np.int32),
+            y=row_idx.astype(np.int32),
+            bin=bins.astype(np.int32),
+            retest_count=np.zeros(len(bins), dtype=np.int16),
+            lot=h["lot"] or None,
+            wafer=h["wafer_id"] or None,
+            product=h["device"] or None,
+            stime=_stime(h["start_time"]),
+            flat="URDL"[int(round(h["flat_direction"] / 90.0)) % 4],
+            die_size=(h["index_x"] / 1e5, h["index_y"] / 1e5) if h["index_x"] and h["index_y"] else None,
+            bin_pass=verdicts,
+            bin_names=names,
+            extra=extra,
+            orig_x=orig_x,
+            orig_y=orig_y,
+            rows_read=int(len(bins)),
+        )
+    ]
+
+
+def _records(data: bytes, h: dict, n: int, extra: dict) -> tuple:
+    """6-byte die records (versions 0, 2..7) plus the optional trailing sections."""
+    address = h["die_address"] if h["die_address"] >= HEADER.size else HEADER.size
+    end = address + 6 * n
+    if len(data) < end:
+        raise Rejected("truncated", f"TSK map holds {len(data)} bytes; {n} die records need {end}")
+    words = np.frombuffer(data, dtype=">u2", count=3 * n, offset=address).reshape(n, 3).astype(np.int64)
+    w1, w2, w3 = words[:, 0], words[:, 1], words[:, 2]
+    result = w1 >> 14
+    prop = w2 >> 14
+    x = np.where((w2 >> 11) & 1, -(w1 & 0x1FF), w1 & 0x1FF)
+    y = np.where((w2 >> 10) & 1, -(w2 & 0x1FF), w2 & 0x1FF)
+    category = w3 & 0x3F
+    extra["positions_skip"] = str(int(np.count_nonzero(prop == 0)))
+    extra["positions_marking"] = str(int(np.count_nonzero(prop == 2)))
+
+    config, version = h["config"], h["map_version"]
+    offset = end
+    if version >= 2 and config & 0b100:  # line category information
+        offset += 8 * (h["line_category_count"] or n)
+    ext = None
+    if version >= 2 and config & 0b1000:  # extension header
+        ext = _ext_totals(data, offset)
+        offset += EXT_HEADER_SIZE
+    if version >= 2 and config & 0b10000:  # extension record per die: categories above 63
+        category = _extended_categories(data, offset, n, version, category, extra)
+    return result, category, (x, y), ext, prop == 1
+
+
+def _ext_totals(data: bytes, offset: int) -> tuple[int, int, int]:
+    if len(data) < offset + EXT_HEADER_SIZE:
+        raise Rejected("truncated", "TSK configuration announces an extension header the file does not hold")
+    return struct.unpack_from(">III", data, offset + 52)
+
+
+def _extended_categories(data: bytes, offset: int, n: int, version: int, category: np.ndarray, extra: dict):
+    if len(data) < offset + 4 * n:
+        raise Rejected("truncated", "TSK configuration announces extension die records the file does not hold")
+    words = np.frombuffer(data, dtype=">u2", count=2 * n, offset=offset).reshape(n, 2).astype(np.int64)
+    if version == 2:
+        return words[:, 0] & 0xFF
+    if version == 4:
+        return words[:, 1] & 0x3FF
+    if version == 7:
+        return words[:, 1] & 0x3FFF
+    # Versions 3 and 5: the extension record layout is not documented to us; the
+    # 6-bit categories of the main records still hold for categories 1..64.
+    extra["extension_records"] = f"not decoded for map version {version}; 6-bit categories used"
+    return category
+
+
+def _version1(data: bytes, n: int) -> tuple:
+    start = HEADER.size + EXT_HEADER_SIZE
+    if len(data) < start + 2 * n:
+        raise Rejected("truncated", f"TSK map version 1 holds {len(data)} bytes; {n} die records need {start + 2 * n}")
+    ext = struct.unpack_from(">III", data, HEADER.size + 52)
+    b = np.frombuffer(data, dtype=np.uint8, count=2 * n, offset=start).reshape(n, 2).astype(np.int64)
+    return b[:, 0] >> 6, b[:, 0] & 0x3F, None, ext
+
+
+def _bins(result: np.ndarray, category: np.ndarray, extra: dict) -> tuple[np.ndarray, dict, dict]:
+    cat = category + 1
+    passed = result == 1
+    mixed = np.intersect1d(np.unique(cat[passed]), np.unique(cat[~passed]))
+    if mixed.size == 0:
+        extra["bin_source"] = "category"
+        verdicts = {int(c): True for c in np.unique(cat[passed])}
+        verdicts.update({int(c): False for c in np.unique(cat[~passed])})
+        return cat, verdicts, {}
+    # The categories do not tell pass from fail: bin by the test result instead.
+    extra["bin_source"] = "test_result"
+    extra["mixed_categories"] = ",".join(str(int(c)) for c in mixed[:20])
+    present = np.unique(result).tolist()
+    return result, {r: r == 1 for r in present}, {r: _TEST_RESULT_NAMES[r] for r in present}
+
+
+def _stime(text: str) -> str | None:
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) < 10:
+        return None
+    year = int(digits[:2])
+    return f"{2000 + year if year < 70 else 1900 + year}{digits[2:6]}_{digits[6:10]}00"

@@ -1,0 +1,206 @@
+"""bucket_a_sensor, bucket_b_sensor, stdf_sensor: Dagster wiring of the listing layer.
+
+Per tick and sensor (see ``listing.py`` for the listing, ``ledger.py`` for the ledger
+and why it lives in the instance's key-value table):
+
+* at most one RunRequest per affected day partition (``partition_key="YYYY-MM-DD"``,
+  the day folder of the keys), at most ``FAILMAP_SENSOR_MAX_RUNS_PER_TICK`` of them,
+  oldest day first;
+* ``run_key = "<sensor>:<YYYY-MM-DD>:g<gen>:<digest>"``: ``gen`` counts the sensor's
+  ticks that requested runs (it is in the cursor), ``digest`` is a SHA-256 of the sorted
+  (key, etag) set the run covers. A tick evaluated twice from the same cursor yields
+  the same keys (Dagster drops the duplicate); a later tick never repeats one, even
+  when an identical object comes back after a delete;
+* tags ``failmap/objects_count`` and ``failmap/objects`` (the first keys, truncated)
+  say what triggered the run; the complete (key, etag) list is the run's *manifest*
+  in the instance key-value table, named by the ``failmap/manifest`` tag (tags are
+  copied into every tick row and run row, so a full list there would be kept
+  several times over and could hit a deployment's run-size cap);
+* the B sensor also requests the *previous* day for a B file written within the
+  pairing window after midnight: its partner A sits in the previous day's folder
+  (``failmap/partners_*`` tags), and that day's pairing must run again;
+* nothing new: a SkipReason, no run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from dagster import (
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from failmap_assets.jobs import failmap_day_job, stdf_day_job
+from failmap_assets.partitions import daily_partitions
+from failmap_assets.resources.object_store import ObjectInfo, ObjectStore
+from failmap_assets.resources.storage import FailmapStorage
+from failmap_assets.sensors.config import SensorConfig
+from failmap_assets.sensors.ledger import LedgerStore, Manifest, objects_digest
+from failmap_assets.sensors.listing import (
+    SensorCursor,
+    TickPlan,
+    b_partner_days,
+    finalize,
+    scan,
+)
+
+TAG_PREFIX = "failmap/"
+KV_NAMESPACE = "failmap/sensors"
+
+_IMPORT_CONFIG = SensorConfig.from_env()
+
+
+def current_time() -> datetime:
+    """The sensors' clock (tests replace it to simulate days passing)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    name: str
+    store: Callable[[FailmapStorage], ObjectStore]
+    b_partners: bool = False
+
+
+def _truncated_list(keys: list[str], limit: int) -> str:
+    """``"k1, k2 ... (+N more)"`` within ``limit`` characters."""
+    full = ", ".join(keys)
+    if len(full) <= limit:
+        return full
+    out: list[str] = []
+    for i, key in enumerate(keys):
+        if len(", ".join([*out, key]) + f" ... (+{len(keys) - i - 1} more)") > limit:
+            break
+        out.append(key)
+    if not out:
+        return f"({len(keys)} objects: see the manifest)"
+    return ", ".join(out) + f" ... (+{len(keys) - len(out)} more)"
+
+
+def build_run_requests(
+    spec: BucketSpec, plan: TickPlan, gen: int, ledger_store: LedgerStore, cfg: SensorConfig
+) -> list[RunRequest]:
+    """One RunRequest per day of the plan, oldest first; stages each run's manifest."""
+    requests = []
+    for day in plan.run_days:
+        objects: list[ObjectInfo] = plan.new_objects.get(day, [])
+        partners = plan.partners.get(day, [])
+        entries = [(o.key, o.etag) for o in objects]
+        partner_entries = [(o.key, o.etag, f"{own:%Y-%m-%d}") for o, own in partners]
+        digest = objects_digest(entries + [("partner:" + k, e) for k, e, _ in partner_entries])
+        run_key = f"{spec.name}:{day:%Y-%m-%d}:g{gen}:{digest[:16]}"
+        manifest_key = ledger_store.stage_manifest(
+            run_key,
+            Manifest(sensor=spec.name, day=f"{day:%Y-%m-%d}", gen=gen, objects=entries, partners=partner_entries),
+        )
+        tags = {
+            f"{TAG_PREFIX}trigger": spec.name,
+            f"{TAG_PREFIX}objects_count": str(len(entries)),
+            f"{TAG_PREFIX}objects": _truncated_list([k for k, _ in entries], cfg.tag_list_chars),
+            f"{TAG_PREFIX}objects_digest": digest[:32],
+            f"{TAG_PREFIX}manifest": manifest_key,
+            f"{TAG_PREFIX}sensor_gen": str(gen),
+        }
+        if partner_entries:
+            tags[f"{TAG_PREFIX}partners_count"] = str(len(partner_entries))
+            tags[f"{TAG_PREFIX}partners"] = _truncated_list([k for k, _, _ in partner_entries], cfg.tag_list_chars)
+        requests.append(RunRequest(run_key=run_key, partition_key=f"{day:%Y-%m-%d}", tags=tags))
+    return requests
+
+
+def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: FailmapStorage) -> SensorResult | SkipReason:
+    t0 = time.monotonic()
+    cfg = SensorConfig.from_env()
+    now = current_time()
+    today = now.astimezone(ZoneInfo(daily_partitions.timezone)).date()  # the fab day
+    # end_offset=1: today's partition exists; 0 would mean only finished days
+    last_day = min(today, today + timedelta(days=daily_partitions.end_offset - 1))
+    first_day = daily_partitions.start.date()
+    if last_day < first_day:
+        return SkipReason(f"no daily partition exists yet on fab day {today}")
+
+    previous = SensorCursor.decode(context.cursor)
+    ledger_store = LedgerStore(context.instance.daemon_cursor_storage, f"{KV_NAMESPACE}/{spec.name}")
+    plan = scan(
+        spec.store(storage),
+        previous,
+        today=today,
+        first_day=first_day,
+        lookback_days=cfg.lookback_days,
+        max_objects=cfg.max_objects_per_tick,
+        max_runs=cfg.max_runs_per_tick,
+        time_budget=cfg.time_budget_seconds,
+        load_ledger=ledger_store.load,
+        partner_days=b_partner_days(cfg.b_partner_seconds) if spec.b_partners else None,
+        last_day=last_day,
+    )
+    has_runs = bool(plan.run_days)
+    nxt = finalize(plan, previous, ledger_store, bump_gen=has_runs)
+    requests = build_run_requests(spec, plan, nxt.gen, ledger_store, cfg) if has_runs else []
+    # Ledgers and manifests first, then the cursor that references them (committed by
+    # Dagster together with the run requests); a crash in between leaves the old cursor.
+    written = ledger_store.flush()
+    encoded = nxt.encode()
+
+    stats = plan.stats
+    partner_count = sum(len(v) for v in plan.partners.values())
+    context.log.info(
+        f"{spec.name} ({today:%Y-%m-%d} fab day): {stats.summary()}; "
+        f"{len(requests)} run requests"
+        + (f" (+{partner_count} previous-day partner triggers)" if partner_count else "")
+        + f"; {written} ledger values written; cursor {len(encoded)} chars; tick {time.monotonic() - t0:.3f}s"
+    )
+    if requests:
+        return SensorResult(run_requests=requests, cursor=encoded)
+    reason = f"nothing new ({stats.listed} objects listed in {stats.days_visited} open day folders)"
+    if stats.stopped_by:
+        reason += f"; stopped by the {stats.stopped_by} cap"
+    if encoded != (context.cursor or SensorCursor().encode()):
+        return SensorResult(skip_reason=reason, cursor=encoded)
+    return SkipReason(reason)
+
+
+_A = BucketSpec("bucket_a_sensor", lambda s: s.source_a_store())
+_B = BucketSpec("bucket_b_sensor", lambda s: s.source_b_store(), b_partners=True)
+_STDF = BucketSpec("stdf_sensor", lambda s: s.stdf_store())
+
+
+@sensor(
+    name=_A.name,
+    job=failmap_day_job,
+    minimum_interval_seconds=_IMPORT_CONFIG.interval_seconds,
+    description="New or re-uploaded fail maps in bucket A -> failmap_day_job for their day partitions.",
+)
+def bucket_a_sensor(context: SensorEvaluationContext, storage: FailmapStorage):
+    return evaluate(context, _A, storage)
+
+
+@sensor(
+    name=_B.name,
+    job=failmap_day_job,
+    minimum_interval_seconds=_IMPORT_CONFIG.interval_seconds,
+    description=(
+        "New or re-uploaded fail maps in bucket B -> failmap_day_job for their day partitions "
+        "(and the previous day for B files written just after midnight)."
+    ),
+)
+def bucket_b_sensor(context: SensorEvaluationContext, storage: FailmapStorage):
+    return evaluate(context, _B, storage)
+
+
+@sensor(
+    name=_STDF.name,
+    job=stdf_day_job,
+    minimum_interval_seconds=_IMPORT_CONFIG.interval_seconds,
+    description="New or re-uploaded STDF files -> stdf_day_job for their day partitions.",
+)
+def stdf_sensor(context: SensorEvaluationContext, storage: FailmapStorage):
+    return evaluate(context, _STDF, storage)

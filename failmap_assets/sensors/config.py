@@ -1,0 +1,73 @@
+"""Sensor tuning from the environment (FAILMAP_SENSOR_*), with defaults.
+
+Kept apart from ``failmap_assets.settings`` on purpose: these knobs only shape how
+the sensors pace themselves, never where data lives. Read on every tick (cheap), so a
+changed value takes effect without a code reload; only the tick interval is fixed
+when the code location loads, because Dagster needs it at definition time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _int(name: str, default: int, minimum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not an integer") from exc
+    if value < minimum:
+        raise ValueError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def _float(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a number") from exc
+    if value < minimum:
+        raise ValueError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    #: days before today (fab time) that are re-listed every tick; older days are closed
+    lookback_days: int = 2
+    #: at most this many run requests (= day partitions) per tick and sensor
+    max_runs_per_tick: int = 5
+    #: at most this many new objects taken per tick and sensor; the rest waits for the next tick
+    max_objects_per_tick: int = 5000
+    #: stop listing after this many seconds (Dagster kills a sensor evaluation at 60 s)
+    time_budget_seconds: float = 15.0
+    #: minimum_interval_seconds of the three sensors (read once, at import)
+    interval_seconds: int = 30
+    #: a B file written less than this many seconds after midnight may partner an A of the
+    #: previous day (the pairing window): the B sensor then requests that day too
+    b_partner_seconds: int = 10
+    #: characters of the human-readable object list in a run's tag
+    tag_list_chars: int = 500
+
+    @classmethod
+    def from_env(cls) -> "SensorConfig":
+        d = cls()
+        return cls(
+            lookback_days=_int("FAILMAP_SENSOR_LOOKBACK_DAYS", d.lookback_days, 0),
+            max_runs_per_tick=_int("FAILMAP_SENSOR_MAX_RUNS_PER_TICK", d.max_runs_per_tick, 1),
+            max_objects_per_tick=_int("FAILMAP_SENSOR_MAX_OBJECTS_PER_TICK", d.max_objects_per_tick, 1),
+            time_budget_seconds=_float("FAILMAP_SENSOR_TIME_BUDGET_SECONDS", d.time_budget_seconds, 0.1),
+            interval_seconds=_int("FAILMAP_SENSOR_INTERVAL_SECONDS", d.interval_seconds, 1),
+            # default: the pairing window the assets use (FAILMAP_PAIR_WINDOW_S, see definitions.py)
+            b_partner_seconds=_int(
+                "FAILMAP_SENSOR_B_PARTNER_SECONDS", _int("FAILMAP_PAIR_WINDOW_S", d.b_partner_seconds, 0), 0
+            ),
+            tag_list_chars=_int("FAILMAP_SENSOR_TAG_LIST_CHARS", d.tag_list_chars, 0),
+        )

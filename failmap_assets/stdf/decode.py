@@ -1,0 +1,967 @@
+"""Record decoding, driven by ``records.py``.
+
+* ``interpret``: one Numba field interpreter decodes every record type from its
+  compiled field program (records.program) into two int64/int32 matrices, one row
+  per record and one column per field: ``val`` holds the value (integers
+  sign-extended, floats as their raw bits, strings / arrays / bit fields as the
+  byte offset of their data) and ``aux`` holds -1 when the field is missing (past
+  REC_LEN), else 0 for scalars, the length for strings and the element count for
+  arrays. Truncation is monotonic: once a field does not fit, it and every later
+  field are missing.
+* ``columns``: vectorised conversion of those matrices to Arrow arrays.
+* the default-data rule of PTR / MPR / FTR (``defaults`` / ``effective``), the
+  part / wafer walk over the whole record index (``walk``) and the specialised PTR
+  kernel (``ptr_kernel``) live here too: no Python loop per record for PTR, MPR,
+  FTR, PIR or PRR.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+from . import records as R
+from .records import (
+    T_B1, T_BN, T_C1, T_CF, T_CN, T_DN, T_I1, T_I2, T_I4, T_I8, T_N1, T_R4, T_R8,
+    T_SN, T_U1, T_U2, T_U4, T_U8, T_UF, T_VN,
+)
+
+DN_SHIFT = 40           # Dn: val = data offset | bit count << 40
+DN_MASK = (1 << DN_SHIFT) - 1
+
+# ------------------------------------------------------------------ primitives
+
+
+@njit(cache=True, nogil=True)
+def _rd_uint(buf, pos, size, be):
+    v = np.uint64(0)
+    if be:
+        for k in range(size):
+            v = (v << np.uint64(8)) | np.uint64(buf[pos + k])
+    else:
+        for k in range(size):
+            v = v | (np.uint64(buf[pos + k]) << np.uint64(8 * k))
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _rd_int(buf, pos, size, be, signed):
+    v = _rd_uint(buf, pos, size, be)
+    if size == 8:
+        return np.int64(v)
+    x = np.int64(v)
+    if signed:
+        half = np.int64(1) << np.int64(8 * size - 1)
+        if x >= half:
+            x -= half << np.int64(1)
+    return x
+
+
+@njit(cache=True, nogil=True)
+def _vn_size(buf, p, end, code):
+    """Bytes of GDR data after the type byte at p, or -1 when invalid / past end."""
+    if code == 0:
+        return 0
+    if code == 1 or code == 4 or code == 13:
+        return 1
+    if code == 2 or code == 5:
+        return 2
+    if code == 3 or code == 6 or code == 7:
+        return 4
+    if code == 8:
+        return 8
+    if code == 10 or code == 11:
+        if p >= end:
+            return -1
+        return 1 + np.int64(buf[p])
+    if code == 12:
+        if p + 2 > end:
+            return -1
+        return -2  # caller reads the bit count (needs the byte order)
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _interp(buf, offs, lens, be, ftype, fcount, fwidth, fsize, signed, val, aux, used):
+    nrec = offs.shape[0]
+    nf = ftype.shape[0]
+    for r in range(nrec):
+        start = offs[r] + 4
+        pos = start
+        end = start + lens[r]
+        trunc = False
+        for i in range(nf):
+            val[r, i] = 0
+            aux[r, i] = -1
+            if trunc:
+                continue
+            t = ftype[i]
+            ci = fcount[i]
+            if ci >= 0:
+                # ---------------------------------------------------- array
+                if aux[r, ci] < 0:
+                    trunc = True
+                    continue
+                k = val[r, ci]
+                if k < 0:
+                    k = 0
+                nbytes = np.int64(-1)
+                if fsize[i] > 0:
+                    nbytes = k * fsize[i]
+                elif t == T_N1:
+                    nbytes = (k + 1) // 2
+                elif t == T_UF or t == T_CF:
+                    wi = fwidth[i]
+                    w = np.int64(-1)
+                    if aux[r, wi] >= 0:
+                        w = val[r, wi]
+                    if t == T_UF:
+                        if w == 1 or w == 2 or w == 4 or w == 8:
+                            nbytes = k * w
+                    elif w >= 0:
+                        nbytes = k * w
+                elif t == T_CN or t == T_BN or t == T_SN:
+                    p = pos
+                    ok = True
+                    for _j in range(k):
+                        if t == T_SN:
+                            if p + 2 > end:
+                                ok = False
+                                break
+                            ln = np.int64(_rd_uint(buf, p, 2, be))
+                            p += 2 + ln
+                        else:
+                            if p >= end:
+                                ok = False
+                                break
+                            p += 1 + np.int64(buf[p])
+                        if p > end:
+                            ok = False
+                            break
+                    if ok:
+                        nbytes = p - pos
+                elif t == T_VN:
+                    p = pos
+                    ok = True
+                    for _j in range(k):
+                        if p >= end:
+                            ok = False
+                            break
+                        code = buf[p]
+                        p += 1
+                        sz = _vn_size(buf, p, end, code)
+                        if sz == -2:
+                            bits = np.int64(_rd_uint(buf, p, 2, be))
+                            sz = 2 + (bits + 7) // 8
+                        if sz < 0:
+                            ok = False
+                            break
+                        p += sz
+                        if p > end:
+                            ok = False
+                            break
+                    if ok:
+                        nbytes = p - pos
+                if nbytes < 0 or pos + nbytes > end:
+                    trunc = True
+                    continue
+                val[r, i] = pos
+                aux[r, i] = k
+                pos += nbytes
+            else:
+                # --------------------------------------------------- scalar
+                sz = fsize[i]
+                if sz > 0:
+                    if pos + sz > end:
+                        trunc = True
+                        continue
+                    val[r, i] = _rd_int(buf, pos, sz, be, signed[i])
+                    aux[r, i] = 0
+                    pos += sz
+                elif t == T_CN or t == T_BN:
+                    if pos + 1 > end:
+                        trunc = True
+                        continue
+                    ln = np.int64(buf[pos])
+                    if pos + 1 + ln > end:
+                        trunc = True
+                        continue
+                    val[r, i] = pos + 1
+                    aux[r, i] = ln
+                    pos += 1 + ln
+                elif t == T_SN:
+                    if pos + 2 > end:
+                        trunc = True
+                        continue
+                    ln = np.int64(_rd_uint(buf, pos, 2, be))
+                    if pos + 2 + ln > end:
+                        trunc = True
+                        continue
+                    val[r, i] = pos + 2
+                    aux[r, i] = ln
+                    pos += 2 + ln
+                elif t == T_DN:
+                    if pos + 2 > end:
+                        trunc = True
+                        continue
+                    bits = np.int64(_rd_uint(buf, pos, 2, be))
+                    nb = (bits + 7) // 8
+                    if pos + 2 + nb > end:
+                        trunc = True
+                        continue
+                    val[r, i] = (pos + 2) | (bits << 40)
+                    aux[r, i] = nb
+                    pos += 2 + nb
+                else:
+                    trunc = True
+        used[r] = pos - start
+
+
+def _signed_flags(prog: R.FieldProgram) -> np.ndarray:
+    return np.isin(prog.ftype, (T_I1, T_I2, T_I4, T_I8)).astype(np.bool_)
+
+
+def interpret(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray, big_endian: bool,
+              rec: R.RecordDef, alt: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode the records at ``offs`` (header offsets) with ``rec``'s layout."""
+    prog = R.program(rec, alt)
+    n = int(offs.shape[0])
+    nf = int(prog.ftype.shape[0])
+    val = np.empty((n, nf), dtype=np.int64)
+    aux = np.empty((n, nf), dtype=np.int32)
+    used = np.empty(n, dtype=np.int64)
+    if n:
+        _interp(buf, np.ascontiguousarray(offs, dtype=np.int64), np.ascontiguousarray(lens, dtype=np.int64),
+                big_endian, prog.ftype, prog.fcount, prog.fwidth, prog.fsize, _signed_flags(prog), val, aux, used)
+    return val, aux, used
+
+
+# ------------------------------------------------------------------ strings
+
+
+@njit(cache=True, nogil=True)
+def _utf8_len(buf, s, n):
+    """Length of the bytes buf[s:s+n] once made valid UTF-8 (itself, or Latin-1 transcoded)."""
+    i = 0
+    valid = True
+    while i < n:
+        c = buf[s + i]
+        if c < 0x80:
+            i += 1
+            continue
+        need = 0
+        lo = 0x80
+        hi = 0xBF
+        if 0xC2 <= c <= 0xDF:
+            need = 1
+        elif 0xE0 <= c <= 0xEF:
+            need = 2
+            if c == 0xE0:
+                lo = 0xA0
+            elif c == 0xED:
+                hi = 0x9F
+        elif 0xF0 <= c <= 0xF4:
+            need = 3
+            if c == 0xF0:
+                lo = 0x90
+            elif c == 0xF4:
+                hi = 0x8F
+        else:
+            valid = False
+            break
+        if i + need >= n:
+            valid = False
+            break
+        for k in range(1, need + 1):
+            b = buf[s + i + k]
+            if k == 1:
+                if b < lo or b > hi:
+                    valid = False
+                    break
+            elif b < 0x80 or b > 0xBF:
+                valid = False
+                break
+        if not valid:
+            break
+        i += need + 1
+    if valid:
+        return n, True
+    # Latin-1: every byte >= 0x80 becomes two bytes
+    extra = 0
+    for j in range(n):
+        if buf[s + j] >= 0x80:
+            extra += 1
+    return n + extra, False
+
+
+@njit(cache=True, nogil=True)
+def _gather(buf, starts, lens, text):
+    """Concatenate buf[start:start+len] per row (len < 0: null) -> (offsets int64, data).
+
+    text=True makes every value valid UTF-8 (Latin-1 fallback)."""
+    n = starts.shape[0]
+    offsets = np.empty(n + 1, dtype=np.int64)
+    is_utf8 = np.ones(n, dtype=np.bool_)
+    total = 0
+    offsets[0] = 0
+    for r in range(n):
+        ln = lens[r]
+        if ln > 0:
+            if text:
+                out_len, ok = _utf8_len(buf, starts[r], ln)
+                is_utf8[r] = ok
+                total += out_len
+            else:
+                total += ln
+        offsets[r + 1] = total
+    data = np.empty(total, dtype=np.uint8)
+    for r in range(n):
+        ln = lens[r]
+        if ln <= 0:
+            continue
+        o = offsets[r]
+        s = starts[r]
+        if is_utf8[r]:
+            for k in range(ln):
+                data[o + k] = buf[s + k]
+        else:
+            q = o
+            for k in range(ln):
+                c = buf[s + k]
+                if c < 0x80:
+                    data[q] = c
+                    q += 1
+                else:
+                    data[q] = 0xC0 | (c >> 6)
+                    data[q + 1] = 0x80 | (c & 0x3F)
+                    q += 2
+    return offsets, data
+
+
+def _bitmap(valid: np.ndarray) -> tuple[pa.Buffer | None, int]:
+    nulls = int(valid.shape[0] - np.count_nonzero(valid))
+    if nulls == 0:
+        return None, 0
+    return pa.py_buffer(np.packbits(valid, bitorder="little")), nulls
+
+
+def string_array(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, binary: bool = False) -> pa.Array:
+    """Arrow string (or binary) array of buf[start:start+len]; len < 0 is null."""
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    lens = np.ascontiguousarray(lens, dtype=np.int64)
+    n = int(starts.shape[0])
+    offsets, data = _gather(buf, starts, lens, not binary)
+    valid = lens >= 0
+    bm, nulls = _bitmap(valid)
+    big = offsets[-1] >= 2**31 if n else False
+    typ = (pa.large_binary() if big else pa.binary()) if binary else (pa.large_string() if big else pa.string())
+    off = offsets if big else offsets.astype(np.int32)
+    return pa.Array.from_buffers(typ, n, [bm, pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
+
+
+def char_array(values: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """C1 values (one byte each) as 1-character strings (Latin-1)."""
+    b = np.ascontiguousarray(values, dtype=np.uint8)
+    starts = np.arange(b.shape[0], dtype=np.int64)
+    lens = np.where(valid, 1, -1).astype(np.int64)
+    return string_array(b, starts, lens)
+
+
+# ------------------------------------------------------------------ arrays
+
+
+@njit(cache=True, nogil=True)
+def _expand_fixed(buf, starts, counts, widths, be, signed, nibble):
+    """Flatten fixed-width arrays (width per row; nibble=True: N1) -> (list offsets, int64 values)."""
+    n = starts.shape[0]
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    total = 0
+    for r in range(n):
+        c = counts[r]
+        if c > 0:
+            total += c
+        offsets[r + 1] = total
+    out = np.empty(total, dtype=np.int64)
+    for r in range(n):
+        c = counts[r]
+        if c <= 0:
+            continue
+        o = offsets[r]
+        s = starts[r]
+        if nibble:
+            for k in range(c):
+                b = buf[s + k // 2]
+                out[o + k] = (b >> 4) if (k & 1) else (b & 0x0F)
+        else:
+            w = widths[r]
+            for k in range(c):
+                out[o + k] = _rd_int(buf, s + k * w, w, be, signed)
+    return offsets, out
+
+
+@njit(cache=True, nogil=True)
+def _expand_strings(buf, starts, counts, be, kind, widths):
+    """Flatten arrays of strings: kind 0 = Cn, 1 = Sn, 2 = Cf (fixed width per row).
+
+    Returns (list offsets, element starts, element lengths)."""
+    n = starts.shape[0]
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    total = 0
+    for r in range(n):
+        c = counts[r]
+        if c > 0:
+            total += c
+        offsets[r + 1] = total
+    es = np.empty(total, dtype=np.int64)
+    el = np.empty(total, dtype=np.int64)
+    for r in range(n):
+        c = counts[r]
+        if c <= 0:
+            continue
+        o = offsets[r]
+        p = starts[r]
+        for k in range(c):
+            if kind == 0:
+                ln = np.int64(buf[p])
+                es[o + k] = p + 1
+                el[o + k] = ln
+                p += 1 + ln
+            elif kind == 1:
+                ln = np.int64(_rd_uint(buf, p, 2, be))
+                es[o + k] = p + 2
+                el[o + k] = ln
+                p += 2 + ln
+            else:
+                w = widths[r]
+                es[o + k] = p
+                el[o + k] = w
+                p += w
+    return offsets, es, el
+
+
+def _list_array(offsets: np.ndarray, values: pa.Array, valid: np.ndarray, item_type: pa.DataType) -> pa.Array:
+    n = int(valid.shape[0])
+    bm, nulls = _bitmap(valid)
+    return pa.ListArray.from_buffers(pa.list_(item_type), n, [bm, pa.py_buffer(offsets.astype(np.int32))],
+                                     null_count=nulls, children=[values])
+
+
+def _numeric_from_int64(v: np.ndarray, t: str) -> np.ndarray:
+    if t == "R4":
+        return (v & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
+    if t == "R8":
+        return np.ascontiguousarray(v).view(np.float64)
+    if t in ("U8", "Uf"):
+        return np.ascontiguousarray(v).view(np.uint64)
+    return v.astype(R.NUMPY_DTYPE[t])
+
+
+def column(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, fi: int, val: np.ndarray, aux: np.ndarray,
+           fields: tuple[R.Field, ...] | None = None) -> pa.Array:
+    """Arrow array of field ``fi`` of ``rec`` from interpreter output."""
+    fields = fields if fields is not None else rec.fields
+    f = fields[fi]
+    v = np.ascontiguousarray(val[:, fi])
+    a = np.ascontiguousarray(aux[:, fi]).astype(np.int64)
+    valid = a >= 0
+    t = f.type
+    if not f.is_array:
+        if t == "C1":
+            return char_array(v.astype(np.uint8), valid)
+        if t in ("Cn", "Sn"):
+            return string_array(buf, v, a)
+        if t == "Bn":
+            return string_array(buf, v, a, binary=True)
+        if t == "Dn":
+            return string_array(buf, v & DN_MASK, a, binary=True)
+        arr = _numeric_from_int64(v, t)
+        return pa.array(arr, type=R.NUMERIC_ARROW[t], mask=~valid if not valid.all() else None)
+    counts = np.where(valid, a, 0).astype(np.int64)
+    item = R._scalar_arrow(t)
+    names = [x.name for x in fields]
+    if t in ("Cn", "Sn", "Cf"):
+        kind = {"Cn": 0, "Sn": 1, "Cf": 2}[t]
+        widths = np.zeros(len(v), dtype=np.int64)
+        if t == "Cf":
+            widths = np.ascontiguousarray(val[:, names.index(f.width)]).astype(np.int64)
+        offsets, es, el = _expand_strings(buf, v, counts, big_endian, kind, widths)
+        values = string_array(buf, es, el)
+        return _list_array(offsets, values, valid, item)
+    if t == "Vn":
+        return pa.array(gdr_json(buf, v, counts, valid, big_endian), type=pa.string())
+    if t == "Uf":
+        widths = np.ascontiguousarray(val[:, names.index(f.width)]).astype(np.int64)
+        signed = False
+    else:
+        widths = np.full(len(v), max(R.FIXED_SIZE.get(t, 1), 1), dtype=np.int64)
+        signed = t in ("I1", "I2", "I4", "I8")
+    offsets, flat = _expand_fixed(buf, v, counts, widths, big_endian, signed, t == "N1")
+    values = pa.array(_numeric_from_int64(flat, t), type=item)
+    return _list_array(offsets, values, valid, item)
+
+
+def columns(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, val: np.ndarray, aux: np.ndarray,
+            alt: bool = False, only: list[str] | None = None) -> dict[str, pa.Array]:
+    fields = rec.alt_fields if alt else rec.fields
+    out = {}
+    for i, f in enumerate(fields):
+        if only is not None and f.name not in only:
+            continue
+        out[f.name] = column(buf, big_endian, rec, i, val, aux, fields)
+    return out
+
+
+# ------------------------------------------------------------------ GDR values
+
+@njit(cache=True, nogil=True)
+def _gdr_items(buf, starts, counts, be):
+    """Flatten GDR GEN_DATA: per item its type code, integer / float value, data span."""
+    n = starts.shape[0]
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    total = 0
+    for r in range(n):
+        total += max(counts[r], 0)
+        offsets[r + 1] = total
+    code = np.empty(total, dtype=np.int64)
+    ival = np.zeros(total, dtype=np.int64)
+    fval = np.zeros(total, dtype=np.float64)
+    sst = np.zeros(total, dtype=np.int64)
+    sln = np.full(total, -1, dtype=np.int64)
+    tmp4 = np.zeros(1, dtype=np.uint32)
+    tmp8 = np.zeros(1, dtype=np.uint64)
+    f4 = tmp4.view(np.float32)
+    f8 = tmp8.view(np.float64)
+    for r in range(n):
+        p = starts[r]
+        for k in range(offsets[r], offsets[r + 1]):
+            c = np.int64(buf[p])
+            p += 1
+            code[k] = c
+            if c == 1 or c == 2 or c == 3:
+                sz = 1 if c == 1 else (2 if c == 2 else 4)
+                ival[k] = _rd_int(buf, p, sz, be, False)
+                p += sz
+            elif c == 4 or c == 5 or c == 6:
+                sz = 1 if c == 4 else (2 if c == 5 else 4)
+                ival[k] = _rd_int(buf, p, sz, be, True)
+                p += sz
+            elif c == 7:
+                tmp4[0] = np.uint32(_rd_uint(buf, p, 4, be))
+                fval[k] = f4[0]
+                p += 4
+            elif c == 8:
+                tmp8[0] = _rd_uint(buf, p, 8, be)
+                fval[k] = f8[0]
+                p += 8
+            elif c == 10 or c == 11:
+                ln = np.int64(buf[p])
+                sst[k] = p + 1
+                sln[k] = ln
+                p += 1 + ln
+            elif c == 12:
+                bits = np.int64(_rd_uint(buf, p, 2, be))
+                nb = (bits + 7) // 8
+                ival[k] = bits
+                sst[k] = p + 2
+                sln[k] = nb
+                p += 2 + nb
+            elif c == 13:
+                ival[k] = np.int64(buf[p]) & 0x0F
+                p += 1
+    return offsets, code, ival, fval, sst, sln
+
+
+def _json_float(x: float):
+    if math.isfinite(x):
+        return x
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+
+def gdr_json(buf: np.ndarray, starts: np.ndarray, counts: np.ndarray, valid: np.ndarray, be: bool) -> list:
+    """GDR GEN_DATA per record as JSON text: [[type_code, value], ...]; pads are [0, null]."""
+    offsets, code, ival, fval, sst, sln = _gdr_items(buf, np.ascontiguousarray(starts, dtype=np.int64),
+                                                     np.where(valid, counts, 0).astype(np.int64), be)
+    text = string_array(buf, sst, np.where(code == 10, sln, -1)).to_pylist()
+    raw = string_array(buf, sst, np.where((code == 11) | (code == 12), sln, -1), binary=True).to_pylist()
+    codes, iv, fv = code.tolist(), ival.tolist(), fval.tolist()
+    items = []
+    for k, c in enumerate(codes):
+        if c == 0:
+            items.append("[0, null]")
+        elif c in (7, 8):
+            items.append(f"[{c}, {json.dumps(_json_float(fv[k]))}]")
+        elif c == 10:
+            items.append(f"[10, {json.dumps(text[k], ensure_ascii=False)}]")
+        elif c == 11:
+            items.append(f'[11, "{raw[k].hex()}"]')
+        elif c == 12:
+            items.append(f'[12, {{"bits": {iv[k]}, "hex": "{raw[k].hex()}"}}]')
+        else:
+            items.append(f"[{c}, {iv[k]}]")
+    out = []
+    offs = offsets.tolist()
+    for r, ok in enumerate(valid.tolist()):
+        out.append("[" + ", ".join(items[offs[r]:offs[r + 1]]) + "]" if ok else None)
+    return out
+
+
+def _text(b: bytes) -> str:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b.decode("latin-1")
+
+
+# ------------------------------------------------------------------ test keys
+
+
+@njit(cache=True, nogil=True)
+def _u4_at(buf, offs, lens, at, be):
+    """U4 at body offset ``at`` of each record; -1 when the record is too short."""
+    n = offs.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    for r in range(n):
+        if lens[r] >= at + 4:
+            out[r] = np.int64(_rd_uint(buf, offs[r] + 4 + at, 4, be))
+        else:
+            out[r] = -1
+    return out
+
+
+def test_keys(buf, offs, lens, big_endian, at=0):
+    """(test number per record or -1, unique keys in order of first appearance, index per record, first rows)."""
+    keys = _u4_at(buf, np.ascontiguousarray(offs, dtype=np.int64), np.ascontiguousarray(lens, dtype=np.int64),
+                  at, big_endian)
+    if keys.shape[0] == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return keys, e, np.zeros(0, dtype=np.int32), e
+    uniq, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
+    return keys, uniq[order], rank[inv].astype(np.int32), first[order]
+
+
+# ------------------------------------------------------------------ default data
+
+# Kinds of default-data fields, for comparing values.
+K_NUM, K_SPAN, K_ARRAY, K_DN = 0, 1, 2, 3
+
+
+class DefaultSpec:
+    """The default-data fields of one record type, compiled for the kernels."""
+
+    def __init__(self, rec: R.RecordDef):
+        self.rec = rec
+        idx = [i for i, f in enumerate(rec.fields) if f.default is not None]
+        self.fields = [rec.fields[i] for i in idx]
+        self.index = np.array(idx, dtype=np.int64)
+        self.use_bit = np.array([f.default.use_default_bit for f in self.fields], dtype=np.int64)
+        self.none_bit = np.array([f.default.none_bit for f in self.fields], dtype=np.int64)
+        self.blank = np.array([-1 if f.default.blank is None else f.default.blank for f in self.fields],
+                              dtype=np.int64)
+        kinds, esize = [], []
+        for f in self.fields:
+            if f.is_array:
+                kinds.append(K_ARRAY)
+                esize.append(R.FIXED_SIZE[f.type])
+            elif f.type in ("Cn", "Sn", "Bn"):
+                kinds.append(K_SPAN)
+                esize.append(1)
+            elif f.type == "Dn":
+                kinds.append(K_DN)
+                esize.append(1)
+            else:
+                kinds.append(K_NUM)
+                esize.append(0)
+        self.kind = np.array(kinds, dtype=np.int64)
+        self.esize = np.array(esize, dtype=np.int64)
+        self.opt = rec.index("OPT_FLAG")
+        self.bits = {f.name: 1 << k for k, f in enumerate(self.fields)}
+
+
+@njit(cache=True, nogil=True)
+def _span(v, a, kind, esize):
+    """(start, byte length) of a span-like default field value."""
+    if kind == 3:
+        return v & ((np.int64(1) << np.int64(40)) - 1), np.int64(a)
+    if kind == 2:
+        return v, np.int64(a) * esize
+    return v, np.int64(a)
+
+
+@njit(cache=True, nogil=True)
+def _same(buf, v1, a1, v2, a2, kind, esize):
+    if (a1 < 0) != (a2 < 0):
+        return False
+    if a1 < 0:
+        return True
+    if kind == 0:
+        return v1 == v2
+    if kind == 3 and (v1 >> np.int64(40)) != (v2 >> np.int64(40)):
+        return False
+    s1, l1 = _span(v1, a1, kind, esize)
+    s2, l2 = _span(v2, a2, kind, esize)
+    if l1 != l2:
+        return False
+    if s1 == s2:
+        return True
+    for k in range(l1):
+        if buf[s1 + k] != buf[s2 + k]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _is_nul_string(buf, v, a, kind):
+    return kind == 1 and a == 1 and buf[v] == 0
+
+
+@njit(cache=True, nogil=True)
+def _is_blank(buf, v, a, kind, blank):
+    if a < 0:
+        return True
+    if kind == 0:
+        return blank >= 0 and v == blank
+    if kind == 3:
+        return (v >> np.int64(40)) == 0
+    return a == 0
+
+
+@njit(cache=True, nogil=True)
+def _defaults(buf, val, aux, first_rows, opt, index, use_bit, none_bit, blank, kind, dval, daux):
+    """Default values per test from the test's first record."""
+    nt = first_rows.shape[0]
+    nd = index.shape[0]
+    for t in range(nt):
+        r = first_rows[t]
+        ob = np.int64(0)
+        if aux[r, opt] >= 0:
+            ob = val[r, opt]
+        for j in range(nd):
+            i = index[j]
+            v = val[r, i]
+            a = aux[r, i]
+            dval[t, j] = 0
+            daux[t, j] = -1
+            if a < 0:
+                continue
+            if none_bit[j] >= 0 and (ob >> none_bit[j]) & 1:
+                continue
+            if use_bit[j] >= 0 and (ob >> use_bit[j]) & 1:
+                continue
+            if kind[j] == 0 and blank[j] >= 0 and v == blank[j]:
+                continue
+            if _is_nul_string(buf, v, a, kind[j]):
+                continue
+            dval[t, j] = v
+            daux[t, j] = a
+
+
+@njit(cache=True, nogil=True)
+def _effective(buf, val, aux, tidx, opt, index, use_bit, none_bit, blank, kind, esize, dval, daux,
+               oval, oaux, mask):
+    """Apply the default rule; write the override (effective value when it differs from the default)."""
+    n = val.shape[0]
+    nd = index.shape[0]
+    for r in range(n):
+        t = tidx[r]
+        ob = np.int64(0)
+        has_opt = aux[r, opt] >= 0
+        if has_opt:
+            ob = val[r, opt]
+        m = np.int64(0)
+        for j in range(nd):
+            i = index[j]
+            v = val[r, i]
+            a = aux[r, i]
+            # effective value (ev, ea)
+            if has_opt and none_bit[j] >= 0 and (ob >> none_bit[j]) & 1:
+                ev = np.int64(0)
+                ea = np.int32(-1)
+            elif has_opt and use_bit[j] >= 0 and (ob >> use_bit[j]) & 1:
+                ev = dval[t, j]
+                ea = daux[t, j]
+            elif not _is_blank(buf, v, a, kind[j], blank[j]):
+                if _is_nul_string(buf, v, a, kind[j]):
+                    ev = np.int64(0)
+                    ea = np.int32(-1)
+                else:
+                    ev = v
+                    ea = np.int32(a)
+            else:
+                ev = dval[t, j]
+                ea = daux[t, j]
+            if _same(buf, ev, ea, dval[t, j], daux[t, j], kind[j], esize[j]):
+                oval[r, j] = 0
+                oaux[r, j] = -1
+            else:
+                oval[r, j] = ev
+                oaux[r, j] = ea
+                m |= np.int64(1) << np.int64(j)
+        mask[r] = m
+
+
+def defaults(buf, spec: DefaultSpec, val_first, aux_first):
+    nt = val_first.shape[0]
+    nd = spec.index.shape[0]
+    dval = np.zeros((nt, nd), dtype=np.int64)
+    daux = np.full((nt, nd), -1, dtype=np.int32)
+    if nt:
+        _defaults(buf, val_first, aux_first, np.arange(nt, dtype=np.int64), spec.opt, spec.index, spec.use_bit,
+                  spec.none_bit, spec.blank, spec.kind, dval, daux)
+    return dval, daux
+
+
+def effective(buf, spec: DefaultSpec, val, aux, tidx, dval, daux):
+    n = val.shape[0]
+    nd = spec.index.shape[0]
+    oval = np.empty((n, nd), dtype=np.int64)
+    oaux = np.empty((n, nd), dtype=np.int32)
+    mask = np.empty(n, dtype=np.int64)
+    if n:
+        _effective(buf, val, aux, np.ascontiguousarray(tidx, dtype=np.int64), spec.opt, spec.index, spec.use_bit,
+                   spec.none_bit, spec.blank, spec.kind, spec.esize, dval, daux, oval, oaux, mask)
+    return oval, oaux, mask
+
+
+# ------------------------------------------------------------------ part / wafer walk
+
+NO_HS = 65536   # slot for records too short to hold HEAD_NUM / SITE_NUM
+
+
+@njit(cache=True, nogil=True)
+def _walk(buf, offs, lens, codes, hs_at, c_pir, c_prr, c_wir, c_wrr, part_cap, wafer_cap,
+          rec_part, part_pir, part_prr, part_first, part_head, part_site, part_wafer,
+          wafer_wir, wafer_wrr, wafer_head):
+    """Assign every result record to its part (open PIR/PRR with the same head/site), every
+    part to its wafer (open WIR of the head), every WRR to its WIR."""
+    open_part = np.full(NO_HS + 1, -1, dtype=np.int64)
+    cur_wafer = np.full(257, -1, dtype=np.int64)
+    last_wafer = np.int64(-1)
+    n_parts = 0
+    n_wafers = 0
+    n = offs.shape[0]
+    for i in range(n):
+        c = codes[i]
+        rec_part[i] = -1
+        if c == c_wir or c == c_wrr:
+            head = np.int64(256)
+            if lens[i] >= 1:
+                head = np.int64(buf[offs[i] + 4])
+            if c == c_wir:
+                if n_wafers >= wafer_cap:
+                    continue
+                w = n_wafers
+                n_wafers += 1
+                wafer_wir[w] = i
+                wafer_wrr[w] = -1
+                wafer_head[w] = head
+                cur_wafer[head] = w
+                last_wafer = w
+            else:
+                w = cur_wafer[head]
+                if w < 0:
+                    if n_wafers >= wafer_cap:
+                        continue
+                    w = n_wafers
+                    n_wafers += 1
+                    wafer_wir[w] = -1
+                    wafer_head[w] = head
+                    last_wafer = w
+                wafer_wrr[w] = i
+                cur_wafer[head] = -1
+            continue
+        at = hs_at[c]
+        if at < 0:
+            continue
+        hs = NO_HS
+        head = np.int64(-1)
+        site = np.int64(-1)
+        if lens[i] >= at + 2:
+            head = np.int64(buf[offs[i] + 4 + at])
+            site = np.int64(buf[offs[i] + 5 + at])
+            hs = head * 256 + site
+        p = open_part[hs]
+        if c == c_pir or p < 0:
+            if n_parts >= part_cap:
+                continue
+            p = n_parts
+            n_parts += 1
+            part_pir[p] = i if c == c_pir else -1
+            part_prr[p] = -1
+            part_first[p] = i
+            part_head[p] = head
+            part_site[p] = site
+            part_wafer[p] = -1
+            open_part[hs] = p
+        rec_part[i] = p
+        if c == c_prr:
+            part_prr[p] = i
+            w = np.int64(-1)
+            if head >= 0:
+                w = cur_wafer[head]
+            if w < 0:
+                w = last_wafer
+            part_wafer[p] = w
+            open_part[hs] = -1
+    return n_parts, n_wafers
+
+
+class Walk:
+    """Result of the part / wafer walk; parts are ordered by PRR (unclosed parts last)."""
+
+    def __init__(self, rec_part, part_pir, part_prr, part_first, part_head, part_site, part_wafer,
+                 wafer_wir, wafer_wrr, wafer_head):
+        self.rec_part = rec_part            # int32 per record: part row (-1 none)
+        self.part_pir = part_pir            # int64 per part: record ordinal of the PIR (-1)
+        self.part_prr = part_prr            # ... of the PRR (-1: part never closed)
+        self.part_first = part_first
+        self.part_head = part_head
+        self.part_site = part_site
+        self.part_wafer = part_wafer        # wafer row (-1)
+        self.wafer_wir = wafer_wir
+        self.wafer_wrr = wafer_wrr
+        self.wafer_head = wafer_head
+
+
+def walk(buf, index) -> Walk:
+    codes = index.code
+    counts = np.bincount(codes, minlength=len(R.RECORDS) + 1)
+    c = R.CODE
+    hs_at = np.full(256, -1, dtype=np.int64)
+    for r in R.RECORDS:
+        if r.head_site_at >= 0:
+            hs_at[c[r.name]] = r.head_site_at
+    # every part is opened by a PIR, a result or a PRR: at most one per such record
+    part_cap = int(np.count_nonzero(hs_at[codes] >= 0)) + 1
+    wafer_cap = int(counts[c["WIR"]] + counts[c["WRR"]]) + 1
+    n = len(index)
+    rec_part = np.empty(n, dtype=np.int64)
+    pa_ = [np.empty(part_cap, dtype=np.int64) for _ in range(6)]
+    wa_ = [np.empty(wafer_cap, dtype=np.int64) for _ in range(3)]
+    n_parts, n_wafers = _walk(buf, index.offset, index.length.astype(np.int64), codes, hs_at,
+                              c["PIR"], c["PRR"], c["WIR"], c["WRR"], part_cap, wafer_cap,
+                              rec_part, *pa_, *wa_)
+    part_pir, part_prr, part_first, part_head, part_site, part_wafer = (a[:n_parts] for a in pa_)
+    wafer_wir, wafer_wrr, wafer_head = (a[:n_wafers] for a in wa_)
+    # A part opened implicitly by a result (no PIR) is a part only if a PRR closes it
+    # (files without PIRs); otherwise its results are orphans (e.g. the default-only
+    # PTRs the spec allows before the first PIR). Parts in PRR order, then parts whose
+    # PIR was never closed by a PRR (truncated files), in order of appearance.
+    keep = (part_pir >= 0) | (part_prr >= 0)
+    key = np.where(part_prr >= 0, part_prr, n + part_first)
+    kept = np.flatnonzero(keep)
+    order = kept[np.argsort(key[kept], kind="stable")]
+    rank = np.full(n_parts + 1, -1, dtype=np.int64)
+    rank[order] = np.arange(order.shape[0])
+    rec_part = rank[np.where(rec_part >= 0, rec_part, n_parts)].astype(np.int32)
+    return Walk(rec_part, part_pir[order], part_prr[order], part_first[order], part_head[order],
+                part_site[order], part_wafer[order], wafer_wir, wafer_wrr, wafer_head)

@@ -1,0 +1,835 @@
+"""STDF -> analysis-ready Arrow tables, and Parquet.
+
+``parse_stdf(path_or_bytes) -> STDFData`` gives one Arrow table per table below;
+``parse_to_parquet(path, out_dir) -> ParseStats`` writes them as hive-partitioned
+Parquet: ``<out>/<table>/product=<P>/test_type=<T>/<file id>.parquet``.
+
+files           one row per file: FAR, MIR, MRR fields, the SDRs as a list, issues
+wafers          one row per wafer (WIR..WRR), with the file's WCR
+parts           one row per part (PRR; parts whose PRR is missing come last)
+tests           one row per test number and kind (PTR / MPR / FTR): the defaults
+ptr_results     one row per PTR; limits etc. only where the record overrides the default
+mpr_results     one row per MPR (arrays as lists)
+ftr_results     one row per FTR
+bins            HBR and SBR rows
+test_summaries  one row per TSR
+generic         every other record (fields as JSON; unknown types raw)
+
+Column documentation: ``SCHEMA.md`` beside this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numba import njit
+
+from ..output_layout import safe_name
+from ..rejects import Rejected
+from . import decode as D
+from . import records as R
+from .scan import Header, Issue, RecordIndex, detect, scan
+from .source import Source, open_sources
+
+TABLES = ("files", "wafers", "parts", "tests", "ptr_results", "mpr_results", "ftr_results", "bins",
+          "test_summaries", "generic")
+
+CHUNK = 262_144   # records per interpreter batch (bounds memory for MPR / FTR)
+
+# ------------------------------------------------------------------ schemas
+
+
+def _f(name, typ):
+    return pa.field(name, typ)
+
+
+def _rec_fields(name: str, skip=(), rename: dict | None = None, prefix_conflicts: set | None = None) -> list[pa.Field]:
+    rec = R.BY_NAME[name]
+    out = []
+    for f in rec.fields:
+        if f.name in skip:
+            continue
+        col = (rename or {}).get(f.name, f.column)
+        if prefix_conflicts is not None and col in prefix_conflicts:
+            col = f"{name.lower()}_{col}"
+        out.append(pa.field(col, f.arrow_type()))
+    return out
+
+
+def _sdr_struct() -> pa.DataType:
+    return pa.struct(_rec_fields("SDR") + [_f("rec_idx", pa.int64())])
+
+
+def _files_schema() -> pa.Schema:
+    cols = [_f("file_id", pa.string()), _f("file_name", pa.string()), _f("bytes", pa.int64()),
+            _f("compression", pa.string()), _f("byte_order", pa.string()), _f("complete", pa.bool_()),
+            _f("issues", pa.list_(pa.string())), _f("records", pa.int64())]
+    cols += _rec_fields("FAR") + _rec_fields("MIR") + _rec_fields("MRR")
+    cols += [_f("sdr", pa.list_(_sdr_struct())), _f("far_rec_idx", pa.int64()), _f("mir_rec_idx", pa.int64()),
+             _f("mrr_rec_idx", pa.int64())]
+    return pa.schema(cols)
+
+
+def _wafers_schema() -> pa.Schema:
+    cols = [_f("wafer_idx", pa.int32())]
+    names = {"wafer_idx"}
+    wir = _rec_fields("WIR")
+    names |= {f.name for f in wir}
+    wrr = _rec_fields("WRR", prefix_conflicts=names)
+    names |= {f.name for f in wrr}
+    wcr = _rec_fields("WCR", prefix_conflicts=names)
+    cols += wir + wrr + wcr
+    cols += [_f("wir_rec_idx", pa.int64()), _f("wrr_rec_idx", pa.int64()), _f("wcr_rec_idx", pa.int64()),
+             _f("parts", pa.int64())]
+    return pa.schema(cols)
+
+
+def _parts_schema() -> pa.Schema:
+    cols = [_f("part_idx", pa.int32())] + _rec_fields("PRR")
+    cols += [_f("wafer_idx", pa.int32()), _f("pir_rec_idx", pa.int64()), _f("prr_rec_idx", pa.int64()),
+             _f("results", pa.int64())]
+    return pa.schema(cols)
+
+
+# the default-data columns, in a fixed order for every kind (override bit = position in its kind)
+_TEST_DEFAULT_COLS: list[tuple[str, str]] = []
+for _k in ("PTR", "MPR", "FTR"):
+    for _fl in R.BY_NAME[_k].fields:
+        if _fl.default is not None and _fl.name not in [c for c, _ in _TEST_DEFAULT_COLS]:
+            _TEST_DEFAULT_COLS.append((_fl.name, _k))
+
+
+def _tests_schema() -> pa.Schema:
+    cols = [_f("kind", pa.string()), _f("test_num", pa.uint32()), _f("test_txt", pa.string()),
+            _f("opt_flag", pa.uint8()), _f("first_rec_idx", pa.int64()), _f("results", pa.int64())]
+    for name, kind in _TEST_DEFAULT_COLS:
+        cols.append(pa.field(name.lower(), R.BY_NAME[kind].field(name).arrow_type()))
+    return pa.schema(cols)
+
+
+def _results_schema(kind: str) -> pa.Schema:
+    rec = R.BY_NAME[kind]
+    cols = [_f("rec_idx", pa.int64()), _f("part_idx", pa.int32())]
+    plain = [f for f in rec.fields if f.default is None]
+    dflt = [f for f in rec.fields if f.default is not None]
+    cols += [pa.field(f.column, f.arrow_type()) for f in plain]
+    cols.append(_f("override_mask", pa.uint32()))
+    cols += [pa.field(f.column, f.arrow_type()) for f in dflt]
+    return pa.schema(cols)
+
+
+def _bins_schema() -> pa.Schema:
+    return pa.schema([_f("rec_idx", pa.int64()), _f("bin_type", pa.string()), _f("head_num", pa.uint8()),
+                      _f("site_num", pa.uint8()), _f("bin_num", pa.uint16()), _f("bin_cnt", pa.uint32()),
+                      _f("bin_pf", pa.string()), _f("bin_nam", pa.string())])
+
+
+def _tsr_schema() -> pa.Schema:
+    return pa.schema([_f("rec_idx", pa.int64())] + _rec_fields("TSR"))
+
+
+def _generic_schema() -> pa.Schema:
+    return pa.schema([_f("rec_idx", pa.int64()), _f("offset", pa.int64()), _f("rec_typ", pa.uint8()),
+                      _f("rec_sub", pa.uint8()), _f("rec_len", pa.uint16()), _f("rec_name", pa.string()),
+                      _f("part_idx", pa.int32()), _f("fields", pa.string()), _f("raw", pa.binary())])
+
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "files": _files_schema(),
+    "wafers": _wafers_schema(),
+    "parts": _parts_schema(),
+    "tests": _tests_schema(),
+    "ptr_results": _results_schema("PTR"),
+    "mpr_results": _results_schema("MPR"),
+    "ftr_results": _results_schema("FTR"),
+    "bins": _bins_schema(),
+    "test_summaries": _tsr_schema(),
+    "generic": _generic_schema(),
+}
+
+
+def override_bits(kind: str) -> dict[str, int]:
+    """Bit of ``override_mask`` per default-data field of a result table (PTR / MPR / FTR)."""
+    return D.DefaultSpec(R.BY_NAME[kind]).bits
+
+
+# ------------------------------------------------------------------ result object
+
+
+@dataclass
+class STDFData:
+    """One parsed STDF stream: an Arrow table per output table, and what went wrong."""
+
+    name: str
+    file_id: str
+    tables: dict[str, pa.Table]
+    issues: list[Issue]
+    record_counts: dict[str, int]
+    byte_order: str
+    cpu_type: int
+    stdf_ver: int
+    nbytes: int
+    compression: str = "plain"
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity != "error"]
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing was lost (the whole stream decoded)."""
+        return not self.errors
+
+    def __getattr__(self, item):
+        tables = self.__dict__.get("tables")
+        if tables is not None and item in tables:
+            return tables[item]
+        raise AttributeError(item)
+
+    @property
+    def mir(self) -> dict:
+        """The MIR (and FAR / MRR) fields of the files row as a dict."""
+        return self.tables["files"].to_pylist()[0]
+
+
+@dataclass
+class ParseStats:
+    file_ids: list[str]
+    parts: int
+    tests: int
+    results: int
+    records: int
+    bytes: int
+    seconds: float
+    product: str
+    test_type: str
+    files_written: list[str] = field(default_factory=list)
+    issues: list[str] = field(default_factory=list)
+    complete: bool = True
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+
+# ------------------------------------------------------------------ helpers
+
+
+@njit(cache=True, nogil=True)
+def _fast_hash(buf):
+    """A 64-bit content hash (not cryptographic) for file ids."""
+    h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(buf.shape[0])
+    m = np.uint64(0xFF51AFD7ED558CCD)
+    n8 = buf.shape[0] // 8
+    for i in range(n8):
+        w = np.uint64(0)
+        for k in range(8):
+            w |= np.uint64(buf[i * 8 + k]) << np.uint64(8 * k)
+        h ^= w
+        h *= m
+        h ^= h >> np.uint64(29)
+    for i in range(n8 * 8, buf.shape[0]):
+        h ^= np.uint64(buf[i])
+        h *= m
+        h ^= h >> np.uint64(29)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+def content_id(name: str, buf: np.ndarray) -> str:
+    stem = name.rsplit("/", 1)[-1]
+    for ext in (".gz", ".bz2", ".xz", ".zip", ".Z", ".stdf", ".std", ".STDF", ".STD"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+    return f"{safe_name(stem, 80)}-{int(_fast_hash(buf)):016x}"
+
+
+def _nullable_idx(a: np.ndarray, typ=pa.int64()) -> pa.Array:
+    a = np.asarray(a)
+    return pa.array(a.astype(typ.to_pandas_dtype()), type=typ, mask=(a < 0) if (a < 0).any() else None)
+
+
+def _take(arrays: dict[str, pa.Array], positions: np.ndarray) -> dict[str, pa.Array]:
+    """Rows by position; -1 gives nulls."""
+    pos = np.asarray(positions, dtype=np.int64)
+    idx = pa.array(pos, mask=pos < 0) if (pos < 0).any() else pa.array(pos)
+    return {k: v.take(idx) for k, v in arrays.items()}
+
+
+def _empty(schema: pa.Schema, n: int, cols: dict[str, pa.Array]) -> pa.Table:
+    arrays = []
+    for f in schema:
+        a = cols.get(f.name)
+        if a is None:
+            a = pa.nulls(n, f.type)
+        elif isinstance(a, pa.ChunkedArray):
+            a = a.cast(f.type) if a.type != f.type else a
+        elif a.type != f.type:
+            a = a.cast(f.type)
+        arrays.append(a)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class _Ctx:
+    def __init__(self, src: Source, header: Header, index: RecordIndex):
+        self.buf = src.data
+        self.be = header.big_endian
+        self.index = index
+        self.issues: list[Issue] = list(header.issues)
+        self.rec_idx_of_code: dict[int, np.ndarray] = {}
+        codes = index.code
+        order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes, minlength=len(R.RECORDS) + 1)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        for c in range(len(R.RECORDS) + 1):
+            self.rec_idx_of_code[c] = order[starts[c]:starts[c + 1]]
+        self.counts = counts
+
+    def positions(self, name: str) -> np.ndarray:
+        return self.rec_idx_of_code[R.CODE[name]]
+
+    def decode(self, name: str, positions: np.ndarray | None = None, alt: bool = False):
+        rec = R.BY_NAME[name]
+        pos = self.positions(name) if positions is None else positions
+        val, aux, used = D.interpret(self.buf, self.index.offset[pos], self.index.length[pos], self.be, rec, alt)
+        lens = self.index.length[pos]
+        extra = np.flatnonzero(used < lens)
+        if extra.size and not alt and rec.alt_fields is None:
+            self.issues.append(Issue(int(self.index.offset[pos[extra[0]]]), "unparsed_bytes",
+                                     f"{extra.size} {name} record(s) hold bytes after their last field "
+                                     f"(first: record {int(pos[extra[0]])}); the extra bytes are ignored",
+                                     int(pos[extra[0]]), "warning"))
+        return val, aux
+
+    def cols(self, name: str, positions: np.ndarray | None = None) -> dict[str, pa.Array]:
+        val, aux = self.decode(name, positions)
+        return {k.lower(): v for k, v in D.columns(self.buf, self.be, R.BY_NAME[name], val, aux).items()}
+
+
+# ------------------------------------------------------------------ table builders
+
+
+def _first(ctx: _Ctx, name: str) -> tuple[int, dict[str, pa.Array] | None]:
+    pos = ctx.positions(name)
+    if pos.size == 0:
+        return -1, None
+    return int(pos[0]), ctx.cols(name, pos[:1])
+
+
+def _files(ctx: _Ctx, src: Source, header: Header, file_id: str, issues: list[Issue]) -> pa.Table:
+    cols: dict[str, pa.Array] = {
+        "file_id": pa.array([file_id]), "file_name": pa.array([src.name]),
+        "bytes": pa.array([src.nbytes], pa.int64()), "compression": pa.array([src.compression]),
+        "byte_order": pa.array([header.byte_order]),
+        "complete": pa.array([not any(i.severity == "error" for i in issues)]),
+        "issues": pa.array([[str(i) for i in issues]], pa.list_(pa.string())),
+        "records": pa.array([len(ctx.index)], pa.int64()),
+    }
+    for name in ("FAR", "MIR", "MRR"):
+        ri, c = _first(ctx, name)
+        cols[f"{name.lower()}_rec_idx"] = pa.array([ri if ri >= 0 else None], pa.int64())
+        if c:
+            cols.update(c)
+    sdr_pos = ctx.positions("SDR")
+    sc = ctx.cols("SDR", sdr_pos)
+    sc["rec_idx"] = pa.array(sdr_pos.astype(np.int64))
+    st = _sdr_struct()
+    struct = pa.StructArray.from_arrays([sc[f.name].cast(f.type) for f in st], fields=list(st))
+    cols["sdr"] = pa.ListArray.from_arrays(pa.array([0, len(sdr_pos)], pa.int32()), struct)
+    return _empty(SCHEMAS["files"], 1, cols)
+
+
+def _wafers(ctx: _Ctx, w: D.Walk) -> pa.Table:
+    schema = SCHEMAS["wafers"]
+    n = int(w.wafer_wir.shape[0])
+    wcr_pos = ctx.positions("WCR")
+    if n == 0 and wcr_pos.size:
+        n = 1
+        wir = np.array([-1])
+        wrr = np.array([-1])
+    else:
+        wir, wrr = w.wafer_wir, w.wafer_wrr
+    cols: dict[str, pa.Array] = {"wafer_idx": pa.array(np.arange(n, dtype=np.int32))}
+    names = {"wafer_idx"}
+    for name, recs in (("WIR", wir), ("WRR", wrr)):
+        pos = ctx.positions(name)
+        c = ctx.cols(name, pos)
+        where = np.searchsorted(pos, recs)
+        where = np.where(recs >= 0, where, -1)
+        taken = _take(c, where) if n else {k: v[:0] for k, v in c.items()}
+        for k, v in taken.items():
+            col = k if k not in names or name == "WIR" else f"wrr_{k}"
+            cols[col] = v
+        names |= {k for k in c} if name == "WIR" else set()
+    if wcr_pos.size:
+        c = ctx.cols("WCR", wcr_pos[:1])
+        for k, v in _take(c, np.zeros(n, dtype=np.int64)).items():
+            cols[k if k not in cols else f"wcr_{k}"] = v
+    cols["wir_rec_idx"] = _nullable_idx(wir)
+    cols["wrr_rec_idx"] = _nullable_idx(wrr)
+    cols["wcr_rec_idx"] = pa.array([int(wcr_pos[0]) if wcr_pos.size else None] * n, pa.int64())
+    pw = w.part_wafer[w.part_prr >= 0]
+    cnt = np.bincount(pw[pw >= 0], minlength=n)[:n] if n else np.zeros(0, np.int64)
+    cols["parts"] = pa.array(cnt.astype(np.int64))
+    return _empty(schema, n, cols)
+
+
+def _parts(ctx: _Ctx, w: D.Walk) -> pa.Table:
+    n = int(w.part_prr.shape[0])
+    pos = ctx.positions("PRR")
+    c = ctx.cols("PRR", pos)
+    where = np.where(w.part_prr >= 0, np.searchsorted(pos, w.part_prr), -1)
+    cols = _take(c, where)
+    # head / site of parts without a PRR: from the record that opened them
+    for k, arr in (("head_num", w.part_head), ("site_num", w.part_site)):
+        fill = pa.array(arr.astype(np.int64), mask=arr < 0).cast(pa.uint8())
+        cols[k] = pa.compute.coalesce(cols[k], fill)
+    cols["part_idx"] = pa.array(np.arange(n, dtype=np.int32))
+    cols["wafer_idx"] = _nullable_idx(w.part_wafer, pa.int32())
+    cols["pir_rec_idx"] = _nullable_idx(w.part_pir)
+    cols["prr_rec_idx"] = _nullable_idx(w.part_prr)
+    rp = w.rec_part
+    res_mask = np.isin(ctx.index.code, [R.CODE["PTR"], R.CODE["MPR"], R.CODE["FTR"]])
+    rr = rp[res_mask]
+    cols["results"] = pa.array(np.bincount(rr[rr >= 0], minlength=n)[:n].astype(np.int64))
+    return _empty(SCHEMAS["parts"], n, cols)
+
+
+@dataclass
+class _Tests:
+    kind: str
+    keys: np.ndarray           # test number per test (-1 = record too short)
+    tidx: np.ndarray           # test per record
+    first: np.ndarray          # position (within the kind) of each test's first record
+    dval: np.ndarray
+    daux: np.ndarray
+    txt_val: np.ndarray        # TEST_TXT of the first record
+    txt_aux: np.ndarray
+    opt: np.ndarray            # OPT_FLAG of the first record (-1 missing)
+    counts: np.ndarray
+
+
+@njit(cache=True, nogil=True)
+def _dedupe_text(buf, v, a, tidx, dv, da):
+    """-1 (null) where a record's string equals its test's string, else the record's length."""
+    n = v.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    for r in range(n):
+        t = tidx[r]
+        x = a[r]
+        if x < 0:
+            out[r] = -1
+            continue
+        y = da[t]
+        if x == y:
+            same = True
+            for k in range(x):
+                if buf[v[r] + k] != buf[dv[t] + k]:
+                    same = False
+                    break
+            if same:
+                out[r] = -1
+                continue
+        out[r] = x
+    return out
+
+
+def _results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
+    rec = R.BY_NAME[kind]
+    spec = D.DefaultSpec(rec)
+    pos = ctx.positions(kind)
+    offs = ctx.index.offset[pos]
+    lens = ctx.index.length[pos]
+    keys, uniq, tidx, first = D.test_keys(ctx.buf, offs, lens, ctx.be)
+    fval, faux = ctx.decode(kind, pos[first]) if first.size else (np.zeros((0, len(rec.fields)), np.int64),
+                                                                  np.zeros((0, len(rec.fields)), np.int32))
+    dval, daux = D.defaults(ctx.buf, spec, fval, faux)
+    ti = rec.index("TEST_TXT")
+    txt_val = np.ascontiguousarray(fval[:, ti]) if first.size else np.zeros(0, np.int64)
+    txt_aux = np.ascontiguousarray(faux[:, ti]).astype(np.int64) if first.size else np.zeros(0, np.int64)
+    opt = np.where(faux[:, spec.opt] >= 0, fval[:, spec.opt], -1) if first.size else np.zeros(0, np.int64)
+    tests = _Tests(kind, uniq, tidx, first, dval, daux, txt_val, txt_aux, opt,
+                   np.bincount(tidx, minlength=len(uniq)).astype(np.int64))
+    schema = SCHEMAS[f"{kind.lower()}_results"]
+    plain = [i for i, f in enumerate(rec.fields) if f.default is None]
+    batches = []
+    for s in range(0, len(pos), CHUNK):
+        p = pos[s:s + CHUNK]
+        val, aux = ctx.decode(kind, p)
+        t = tidx[s:s + CHUNK]
+        oval, oaux, mask = D.effective(ctx.buf, spec, val, aux, t, dval, daux)
+        cols: dict[str, pa.Array] = {}
+        # TEST_TXT: null when equal to the test's (first record's) text
+        aux[:, ti] = D_dedupe(ctx.buf, val[:, ti], aux[:, ti], t, txt_val, txt_aux)
+        for i in plain:
+            f = rec.fields[i]
+            cols[f.column] = D.column(ctx.buf, ctx.be, rec, i, val, aux)
+        fields_d = tuple(rec.fields[i] for i in spec.index)
+        for j, f in enumerate(fields_d):
+            if f.is_array:
+                cols[f.column] = _array_override(ctx.buf, ctx.be, rec, f, oval[:, j], oaux[:, j])
+            else:
+                cols[f.column] = D.column(ctx.buf, ctx.be, rec, j, oval, oaux, fields_d)
+        cols["override_mask"] = pa.array(mask.astype(np.uint32))
+        cols["rec_idx"] = pa.array(p.astype(np.int64))
+        rp = w.rec_part[p]
+        cols["part_idx"] = pa.array(rp, mask=rp < 0) if (rp < 0).any() else pa.array(rp)
+        batches.append(_empty(schema, len(p), cols))
+    table = pa.concat_tables(batches) if batches else schema.empty_table()
+    return table, tests
+
+
+def D_dedupe(buf, v, a, t, dv, da):
+    return _dedupe_text(buf, np.ascontiguousarray(v), np.ascontiguousarray(a).astype(np.int64),
+                        np.ascontiguousarray(t, dtype=np.int64), dv, da).astype(np.int32)
+
+
+def _array_override(buf, be, rec: R.RecordDef, f: R.Field, v: np.ndarray, a: np.ndarray) -> pa.Array:
+    """An array default field (MPR RTN_INDX) from (data offset, element count or -1) columns."""
+    v = np.ascontiguousarray(v, dtype=np.int64).reshape(-1, 1)
+    a = np.ascontiguousarray(a, dtype=np.int32).reshape(-1, 1)
+    v2 = np.concatenate([np.where(a >= 0, a, 0).astype(np.int64), v], axis=1)
+    a2 = np.concatenate([np.zeros_like(a), a], axis=1)
+    fake = (R.Field("_CNT", "U2", ""), R.Field(f.name, f.type, f.desc, "_CNT"))
+    return D.column(buf, be, rec, 1, v2, a2, fake)
+
+
+def _tests_table(ctx: _Ctx, all_tests: list[_Tests]) -> pa.Table:
+    schema = SCHEMAS["tests"]
+    parts = []
+    for t in all_tests:
+        n = len(t.keys)
+        if n == 0:
+            continue
+        rec = R.BY_NAME[t.kind]
+        spec = D.DefaultSpec(rec)
+        cols: dict[str, pa.Array] = {
+            "kind": pa.array([t.kind] * n),
+            "test_num": pa.array(t.keys, mask=t.keys < 0).cast(pa.uint32()),
+            "test_txt": D.string_array(ctx.buf, t.txt_val, t.txt_aux),
+            "opt_flag": pa.array(t.opt, mask=t.opt < 0).cast(pa.uint8()),
+            "first_rec_idx": pa.array(ctx.positions(t.kind)[t.first].astype(np.int64)),
+            "results": pa.array(t.counts),
+        }
+        fields_d = tuple(rec.fields[i] for i in spec.index)
+        for j, f in enumerate(fields_d):
+            if f.is_array:
+                cols[f.column] = _array_override(ctx.buf, ctx.be, rec, f, t.dval[:, j], t.daux[:, j])
+            else:
+                cols[f.column] = D.column(ctx.buf, ctx.be, rec, j, t.dval, t.daux, fields_d)
+        parts.append(_empty(schema, n, cols))
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _bins(ctx: _Ctx) -> pa.Table:
+    schema = SCHEMAS["bins"]
+    out = []
+    for name, t in (("HBR", "H"), ("SBR", "S")):
+        pos = ctx.positions(name)
+        if not pos.size:
+            continue
+        c = ctx.cols(name, pos)
+        p = name[0].lower()
+        cols = {"rec_idx": pa.array(pos.astype(np.int64)), "bin_type": pa.array([t] * len(pos)),
+                "head_num": c["head_num"], "site_num": c["site_num"], "bin_num": c[f"{p}bin_num"],
+                "bin_cnt": c[f"{p}bin_cnt"], "bin_pf": c[f"{p}bin_pf"], "bin_nam": c[f"{p}bin_nam"]}
+        out.append(_empty(schema, len(pos), cols))
+    if not out:
+        return schema.empty_table()
+    t = pa.concat_tables(out)
+    return t.take(pa.array(np.argsort(t["rec_idx"].to_numpy(), kind="stable")))
+
+
+def _tsr(ctx: _Ctx) -> pa.Table:
+    pos = ctx.positions("TSR")
+    cols = ctx.cols("TSR", pos)
+    cols["rec_idx"] = pa.array(pos.astype(np.int64))
+    return _empty(SCHEMAS["test_summaries"], len(pos), cols)
+
+
+def _jsonable(v):
+    if isinstance(v, float):
+        return D._json_float(v)
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def _has_non_finite(a: pa.Array) -> bool:
+    t = a.type
+    if pa.types.is_list(t):
+        a = a.flatten()
+        t = a.type
+    if pa.types.is_floating(t) and len(a):
+        x = a.drop_null().to_numpy(zero_copy_only=False)
+        return bool((~np.isfinite(x)).any())
+    return False
+
+
+def _record_json(cols: dict[str, pa.Array], n: int) -> list[str]:
+    """One JSON object per record; GDR GEN_DATA is already JSON text."""
+    if not cols:
+        return ["{}"] * n
+    raw_json = {k for k, a in cols.items() if k == "GEN_DATA"}
+    plain = {k: a for k, a in cols.items() if k not in raw_json}
+    slow = any(_has_non_finite(a) for a in plain.values())
+    rows = pa.table(plain).to_pylist() if plain else [{} for _ in range(n)]
+    if slow:
+        texts = [json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) for row in rows]
+    else:
+        texts = [json.dumps(row, ensure_ascii=False, default=bytes.hex) for row in rows]
+    for k in raw_json:
+        vals = cols[k].to_pylist()
+        texts = [t[:-1] + (", " if len(t) > 2 else "") + f'"{k}": ' + (v if v is not None else "null") + "}"
+                 for t, v in zip(texts, vals)]
+    return texts
+
+
+GENERIC_RECORDS = ("ATR", "VUR", "PCR", "PMR", "PGR", "PLR", "RDR", "PSR", "NMR", "CNR", "SSR", "CDR", "STR",
+                   "BPS", "EPS", "GDR", "DTR")
+
+
+def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray]) -> pa.Table:
+    schema = SCHEMAS["generic"]
+    idx = ctx.index
+    rec_ids: list[np.ndarray] = []
+    names: list[list[str]] = []
+    jsons: list[list[str | None]] = []
+    raws: list[list[bytes | None]] = []
+    todo = {n: ctx.positions(n) for n in GENERIC_RECORDS}
+    todo.update(extra)
+    for name, pos in todo.items():
+        if not pos.size:
+            continue
+        rec = R.BY_NAME[name]
+        if rec.alt_fields is not None:
+            rows = _vur_rows(ctx, pos)
+            texts = [json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) for row in rows]
+        else:
+            val, aux = ctx.decode(name, pos)
+            texts = _record_json(D.columns(ctx.buf, ctx.be, rec, val, aux), len(pos))
+        rec_ids.append(pos)
+        names.append([name] * len(pos))
+        jsons.append(texts)
+        raws.append([None] * len(pos))
+    unk = ctx.rec_idx_of_code[0]
+    if unk.size:
+        rec_ids.append(unk)
+        names.append([R.record_name(int(idx.typ[i]), int(idx.sub[i])) for i in unk])
+        jsons.append([None] * len(unk))
+        raws.append([bytes(ctx.buf[idx.offset[i] + 4: idx.offset[i] + 4 + idx.length[i]]) for i in unk])
+    if not rec_ids:
+        return schema.empty_table()
+    ri = np.concatenate(rec_ids)
+    order = np.argsort(ri, kind="stable")
+    ri = ri[order]
+    flat_names = [x for part in names for x in part]
+    flat_json = [x for part in jsons for x in part]
+    flat_raw = [x for part in raws for x in part]
+    o = order.tolist()
+    part = w.rec_part[ri]
+    cols = {
+        "rec_idx": pa.array(ri.astype(np.int64)),
+        "offset": pa.array(idx.offset[ri]),
+        "rec_typ": pa.array(idx.typ[ri]),
+        "rec_sub": pa.array(idx.sub[ri]),
+        "rec_len": pa.array(idx.length[ri].astype(np.uint16)),
+        "rec_name": pa.array([flat_names[i] for i in o], pa.string()),
+        "part_idx": pa.array(part, mask=part < 0),
+        "fields": pa.array([flat_json[i] for i in o], pa.string()),
+        "raw": pa.array([flat_raw[i] for i in o], pa.binary()),
+    }
+    return _empty(schema, len(ri), cols)
+
+
+def _vur_rows(ctx: _Ctx, pos: np.ndarray) -> list[dict]:
+    """VUR in either layout: UPD_CNT + UPD_NAM[] (V4-2007 errata) or one UPD_NAM (original V4-2007)."""
+    rec = R.BY_NAME["VUR"]
+    val, aux, used = D.interpret(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be, rec)
+    aval, aaux, aused = D.interpret(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be, rec, alt=True)
+    lens = ctx.index.length[pos]
+    a = pa.table(D.columns(ctx.buf, ctx.be, rec, val, aux)).to_pylist()
+    b = pa.table(D.columns(ctx.buf, ctx.be, rec, aval, aaux, alt=True)).to_pylist()
+    rows = []
+    for k in range(len(pos)):
+        if used[k] == lens[k] and aux[k, 1] >= 0:
+            rows.append({"UPD_CNT": a[k]["UPD_CNT"], "UPD_NAM": a[k]["UPD_NAM"], "layout": "count+names"})
+        elif aused[k] == lens[k] and aaux[k, 0] >= 0:
+            rows.append({"UPD_CNT": None, "UPD_NAM": [b[k]["UPD_NAM"]], "layout": "single name"})
+        else:
+            ctx.issues.append(Issue(int(ctx.index.offset[pos[k]]), "bad_vur",
+                                    "VUR matches neither known layout; kept raw", int(pos[k]), "warning"))
+            rows.append({"UPD_CNT": None, "UPD_NAM": None, "layout": "unknown",
+                         "raw": bytes(ctx.buf[ctx.index.offset[pos[k]] + 4:
+                                              ctx.index.offset[pos[k]] + 4 + lens[k]]).hex()})
+    return rows
+
+
+# ------------------------------------------------------------------ entry points
+
+
+def _pick_source(src, name: str | None, member: str | None) -> Source:
+    sources = open_sources(src, name=name)
+    if member is not None:
+        sources = [s for s in sources if s.member == member]
+        if not sources:
+            raise Rejected("no_member", f"archive has no member {member!r}")
+    if len(sources) > 1:
+        names = ", ".join(str(s.member) for s in sources[:5])
+        raise Rejected("multiple_members", f"archive holds {len(sources)} files ({names}...): "
+                                           f"pass member=... or use parse_to_parquet")
+    return sources[0]
+
+
+def parse_source(source: Source, file_id: str | None = None) -> STDFData:
+    t0 = time.perf_counter()
+    buf = source.data
+    header = detect(buf, source.name)
+    index = scan(buf, header.big_endian)
+    ctx = _Ctx(source, header, index)
+    if index.issue is not None:
+        ctx.issues.append(index.issue)
+    fid = file_id or content_id(source.name, buf)
+    w = D.walk(buf, index)
+    tables: dict[str, pa.Table] = {}
+    tables["wafers"] = _wafers(ctx, w)
+    tables["parts"] = _parts(ctx, w)
+    all_tests = []
+    for kind in ("PTR", "MPR", "FTR"):
+        t, tests = _results(ctx, kind, w)
+        tables[f"{kind.lower()}_results"] = t
+        all_tests.append(tests)
+    tables["tests"] = _tests_table(ctx, all_tests)
+    tables["bins"] = _bins(ctx)
+    tables["test_summaries"] = _tsr(ctx)
+    extra = {}
+    for name in ("FAR", "MIR", "MRR", "WCR"):
+        pos = ctx.positions(name)
+        if pos.size > 1:
+            extra[name] = pos[1:]
+    tables["generic"] = _generic(ctx, w, extra)
+    tables["files"] = _files(ctx, source, header, fid, ctx.issues)
+    counts = {R.NAME_OF_CODE[c]: int(n) for c, n in enumerate(ctx.counts) if n and c}
+    unk = ctx.rec_idx_of_code[0]
+    for i in unk:
+        nm = R.record_name(int(index.typ[i]), int(index.sub[i]))
+        nm = f"{nm}({int(index.typ[i])},{int(index.sub[i])})"
+        counts[nm] = counts.get(nm, 0) + 1
+    data = STDFData(source.name, fid, {k: tables[k] for k in TABLES}, ctx.issues, counts, header.byte_order,
+                    header.cpu_type, header.stdf_ver, source.nbytes, source.compression)
+    data.seconds = time.perf_counter() - t0
+    return data
+
+
+def parse_stdf(path_or_bytes, *, file_id: str | None = None, name: str | None = None,
+               member: str | None = None) -> STDFData:
+    """Parse one STDF file (path, bytes or uint8 array; gz / bz2 / xz / zip / .Z by magic bytes).
+
+    Raises ``Rejected`` for input that is not STDF V4 (V3, other versions, not STDF,
+    empty, broken compression). Corrupt data inside a V4 file is not an exception:
+    everything before the corruption is returned and ``errors`` says where and why.
+    """
+    return parse_source(_pick_source(path_or_bytes, name, member), file_id)
+
+
+def _partition_value(v: str | None) -> str:
+    v = (v or "").strip()
+    if not v:
+        return "unknown"
+    return safe_name(v, 80)
+
+
+# Parquet settings: dictionary only where values repeat, fast compression.
+_NO_DICT = {"rec_idx", "result", "rtn_rslt", "offset", "first_rec_idx", "prr_rec_idx", "pir_rec_idx",
+            "cycl_cnt", "rel_vadr", "test_t"}
+
+
+def _write(table: pa.Table, path: Path, file_id: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if "file_id" not in table.column_names:
+        n = table.num_rows
+        fid = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([file_id]))
+        table = table.add_column(0, "file_id", fid)
+    dict_cols = [c for c in table.column_names if c not in _NO_DICT]
+    try:
+        pq.write_table(table, tmp, compression="zstd", compression_level=1, use_dictionary=dict_cols,
+                       store_schema=False, write_statistics=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_parquet(data: STDFData, out_dir, product: str | None = None, test_type: str | None = None) -> list[str]:
+    """Write ``data``'s tables under ``out_dir``; returns the files written."""
+    mir = data.tables["files"]
+    prod = _partition_value(product if product is not None else mir["part_typ"][0].as_py())
+    ttype = _partition_value(test_type if test_type is not None else mir["test_cod"][0].as_py())
+    out = Path(out_dir)
+    written = []
+    for name in TABLES:
+        t = data.tables[name]
+        path = out / name / f"product={prod}" / f"test_type={ttype}" / f"{data.file_id}.parquet"
+        if t.num_rows == 0:
+            if path.exists():
+                path.unlink()
+            continue
+        _write(t, path, data.file_id)
+        written.append(str(path))
+    return written
+
+
+def parse_to_parquet(path, out_dir, product: str | None = None, test_type: str | None = None, *,
+                     file_id: str | None = None) -> ParseStats:
+    """Parse ``path`` and write hive-partitioned Parquet under ``out_dir``.
+
+    ``<out>/<table>/product=<P>/test_type=<T>/<file id>.parquet``; product from MIR
+    PART_TYP and test type from MIR TEST_COD unless given (sanitised for paths).
+    Each file is written to a temporary name and renamed, so readers never see
+    half a file. An archive with several STDF members gives one file id per member.
+    """
+    t0 = time.perf_counter()
+    sources = open_sources(path)
+    stats = None
+    for k, src in enumerate(sources):
+        fid = file_id if (file_id and len(sources) == 1) else (f"{file_id}-{k}" if file_id else None)
+        data = parse_source(src, fid)
+        files = write_parquet(data, out_dir, product, test_type)
+        t = data.tables
+        s = ParseStats([data.file_id], t["parts"].num_rows, t["tests"].num_rows,
+                       t["ptr_results"].num_rows + t["mpr_results"].num_rows + t["ftr_results"].num_rows,
+                       len(data.tables["files"]) and int(t["files"]["records"][0].as_py()), data.nbytes, 0.0,
+                       _partition_value(product if product is not None else t["files"]["part_typ"][0].as_py()),
+                       _partition_value(test_type if test_type is not None else t["files"]["test_cod"][0].as_py()),
+                       files, [str(i) for i in data.issues], data.complete)
+        if stats is None:
+            stats = s
+        else:
+            stats.file_ids += s.file_ids
+            stats.parts += s.parts
+            stats.tests += s.tests
+            stats.results += s.results
+            stats.records += s.records
+            stats.bytes += s.bytes
+            stats.files_written += s.files_written
+            stats.issues += s.issues
+            stats.complete = stats.complete and s.complete
+    stats.seconds = time.perf_counter() - t0
+    return stats

@@ -1,0 +1,188 @@
+"""KLARF 1.1 / 1.2 / 1.8 -> defect-count maps: real samples against their own
+counts, hand-made files for each syntax, and rejected files."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from failmap_assets.formats.detect import detect_map_format
+from failmap_assets.formats.klarf import read_klarf
+from failmap_assets.rejects import Rejected
+from tests.testdata import requires_shared, shared_file
+
+
+def _read(name: str):
+    path = shared_file("maps", "klarf", name)
+    return path.read_text(encoding="utf-8"), read_klarf(path.read_bytes())
+
+
+@requires_shared
+def test_klarf11_sample_matches_its_test_plan_and_summary():
+    text, [wafer] = _read("klarfkit_CPS3TwithoutReview.001")
+    plan_n = int(re.search(r"SampleTestPlan (\d+)", text).group(1))
+    testno, ndefect, _density, ndie, ndefdie = re.search(r"SummaryList\s+([^;]+);", text).group(1).split()
+    defect_lines = re.search(r"DefectList\n(.*?);", text, re.S).group(1).strip().splitlines()
+    assert wafer.die_count == plan_n == int(ndie) == 4988
+    assert int(wafer.bin.sum()) == int(ndefect) == len(defect_lines) == 16
+    assert int((wafer.bin > 0).sum()) == int(ndefdie) == 15
+    assert int(wafer.is_pass().sum()) == 4988 - 15
+    assert wafer.flat == "D"                                             # OrientationMarkLocation DOWN
+    # Two defects on die (15, -35): canonical y is -YINDEX.
+    die = (wafer.orig_x == 15) & (wafer.orig_y == -35)
+    assert wafer.bin[die].tolist() == [2] and wafer.y[die].tolist() == [35]
+    assert (wafer.lot, wafer.wafer, wafer.step, wafer.stime) == ("HJU008", "25", "IMD2_SRO", "20211019_100409")
+    assert wafer.die_size == (2.48996, 2.25992) and wafer.extra["klarf_version"] == "1.1"
+
+
+@requires_shared
+def test_klarf12_sample():
+    text, [wafer] = _read("jklarf_klarf12Example.klarf")
+    plan = re.search(r"SampleTestPlan (\d+)\s+([^;]+);", text)
+    pairs = list(zip(*[iter(map(int, plan.group(2).split()))] * 2))
+    ndefect = int(re.search(r"SummaryList\s+\d+\s+(\d+)", text).group(1))
+    assert wafer.die_count == int(plan.group(1)) == len(pairs) == 2
+    assert int(wafer.bin.sum()) == ndefect == 2
+    assert sorted(zip(wafer.orig_x.tolist(), wafer.orig_y.tolist())) == sorted(pairs)
+    assert wafer.flat == "D" and wafer.extra["klarf_version"] == "1.2"
+
+
+@requires_shared
+@pytest.mark.parametrize("name", ["jklarf_simple18.klarf", "jklarf_wierdKlarfWithNAs.klarf"])
+def test_klarf18_samples_match_their_list_counts(name):
+    text, wafers = _read(name)
+    # Each WaferRecord's DefectList says "Data n"; the test plans say "Data n" too.
+    blocks = re.split(r'Record WaferRecord "', text)[1:]
+    assert [w.wafer for w in wafers] == [b.split('"', 1)[0] for b in blocks] == ["FirstWaferId", "SecondWaferId"]
+    for wafer, block in zip(wafers, blocks):
+        defects = int(re.search(r"List DefectList.*?Data (\d+)", block, re.S).group(1))
+        plans = [int(n) for n in re.findall(r"List SampleTestPlanList.*?Data (\d+)", block, re.S)]
+        assert int(wafer.bin.sum()) == defects
+        assert int(wafer.extra["plan_dies"]) == sum(plans)
+        assert wafer.flat == "D"                                     # OrientationMarkLocation 0
+        assert wafer.lot == "aLot.String" and wafer.product == "aDevice"
+    first = wafers[0]
+    # These synthetic defects lie outside the plan: they still become dies, with the plan's clean dies.
+    assert first.die_count == 9 + 3 and first.extra["dies_outside_plan"] == "3"
+    assert Counter(first.bin.tolist()) == {0: 9, 1: 3}
+    assert first.die_size == (5.74415, 5.410203)                     # DiePitch in nm
+
+
+# ---------------------------------------------------------------------------
+# Hand-made files
+# ---------------------------------------------------------------------------
+
+K11 = """FileVersion 1 1;
+LotID "L1";
+DeviceID "DEV";
+OrientationMarkLocation {mark};
+WaferID "01";
+InspectionTest 1;
+SampleTestPlan 3
+ 0 0
+ 1 0
+ 0 1;
+DefectRecordSpec 6 DEFECTID XINDEX YINDEX TEST IMAGECOUNT IMAGELIST;
+DefectList
+ 1 0 0 1 2 2 1 7 2 8
+ 2 0 0 1 0 0
+ 3 1 0 1 1 1 5 6;
+SummarySpec 3 TESTNO NDEFECT NDIE;
+SummaryList
+ 1 3 3;
+WaferID "02";
+SampleTestPlan 1 5 5;
+DefectList
+ 1 NA 3 1 0 0
+ 2 5 5 1 0 0;
+EndOfFile;
+"""
+
+
+@pytest.mark.parametrize(("mark", "side"), [("DOWN", "D"), ("UP", "U"), ("LEFT", "L"), ("RIGHT", "R")])
+def test_klarf11_image_lists_multiple_wafers_and_na(mark, side):
+    w1, w2 = read_klarf(K11.format(mark=mark).encode())
+    assert {(int(x), int(y)): int(b) for x, y, b in zip(w1.orig_x, w1.orig_y, w1.bin)} == {(0, 0): 2, (1, 0): 1, (0, 1): 0}
+    assert w1.flat == side and w2.flat == side                     # stated before the first WaferID: applies to both
+    assert (w1.wafer, w2.wafer, w1.lot, w2.product) == ("01", "02", "L1", "DEV")
+    assert w2.die_count == 1 and w2.bin.tolist() == [1] and w2.extra["defects_without_die"] == "1"
+    assert w1.extra["summary"] == "TESTNO=1,NDEFECT=3,NDIE=3"
+    assert w1.bin_pass == {0: True, 1: False, 2: False}
+
+
+def test_configured_pass_bins_replace_the_defect_free_rule():
+    [w1, _] = read_klarf(K11.format(mark="DOWN").encode(), pass_bins={0, 1})
+    assert w1.bin_pass == {0: True, 1: True, 2: False}
+
+
+K18 = """Record FileRecord "1.8"
+{{
+  Record LotRecord "LOT-A"
+  {{
+    Field DeviceID 1 {{"DEV-A"}}
+    Field OrientationMarkLocation 1 {{{mark}}}
+    Field StepID 1 {{"M1"}}
+    Field ResultTimestamp 2 {{"01-02-2025", "03:04:05"}}
+    Record WaferRecord "W-7"
+    {{
+      List DefectList
+      {{
+        Columns 4 {{ int32 DEFECTID, int32 XINDEX, int32 YINDEX, ImageList IMAGEINFO }}
+        Data 3
+        {{
+          1 2 -1 {{ 1 {{"img.jpg", 1}} }};
+          2 2 -1 {{ }};
+          3 NA 4 {{ }};
+        }}
+      }}
+      Record TestRecord "1"
+      {{
+        List SampleTestPlanList
+        {{
+          Columns 2 {{ int32 XINDEX, int32 YINDEX }}
+          Data {plan_n}
+          {{
+            2 -1 ;
+            3 -1 ;
+          }}
+        }}
+      }}
+    }}
+  }}
+}}
+EndOfFile;
+"""
+
+
+@pytest.mark.parametrize(("mark", "side"), [("0", "D"), ("90", "L"), ("180", "U"), ("270", "R")])
+def test_klarf18_nested_records_and_image_lists(mark, side):
+    [wafer] = read_klarf(K18.format(mark=mark, plan_n=2).encode())
+    assert {(int(x), int(y)): int(b) for x, y, b in zip(wafer.x, wafer.y, wafer.bin)} == {(2, 1): 2, (3, 1): 0}
+    assert wafer.flat == side and wafer.extra["defects_without_die"] == "1"
+    assert (wafer.lot, wafer.wafer, wafer.product, wafer.step, wafer.stime) == ("LOT-A", "W-7", "DEV-A", "M1", "20250102_030405")
+    assert detect_map_format(K18.format(mark=mark, plan_n=2).encode()) == "klarf"
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        (K11.format(mark="DOWN").replace("SampleTestPlan 3", "SampleTestPlan 4"), "bad_list"),
+        (K11.format(mark="DOWN").replace(" 3 1 0 1 1 1 5 6;", " 3 1 0 1 1 1 5;"), "bad_list"),
+        (K11.format(mark="DOWN").replace("DefectRecordSpec 6", "DefectRecordSpec 7"), "bad_list"),
+        (K11.format(mark="DOWN").replace("1 0 0 1 2 2 1 7 2 8", "1 x 0 1 2 2 1 7 2 8"), "bad_value"),
+        (K11.format(mark="DOWN").replace("DOWN", "SIDEWAYS"), "bad_orientation"),
+        (K11.format(mark="DOWN").split(" 2 5 5 1")[0], "truncated"),
+        (K11.format(mark="DOWN").replace(" 1 3 3;", " 1 3 3"), "bad_list"),         # ';' missing: statements merge
+        (K18.format(mark="0", plan_n=3), "bad_list"),
+        (K18.format(mark="0", plan_n=2).replace("3 -1 ;", "3 -1 4 ;"), "bad_list"),
+        (K18.format(mark="0", plan_n=2).rsplit("}", 2)[0], "truncated"),
+        (K18.format(mark="0", plan_n=2).replace("Field StepID", "Bogus StepID"), "bad_syntax"),
+        ("Hello KLARF", "unknown_format"),
+    ],
+)
+def test_broken_files_are_rejected_with_a_reason(doc, reason):
+    with pytest.raises(Rejected) as info:
+        read_klarf(doc.encode())
+    assert info.value.reason == reason

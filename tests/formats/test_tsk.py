@@ -1,0 +1,199 @@
+"""TSK / Accretech binary maps: the real sample against its own header, and
+synthetic files built with struct.pack for every record layout we decode."""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from failmap_assets.formats.detect import detect_map_format
+from failmap_assets.formats.tsk import HEADER, read_tsk
+from failmap_assets.rejects import Rejected
+from tests.testdata import requires_shared, shared_file
+
+SAMPLE = ("maps", "tsk", "larvata_001.QR2352-D5U278-CP-1")
+
+
+@requires_shared
+def test_sample_matches_its_header():
+    data = shared_file(*SAMPLE).read_bytes()
+    # Decoded independently at the manual's byte offsets.
+    device = data[20:36].decode().strip()
+    wafer_size, _machine, index_x, index_y, flat = struct.unpack_from(">HHIIH", data, 36)
+    version = data[51]
+    cols, rows = struct.unpack_from(">HH", data, 52)
+    x_dir, y_dir = data[104], data[105]
+    tested, passed, failed = struct.unpack_from(">HHH", data, 210)
+    address = struct.unpack_from(">I", data, 216)[0]
+    ext_tested, ext_passed, ext_failed = struct.unpack_from(">III", data, address + 6 * cols * rows + 52)
+    # What the README says the header decodes to.
+    assert (device, wafer_size, index_x, index_y, flat, version) == ("QR2352-8D2-4", 80, 78600, 75000, 180, 2)
+    assert (cols, rows, x_dir, y_dir) == (254, 265, 1, 2)
+    assert (tested, passed, failed) == (ext_tested, ext_passed, ext_failed) == (49631, 46927, 2704)
+
+    [wafer] = read_tsk(data)
+    assert wafer.die_count == tested
+    assert Counter(wafer.bin.tolist()) == {1: passed, 2: failed}
+    assert int(wafer.is_pass().sum()) == passed
+    assert wafer.flat == "D"                                   # 180 degrees from the top
+    assert 0 <= wafer.x.min() and wafer.x.max() < cols and 0 <= wafer.y.min() and wafer.y.max() < rows
+    assert wafer.product == device and wafer.wafer == "QR2352-D5U278-CP-1" and wafer.lot == "QR2352-D5U278-CP"
+    assert wafer.stime == "20140611_132900" and wafer.die_size == (0.786, 0.75)
+    # Independent count of tested positions straight from the 6-byte records.
+    words = np.frombuffer(data, ">u2", count=3 * cols * rows, offset=address).reshape(-1, 3)
+    probing_tested = ((words[:, 1] >> 14) == 1) & ((words[:, 0] >> 14) != 0)
+    assert int(probing_tested.sum()) == wafer.die_count
+    # X increases leftward (direction 1): along a row the prober's X goes down.
+    row = wafer.y == wafer.y[0]
+    assert np.all(np.diff(wafer.orig_x[row]) < 0)
+    assert wafer.extra["positions_marking"] == "3305" and wafer.extra["bin_source"] == "test_result"
+
+
+# ---------------------------------------------------------------------------
+# Synthetic files
+# ---------------------------------------------------------------------------
+
+
+def header(cols, rows, *, version=0, flat=180, tested=0, passed=0, failed=0, config=0b11, line_count=0, address=236):
+    h = HEADER.pack(
+        b"OPERATOR".ljust(20), b"DEV-1".ljust(16), 200, 3, 500000, 400000, flat, 0, version, cols, rows, 0,
+        b"WAFER-01".ljust(21, b"\0"), 1, b"LOT-7".ljust(18), 1, 7,
+        2, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0,
+        b"2407151230\0\0", b"2407151300\0\0", b"2407151229\0\0", b"2407151301\0\0",
+        b"\0" * 4, b"\0" * 4, b"\0" * 4, 0, tested, passed, failed,
+        address, line_count, 0, config, 1, 64,
+    )
+    assert len(h) == 236
+    return h
+
+
+def record(result, prop, x=0, y=0, category=0, site=0):
+    """One 6-byte die record; negative coordinates set the sign bits."""
+    w1 = (result << 14) | (abs(x) & 0x1FF)
+    w2 = (prop << 14) | ((x < 0) << 11) | ((y < 0) << 10) | (abs(y) & 0x1FF)
+    w3 = (site << 8) | (category & 0x3F)
+    return struct.pack(">HHH", w1, w2, w3)
+
+
+SKIP, PROBE, MARK = 0, 1, 2
+PASS, FAIL1, FAIL2 = 1, 2, 3
+
+# 3 x 2 map, top row then bottom row.
+GRID = [
+    (SKIP, 0, 0), (PROBE, PASS, 4), (PROBE, FAIL1, 9),
+    (MARK, 0, 0), (PROBE, PASS, 4), (PROBE, FAIL2, 10),
+]
+
+
+def make(grid=GRID, cols=3, rows=2, **kw):
+    body = b"".join(record(res, prop, x=c - 2, y=-r, category=cat)
+                    for i, (prop, res, cat) in enumerate(grid) for r, c in [divmod(i, cols)])
+    return header(cols, rows, **kw) + body
+
+
+def test_categories_become_bins_plus_one_with_verdicts_from_test_results():
+    [wafer] = read_tsk(make())
+    dies = {(int(x), int(y)): int(b) for x, y, b in zip(wafer.x, wafer.y, wafer.bin)}
+    # Stored categories 4, 9, 10 are categories 5, 10, 11 on the prober.
+    assert dies == {(1, 0): 5, (2, 0): 10, (1, 1): 5, (2, 1): 11}
+    assert wafer.bin_pass == {5: True, 10: False, 11: False}
+    assert wafer.extra["bin_source"] == "category"
+    assert (wafer.extra["positions_skip"], wafer.extra["positions_marking"]) == ("1", "1")
+
+
+def test_categories_that_mix_pass_and_fail_fall_back_to_test_results():
+    grid = [(PROBE, PASS, 0), (PROBE, FAIL1, 0), (PROBE, FAIL2, 0), (PROBE, 0, 0)]
+    [wafer] = read_tsk(make(grid, cols=2, rows=2))
+    assert sorted(wafer.bin.tolist()) == [1, 2, 3]      # the untested probing die is not a die
+    assert wafer.bin_pass == {1: True, 2: False, 3: False}
+    assert wafer.bin_names == {1: "pass", 2: "fail 1", 3: "fail 2"}
+    assert wafer.extra["positions_not_tested"] == "1"
+
+
+def test_sign_bits_give_negative_prober_coordinates():
+    [wafer] = read_tsk(make())
+    got = sorted(zip(wafer.x.tolist(), wafer.y.tolist(), wafer.orig_x.tolist(), wafer.orig_y.tolist()))
+    assert got == [(1, 0, -1, 0), (1, 1, -1, -1), (2, 0, 0, 0), (2, 1, 0, -1)]
+
+
+@pytest.mark.parametrize(("degrees", "side"), [(0, "U"), (90, "R"), (180, "D"), (270, "L"), (359, "U")])
+def test_flat_direction(degrees, side):
+    assert read_tsk(make(flat=degrees))[0].flat == side
+
+
+def test_header_metadata():
+    [wafer] = read_tsk(make())
+    assert (wafer.product, wafer.lot, wafer.wafer, wafer.stime) == ("DEV-1", "LOT-7", "WAFER-01", "20240715_123000")
+    assert wafer.die_size == (5.0, 4.0)
+    assert wafer.extra["slot"] == "7" and wafer.extra["x_direction"] == "2"
+
+
+def ext_header(tested, passed, failed):
+    block = bytearray(172)
+    struct.pack_into(">IIIII", block, 52, tested, passed, failed, failed, 0)
+    return bytes(block)
+
+
+def test_version2_extension_header_and_records_carry_large_categories():
+    # config: header, die results, extension header, extension die records
+    base = make(version=2, config=0b11011)
+    ext_records = b"".join(struct.pack(">HH", (site << 8) | cat, 0) for site, cat in
+                           [(0, 0), (1, 199), (2, 200), (0, 0), (3, 199), (1, 250)])
+    [wafer] = read_tsk(base + ext_header(70000, 69000, 1000) + ext_records)
+    assert sorted(wafer.bin.tolist()) == [200, 200, 201, 251]
+    assert wafer.bin_pass == {200: True, 201: False, 251: False}
+    assert (wafer.extra["ext_tested"], wafer.extra["ext_passed"]) == ("70000", "69000")
+
+
+@pytest.mark.parametrize(("version", "word2"), [(4, lambda c: c & 0x3FF), (7, lambda c: c & 0x3FFF)])
+def test_version4_and_7_extension_categories(version, word2):
+    base = make(version=version, config=0b11011)
+    cats = [0, 700, 900, 0, 700, 5000 if version == 7 else 1000]
+    ext_records = b"".join(struct.pack(">HH", 1, word2(c)) for c in cats)
+    [wafer] = read_tsk(base + ext_header(4, 2, 2) + ext_records)
+    assert sorted(wafer.bin.tolist()) == sorted([701, 901, 701, cats[5] + 1])
+
+
+def test_line_category_block_is_skipped_before_the_extension_header():
+    base = make(version=2, config=0b11111, line_count=6)
+    ext_records = b"".join(struct.pack(">HH", c, 0) for c in [0, 30, 40, 0, 30, 41])
+    data = base + b"\xee" * 8 * 6 + ext_header(4, 2, 2) + ext_records
+    [wafer] = read_tsk(data)
+    assert sorted(wafer.bin.tolist()) == [31, 31, 41, 42]
+    assert wafer.extra["ext_tested"] == "4"
+
+
+def test_version1_two_byte_records():
+    cols, rows = 2, 2
+    body = bytes([(PASS << 6) | 3, 0, (FAIL1 << 6) | 7, 1, 0, 0, (PASS << 6) | 3, 2])
+    data = header(cols, rows, version=1) + ext_header(3, 2, 1) + body
+    [wafer] = read_tsk(data)
+    assert {(int(x), int(y)): int(b) for x, y, b in zip(wafer.x, wafer.y, wafer.bin)} == {(0, 0): 4, (1, 0): 8, (1, 1): 4}
+    assert wafer.bin_pass == {4: True, 8: False} and wafer.orig_x is None
+
+
+def test_detection():
+    assert detect_map_format(make()) == "tsk"
+    assert detect_map_format(make()[:-6]) is None                    # record area cut short
+    assert detect_map_format(bytes(300)) is None                     # zeros: no map area
+    assert detect_map_format(b"\x89PNG\r\n\x1a\n" + bytes(400)) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (make()[:100], "truncated"),
+        (make()[:-1], "truncated"),
+        (make(version=9), "bad_header"),
+        (header(0, 0), "bad_header"),
+        (make(version=2, config=0b1011), "truncated"),               # extension header announced, absent
+        (make(version=2, config=0b11011) + ext_header(1, 1, 0), "truncated"),
+    ],
+)
+def test_broken_files_are_rejected_with_a_reason(data, reason):
+    with pytest.raises(Rejected) as info:
+        read_tsk(data)
+    assert info.value.reason == reason
