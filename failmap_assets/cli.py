@@ -97,7 +97,8 @@ def cmd_demo(args) -> int:
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve())))
     home.mkdir(parents=True, exist_ok=True)
-    from failmap_assets.definitions import ALL_ASSETS, build_resources
+    from failmap_assets.definitions import ALL_ASSETS
+    from failmap_assets.resources import build_resources
 
     day = date.today() - timedelta(days=1)
     print(f"generating {args.wafers} wafers for {day} (seed {args.seed}) ...")

@@ -70,14 +70,20 @@ def dialect(name: str, sniff: Callable[[Lines], bool]):
 
 
 def text_lines(data: bytes) -> Lines:
-    """Decoded lines without line ends: UTF-8 (BOM allowed), else Latin-1."""
+    """Decoded lines without line ends (see :func:`decode_text`)."""
+    return decode_text(data).splitlines()
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (BOM allowed), UTF-16 with a BOM (Windows tools), else Latin-1."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return text.splitlines()
+        return data.decode("latin-1")
 
 
 def detect_dialect(lines: Lines) -> str | None:
@@ -142,12 +148,17 @@ def build_wafer(
     )
 
 
-def char_grid(rows: Lines, columns: int | None, nulls: set[str], what: str):
-    """One-character codes -> (bins grid, code map); checks the row widths."""
+def char_grid(rows: Lines, columns: int | None, nulls: set[str], what: str, first_line: int | None = None):
+    """One-character codes -> (bins grid, code map); checks the row widths.
+
+    ``first_line`` (1-based line number of the first grid row) locates errors."""
     if columns is not None:
         bad = [i for i, r in enumerate(rows) if len(r) != columns]
         if bad:
-            raise Rejected("bad_row", f"{what}: grid row {bad[0] + 1} has {len(rows[bad[0]])} characters, expected {columns}")
+            raise Rejected(
+                "bad_row", f"{what}: grid row {bad[0] + 1} has {len(rows[bad[0]])} characters, expected {columns}",
+                line=None if first_line is None else first_line + bad[0],
+            )
     grid = decode_grid(rows, "ascii", nulls, columns, what)
     return grid.bins, grid.codes
 
@@ -225,12 +236,13 @@ def _parse_st(lines: Lines, pass_bins) -> WaferMap:
     if grid_at is None:
         raise Rejected("bad_header", f"{what}: no WMXDIM= / WMYDIM= grid size")
     rows, end = grid_rows(lines, grid_at, dims["Y"], what)
+    first_line = end - len(rows) + 1
     for line in lines[end:]:  # trailer: EDATE, ETIME, CHECKSUM
         _st_key_value(line, header, units)
     if "NULBC" not in header:
         raise Rejected("bad_header", f"{what}: no NULBC (character code of positions without a die)")
     null = chr(_int(header["NULBC"], "NULBC", what))
-    bins, codes = char_grid(rows, dims["X"], {null}, what)
+    bins, codes = char_grid(rows, dims["X"], {null}, what, first_line)
     names = {}
     target = _int(header.get("TARGBC"), "TARGBC", what)
     if target is not None and chr(target) in codes:
@@ -305,7 +317,7 @@ def _parse_binlist(lines: Lines, pass_bins) -> WaferMap:
     nulls = {b["BIN"] for b in legend if len(b.get("BIN", "")) == 1 and _NO_DIE.search(b.get("DESCR", ""))}
     if not nulls and not any(b.get("BIN") == "." for b in legend):
         nulls = {"."}  # no legend entry says which code is "no die": the common '.'
-    bins, codes = char_grid(rows, n_cols, nulls, what)
+    bins, codes = char_grid(rows, n_cols, nulls, what, start + 2)
     verdicts, names, stated = {}, {}, {}
     for b in legend:
         code = b.get("BIN", "")
@@ -357,8 +369,8 @@ def _parse_maxxy(lines: Lines, pass_bins) -> WaferMap:
     if len(size) != 2 or not all(s.isdigit() for s in size):
         raise Rejected("bad_header", f"{what}: MaxXY {header['maxxy']!r} is not 'columns rows'")
     n_cols, n_rows = int(size[0]), int(size[1])
-    rows, _ = grid_rows(lines, end, n_rows, what)
-    bins, codes = char_grid(rows, n_cols, {"."}, what)
+    rows, stop = grid_rows(lines, end, n_rows, what)
+    bins, codes = char_grid(rows, n_cols, {"."}, what, stop - len(rows) + 1)
     if "orient" in header:
         flat = _CLOCK.get(header["orient"].strip())
         if flat is None:
@@ -385,9 +397,11 @@ def _parse_versid(lines: Lines, pass_bins) -> WaferMap:
     what = "VERSID map"
     header: dict[str, str] = {}
     rows: list[str] = []
+    first_line = None
     for number, line in enumerate(lines, start=1):
         m = _MAP_ROW.match(line)
         if m:
+            first_line = first_line or number
             if int(m.group(1)) != len(rows) + 1:
                 raise Rejected("bad_row", f"{what}: row label MAP{m.group(1)} out of sequence", line=number)
             rows.append(m.group(2).rstrip())
@@ -404,7 +418,7 @@ def _parse_versid(lines: Lines, pass_bins) -> WaferMap:
     codes_of = lambda key: {c.strip() for c in header.get(key, "").split(",") if c.strip()}  # noqa: E731
     refs, passing = codes_of("REFBIN"), codes_of("PASBIN")
     nulls = codes_of("SKIPDI") - refs
-    bins, codes = _coded_grid(rows, width, n_cols, nulls, what)
+    bins, codes = _coded_grid(rows, width, n_cols, nulls, what, first_line)
     # PASBIN lists the passing codes, so every other die code is a fail (when PASBIN is given).
     verdicts = {number: code in passing for code, number in codes.items()} if passing else {}
     names = {codes[c]: "reference" for c in refs if c in codes}
@@ -426,16 +440,17 @@ def _parse_versid(lines: Lines, pass_bins) -> WaferMap:
     )
 
 
-def _coded_grid(rows: Lines, width: int, n_cols: int | None, nulls: set[str], what: str):
+def _coded_grid(rows: Lines, width: int, n_cols: int | None, nulls: set[str], what: str, first_line: int | None):
     """Fixed-width codes. Width 1: the shared one-character rule. Wider codes: a
     number if all digits, else 50000 + its rank among the file's other codes."""
     if width == 1:
-        return char_grid(rows, n_cols, nulls, what)
+        return char_grid(rows, n_cols, nulls, what, first_line)
     cols = n_cols or len(rows[0]) // width
     tokens = []
     for i, r in enumerate(rows):
         if len(r) != cols * width:
-            raise Rejected("bad_row", f"{what}: row {i + 1} has {len(r)} characters, expected {cols * width}")
+            raise Rejected("bad_row", f"{what}: row {i + 1} has {len(r)} characters, expected {cols * width}",
+                           line=None if first_line is None else first_line + i)
         tokens.append([r[j : j + width] for j in range(0, len(r), width)])
     distinct = sorted({t for row in tokens for t in row} - nulls)
     words = [t for t in distinct if not t.isdigit()]

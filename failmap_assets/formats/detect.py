@@ -3,7 +3,7 @@ and reading it into ``WaferMap`` objects.
 
 Detection, in order:
 
-* text whose first line that is not blank or a ``#`` comment starts with
+* text (UTF-8, Latin-1, or UTF-16 with a byte-order mark) whose first line that is not blank or a ``#`` comment starts with
   ``FAILMAP`` -> ``"failmap"`` (the testers' own fail-map A file; a ``FAILMAP-B``
   companion is not a wafer map and is not detected);
 * text starting with ``<`` (after a BOM / blanks): XML. Root element ``Map`` or
@@ -24,7 +24,7 @@ import re
 from typing import AbstractSet
 
 from failmap_assets.die_table import WaferMap
-from failmap_assets.formats.ascii_maps import detect_dialect, read_ascii_map
+from failmap_assets.formats.ascii_maps import decode_text, detect_dialect, read_ascii_map
 from failmap_assets.formats.e142 import read_e142
 from failmap_assets.formats.g85 import read_g85
 from failmap_assets.formats.klarf import looks_like_klarf, read_klarf
@@ -44,9 +44,12 @@ def detect_map_format(data: bytes) -> str | None:
     head = data[:_HEAD]
     if not head.strip():
         return None
-    if b"\0" in head:  # text formats never hold NUL bytes; TSK headers do
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 text from Windows tools
+        text = decode_text(head[: len(head) // 2 * 2])
+    elif b"\0" in head:  # 8-bit text never holds NUL bytes; TSK headers do
         return "tsk" if looks_like_tsk(data) else None
-    text = _decode(head)
+    else:
+        text = _decode(head)
     lines = text.splitlines()
     if _first_failmap_token(lines) == "FAILMAP":
         return "failmap"

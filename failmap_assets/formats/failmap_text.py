@@ -81,6 +81,7 @@ _INT = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _STIME = re.compile(r"[0-9]{8}_[0-9]{6}")
 _SNIPPET = 80
+_MAX_STRING_DATA = np.iinfo(np.int32).max   # beyond this, Arrow needs int64 offsets (large_string)
 
 
 @dataclass
@@ -167,6 +168,18 @@ class _Header:
     rows_line: int = 0
 
 
+def _is_cut(data: bytes, line: _Line) -> bool:
+    """The last line of data without its newline: possibly cut short by a truncation."""
+    return line.next >= len(data) and not data.endswith(b"\n")
+
+
+def _cut_in_header(data: bytes, line: _Line) -> None:
+    # A header line that the data ends in cannot be followed by DIES rows and END:
+    # whatever it looks like ("DIES", "STIME 2026"), the file is truncated.
+    if _is_cut(data, line):
+        raise Rejected("truncated", "file ends in the header, before the DIES rows", line=line.number)
+
+
 def _read_header(data: bytes, magic: str, known: tuple[str, ...], with_bindef: bool) -> _Header:
     other = MAGIC_B if magic == MAGIC_A else MAGIC_A
     start = len(_BOM) if data.startswith(_BOM) else 0
@@ -184,9 +197,11 @@ def _read_header(data: bytes, magic: str, known: tuple[str, ...], with_bindef: b
                 raise Rejected("unknown_format", f"a {other} file, expected {magic}", line=line.number)
             if key_b != magic.encode():
                 raise Rejected("unknown_format", f"first line is not {magic}: {_snippet(data, line.start)}", line=line.number)
+            _cut_in_header(data, line)
             if not (_DIGITS.fullmatch(rest) and _int(rest) == FORMAT_VERSION):
                 raise Rejected("unsupported_version", f"{magic} version {rest!r}, only {FORMAT_VERSION} is known", line=line.number)
             continue
+        _cut_in_header(data, line)
         if not _KEY.fullmatch(key_b):
             raise Rejected("bad_header", f"not a 'KEY value' header line: {_snippet(data, line.start)}", line=line.number)
         key = key_b.decode("ascii")
@@ -326,6 +341,8 @@ def _expect_end(data: bytes, pos: int, line: int, n: int) -> None:
         if not seen_end and ln.text == b"END":
             seen_end = True
             continue
+        if not seen_end and _is_cut(data, ln) and b"END".startswith(ln.text):
+            raise Rejected("truncated", f"data ends inside END after the {n} die rows", line=ln.number)
         where = "after END" if seen_end else f"where END should follow the {n} rows of DIES {n}"
         raise Rejected("extra_content", f"unexpected line {where}: {_snippet(data, ln.start)}", line=ln.number)
     if not seen_end:
@@ -392,9 +409,18 @@ def parse_failmap_a(data: bytes) -> WaferMap:
 
 def _values_text(offsets: np.ndarray, text: np.ndarray) -> pa.Array:
     n = len(offsets) - 1
-    if len(text) <= np.iinfo(np.int32).max:
+    if len(text) <= _MAX_STRING_DATA:
         return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text))
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
+
+
+def _fallback_floats(values: np.ndarray, flags: np.ndarray, offsets: np.ndarray, text: np.ndarray) -> None:
+    """Convert, with Python's float(), the values the kernel left to it (rare)."""
+    rows, cols = np.nonzero(flags == kr.VALUE_FALLBACK)
+    for r, c in zip(rows.tolist(), cols.tolist()):
+        token = text[offsets[r] : offsets[r + 1]].tobytes().split(b",")[c]
+        # The kernel's grammar is a subset of float()'s: this cannot raise.
+        values[r, c] = float(token)
 
 
 def parse_failmap_b(data: bytes) -> CompanionMap:
@@ -407,15 +433,14 @@ def parse_failmap_b(data: bytes) -> CompanionMap:
     names = _values_decl(header)
     k = len(names)
     n = _fits(data, header)
-    (xs, ys, bs, values, na, offsets, text, fb_index, fb_start, fb_len,
+    (xs, ys, bs, values, flags, offsets, text, n_fallback,
      rows_done, err, eline, estart, end_pos, end_line) = kr.parse_rows_b(buf, header.rows_pos, n, k, header.rows_line)
     if err != kr.OK:
         raise _kernel_error(data, err, rows_done, n, k, eline, estart)
     _expect_end(data, end_pos, end_line, n)
-    flat_values = values.reshape(-1)
-    for idx, start, length in zip(fb_index.tolist(), fb_start.tolist(), fb_len.tolist()):
-        # The kernel's grammar is a subset of float()'s: this cannot raise.
-        flat_values[idx] = float(data[start : start + length])
+    if n_fallback:
+        _fallback_floats(values, flags, offsets, text)
+    na = flags == kr.VALUE_NA
     values_text = _values_text(offsets, text)
     keep, retest = kr.resolve_retests(xs, ys)
     if len(keep) != n:

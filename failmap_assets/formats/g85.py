@@ -57,7 +57,10 @@ FORMAT = "g85"
 
 _DECL = re.compile(rb"^\s*<\?[A-Za-z]+[^?]*\?>", re.S)
 _DECL_ENCODING = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
-_PREFIXED_NAME = re.compile(r"</?([A-Za-z_][\w.-]*):[A-Za-z_]|\s([A-Za-z_][\w.-]*):[A-Za-z_][\w.-]*\s*=")
+_PREFIXED_NAME = re.compile(rb"</?([A-Za-z_][\w.-]*):[A-Za-z_]|\s([A-Za-z_][\w.-]*):[A-Za-z_][\w.-]*\s*=")
+_DECLARED_PREFIX = re.compile(rb"xmlns:([A-Za-z_][\w.-]*)\s*=")
+_PROLOG = re.compile(rb"^(\s*(<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>))*\s*", re.S)
+_ROOT_TAG = re.compile(rb"<[A-Za-z_][\w.:-]*")
 
 
 def parse_xml(data: bytes, what: str) -> Element:
@@ -110,23 +113,18 @@ def _repairs(data: bytes, error: str) -> Iterator[bytes]:
 
 
 def _declare_prefixes(text: bytes) -> bytes | None:
-    """Bind every undeclared prefix to a placeholder namespace on the root element."""
-    decoded = text.decode("utf-8", errors="replace")
-    used = {a or b for a, b in _PREFIXED_NAME.findall(decoded)} - {"xml", "xmlns"}
-    declared = set(re.findall(r"xmlns:([A-Za-z_][\w.-]*)\s*=", decoded))
-    missing = sorted(used - declared)
-    body = _skip_prolog(decoded)
-    root = re.match(r"\s*<([A-Za-z_][\w.:-]*)", body)
+    """Bind every undeclared prefix to a placeholder namespace on the root element.
+
+    Works on the bytes (any ASCII-compatible encoding), so the text is not re-encoded.
+    """
+    used = {a or b for a, b in _PREFIXED_NAME.findall(text)} - {b"xml", b"xmlns"}
+    missing = sorted(used - set(_DECLARED_PREFIX.findall(text)))
+    prolog = _PROLOG.match(text)
+    root = _ROOT_TAG.match(text, prolog.end())
     if not missing or root is None:
         return None
-    insert = len(decoded) - len(body) + root.end()
-    decl = "".join(f' xmlns:{p}="urn:undeclared:{p}"' for p in missing)
-    return (decoded[:insert] + decl + decoded[insert:]).encode("utf-8")
-
-
-def _skip_prolog(text: str) -> str:
-    # The root element comes after declarations, comments and a DOCTYPE.
-    return re.sub(r"^(\s*(<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>))*", "", text, flags=re.S)
+    decl = b"".join(b' xmlns:' + p + b'="urn:undeclared:' + p + b'"' for p in missing)
+    return text[: root.end()] + decl + text[root.end():]
 
 
 def _bad_xml(what: str, exc: ParseError) -> Rejected:

@@ -38,6 +38,7 @@ from typing import AbstractSet
 import numpy as np
 
 from failmap_assets.die_table import WaferMap
+from failmap_assets.formats.ascii_maps import decode_text
 from failmap_assets.formats.g85 import merge_verdicts
 from failmap_assets.rejects import Rejected
 
@@ -98,7 +99,7 @@ def _unquote(token: str) -> str:
 
 def read_klarf(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[WaferMap]:
     """One defect-count map per wafer of the KLARF file."""
-    text = data.decode("utf-8-sig", errors="replace")
+    text = decode_text(data)
     tokens = _Tokens(text)
     first = tokens.peek()
     if first == "Record":
@@ -411,7 +412,7 @@ def _to_wafer_map(w: _Wafer, version: str, pass_bins: AbstractSet[int] | None) -
         extra=extra,
         orig_x=dies[:, 0].astype(np.int32),
         orig_y=dies[:, 1].astype(np.int32),
-        rows_read=int(len(both)),
+        rows_read=int(len(plan) + (~planned).sum()),  # plan entries plus dies known only from defects
     )
 
 

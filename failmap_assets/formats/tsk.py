@@ -97,7 +97,7 @@ def looks_like_tsk(data: bytes) -> bool:
     except Rejected:
         return False
     names = data[:36]
-    if any(b not in (0,) and not 32 <= b < 127 for b in names):
+    if any(0 < b < 32 or b == 127 for b in names):  # names: text (any 8-bit charset) or NUL padding
         return False
     if h["map_version"] > 7 or h["flat_direction"] > 359 or not h["columns"] or not h["rows"]:
         return False

@@ -26,9 +26,9 @@ Float parsing is exact: the significant digits (at most 18, in an int64) scaled
 by an exact power of ten in one IEEE operation is correctly rounded when the
 mantissa is <= 2**53 and the power is <= 10**22 (Clinger's fast path), which is
 the same double Python's ``float()`` returns. Anything else (more than 18
-significant digits, a huge exponent, a mantissa above 2**53) is marked for the
-caller to convert with ``float()`` on the original text (``fb_*`` arrays); these
-are rare in tester output, and the arrays grow by doubling.
+significant digits, a huge exponent, a mantissa above 2**53) is flagged
+``VALUE_FALLBACK`` for the caller to convert with ``float()`` from its verbatim
+text; such values are rare in tester output.
 
 ``values_text`` is built as Arrow string buffers: int64 offsets (n + 1) and the
 uint8 data, each value's original text verbatim (``1350`` stays ``1350``, ``NA``
@@ -49,25 +49,19 @@ ERR_VALUE_COUNT = 5   # B: not exactly k values
 
 ERROR_NAMES = ("ok", "truncated", "syntax", "bin_range", "coord_range", "value_count")
 
-# Internal token status.
-_TOK_OK = 0
-_TOK_SYNTAX = 1
-_TOK_EOF = 2
+# Per-value flags of B rows.
+VALUE_NUMBER = 0
+VALUE_NA = 1
+VALUE_FALLBACK = 2
 
-# _field_start results.
+# What follows a token's trailing blanks.
 _FIELD = 0
 _EOL = 1
 _EOF = 2
 _BAD = 3
 
-# Value flags (per value, B rows).
-_V_NUM = 0
-_V_NA = 1
-_V_FALLBACK = 2
-
-# Byte classes. One table lookup instead of chains of `c == 32 or c == 9 ...`:
-# numba compiles short-circuit chains on bytes into branchy code that measured
-# 3x slower on the row loop than a lookup.
+# Byte classes: one table lookup per byte instead of chains of `c == 32 or c == 9`,
+# which numba lowers into more branches.
 _DIGIT = 1
 _BLANK = 2      # space, tab
 _CR = 4
@@ -99,93 +93,17 @@ _MIN_ROW_BYTES = 5                 # "0 0 0": the shortest possible row, without
 _MAX_RETEST = 32767                # retest_count is int16: saturate
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _is(c, mask):
-    return (_CLS[c] & mask) != 0
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _field_start(buf, i, L):
-    """Skip blanks; (_FIELD, i) at a token, (_EOL, i at LF), (_EOF, L) or (_BAD, i).
-
-    A CR counts as line end only when nothing but blanks/CRs follow it up to LF
-    or end of data; a CR inside a line is a syntax error.
-    """
-    while i < L and _is(buf[i], _BLANK):
-        i += 1
-    if i >= L:
-        return _EOF, L
-    c = buf[i]
-    if c == 10:
-        return _EOL, i
-    if c == 13:
-        j = i
-        while j < L and _is(buf[j], _BLANK | _CR):
-            j += 1
-        if j >= L:
-            return _EOF, L
-        if buf[j] == 10:
-            return _EOL, j
-        return _BAD, i
-    return _FIELD, i
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _next_row(buf, i, L, line):
-    """From a line start, skip blank and comment lines.
-
-    Returns (pos of the row's first token or L at end of data, line number,
-    offset of that line's start).
-    """
-    while i < L:
-        start = i
-        kind, j = _field_start(buf, i, L)
-        if kind == _EOF:
-            return L, line, start
-        if kind == _EOL:
-            i = j + 1
-            line += 1
-            continue
-        if kind == _FIELD and buf[j] == 35:  # '#': comment line
-            while j < L and buf[j] != 10:
-                j += 1
-            i = j + 1
-            line += 1
-            continue
-        return j, line, start
-    return L, line, i
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _parse_int(buf, i, L):
-    """Signed decimal integer; returns (value, end, status). Values saturate at +-_INT_CAP."""
-    neg = False
-    if i < L and _is(buf[i], _SIGN):
-        neg = buf[i] == 45
-        i += 1
-    start = i
-    v = 0
-    while i < L and _is(buf[i], _DIGIT):
-        if v < _INT_CAP:
-            v = v * 10 + (buf[i] - 48)
-        i += 1
-    if i == start:
-        return 0, i, (_TOK_EOF if i >= L else _TOK_SYNTAX)
-    if i < L and not _is(buf[i], _DELIM):
-        return 0, i, _TOK_SYNTAX
-    return (-v if neg else v), i, _TOK_OK
-
-
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _scale(mant, dexp):
     """mant * 10**dexp when that is exactly one correctly rounded IEEE operation; (value, ok)."""
-    # Trailing zeros move into the exponent: "1350.000" is 135e1, and a smaller
-    # mantissa keeps more inputs on the exact path.
-    while mant % 10 == 0:
-        mant //= 10
-        dexp += 1
     if mant > _TWO53:
-        return 0.0, False
+        # Trailing zeros move into the exponent ("1350.000000000000000" is 135e1):
+        # a smaller mantissa may still take the exact path. Rare, hence not first.
+        while mant % 10 == 0:
+            mant //= 10
+            dexp += 1
+        if mant > _TWO53:
+            return 0.0, False
     if 0 <= dexp <= 22:
         return float(mant) * _P10[dexp], True
     if -22 <= dexp < 0:
@@ -198,118 +116,266 @@ def _scale(mant, dexp):
     return 0.0, False
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _parse_value(buf, i, L):
-    """One B value; returns (value, end, status, flag) with flag _V_NUM/_V_NA/_V_FALLBACK."""
-    if buf[i] == 78:  # 'N'
-        if i + 1 >= L:
-            return np.nan, L, _TOK_EOF, _V_NA
-        if buf[i + 1] == 65 and (i + 2 >= L or _is(buf[i + 2], _DELIM)):
-            return np.nan, i + 2, _TOK_OK, _V_NA
-        return np.nan, i, _TOK_SYNTAX, _V_NA
-    neg = False
-    if _is(buf[i], _SIGN):
-        neg = buf[i] == 45
-        i += 1
-    mant = 0
-    nd = 0          # significant digits kept in mant
-    dexp = 0        # decimal exponent applied to mant
-    ndig = 0        # all mantissa digits seen
-    inexact = False
-    while i < L and _is(buf[i], _DIGIT):
-        d = buf[i] - 48
-        ndig += 1
-        if nd < _MAX_DIGITS:
-            if mant != 0 or d != 0:
-                mant = mant * 10 + d
-                nd += 1
-        else:
-            dexp += 1
-            if d != 0:
-                inexact = True
-        i += 1
-    if i < L and buf[i] == 46:  # '.'
-        i += 1
-        while i < L and _is(buf[i], _DIGIT):
-            d = buf[i] - 48
-            ndig += 1
-            if nd < _MAX_DIGITS:
-                if mant != 0 or d != 0:
-                    mant = mant * 10 + d
-                    nd += 1
-                dexp -= 1
-            elif d != 0:
-                inexact = True
-            i += 1
-    if ndig == 0:
-        return 0.0, i, (_TOK_EOF if i >= L else _TOK_SYNTAX), _V_NUM
-    if i < L and _is(buf[i], _EXPO):
-        i += 1
-        eneg = False
-        if i < L and _is(buf[i], _SIGN):
-            eneg = buf[i] == 45
+@njit(cache=True, nogil=True)
+def _parse_rows(buf, pos, n, k, is_b, line):
+    """The one row loop behind parse_rows_a (k = 0, is_b False) and parse_rows_b.
+
+    Deliberately a single function: every helper that takes ``buf`` costs an
+    NRT incref/decref pair per call once inlined into branchy code, which measured
+    3-4x slower than this loop. Only scalar helpers (``_scale``) are called.
+    """
+    L = buf.shape[0]
+    pos = min(max(pos, 0), L)
+    if k < 0:
+        k = 0
+    # A row is at least "0 0 0" plus " 0" per value plus a newline (the last
+    # one may lack it), so the data cannot hold more rows than this: never
+    # allocate more, whatever n says (the parse then ends in ERR_TRUNCATED).
+    n_alloc = min(max(n, 0), (L - pos + 1) // (_MIN_ROW_BYTES + 1 + 2 * k))
+    xs = np.empty(n_alloc, dtype=np.int32)
+    ys = np.empty(n_alloc, dtype=np.int32)
+    bs = np.empty(n_alloc, dtype=np.int32)
+    values = np.empty((n_alloc, k), dtype=np.float64)
+    flags = np.zeros((n_alloc, k), dtype=np.int8)
+    offsets = np.zeros(n_alloc + 1, dtype=np.int64)
+    # Value texts plus one comma per separator they replace: never more than the
+    # bytes after pos.
+    text = np.empty(L - pos if (is_b and n_alloc > 0) else 0, dtype=np.uint8)
+    t = 0
+    n_fallback = 0
+    i = pos
+    lstart = pos
+    err = OK
+    r = 0
+    if n < 0:
+        err = ERR_TRUNCATED
+    nf = 3 + k
+    while r < n:
+        # ---- the next row: skip blank and comment lines -------------------
+        lstart = i
+        while i < L and (_CLS[buf[i]] & _BLANK) != 0:
             i += 1
         if i >= L:
-            return 0.0, L, _TOK_EOF, _V_NUM
-        if not _is(buf[i], _DIGIT):
-            return 0.0, i, _TOK_SYNTAX, _V_NUM
-        ev = 0
-        while i < L and _is(buf[i], _DIGIT):
-            if ev < _EXP_CAP:
-                ev = ev * 10 + (buf[i] - 48)
+            err = ERR_TRUNCATED
+            break
+        c = buf[i]
+        if c == 10:
             i += 1
-        dexp += -ev if eneg else ev
-    if i < L and not _is(buf[i], _DELIM):
-        return 0.0, i, _TOK_SYNTAX, _V_NUM
-    if mant == 0:
-        v = 0.0     # zero with any exponent is zero, as float() says
-    elif inexact:
-        return 0.0, i, _TOK_OK, _V_FALLBACK
-    else:
-        v, exact = _scale(mant, dexp)
-        if not exact:
-            return 0.0, i, _TOK_OK, _V_FALLBACK
-    return (-v if neg else v), i, _TOK_OK, _V_NUM
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _parse_xyb(buf, i, L):
-    """The `x y bin` prefix of a row at a token start.
-
-    Returns (x, y, bin, end, err) with err OK or an ERR_* code; for ERR_SYNTAX
-    caused by a line ending too early, end points at that line end.
-    """
-    x, i, st = _parse_int(buf, i, L)
-    if st != _TOK_OK:
-        return 0, 0, 0, i, (ERR_TRUNCATED if st == _TOK_EOF else ERR_SYNTAX)
-    kind, i = _field_start(buf, i, L)
-    if kind != _FIELD:
-        return 0, 0, 0, i, (ERR_TRUNCATED if kind == _EOF else ERR_SYNTAX)
-    y, i, st = _parse_int(buf, i, L)
-    if st != _TOK_OK:
-        return 0, 0, 0, i, (ERR_TRUNCATED if st == _TOK_EOF else ERR_SYNTAX)
-    kind, i = _field_start(buf, i, L)
-    if kind != _FIELD:
-        return 0, 0, 0, i, (ERR_TRUNCATED if kind == _EOF else ERR_SYNTAX)
-    b, i, st = _parse_int(buf, i, L)
-    if st != _TOK_OK:
-        return 0, 0, 0, i, (ERR_TRUNCATED if st == _TOK_EOF else ERR_SYNTAX)
-    if not (-2147483648 <= x <= 2147483647 and -2147483648 <= y <= 2147483647):
-        return 0, 0, 0, i, ERR_COORD_RANGE
-    if not (0 <= b <= 65535):
-        return 0, 0, 0, i, ERR_BIN_RANGE
-    return x, y, b, i, OK
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _end_of_row(buf, i, L):
-    """After a row's last field: (status, next line start). status _EOL/_EOF ok, _FIELD/_BAD not."""
-    kind, j = _field_start(buf, i, L)
-    if kind == _EOL:
-        return _EOL, j + 1
-    if kind == _EOF:
-        return _EOF, L
-    return kind, j
+            line += 1
+            continue
+        if c == 35:  # '#'
+            while i < L and buf[i] != 10:
+                i += 1
+            if i < L:
+                i += 1
+                line += 1
+            continue
+        if c == 13:
+            j = i
+            while j < L and (_CLS[buf[j]] & (_BLANK | _CR)) != 0:
+                j += 1
+            if j >= L:
+                err = ERR_TRUNCATED
+                break
+            if buf[j] == 10:
+                i = j + 1
+                line += 1
+                continue
+            err = ERR_SYNTAX
+            break
+        # ---- fields: f < 3 are x, y, bin; then k values; f == nf: row end --
+        x = 0
+        y = 0
+        b = 0
+        f = 0
+        row_done = False
+        while err == OK:
+            if f > 0:
+                # Tokens only end at a delimiter, so separation is guaranteed;
+                # what follows the blanks decides: token, line end, data end.
+                while i < L and (_CLS[buf[i]] & _BLANK) != 0:
+                    i += 1
+                nxt = _FIELD
+                if i >= L:
+                    nxt = _EOF
+                else:
+                    c = buf[i]
+                    if c == 10:
+                        nxt = _EOL
+                    elif c == 13:
+                        j = i
+                        while j < L and (_CLS[buf[j]] & (_BLANK | _CR)) != 0:
+                            j += 1
+                        if j >= L:
+                            nxt = _EOF
+                            i = L
+                        elif buf[j] == 10:
+                            nxt = _EOL
+                            i = j
+                        else:
+                            nxt = _BAD      # a CR inside a line
+                if f == nf:
+                    if nxt == _FIELD:
+                        err = ERR_VALUE_COUNT if is_b else ERR_SYNTAX
+                    elif nxt == _BAD:
+                        err = ERR_SYNTAX
+                    else:
+                        if nxt == _EOL:
+                            i += 1
+                            line += 1
+                        row_done = True
+                    break
+                if nxt == _EOF:
+                    err = ERR_TRUNCATED
+                elif nxt == _EOL:
+                    err = ERR_VALUE_COUNT if (is_b and f >= 3) else ERR_SYNTAX
+                elif nxt == _BAD:
+                    err = ERR_SYNTAX
+                if err != OK:
+                    break
+            start = i       # i < L and buf[i] is not blank/CR/LF here
+            if f < 3:
+                # signed decimal integer; saturates at _INT_CAP (out of every range)
+                neg = False
+                if (_CLS[buf[i]] & _SIGN) != 0:
+                    neg = buf[i] == 45
+                    i += 1
+                dstart = i
+                v = 0
+                while i < L and (_CLS[buf[i]] & _DIGIT) != 0:
+                    if v < _INT_CAP:
+                        v = v * 10 + (buf[i] - 48)
+                    i += 1
+                if i == dstart:
+                    err = ERR_TRUNCATED if i >= L else ERR_SYNTAX
+                    break
+                if i < L and (_CLS[buf[i]] & _DELIM) == 0:
+                    err = ERR_SYNTAX
+                    break
+                if neg:
+                    v = -v
+                if f == 2:
+                    if v < 0 or v > 65535:
+                        err = ERR_BIN_RANGE
+                        break
+                    b = v
+                else:
+                    if v < -2147483648 or v > 2147483647:
+                        err = ERR_COORD_RANGE
+                        break
+                    if f == 0:
+                        x = v
+                    else:
+                        y = v
+            else:
+                col = f - 3
+                if buf[i] == 78:  # 'N': only "NA"
+                    if i + 1 >= L:
+                        err = ERR_TRUNCATED
+                        break
+                    if buf[i + 1] != 65 or (i + 2 < L and (_CLS[buf[i + 2]] & _DELIM) == 0):
+                        err = ERR_SYNTAX
+                        break
+                    i += 2
+                    val = np.nan
+                    flag = VALUE_NA
+                else:
+                    neg = False
+                    if (_CLS[buf[i]] & _SIGN) != 0:
+                        neg = buf[i] == 45
+                        i += 1
+                    mant = 0
+                    nd = 0          # significant digits kept in mant
+                    dexp = 0        # decimal exponent applied to mant
+                    ndig = 0        # all mantissa digits seen
+                    inexact = False
+                    while i < L and (_CLS[buf[i]] & _DIGIT) != 0:
+                        d = buf[i] - 48
+                        ndig += 1
+                        if nd < _MAX_DIGITS:
+                            if (mant | d) != 0:   # leading zeros are not significant
+                                mant = mant * 10 + d
+                                nd += 1
+                        else:
+                            dexp += 1
+                            if d != 0:
+                                inexact = True
+                        i += 1
+                    if i < L and buf[i] == 46:  # '.'
+                        i += 1
+                        while i < L and (_CLS[buf[i]] & _DIGIT) != 0:
+                            d = buf[i] - 48
+                            ndig += 1
+                            if nd < _MAX_DIGITS:
+                                if (mant | d) != 0:   # leading zeros are not significant
+                                    mant = mant * 10 + d
+                                    nd += 1
+                                dexp -= 1
+                            elif d != 0:
+                                inexact = True
+                            i += 1
+                    if ndig == 0:
+                        err = ERR_TRUNCATED if i >= L else ERR_SYNTAX
+                        break
+                    if i < L and (_CLS[buf[i]] & _EXPO) != 0:
+                        i += 1
+                        eneg = False
+                        if i < L and (_CLS[buf[i]] & _SIGN) != 0:
+                            eneg = buf[i] == 45
+                            i += 1
+                        if i >= L:
+                            err = ERR_TRUNCATED
+                            break
+                        if (_CLS[buf[i]] & _DIGIT) == 0:
+                            err = ERR_SYNTAX
+                            break
+                        ev = 0
+                        while i < L and (_CLS[buf[i]] & _DIGIT) != 0:
+                            if ev < _EXP_CAP:
+                                ev = ev * 10 + (buf[i] - 48)
+                            i += 1
+                        dexp += -ev if eneg else ev
+                    if i < L and (_CLS[buf[i]] & _DELIM) == 0:
+                        err = ERR_SYNTAX
+                        break
+                    exact = True
+                    val = 0.0       # zero with any exponent is zero, as float() says
+                    if mant != 0:
+                        if inexact:
+                            exact = False
+                        else:
+                            val, exact = _scale(mant, dexp)
+                    flag = VALUE_NUMBER if exact else VALUE_FALLBACK
+                    if neg:
+                        val = -val
+                # A row past n_alloc can never complete (see the bound above):
+                # parse it for the error it will end in, but store nothing.
+                if r < n_alloc:
+                    values[r, col] = val
+                    flags[r, col] = flag
+                    n_fallback += flag == VALUE_FALLBACK
+                    if col > 0:
+                        text[t] = 44  # ','
+                        t += 1
+                    for j in range(start, i):
+                        text[t] = buf[j]
+                        t += 1
+            f += 1
+        if not row_done:
+            break
+        if r >= n_alloc:
+            # Unreachable: r + 1 complete rows prove the bytes for n_alloc > r.
+            # Kept so that no arithmetic slip can ever write out of bounds.
+            err = ERR_TRUNCATED
+            break
+        xs[r] = x
+        ys[r] = y
+        bs[r] = b
+        offsets[r + 1] = t
+        r += 1
+    if err == OK:
+        lstart = i
+    return xs, ys, bs, values, flags, offsets, text[:t], n_fallback, r, err, line, lstart, i
 
 
 @njit(cache=True, nogil=True)
@@ -320,142 +386,24 @@ def parse_rows_a(buf, pos, n, line):
     err_line_start, end_pos, end_line). On OK, end_pos/end_line are the start of
     the line after the last row (end_pos == len(buf) at end of data).
     """
-    L = buf.shape[0]
-    pos = min(max(pos, 0), L)
-    # A row needs at least _MIN_ROW_BYTES + 1 bytes (the last one may lack its
-    # newline): no allocation larger than the data can justify, whatever n says.
-    if n < 0 or n > (L - pos + 1) // (_MIN_ROW_BYTES + 1):
-        n_alloc = 0
-    else:
-        n_alloc = n
-    xs = np.empty(n_alloc, dtype=np.int32)
-    ys = np.empty(n_alloc, dtype=np.int32)
-    bs = np.empty(n_alloc, dtype=np.int32)
-    if n_alloc != n:
-        return xs, ys, bs, 0, ERR_TRUNCATED, line, pos, pos, line
-    i = pos
-    for r in range(n):
-        i, line, lstart = _next_row(buf, i, L, line)
-        if i >= L:
-            return xs, ys, bs, r, ERR_TRUNCATED, line, lstart, L, line
-        x, y, b, i, err = _parse_xyb(buf, i, L)
-        if err != OK:
-            return xs, ys, bs, r, err, line, lstart, i, line
-        kind, nxt = _end_of_row(buf, i, L)
-        if kind != _EOL and kind != _EOF:
-            return xs, ys, bs, r, ERR_SYNTAX, line, lstart, i, line
-        xs[r] = x
-        ys[r] = y
-        bs[r] = b
-        if kind == _EOL:
-            line += 1
-        i = nxt
-    return xs, ys, bs, n, OK, line, i, i, line
-
-
-@njit(cache=True, nogil=True)
-def _grow(a, need):
-    if need <= a.shape[0]:
-        return a
-    out = np.empty(max(need, 2 * a.shape[0]), dtype=a.dtype)
-    out[: a.shape[0]] = a
-    return out
+    res = _parse_rows(buf, pos, n, 0, False, line)
+    return res[0], res[1], res[2], res[8], res[9], res[10], res[11], res[12], res[10]
 
 
 @njit(cache=True, nogil=True)
 def parse_rows_b(buf, pos, n, k, line):
     """Parse ``n`` B rows (``x y bin v1..vk``) starting at ``pos`` (line ``line``).
 
-    Returns (x, y, bin, values float64[n, k], na bool[n, k], text_offsets
-    int64[n + 1], text_data uint8[m], fb_index int64[f], fb_start int64[f],
-    fb_len int64[f], rows_done, err, err_line, err_line_start, end_pos, end_line).
+    Returns (x, y, bin, values float64[n, k], flags int8[n, k], text_offsets
+    int64[n + 1], text_data uint8[m], n_fallback, rows_done, err, err_line,
+    err_line_start, end_pos, end_line).
 
-    ``fb_*``: values to convert with Python's float() (flat index r * k + c into
-    ``values``, and the token's offset/length in ``buf``).
+    ``flags``: VALUE_NUMBER, VALUE_NA (value NaN) or VALUE_FALLBACK: a number
+    outside the exact fast path, for the caller to convert with Python's float()
+    from its verbatim text in ``text_data`` (value 0.0 until then).
     """
-    L = buf.shape[0]
-    pos = min(max(pos, 0), L)
-    if k < 0:
-        k = 0
-    if n < 0 or n > (L - pos + 1) // (_MIN_ROW_BYTES + 1 + 2 * k):
-        n_alloc = 0
-    else:
-        n_alloc = n
-    xs = np.empty(n_alloc, dtype=np.int32)
-    ys = np.empty(n_alloc, dtype=np.int32)
-    bs = np.empty(n_alloc, dtype=np.int32)
-    values = np.empty((n_alloc, k), dtype=np.float64)
-    na = np.zeros((n_alloc, k), dtype=np.bool_)
-    offsets = np.zeros(n_alloc + 1, dtype=np.int64)
-    # Values and their separators are copied from the rows section, one comma per
-    # separator at most: the text never outgrows the bytes that follow pos.
-    text = np.empty(L - pos if n_alloc > 0 else 0, dtype=np.uint8)
-    fb_index = np.empty(8, dtype=np.int64)
-    fb_start = np.empty(8, dtype=np.int64)
-    fb_len = np.empty(8, dtype=np.int64)
-    nfb = 0
-    t = 0
-    if n_alloc != n:
-        return (xs, ys, bs, values, na, offsets, text[:0], fb_index[:0], fb_start[:0], fb_len[:0],
-                0, ERR_TRUNCATED, line, pos, pos, line)
-    i = pos
-    for r in range(n):
-        i, line, lstart = _next_row(buf, i, L, line)
-        if i >= L:
-            return (xs, ys, bs, values, na, offsets, text[:t], fb_index[:nfb], fb_start[:nfb], fb_len[:nfb],
-                    r, ERR_TRUNCATED, line, lstart, L, line)
-        x, y, b, i, err = _parse_xyb(buf, i, L)
-        if err != OK:
-            return (xs, ys, bs, values, na, offsets, text[:t], fb_index[:nfb], fb_start[:nfb], fb_len[:nfb],
-                    r, err, line, lstart, i, line)
-        for c in range(k):
-            kind, i = _field_start(buf, i, L)
-            if kind != _FIELD:
-                if kind == _EOF:
-                    err = ERR_TRUNCATED
-                elif kind == _EOL:
-                    err = ERR_VALUE_COUNT
-                else:
-                    err = ERR_SYNTAX
-                return (xs, ys, bs, values, na, offsets, text[:t], fb_index[:nfb], fb_start[:nfb], fb_len[:nfb],
-                        r, err, line, lstart, i, line)
-            start = i
-            v, i, st, flag = _parse_value(buf, i, L)
-            if st != _TOK_OK:
-                err = ERR_TRUNCATED if st == _TOK_EOF else ERR_SYNTAX
-                return (xs, ys, bs, values, na, offsets, text[:t], fb_index[:nfb], fb_start[:nfb], fb_len[:nfb],
-                        r, err, line, lstart, i, line)
-            values[r, c] = v
-            if flag == _V_NA:
-                na[r, c] = True
-            elif flag == _V_FALLBACK:
-                fb_index = _grow(fb_index, nfb + 1)
-                fb_start = _grow(fb_start, nfb + 1)
-                fb_len = _grow(fb_len, nfb + 1)
-                fb_index[nfb] = r * k + c
-                fb_start[nfb] = start
-                fb_len[nfb] = i - start
-                nfb += 1
-            if c > 0:
-                text[t] = 44  # ','
-                t += 1
-            for j in range(start, i):
-                text[t] = buf[j]
-                t += 1
-        kind, nxt = _end_of_row(buf, i, L)
-        if kind != _EOL and kind != _EOF:
-            err = ERR_VALUE_COUNT if kind == _FIELD else ERR_SYNTAX
-            return (xs, ys, bs, values, na, offsets, text[:t], fb_index[:nfb], fb_start[:nfb], fb_len[:nfb],
-                    r, err, line, lstart, i, line)
-        xs[r] = x
-        ys[r] = y
-        bs[r] = b
-        offsets[r + 1] = t
-        if kind == _EOL:
-            line += 1
-        i = nxt
-    return (xs, ys, bs, values, na, offsets, text[:t], fb_index[:nfb], fb_start[:nfb], fb_len[:nfb],
-            n, OK, line, i, i, line)
+    res = _parse_rows(buf, pos, n, k, True, line)
+    return res + (res[10],)
 
 
 @njit(cache=True, nogil=True)

@@ -17,8 +17,13 @@ Server differences worth knowing (measured against SeaweedFS 4.x):
   in AWS's strict byte order, and ``StartAfter`` follows that order. The two
   agree when no name shares a prefix with a folder name followed by a character
   below ``/`` (space ``!"#$%&'()*+,-.``), e.g. ``20260111/`` vs ``20260111-x``.
+  Also, ``StartAfter="a"`` skips every ``a/...`` key when ``a`` is both an
+  object and a folder.
+- SeaweedFS keeps a folder after its last object is deleted and goes on
+  returning it in CommonPrefixes (listing it yields nothing).
 - SeaweedFS collapses ``//`` in keys to ``/`` and drops a leading ``/``.
-- LastModified has 1-second resolution on both.
+- ETags: MD5 hex for single PUTs, ``<md5-of-part-md5s>-<parts>`` for multipart,
+  as on AWS. LastModified has 1-second resolution on both.
 """
 
 from __future__ import annotations

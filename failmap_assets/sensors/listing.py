@@ -48,9 +48,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from failmap_assets.resources.object_store import ObjectInfo, ObjectStore
 from failmap_assets.sensors.ledger import LedgerStore, entry_hash
+
+if TYPE_CHECKING:  # the stores come in as arguments; no import of the resources package at runtime
+    from failmap_assets.resources.object_store import ObjectInfo, ObjectStore
 
 CURSOR_VERSION = 1
 _DAY_RE = re.compile(r"^[0-9]{8}$")

@@ -47,7 +47,7 @@ def gzip_bytes(data: bytes, mtime: int, name: str | None = None) -> bytes:
 
 def _zip(members: list[tuple[str, bytes | None]], mtime: int, deflate: bool) -> bytes:
     buf = io.BytesIO()
-    stamp = time.gmtime(mtime)[:6]
+    stamp = time.gmtime(max(mtime, 315532800))[:6]  # zip cannot store dates before 1980
     with zipfile.ZipFile(buf, "w", compresslevel=_GZIP_LEVEL) as z:
         for name, data in members:
             info = zipfile.ZipInfo(name, date_time=stamp)
@@ -58,7 +58,7 @@ def _zip(members: list[tuple[str, bytes | None]], mtime: int, deflate: bool) -> 
                 continue
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
-            z.writestr(info, data)
+            z.writestr(info, data, compresslevel=_GZIP_LEVEL)
     return buf.getvalue()
 
 

@@ -33,9 +33,13 @@ and ``a_multi`` (``SynthObject.maps``); broken objects come on top.
 from __future__ import annotations
 
 import calendar
+import functools
+import itertools
 import math
-from collections import Counter
-from collections.abc import Iterable, Iterator
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -92,7 +96,7 @@ class _Wafer:
     keys: tuple[int, ...]  # rng stream prefix for this wafer's content
     lot: _Lot
     slot: int
-    t_a: int               # seconds after the day's midnight (may exceed DAY_S for B only)
+    t_a: int               # when A was written: seconds after the day's midnight (< DAY_S)
     fate: str = "a"
     delay: int = 0
     empty: bool = False
@@ -410,54 +414,94 @@ def _broken(plan: _Plan, day: date, seed: int) -> Iterator[SynthObject]:
             yield SynthObject("a", key, data, "skipped:bad_key", None, 0, 0)
 
 
-def _stdf(plan: _Plan, day: date, seed: int, count: int) -> Iterator[SynthObject]:
-    ordinal = day.toordinal()
-    for i in range(count):
-        rng = rng_for(seed, ordinal, STDF, i)
-        lot = plan.lots[int(rng.integers(0, len(plan.lots)))] if plan.lots else plan.orphan_lot
-        slot = int(rng.integers(1, 26))
-        when = _stamp(day, int(rng.integers(0, DAY_S)))
-        dies = int(rng.integers(200, 3000))
-        tests = min(int(rng.integers(20, 301)), max(20, 250_000 // dies))
-        gz = bool(rng.random() < 0.5)
-        data = make_wafer_sort_stdf(
-            int(rng.integers(0, 2**63)), endian="<" if i % 2 == 0 else ">", dies=dies, tests_per_die=tests,
-            lot_id=lot.token, wafer_id=f"{slot:02d}", part_type=lot.product.name, start_time=_epoch(when),
-            node_name=lot.tester, gzip_output=gz)
-        key = f"{when:%Y%m%d}/{lot.token}_{slot:02d}_{when:%Y%m%d}_{when:%H%M%S}.stdf" + (".gz" if gz else "")
-        yield SynthObject("stdf", key, data, "stdf", None, 0, dies)
+def _stdf(plan: _Plan, day: date, seed: int, i: int) -> SynthObject:
+    """STDF file ``i`` of the day: little-endian for even i, big-endian for odd."""
+    rng = rng_for(seed, day.toordinal(), STDF, i)
+    lot = plan.lots[int(rng.integers(0, len(plan.lots)))] if plan.lots else plan.orphan_lot
+    slot = int(rng.integers(1, 26))
+    when = _stamp(day, int(rng.integers(0, DAY_S)))
+    dies = int(rng.integers(200, 3000))
+    tests = min(int(rng.integers(20, 301)), max(20, 250_000 // dies))  # keeps a file under ~10 MB
+    gz = bool(rng.random() < 0.5)
+    data = make_wafer_sort_stdf(
+        int(rng.integers(0, 2**63)), endian="<" if i % 2 == 0 else ">", dies=dies, tests_per_die=tests,
+        lot_id=lot.token, wafer_id=f"{slot:02d}", part_type=lot.product.name, start_time=_epoch(when),
+        node_name=lot.tester, gzip_output=gz)
+    key = f"{when:%Y%m%d}/{lot.token}_{slot:02d}_{when:%Y%m%d}_{when:%H%M%S}.stdf" + (".gz" if gz else "")
+    return SynthObject("stdf", key, data, "stdf", None, 0, dies)
+
+
+def _run(jobs: list[Callable[[], list[SynthObject]]], workers: int) -> Iterator[SynthObject]:
+    """Run jobs on a few threads (zlib, bz2, lzma and big numpy loops release the GIL)
+    and yield their objects strictly in job order: the output never depends on
+    scheduling. At most 2 x workers jobs are in flight, so memory stays flat."""
+    if workers <= 1:
+        for job in jobs:
+            yield from job()
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth") as pool:
+        todo = iter(jobs)
+        pending: deque[Future] = deque(pool.submit(j) for j in itertools.islice(todo, 2 * workers))
+        try:
+            while pending:
+                done = pending.popleft().result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(pool.submit(nxt))
+                yield from done
+        finally:
+            for f in pending:  # the consumer stopped early: do not compute the rest
+                f.cancel()
 
 
 # ------------------------------------------------------------------- public API
 
 def generate_day(day: date, wafers: int, seed: int, *, broken: bool = True,
                  dies_range: tuple[int, int] = (500, 20000), typical_dies: int = 5000,
-                 stdf_files: int = 0) -> Iterator[SynthObject]:
-    """Every object one day of testing produces; deterministic for (day, wafers, seed, knobs)."""
+                 stdf_files: int = 0, workers: int | None = None) -> Iterator[SynthObject]:
+    """Every object one day of testing produces; deterministic for (day, wafers, seed, knobs).
+
+    ``workers`` threads render and compress in parallel (default: one per CPU, at most 4); the
+    objects and their order are the same for any value.
+    """
     if wafers < 0 or stdf_files < 0:
         raise ValueError("wafers and stdf_files must be >= 0")
     catalog = product_catalog(tuple(dies_range), int(typical_dies))
     plan = _plan(day, wafers, seed, catalog)
     in_group = {i for g in plan.groups for i in g}
-    for i, w in enumerate(plan.wafers):
-        if i not in in_group:
-            yield from _single(w, day, w.fate)
-    for gi, g in enumerate(plan.groups):
-        yield _multi([plan.wafers[i] for i in g], day, seed, gi)
-    yield from _orphans(plan, day, seed)
+    jobs: list[Callable[[], list[SynthObject]]] = [
+        functools.partial(_collect, _single, w, day, w.fate)
+        for i, w in enumerate(plan.wafers) if i not in in_group]
+    jobs += [functools.partial(_multi_job, [plan.wafers[i] for i in g], day, seed, gi)
+             for gi, g in enumerate(plan.groups)]
+    jobs.append(functools.partial(_collect, _orphans, plan, day, seed))
     if broken:
-        yield from _broken(plan, day, seed)
-    yield from _stdf(plan, day, seed, stdf_files)
+        jobs.append(functools.partial(_collect, _broken, plan, day, seed))
+    jobs += [functools.partial(_stdf_job, plan, day, seed, i) for i in range(stdf_files)]
+    yield from _run(jobs, min(4, os.cpu_count() or 1) if workers is None else workers)
+
+
+def _collect(gen, *args) -> list[SynthObject]:
+    return list(gen(*args))
+
+
+def _multi_job(group: list[_Wafer], day: date, seed: int, gi: int) -> list[SynthObject]:
+    return [_multi(group, day, seed, gi)]
+
+
+def _stdf_job(plan: _Plan, day: date, seed: int, i: int) -> list[SynthObject]:
+    return [_stdf(plan, day, seed, i)]
 
 
 def generate_days(start: date, days: int, wafers_per_day: int, seed: int,
                   stdf_files_per_day: int = 2, *, broken: bool = True,
-                  dies_range: tuple[int, int] = (500, 20000), typical_dies: int = 5000) -> Iterator[SynthObject]:
+                  dies_range: tuple[int, int] = (500, 20000), typical_dies: int = 5000,
+                  workers: int | None = None) -> Iterator[SynthObject]:
     """``generate_day`` for ``days`` consecutive days from ``start``."""
     for d in range(days):
         yield from generate_day(start + timedelta(days=d), wafers_per_day, seed, broken=broken,
                                 dies_range=dies_range, typical_dies=typical_dies,
-                                stdf_files=stdf_files_per_day)
+                                stdf_files=stdf_files_per_day, workers=workers)
 
 
 def expected_summary(objects: Iterable[SynthObject]) -> dict[str, int]:

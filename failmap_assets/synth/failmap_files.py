@@ -145,6 +145,8 @@ def render_a(h: AHeader, dies: WaferDies, style: TextStyle, rng: np.random.Gener
     pairs += list(h.extra)
     head = _preamble(style, "fail map") + _header_lines("FAILMAP 1", pairs, style, rng)
     n_rows = int(dies.x.size)
+    if style.blank_lines:
+        head.append("")
     if style.comments:
         head.append("# x y bin")
     head.append(f"DIES {n_rows}")
@@ -185,6 +187,8 @@ def render_b(h: BHeader, x: np.ndarray, y: np.ndarray, bins: np.ndarray, values:
     pairs += list(h.extra)
     head = _preamble(style, "station B results") + _header_lines("FAILMAP-B 1", pairs, style, rng)
     n = int(x.size)
+    if style.blank_lines:
+        head.append("")
     if style.comments:
         head.append("# x y bin " + " ".join(h.values))
     head.append(f"DIES {n}")

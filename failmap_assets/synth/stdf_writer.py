@@ -48,7 +48,7 @@ class StdfFile:
     ptr_tail: str               # "text": later PTRs end after ALARM_ID; "bare": after RESULT
 
 
-def _die_layout(dies: int, rng: np.random.Generator) -> tuple[Product, np.ndarray]:
+def _die_layout(dies: int) -> tuple[Product, np.ndarray]:
     """A product with at least ``dies`` dies and the ``dies`` closest to the centre."""
     for factor in (1.03, 1.08, 1.2, 1.5, 2.0):
         product = product_for_dies(max(1, int(math.ceil(dies * factor))))
@@ -118,7 +118,7 @@ def build_wafer_sort(seed: int, *, endian: str = "<", dies: int = 1000, tests_pe
     if tail_mode not in ("text", "bare"):
         raise ValueError("ptr_tail must be 'text' or 'bare'")
 
-    product, keep = _die_layout(dies, rng)
+    product, keep = _die_layout(dies)
     g = product_grid(product)
     wafer = generate_wafer(product, rng)
     soft_die = wafer.final()[2][keep]
@@ -127,9 +127,11 @@ def build_wafer_sort(seed: int, *, endian: str = "<", dies: int = 1000, tests_pe
     tests = _tests(product, T, rng)
 
     # Which test each die fails (-1: passes); re-tests appended as extra parts.
+    pass_bins = [b.number for b in product.pass_bins]
+
     def failing_test(soft: np.ndarray) -> np.ndarray:
         ft = np.full(soft.size, -1)
-        for b in np.unique(soft[soft > 2]).tolist():
+        for b in np.unique(soft[~np.isin(soft, pass_bins)]).tolist():
             idx = np.flatnonzero(soft == b)
             cands = np.flatnonzero(tests.fail_bin == b)
             cands = cands if cands.size else np.arange(T)
@@ -255,7 +257,7 @@ def build_wafer_sort(seed: int, *, endian: str = "<", dies: int = 1000, tests_pe
     final_soft = soft_die.copy()
     final_soft[rt_die] = part_soft[dies:]
     final_hard = _hard_bin(product, final_soft)
-    good = int(np.isin(final_soft, [b.number for b in product.pass_bins]).sum())
+    good = int(np.isin(final_soft, pass_bins).sum())
     finish = start_time + int(test_ms.sum() // 1000 // S) + 60
     part_type = part_type or product.name
 

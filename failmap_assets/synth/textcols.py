@@ -20,7 +20,7 @@ _ZERO, _MINUS, _DOT, _SPACE = ord("0"), ord("-"), ord("."), ord(" ")
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
 # Numbers below this (coordinates, bins, most printed values) are looked up in a
 # precomputed table instead of being divided out digit by digit.
-_TABLE_N = 100_000
+_TABLE_N = 20_000
 
 
 def _digit_count(a: np.ndarray) -> np.ndarray:
@@ -34,32 +34,47 @@ def _arith_digits(a: np.ndarray, nd: np.ndarray, ndig: int) -> np.ndarray:
     return np.where(keep, _ZERO + digits, 0).astype(np.uint8)
 
 
-@functools.lru_cache(maxsize=32)
-def _table(zero_pad: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cells of 0.._TABLE_N-1, ``width`` wide, as one opaque item per number
-    (gathering whole rows as np.void items is several times faster than 2-D indexing)."""
-    a = np.arange(_TABLE_N, dtype=np.int64)
-    nd = np.maximum(_digit_count(a), zero_pad)
-    full = _arith_digits(a, nd, int(nd.max()))
+def _arith_cells(a: np.ndarray, decimals: int, zero_pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-aligned cells of non-negative scaled integers and their lengths."""
+    if decimals == 0:
+        nd = np.maximum(_digit_count(a), zero_pad)
+        return _arith_digits(a, nd, int(nd.max()) if a.size else 1), nd
+    ip, fp = a // 10**decimals, a % 10**decimals
+    nd_ip = _digit_count(ip)
+    cells = np.hstack([_arith_digits(ip, nd_ip, int(nd_ip.max()) if a.size else 1),
+                       np.full((a.size, 1), _DOT, np.uint8),
+                       _arith_digits(fp, np.full(a.size, decimals), decimals)])
+    return cells, nd_ip + 1 + decimals
+
+
+@functools.lru_cache(maxsize=16)
+def _full_table(decimals: int, zero_pad: int) -> tuple[np.ndarray, np.ndarray]:
+    return _arith_cells(np.arange(_TABLE_N, dtype=np.int64), decimals, zero_pad)
+
+
+def _lengths(decimals: int, zero_pad: int) -> np.ndarray:
+    return _full_table(decimals, zero_pad)[1]
+
+
+@functools.lru_cache(maxsize=64)
+def _table(decimals: int, zero_pad: int, width: int) -> np.ndarray:
+    """Cells of 0.._TABLE_N-1 (scaled by 10^decimals), ``width`` wide, one opaque
+    np.void item per number: gathering items is several times faster than 2-D indexing."""
+    full = _full_table(decimals, zero_pad)[0]
     cells = np.ascontiguousarray(full[:, full.shape[1] - width:])
-    return cells.view(np.dtype((np.void, width))).ravel(), nd
+    return cells.view(np.dtype((np.void, width))).ravel()
 
 
-def int_cells(v: np.ndarray, zero_pad: int = 0, neg: np.ndarray | None = None) -> np.ndarray:
-    """Decimal integers; ``zero_pad`` digits at least (``0285``); ``neg`` forces a sign."""
-    v = np.asarray(v, np.int64)
-    if neg is None:
-        neg = v < 0
-    a = np.abs(v)
+def _cells(a: np.ndarray, neg: np.ndarray, decimals: int = 0, zero_pad: int = 0) -> np.ndarray:
+    """Cells of ``a`` (>= 0, scaled by 10^decimals) with a minus sign where ``neg``."""
     top = int(a.max()) if a.size else 0
     if top < _TABLE_N:
-        width = max(int(_digit_count(np.array([top]))[0]), zero_pad)
-        table, nd_table = _table(zero_pad, width)
-        digits = table[a].view(np.uint8).reshape(a.size, width)
-        nd = nd_table[a]
+        lengths = _lengths(decimals, zero_pad)
+        width = int(lengths[top])  # lengths never decrease with the value
+        digits = _table(decimals, zero_pad, width)[a].view(np.uint8).reshape(a.size, width)
+        nd = lengths[a]
     else:
-        nd = np.maximum(_digit_count(a), zero_pad)
-        digits = _arith_digits(a, nd, int(nd.max()))
+        digits, nd = _arith_cells(a, decimals, zero_pad)
     if not neg.any():
         return np.ascontiguousarray(digits)
     width = digits.shape[1] + 1
@@ -70,18 +85,17 @@ def int_cells(v: np.ndarray, zero_pad: int = 0, neg: np.ndarray | None = None) -
     return cells
 
 
+def int_cells(v: np.ndarray, zero_pad: int = 0) -> np.ndarray:
+    """Decimal integers; ``zero_pad`` digits at least (``0285``)."""
+    v = np.asarray(v, np.int64)
+    return _cells(np.abs(v), v < 0, 0, zero_pad)
+
+
 def fixed_cells(v: np.ndarray, decimals: int) -> np.ndarray:
     """Fixed-point decimals, like ``f"{v:.{decimals}f}"`` (NaN must be masked later)."""
     v = np.nan_to_num(np.asarray(v, np.float64), nan=0.0)
     scaled = np.rint(v * 10.0**decimals).astype(np.int64)
-    neg = scaled < 0
-    a = np.abs(scaled)
-    if decimals == 0:
-        return int_cells(a, neg=neg)
-    ip = int_cells(a // 10**decimals, neg=neg)
-    fp = int_cells(a % 10**decimals, zero_pad=decimals)
-    dot = np.full((a.size, 1), _DOT, np.uint8)
-    return np.hstack([ip, dot, fp])
+    return _cells(np.abs(scaled), scaled < 0, decimals)
 
 
 def sci_cells(v: np.ndarray, decimals: int = 2) -> np.ndarray:
@@ -93,11 +107,8 @@ def sci_cells(v: np.ndarray, decimals: int = 2) -> np.ndarray:
     over = m >= 10 ** (decimals + 1)  # 9.996 rounds up to 10.00: renormalise
     m = np.where(over, m // 10, m)
     e = e + over
-    mant = np.hstack([int_cells(m // 10**decimals, neg=v < 0),
-                      np.full((a.size, 1), _DOT, np.uint8),
-                      int_cells(m % 10**decimals, zero_pad=decimals)])
     esign = np.where(e < 0, _MINUS, ord("+")).astype(np.uint8)[:, None]
-    return np.hstack([mant, np.full((a.size, 1), ord("e"), np.uint8), esign,
+    return np.hstack([_cells(m, v < 0, decimals), np.full((a.size, 1), ord("e"), np.uint8), esign,
                       int_cells(np.abs(e), zero_pad=2)])
 
 

@@ -100,16 +100,13 @@ class Grid:
     y: np.ndarray  # int32 die row, grows downward
     u: np.ndarray  # die centre / usable radius, to the right (-1..1)
     v: np.ndarray  # die centre / usable radius, downward (-1..1)
+    r: np.ndarray  # distance of the die centre from the wafer centre / usable radius
     origin: tuple[int, int]  # coordinates of the reference (centre) die
     die_px: float  # die size relative to the usable radius (for pattern widths)
 
     @property
     def n(self) -> int:
         return int(self.x.size)
-
-    @property
-    def r(self) -> np.ndarray:
-        return np.hypot(self.u, self.v)
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,11 +145,11 @@ def _cells(wafer_mm: int, edge_mm: float, w: float, h: float, offset: tuple[bool
     keep = (np.abs(CX) + w / 2) ** 2 + (np.abs(CY) + h / 2) ** 2 <= radius**2
     dx, dy = _SIDES[flat]
     if notch:
-        # Dies touching a ~5 mm zone around the notch are not stepped.
+        # The notch (~1 mm deep) costs the dies within ~2 mm of it beyond the edge exclusion.
         px, py = dx * wafer_mm / 2, dy * wafer_mm / 2
         qx = np.clip(px, CX - w / 2, CX + w / 2)
         qy = np.clip(py, CY - h / 2, CY + h / 2)
-        keep &= np.hypot(qx - px, qy - py) > 5.0 + edge_mm
+        keep &= np.hypot(qx - px, qy - py) > 2.0 + edge_mm
     else:
         half = _FLAT_LEN_MM.get(wafer_mm, 57.5) / 2
         flat_dist = math.sqrt((wafer_mm / 2) ** 2 - half**2) - edge_mm
@@ -204,7 +201,8 @@ def product_grid(product: Product) -> Grid:
     if product.corner_origin:
         ox, oy = 1 - int(i.min()), 1 - int(j.min())
     radius = product.wafer_mm / 2.0 - product.edge_mm
-    arrays = [np.ascontiguousarray(a) for a in ((i + ox).astype(np.int32), (j + oy).astype(np.int32), u, v)]
+    arrays = [np.ascontiguousarray(a) for a in ((i + ox).astype(np.int32), (j + oy).astype(np.int32), u, v,
+                                                np.hypot(u, v))]
     for a in arrays:
         a.setflags(write=False)  # shared by every wafer of the product
     return Grid(*arrays, origin=(ox, oy),
@@ -232,7 +230,7 @@ def _make_product(k: int, target: int) -> Product:
     fail_bins = FAIL_BINS[:3] + tuple(extra)
     pass_bins = (PASS_BIN, PASS_BIN_2) if rng.random() < 0.3 else (PASS_BIN,)
     names = list(VALUE_SPECS)
-    n_values = int(rng.integers(1, 6))
+    n_values = int(rng.choice([1, 2, 3, 4, 5], p=[0.15, 0.3, 0.3, 0.15, 0.1]))
     values = tuple(names[i] for i in sorted(rng.choice(len(names), n_values, replace=False)))
     step = str(rng.choice(["CP1", "CP2", "CP3", "WS1"], p=[0.6, 0.2, 0.1, 0.1]))
     family = _FAMILIES[k % len(_FAMILIES)]

@@ -18,7 +18,7 @@ from dagster import DagsterInstance, instance_for_test, materialize
 from PIL import Image
 
 from failmap_assets.assets.failmap import FAILMAP_ASSETS
-from failmap_assets.definitions import build_resources
+from failmap_assets.resources import build_resources
 from failmap_assets.resources.storage import open_store
 from failmap_assets.settings import Settings
 

@@ -124,6 +124,14 @@ def test_binlist_crlf_and_orientation(fnloc, side):
     assert wafer.flat == side and wafer.bin_names[ord("B")] == "BAD"
 
 
+def test_binlist_without_a_no_die_legend_entry_and_with_wrong_counts():
+    text = BINLIST.format(fnloc=0).replace("BIN = .;COUNT = 4;STATUS = FAIL;DESCR = NO DIE\r\n", "")
+    text = text.replace("BIN = 1;COUNT = 3", "BIN = 1;COUNT = 30")
+    [wafer] = read_ascii_map(text.encode())
+    assert wafer.die_count == 4                                   # '.' is still "no die"
+    assert wafer.extra["bin_count_mismatch"] == "1: file 30, map 3"
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -201,6 +209,21 @@ def test_versid_two_character_codes():
     assert wafer.bin_names == {50000: "reference"}
 
 
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        (versid("2").replace(b"ROWCNT 2", b"ROWCNT 3"), "row_count"),
+        (b"VERSID 3.2\nROWCNT 0\n", "no_rows"),
+        (versid("2", compre="2", rows=("0001X", "0207.."), skip="00,..,XX", refbin="XX", refs=[]), "bad_row"),
+        (versid("2").replace(b"COLCNT 4", b"COLCNT four"), "bad_header"),
+    ],
+)
+def test_versid_rejects(doc, reason):
+    with pytest.raises(Rejected) as info:
+        read_ascii_map(doc)
+    assert info.value.reason == reason
+
+
 def test_versid_rejects_rows_out_of_sequence():
     doc = versid("2").replace(b"MAP002", b"MAP005")
     with pytest.raises(Rejected) as info:
@@ -221,9 +244,10 @@ def test_st_wm_variants(flat, side):
     assert wafer.extra["CHECKSUM"] == "AB"
 
 
-def test_st_wm_without_null_code_is_rejected():
+@pytest.mark.parametrize("change", [("NULBC\t126\n", ""), ("WMYDIM=2\n", "")])
+def test_st_wm_without_null_code_or_grid_size_is_rejected(change):
     with pytest.raises(Rejected) as info:
-        read_ascii_map(ST.format(flat=0).replace("NULBC\t126\n", "").encode())
+        read_ascii_map(ST.format(flat=0).replace(*change).encode())
     assert info.value.reason == "bad_header"
 
 

@@ -135,6 +135,14 @@ def test_bin_definitions_counts_and_metadata():
     assert wafer.extra["Substrate.gooddevices"] == "3" and wafer.extra["Overlay.MapName"] == "SortGrade"
 
 
+def test_without_layout_specifier_the_innermost_layout_sizes_the_map():
+    doc = e142(ROWS).replace(b' LayoutSpecifier="WaferLayout/Devices"', b"")
+    assert read_e142(doc)[0].die_size == (2.5, 1.5)
+    with pytest.raises(Rejected) as info:
+        read_e142(e142(ROWS, dims=(3, 2)).replace(b'Dimension X="3" Y="2"', b'Dimension X="3" Y="two"'))
+    assert info.value.reason == "bad_header"
+
+
 def test_device_size_units():
     [wafer] = read_e142(e142(ROWS, units="um"))
     assert wafer.die_size == (0.0025, 0.0015)

@@ -112,6 +112,13 @@ def test_klarf11_image_lists_multiple_wafers_and_na(mark, side):
     assert w1.bin_pass == {0: True, 1: False, 2: False}
 
 
+def test_data_before_any_wafer_id_belongs_to_an_unnamed_wafer():
+    doc = "FileVersion 1 2;\nSampleTestPlan 2 0 0 1 1;\nDefectRecordSpec 3 DEFECTID XINDEX YINDEX;\nDefectList 1 1 1;\nEndOfFile;\n"
+    [wafer] = read_klarf(doc.encode())
+    assert wafer.wafer is None and sorted(wafer.bin.tolist()) == [0, 1] and wafer.flat == "D"
+    assert wafer.extra["flat_source"].startswith("default")
+
+
 def test_configured_pass_bins_replace_the_defect_free_rule():
     [w1, _] = read_klarf(K11.format(mark="DOWN").encode(), pass_bins={0, 1})
     assert w1.bin_pass == {0: True, 1: True, 2: False}
@@ -180,6 +187,10 @@ def test_klarf18_nested_records_and_image_lists(mark, side):
         (K18.format(mark="0", plan_n=2).rsplit("}", 2)[0], "truncated"),
         (K18.format(mark="0", plan_n=2).replace("Field StepID", "Bogus StepID"), "bad_syntax"),
         ("Hello KLARF", "unknown_format"),
+        ("FileVersion 1 2;\nLotID \"L\";\nEndOfFile;\n", "no_wafer"),
+        ("FileVersion 1 2;\nWaferID \"1\";\nDefectList 1 2 3;\nEndOfFile;\n", "bad_syntax"),
+        (K11.format(mark="DOWN").replace("1 0 0 1 2 2 1 7 2 8", "1 0 0 1 2 two 1 7 2 8"), "bad_list"),
+        (K18.format(mark="0", plan_n=2).replace("int32 XINDEX, int32 YINDEX }", "int32 XI, int32 YI }"), "bad_list"),
     ],
 )
 def test_broken_files_are_rejected_with_a_reason(doc, reason):

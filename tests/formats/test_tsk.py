@@ -157,6 +157,13 @@ def test_version4_and_7_extension_categories(version, word2):
     assert sorted(wafer.bin.tolist()) == sorted([701, 901, 701, cats[5] + 1])
 
 
+def test_undocumented_extension_records_fall_back_to_6_bit_categories():
+    base = make(version=3, config=0b11011)
+    [wafer] = read_tsk(base + ext_header(4, 2, 2) + bytes(4 * 6))
+    assert sorted(wafer.bin.tolist()) == [5, 5, 10, 11]
+    assert "not decoded" in wafer.extra["extension_records"]
+
+
 def test_line_category_block_is_skipped_before_the_extension_header():
     base = make(version=2, config=0b11111, line_count=6)
     ext_records = b"".join(struct.pack(">HH", c, 0) for c in [0, 30, 40, 0, 30, 41])
@@ -186,6 +193,7 @@ def test_detection():
     ("data", "reason"),
     [
         (make()[:100], "truncated"),
+        (header(2, 2, version=1) + ext_header(1, 1, 0) + b"\0" * 7, "truncated"),
         (make()[:-1], "truncated"),
         (make(version=9), "bad_header"),
         (header(0, 0), "bad_header"),

@@ -4,7 +4,10 @@ against local folders and the real S3 server: exactly-once under a simulated fab
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -156,10 +159,24 @@ def local_storage(root) -> tuple[dict, FailmapStorage]:
                                   source_stdf=str(root / "stdf"), output=str(root / "out"))
 
 
+@pytest.fixture
+def fast_tmp(tmp_path):
+    """A scratch folder in RAM when the machine has /dev/shm: the simulation's SQLite
+    commits and file puts then cost no disk syncs (a test-speed matter only)."""
+    if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+        yield tmp_path
+        return
+    path = tempfile.mkdtemp(prefix="failmap-sensors-", dir="/dev/shm")
+    try:
+        yield Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_exactly_once_simulation_local_folders(tmp_path, monkeypatch):
-    stores, storage = local_storage(tmp_path / "data")
-    world = World(stores, storage, tmp_path / "dagster", monkeypatch)
+def test_exactly_once_simulation_local_folders(fast_tmp, monkeypatch):
+    stores, storage = local_storage(fast_tmp / "data")
+    world = World(stores, storage, fast_tmp / "dagster", monkeypatch)
     events, drained_at = simulate(world, monkeypatch, n_wafers=4600, n_stdf=400, phase2_objects=60, seed=5)
     stats = check(world, events, drained_at)
     assert stats["objects_put"] >= 10_000 and stats["ticks"] >= 100
@@ -167,12 +184,12 @@ def test_exactly_once_simulation_local_folders(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.s3
-def test_exactly_once_simulation_real_s3(s3_env, tmp_path, monkeypatch):
+def test_exactly_once_simulation_real_s3(s3_env, fast_tmp, monkeypatch):
     endpoint = os.environ["FAILMAP_S3_ENDPOINT_URL"]
     storage = FailmapStorage(source_a=f"{s3_env}/a", source_b=f"{s3_env}/b", source_stdf=f"{s3_env}/stdf",
                              output=f"{s3_env}/out", s3_endpoint_url=endpoint, aws_region=os.environ["AWS_REGION"])
     stores = {b: open_store(f"{s3_env}/{b}", endpoint_url=endpoint) for b in ("a", "b", "stdf")}
-    world = World(stores, storage, tmp_path / "dagster", monkeypatch, workers=16)
+    world = World(stores, storage, fast_tmp / "dagster", monkeypatch, workers=16)
     events, drained_at = simulate(world, monkeypatch, n_wafers=900, n_stdf=120, phase2_objects=25, seed=11)
     stats = check(world, events, drained_at)
     assert stats["objects_put"] >= 2_000 and stats["ticks"] >= 100

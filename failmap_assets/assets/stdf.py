@@ -1,0 +1,99 @@
+"""STDF assets: the day's listing, Parquet tables per file, wafer maps. Wiring only."""
+
+from datetime import date
+
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    AssetSpec,
+    BackfillPolicy,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+from pydantic import Field
+
+from failmap_assets.assets import reporting
+from failmap_assets.jobs import STDF_GROUP
+from failmap_assets.listing import LISTING_SCHEMA, day_folder
+from failmap_assets.output_layout import table_dir
+from failmap_assets.parquet_io import read_table, write_table
+from failmap_assets.partitions import daily_partitions
+from failmap_assets.resources.rules import FailmapRules
+from failmap_assets.resources.storage import FailmapStorage
+from failmap_assets.stdf_day import run_stdf_day
+
+_COMMON = dict(
+    group_name=STDF_GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
+)
+
+
+def _listing_key(day: date) -> str:
+    return f"{table_dir('stdf_objects', day)}objects.parquet"
+
+
+@asset(**_COMMON, kinds={"s3", "parquet"}, description="The day's STDF objects (key, size, etag, last modified).")
+def stdf_objects(context: AssetExecutionContext, storage: FailmapStorage) -> MaterializeResult:
+    day = date.fromisoformat(context.partition_key)
+    rows = [(o.key, o.size, o.etag, o.last_modified) for o in storage.stdf_store().list(day_folder(day))]
+    df = pl.DataFrame(rows, schema=LISTING_SCHEMA, orient="row")
+    write_table(storage.output_store(), _listing_key(day), df)
+    return MaterializeResult(metadata={"objects": df.height, "bytes": int(df["size"].sum() or 0)})
+
+
+class StdfConfig(Config):
+    force: bool = Field(default=False, description="Parse every file of the day again.")
+    retest_rule: str = Field(default="last", description="which test of a retested die counts: last, first, best, worst")
+
+
+@multi_asset(
+    specs=[
+        AssetSpec("stdf_tables", deps=["stdf_objects"], kinds={"parquet"},
+                  description="files, wafers, parts, tests, ptr/mpr/ftr results, bins, test summaries, generic records: parquet/stdf/<table>/date=.../product=.../test_type=..."),
+        AssetSpec("stdf_wafer_maps", deps=["stdf_objects"], kinds={"png", "json"},
+                  description="PNG + JSON per wafer from PRR x/y and hard bin, WCR orientation."),
+    ],
+    **_COMMON,
+    can_subset=False,
+)
+def stdf_outputs(context: AssetExecutionContext, config: StdfConfig, storage: FailmapStorage, failmap_rules: FailmapRules):
+    day = date.fromisoformat(context.partition_key)
+    out = storage.output_store()
+    listing = read_table(out, _listing_key(day))
+    report = run_stdf_day(
+        listing, day=day, source=storage.stdf_store(), out=out, retest_rule=config.retest_rule,
+        pixels_per_die=failmap_rules.pixels_per_die, run_id=context.run_id, force=config.force, log=context.log.info,
+    )
+    errors = [r for r in report.rejects if r["severity"] == "error"]
+    seconds = max(report.seconds, 1e-9)
+    yield MaterializeResult(
+        asset_key="stdf_tables",
+        metadata={
+            "files_in_day": report.files_total,
+            "files_processed": report.files_done,
+            "files_already_done": report.files_already_done,
+            "parts": report.parts,
+            "tests": report.tests,
+            "results": report.results,
+            "rejects": len(errors),
+            "mb_per_s": MetadataValue.float(round(report.bytes_in / seconds / 1e6, 2)),
+            "issues": MetadataValue.md(reporting.markdown_table(
+                [(r["key"], r["severity"], r["reason"], r["detail"][:160]) for r in report.rejects[:20]],
+                ["key", "severity", "reason", "detail"])),
+        },
+    )
+    yield MaterializeResult(
+        asset_key="stdf_wafer_maps",
+        metadata={
+            "wafers": report.wafers,
+            "yield_by_wafer": MetadataValue.md(reporting.markdown_table(
+                sorted((k, f"{v:.2%}") for k, v in report.yield_by_wafer.items())[:50], ["wafer", "yield"])),
+        },
+    )
+
+
+STDF_ASSETS = [stdf_objects, stdf_outputs]

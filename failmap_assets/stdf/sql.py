@@ -1,0 +1,119 @@
+"""DuckDB over the STDF Parquet (``failmap sql --out DIR``).
+
+``open_views(out_dir)`` returns an in-memory DuckDB connection with one view per table
+(``files``, ``wafers``, ``parts``, ``tests``, ``ptr_results``, ...) over
+``<out>/<table>/product=*/test_type=*/*.parquet`` with hive partitioning (so
+``product`` and ``test_type`` are columns), plus ``ptr_effective``: PTR results with
+the default-data rule applied (limits, scales, units of every result) and the test's
+name where the record's TEST_TXT is blank.
+
+``sql_shell(out_dir, query)`` runs one query and prints it, or without a query reads
+statements (ending with ``;``) from stdin: ``.tables`` lists the views, ``.quit`` ends.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import duckdb
+
+import pyarrow as pa
+
+from .tables import SCHEMAS, TABLES, override_bits
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _effective_ptr_sql() -> str:
+    bits = override_bits("PTR")
+    cols = []
+    for name, bit in bits.items():
+        c = name.lower()
+        cols.append(f"CASE WHEN (r.override_mask & {bit}) <> 0 THEN r.{c} ELSE t.{c} END AS {c}")
+    return (
+        "SELECT r.file_id, r.product, r.test_type, r.rec_idx, r.part_idx, r.test_num, r.head_num, r.site_num, "
+        "r.test_flg, r.parm_flg, r.result, coalesce(nullif(r.test_txt, ''), t.test_txt) AS test_txt, r.alarm_id, "
+        "r.opt_flag, r.override_mask, " + ", ".join(cols) +
+        " FROM ptr_results r LEFT JOIN tests t ON t.file_id = r.file_id AND t.kind = 'PTR' "
+        "AND t.test_num = r.test_num"
+    )
+
+
+def open_views(out_dir, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+    """DuckDB connection with one view per STDF table under ``out_dir`` (empty views when absent)."""
+    out = Path(out_dir)
+    con = con or duckdb.connect()
+    for name in TABLES:
+        files = sorted((out / name).glob("product=*/test_type=*/*.parquet"))
+        if files:
+            pattern = str(out / name / "*" / "*" / "*.parquet")
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_quote(pattern)}, "
+                        f"hive_partitioning = true, union_by_name = true)")
+        else:
+            empty = SCHEMAS[name].empty_table()
+            empty = empty.add_column(0, "file_id", pa.array([], pa.string()))
+            empty = empty.append_column("product", pa.array([], pa.string()))
+            empty = empty.append_column("test_type", pa.array([], pa.string()))
+            con.register(f"_empty_{name}", empty)
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}")
+    con.execute(f"CREATE OR REPLACE VIEW ptr_effective AS {_effective_ptr_sql()}")
+    return con
+
+
+def _run(con, q: str, out) -> bool:
+    try:
+        rel = con.sql(q)
+    except duckdb.Error as e:
+        print(f"error: {e}", file=out)
+        return False
+    if rel is not None:
+        print(_format(rel), file=out)
+    return True
+
+
+def _format(rel, max_rows: int = 200) -> str:
+    cols = rel.columns
+    rows = rel.limit(max_rows + 1).fetchall()
+    more = len(rows) > max_rows
+    rows = rows[:max_rows]
+    text = [[("NULL" if v is None else str(v)) for v in r] for r in rows]
+    widths = [min(max([len(c)] + [len(r[i]) for r in text]), 60) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w)[:w] for c, w in zip(cols, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w)[:w] for v, w in zip(r, widths)) for r in text]
+    out.append(f"({len(rows)}{'+' if more else ''} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def sql_shell(out_dir, query: str | None = None, *, stdin=None, stdout=None) -> int:
+    """Run ``query`` (exit code 0 / 1), or a small REPL on stdin when no query is given."""
+    out = stdout or sys.stdout
+    con = open_views(out_dir)
+    if query is not None:
+        return 0 if _run(con, query, out) else 1
+    inp = stdin or sys.stdin
+    interactive = hasattr(inp, "isatty") and inp.isatty()
+    buf = ""
+    while True:
+        if interactive:
+            out.write("failmap-sql> " if not buf else "        ...> ")
+            out.flush()
+        line = inp.readline()
+        if not line:
+            break
+        s = line.strip()
+        if not buf and s in (".quit", ".exit", "\\q"):
+            break
+        if not buf and s == ".tables":
+            print("  ".join(list(TABLES) + ["ptr_effective"]), file=out)
+            continue
+        buf += line
+        if buf.strip().endswith(";"):
+            _run(con, buf, out)
+            buf = ""
+    if buf.strip():
+        _run(con, buf, out)
+    return 0

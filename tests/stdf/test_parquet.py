@@ -1,0 +1,133 @@
+"""Parquet output (hive layout, atomic, sanitised partitions), batch conversion and DuckDB views."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pyarrow.parquet as pq
+import pytest
+
+from failmap_assets.stdf import SCHEMAS, TABLES, convert_many, open_views, parse_stdf, parse_to_parquet, sql_shell
+from tests.stdf.writer import record, stdf
+from tests.testdata import requires_shared
+
+
+def _small(part_typ="PROD/X", test_cod="WS1"):
+    mir = {"SETUP_T": 1, "START_T": 2, "STAT_NUM": 1, "MODE_COD": "P", "RTST_COD": " ", "PROT_COD": " ",
+           "BURN_TIM": 0, "CMOD_COD": " ", "LOT_ID": "L", "PART_TYP": part_typ, "NODE_NAM": "n", "TSTR_TYP": "t",
+           "JOB_NAM": "j", "JOB_REV": "", "SBLOT_ID": "", "OPER_NAM": "", "EXEC_TYP": "", "EXEC_VER": "",
+           "TEST_COD": test_cod}
+    return stdf([("PIR", {"HEAD_NUM": 1, "SITE_NUM": 1}),
+                 ("PTR", {"TEST_NUM": 1, "HEAD_NUM": 1, "SITE_NUM": 1, "TEST_FLG": 0, "PARM_FLG": 0,
+                          "RESULT": 0.5, "TEST_TXT": "t1", "ALARM_ID": ""}),
+                 ("PRR", {"HEAD_NUM": 1, "SITE_NUM": 1, "PART_FLG": 0, "NUM_TEST": 1, "HARD_BIN": 1,
+                          "SOFT_BIN": 1, "X_COORD": 0, "Y_COORD": 0})], mir=mir)
+
+
+def test_layout_and_partitions(tmp_path):
+    src = tmp_path / "a.stdf"
+    src.write_bytes(_small())
+    out = tmp_path / "out"
+    s = parse_to_parquet(src, out)
+    d = parse_stdf(src)
+    assert (s.parts, s.tests, s.results, s.records, s.bytes) == (1, 1, 1, 6, src.stat().st_size)
+    assert s.product.startswith("PROD_X-") and s.test_type == "WS1" and s.complete
+    assert s.file_ids == [d.file_id]
+    written = sorted(os.path.relpath(p, out) for p in s.files_written)
+    expected = sorted(f"{t}/product={s.product}/test_type=WS1/{d.file_id}.parquet"
+                      for t in ("files", "parts", "tests", "ptr_results"))
+    assert written == expected
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]       # no temp files left
+    back = pq.read_table(out / "ptr_results" / f"product={s.product}" / "test_type=WS1" / f"{d.file_id}.parquet")
+    assert back.column_names == ["file_id"] + SCHEMAS["ptr_results"].names
+    assert back.drop(["file_id"]).equals(d.tables["ptr_results"])
+    assert set(back["file_id"].to_pylist()) == {d.file_id}
+
+
+@pytest.mark.parametrize("product,test_type", [("../../etc", "a=b"), ("", "  "), ("x" * 255, "ok/../..")])
+def test_partition_values_are_sanitised(tmp_path, product, test_type):
+    src = tmp_path / "a.stdf"
+    src.write_bytes(_small(product, test_type))
+    out = tmp_path / "out"
+    s = parse_to_parquet(src, out)
+    for p in s.files_written:
+        rel = os.path.relpath(p, out)
+        assert not rel.startswith("..") and os.path.realpath(p).startswith(os.path.realpath(out))
+        table, prod, tt, _ = rel.split(os.sep)
+        assert prod.startswith("product=") and tt.startswith("test_type=")
+        assert "/" not in prod[8:] and "=" not in prod[8:] and "=" not in tt[10:] and len(prod) < 100
+    s2 = parse_to_parquet(src, out, product="P1", test_type="FT")
+    assert s2.product == "P1" and s2.test_type == "FT"
+
+
+def test_rewrite_is_idempotent(tmp_path):
+    src = tmp_path / "a.stdf"
+    src.write_bytes(_small())
+    out = tmp_path / "out"
+    a = parse_to_parquet(src, out)
+    b = parse_to_parquet(src, out)
+    assert a.files_written == b.files_written
+    assert len(list(out.rglob("*.parquet"))) == 4
+
+
+@requires_shared
+def test_real_file_roundtrip_and_views(stdf_path, parsed, tmp_path):
+    out = tmp_path / "out"
+    names = ["a595.stdf", "sort_4die_20times.stdf", "lot2.stdf.gz"]
+    for n in names:
+        parse_to_parquet(stdf_path(n), out)
+    con = open_views(out)
+    for table in TABLES:
+        n_rows = con.execute(f"select count(*) from {table}").fetchone()[0]
+        assert n_rows == sum(parsed(n).tables[table].num_rows for n in names), table
+    # product / test_type come from the hive path
+    prods = dict(con.execute("select file_id, product from files").fetchall())
+    assert prods[parsed("a595.stdf").file_id] == "mcc"
+    # ptr_effective applies the default rule like our own reconstruction
+    from failmap_assets.stdf import override_bits
+    from tests.stdf.pystdf_ref import ours_as_records
+
+    d = parsed("sort_4die_20times.stdf")
+    ref = ours_as_records(d, override_bits)["PTR"]
+    got = con.execute(f"select lo_limit, hi_limit, units, res_scal from ptr_effective where file_id = '{d.file_id}' "
+                  "order by rec_idx").fetchall()
+    assert got == [(r["LO_LIMIT"], r["HI_LIMIT"], r["UNITS"], r["RES_SCAL"]) for r in ref]
+    # joins across tables by (file_id, part_idx)
+    n = con.execute("select count(*) from ptr_results r join parts p using (file_id, part_idx)").fetchone()[0]
+    assert n == sum(parsed(x).tables["ptr_results"]["part_idx"].drop_null().__len__() for x in names)
+
+
+def test_views_without_data(tmp_path):
+    con = open_views(tmp_path)
+    assert con.execute("select count(*) from ptr_effective").fetchone()[0] == 0
+    assert "product" in con.sql("select * from parts").columns
+
+
+def test_sql_shell(tmp_path):
+    src = tmp_path / "a.stdf"
+    src.write_bytes(_small())
+    parse_to_parquet(src, tmp_path / "out")
+    buf = io.StringIO()
+    assert sql_shell(tmp_path / "out", "select test_num, result from ptr_results", stdout=buf) == 0
+    assert "test_num" in buf.getvalue() and "0.5" in buf.getvalue() and "(1 row)" in buf.getvalue()
+    assert sql_shell(tmp_path / "out", "select nope", stdout=io.StringIO()) == 1
+    buf = io.StringIO()
+    sql_shell(tmp_path / "out", stdin=io.StringIO(".tables\nselect count(*) AS n\nfrom parts;\n.quit\n"), stdout=buf)
+    assert "ptr_results" in buf.getvalue() and "n" in buf.getvalue() and "1" in buf.getvalue()
+
+
+@requires_shared
+def test_convert_many(stdf_path, tmp_path, capsys):
+    files = [str(stdf_path(n)) for n in ("stdf4j_test.stdf", "makechip_x.stdf", "in_v3.std",
+                                         "STS_001SRAM_8435_-30c_Nov_10_23h05m08s.stdf")]
+    rc = convert_many(files + [str(tmp_path / "nothing*.stdf")], tmp_path / "out", workers=2, progress=True)
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "in_v3.std: stdf_v3" in err and "not_found" in err
+    assert "salvaged" in err and "zero_filled at byte 2180" in err
+    assert "24/4" not in err and "4/4 files" in err
+    lines = [x for x in err.splitlines() if x.startswith(("ok ", "salvaged ", "rejected ", "total "))]
+    assert [x.split()[:2] for x in lines][:4] == [["ok", "2"], ["salvaged", "1"], ["rejected", "2"], ["total", "5"]]
+    rc = convert_many([str(stdf_path("stdf4j_test.stdf"))], tmp_path / "out2", workers=1, progress=False)
+    assert rc == 0
