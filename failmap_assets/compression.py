@@ -39,8 +39,10 @@ at most one block of overshoot. LZW also has no end marker, so a truncated
 ``.Z`` decodes to a shorter text: the format layer sees it as truncated (no END).
 
 xz: the decoder's memory is bounded (``_XZ_MEMLIMIT``) because an xz header can
-ask for a dictionary of up to 1.5 GiB that liblzma would allocate up front, a
+ask for a dictionary of up to 4 GiB that liblzma would allocate up front, a
 memory bomb that output-size checks never see; exceeding it is a ``bomb``.
+7z: py7zr offers no such decoder memory limit, so a 7z header's dictionary size
+is not bounded here (its output is, by declared sizes and by the shared budget).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ can leave neither half files nor duplicate rows, and the rerun completes the wor
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from collections import Counter
@@ -59,7 +60,8 @@ class DayReport:
 class RunnerOptions:
     max_workers: int = 16
     max_in_flight: int = 32            # units held in memory at once
-    part_rows: int = 1_000_000         # die rows per Parquet part file
+    cpu_threads: int = 0               # processing threads; 0 = one per core
+    part_rows: int = 250_000           # die rows per Parquet part file (bounds memory)
     previews: int = 4                  # thumbnails for the materialization preview
     progress_every_s: float = 5.0
     force: bool = False
@@ -97,12 +99,11 @@ def run_day(
     now = datetime.now(timezone.utc)
     progress = _Progress(len(work), options.progress_every_s, log)
 
-    def job(i: int, unit: Unit) -> tuple[UnitResult | None, int, str | None]:
-        try:
-            a_data = a_store.get(unit.a_key)
-            b_data = b_store.get(unit.b_key) if unit.b_key else None
-        except Exception as exc:  # noqa: BLE001 - a vanished or unreadable object must not stop the day
-            return None, 0, f"{type(exc).__name__}: {exc}"
+    def download(unit: Unit) -> tuple[bytes, bytes | None]:
+        a_data = a_store.get(unit.a_key)
+        return a_data, (b_store.get(unit.b_key) if unit.b_key else None)
+
+    def process(i: int, unit: Unit, a_data: bytes, b_data: bytes | None) -> UnitResult:
         opts = processing
         if i < options.previews and not processing.thumbnail:
             opts = ProcessingOptions(**{**processing.__dict__, "thumbnail": True})
@@ -110,29 +111,44 @@ def run_day(
         for w in result.wafers:
             out_store.put(png_key(day, w.wafer_token), w.png, content_type="image/png")
             out_store.put(json_key(day, w.wafer_token), w.json, content_type="application/json")
-        return result, len(a_data) + (len(b_data) if b_data else 0), None
+        return result
 
-    with ThreadPoolExecutor(max_workers=options.max_workers, thread_name_prefix="wafer") as pool:
-        pending: dict[Future, Unit] = {}
+    # Downloads wait on the network: many threads. Processing is CPU work (kernels and
+    # encoders release the GIL, the glue does not): one thread per core, more only thrash.
+    cpu_threads = options.cpu_threads or max(1, os.cpu_count() or 1)
+    with ThreadPoolExecutor(options.max_workers, thread_name_prefix="get") as io_pool, \
+            ThreadPoolExecutor(cpu_threads, thread_name_prefix="wafer") as cpu_pool:
+        pending: dict[Future, tuple[str, int, Unit, int]] = {}
         queue = iter(enumerate(work))
-        for i, unit in queue:
-            pending[pool.submit(job, i, unit)] = unit
-            if len(pending) >= options.max_in_flight:
-                break
+
+        def start_next() -> None:
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending[io_pool.submit(download, nxt[1])] = ("get", nxt[0], nxt[1], 0)
+
+        for _ in range(options.max_in_flight):
+            start_next()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                unit = pending.pop(fut)
-                result, nbytes, error = fut.result()
-                if error is not None:
-                    report.download_errors.append((unit.a_key, error))
-                    log(f"could not read {unit.a_key!r} (or its partner): {error}; it stays to do")
+                stage, i, unit, nbytes = pending.pop(fut)
+                if fut.exception() is not None:
+                    exc = fut.exception()
+                    if stage == "get":
+                        report.download_errors.append((unit.a_key, f"{type(exc).__name__}: {exc}"))
+                        log(f"could not read {unit.a_key!r} (or its partner): {type(exc).__name__}: {exc}; it stays to do")
+                        progress.tick()
+                        start_next()
+                        continue
+                    raise exc
+                if stage == "get":
+                    a_data, b_data = fut.result()
+                    size = len(a_data) + (len(b_data) if b_data else 0)
+                    pending[cpu_pool.submit(process, i, unit, a_data, b_data)] = ("process", i, unit, size)
                 else:
-                    _account(report, result, nbytes, ledger_rows, writer, now, run_id)
-                progress.tick()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending[pool.submit(job, *nxt)] = nxt[1]
+                    _account(report, fut.result(), nbytes, ledger_rows, writer, now, run_id)
+                    progress.tick()
+                    start_next()
     writer.flush()
     report.part_files = writer.written
 

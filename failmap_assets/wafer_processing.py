@@ -101,8 +101,9 @@ def process_unit(unit: Unit, a_data: bytes, b_data: bytes | None, opts: Processi
             if companion is None and len(companions) == 1 and len(members) == 1:
                 companion = next(iter(companions.values()))
             result.b_used |= companion is not None
-            tables.append(die_rows(wafer, token, unit, companion))
-            result.wafers.append(_outputs(wafer, token, unit, companion, opts))
+            match = match_dies(wafer.x, wafer.y, companion.x, companion.y) if companion is not None else None
+            tables.append(die_rows(wafer, token, unit, companion, match))
+            result.wafers.append(_outputs(wafer, token, unit, companion, match, opts))
     if tables:
         result.dies = pa.concat_tables(tables)
     return result
@@ -161,102 +162,99 @@ def _skipped(key, etag, bucket: str, member: Member) -> RejectRow:
     return RejectRow(key, etag, bucket, "skipped_member", what, member=member.name, severity="warning")
 
 
-def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None, opts) -> WaferOutput:
+def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None, match, opts) -> WaferOutput:
     source = {"a_key": unit.a_key, "a_etag": unit.a_etag, "b_key": None, "b_etag": None}
-    b_only = 0
     if companion is not None:
         source.update(b_key=unit.b_key, b_etag=unit.b_etag)
-        b_only = len(match_dies(wafer.x, wafer.y, companion.x, companion.y)[1])
     values, counts = np.unique(wafer.bin, return_counts=True)
     return WaferOutput(
         wafer_token=token,
         png=render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die),
-        json=wafer_json(wafer, wafer_token=token, source=source, companion=companion, pixels_per_die=opts.pixels_per_die),
+        json=wafer_json(wafer, wafer_token=token, source=source, companion=companion,
+                        pixels_per_die=opts.pixels_per_die, die_match=match),
         die_count=wafer.die_count,
         pass_count=int(wafer.is_pass().sum()),
-        b_only_dies=b_only,
+        b_only_dies=len(match[1]) if match is not None else 0,
         retests=int(wafer.retest_count.sum()),
         bins={int(b): int(c) for b, c in zip(values, counts)},
         thumbnail=render_thumbnail_png(wafer) if opts.thumbnail else None,
     )
 
 
-def die_rows(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None) -> pa.Table:
-    """The wafer's rows of the canonical die table: every A die, then B dies with no A die."""
+def _repeat(value: str | None, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def _where(mask: np.ndarray, value: str | None) -> pa.Array:
+    """``value`` where mask is set, null elsewhere (B columns of dies with no B die)."""
+    return pc.if_else(pa.array(mask), pa.scalar(value, pa.string()), pa.scalar(None, pa.string()))
+
+
+def die_rows(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None, match=None) -> pa.Table:
+    """The wafer's rows of the canonical die table: every A die, then B dies with no A die.
+
+    ``match`` is ``match_dies(A, B)`` (computed here when not given). Vectorised:
+    no Python object per die.
+    """
     n = wafer.die_count
-    if companion is None:
-        b_index = np.full(n, -1, dtype=np.int64)
-        b_only = np.empty(0, dtype=np.int64)
-    else:
-        b_index, b_only = match_dies(wafer.x, wafer.y, companion.x, companion.y)
+    if companion is not None and match is None:
+        match = match_dies(wafer.x, wafer.y, companion.x, companion.y)
+    b_index, b_only = match if companion is not None else (np.full(n, -1, np.int64), np.empty(0, np.int64))
     m = len(b_only)
     total = n + m
+    in_a = np.arange(total) < n
     has_b = np.concatenate([b_index >= 0, np.ones(m, dtype=bool)])
     b_rows = np.concatenate([np.where(b_index >= 0, b_index, 0), b_only]).astype(np.int64)
 
-    def const(value) -> pa.Array:
-        return pa.array([value] * total, type=pa.string()) if total else pa.array([], pa.string())
-
     columns = {
-        "wafer_token": const(token),
-        "source_format": const(wafer.format),
-        "lot": const(wafer.lot),
-        "wafer": const(wafer.wafer),
-        "product": const(wafer.product),
-        "step": const(wafer.step),
-        "tester": const(wafer.tester),
-        "partid": const(wafer.partid),
-        "stime": const(wafer.stime),
-        "in_a": pa.array(np.arange(total) < n),
-        "a_key": const(unit.a_key),
-        "a_etag": const(unit.a_etag),
+        "wafer_token": _repeat(token, total),
+        "source_format": _repeat(wafer.format, total),
+        "lot": _repeat(wafer.lot, total),
+        "wafer": _repeat(wafer.wafer, total),
+        "product": _repeat(wafer.product, total),
+        "step": _repeat(wafer.step, total),
+        "tester": _repeat(wafer.tester, total),
+        "partid": _repeat(wafer.partid, total),
+        "stime": _repeat(wafer.stime, total),
+        "in_a": pa.array(in_a),
+        "a_key": _repeat(unit.a_key, total),
+        "a_etag": _repeat(unit.a_etag, total),
+        "retest_count": pa.array(np.concatenate([wafer.retest_count, np.zeros(m)]).astype(np.int16)),
     }
     a_pass = wafer.is_pass()
-    if companion is None or total == 0:
-        bx, by = np.empty(0, np.int32), np.empty(0, np.int32)
+    if companion is None:
         columns.update(
             x=pa.array(wafer.x.astype(np.int32)),
             y=pa.array(wafer.y.astype(np.int32)),
             bin=pa.array(wafer.bin.astype(np.int32)),
             **{"pass": pa.array(a_pass)},
-            retest_count=pa.array(wafer.retest_count.astype(np.int16)),
-            b_bin=pa.nulls(total, pa.int32()),
-            b_tester=pa.nulls(total, pa.string()),
-            b_stime=pa.nulls(total, pa.string()),
-            b_partid=pa.nulls(total, pa.string()),
             b_values=pa.nulls(total, pa.list_(pa.float64())),
             b_values_text=pa.nulls(total, pa.string()),
-            b_key=pa.nulls(total, pa.string()),
-            b_etag=pa.nulls(total, pa.string()),
         )
+        for name in ("b_bin",):
+            columns[name] = pa.nulls(total, pa.int32())
+        for name in ("b_tester", "b_stime", "b_partid", "b_key", "b_etag"):
+            columns[name] = pa.nulls(total, pa.string())
     else:
-        bx, by = companion.x[b_only], companion.y[b_only]
-        in_a = np.arange(total) < n
-        mask_no_b = ~has_b
+        no_b = ~has_b
         k = companion.values.shape[1] if companion.values.ndim == 2 else 0
         flat = companion.values[b_rows].reshape(-1) if k else np.empty(0)
         na = companion.values_na[b_rows].reshape(-1) if k else np.empty(0, bool)
-        offsets = np.arange(total + 1, dtype=np.int32) * k
-        b_values = pa.ListArray.from_arrays(
-            pa.array(offsets), pa.array(flat, type=pa.float64(), mask=na), mask=pa.array(mask_no_b)
-        )
-        values_text = pa.array(companion.values_text) if not isinstance(companion.values_text, pa.Array) else companion.values_text
+        offsets = pa.array(np.arange(total + 1, dtype=np.int32) * k)
+        values_text = companion.values_text if isinstance(companion.values_text, pa.Array) else pa.array(companion.values_text, pa.string())
         columns.update(
-            x=pa.array(np.concatenate([wafer.x, bx]).astype(np.int32)),
-            y=pa.array(np.concatenate([wafer.y, by]).astype(np.int32)),
+            x=pa.array(np.concatenate([wafer.x, companion.x[b_only]]).astype(np.int32)),
+            y=pa.array(np.concatenate([wafer.y, companion.y[b_only]]).astype(np.int32)),
             bin=pa.array(np.concatenate([wafer.bin, np.zeros(m)]).astype(np.int32), mask=~in_a),
             **{"pass": pa.array(np.concatenate([a_pass, np.zeros(m, bool)]), mask=~in_a)},
-            retest_count=pa.array(np.concatenate([wafer.retest_count, np.zeros(m)]).astype(np.int16)),
-            b_bin=pa.array(companion.bin[b_rows].astype(np.int32), mask=mask_no_b),
-            b_tester=pa.array(np.where(has_b, companion.tester or "", None).tolist(), pa.string())
-            if companion.tester is not None else pa.nulls(total, pa.string()),
-            b_stime=pa.array(np.where(has_b, companion.stime, None).tolist(), pa.string()),
-            b_partid=pa.array(np.where(has_b, companion.partid or "", None).tolist(), pa.string())
-            if companion.partid is not None else pa.nulls(total, pa.string()),
-            b_values=b_values,
-            b_values_text=_take_or_null(values_text, b_rows, mask_no_b),
-            b_key=pa.array(np.where(has_b, unit.b_key, None).tolist(), pa.string()),
-            b_etag=pa.array(np.where(has_b, unit.b_etag, None).tolist(), pa.string()),
+            b_bin=pa.array(companion.bin[b_rows].astype(np.int32), mask=no_b),
+            b_tester=_where(has_b, companion.tester),
+            b_stime=_where(has_b, companion.stime),
+            b_partid=_where(has_b, companion.partid),
+            b_values=pa.ListArray.from_arrays(offsets, pa.array(flat, type=pa.float64(), mask=na), mask=pa.array(no_b)),
+            b_values_text=_take_or_null(values_text, b_rows, no_b),
+            b_key=_where(has_b, unit.b_key),
+            b_etag=_where(has_b, unit.b_etag),
         )
     return pa.table({name: columns[name] for name in DIE_TABLE_SCHEMA.names}, schema=DIE_TABLE_SCHEMA)
 

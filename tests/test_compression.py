@@ -128,6 +128,16 @@ def test_archives_give_regular_members_in_name_order(kind, blob):
     assert [(m.name, m.data) for m in members] == IN_NAME_ORDER
 
 
+def test_7z_directories_and_symlinks_are_skipped(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "map.txt").write_bytes(TEXT)
+    (tmp_path / "link").symlink_to("/etc/passwd")
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w") as z:
+        z.writeall(tmp_path, "root")
+    assert unpack(buf.getvalue()) == [Member("root/sub/map.txt", TEXT)]
+
+
 def test_single_member_archive():
     assert unpack(make_zip([("map.txt", TEXT)], specials=False)) == [Member("map.txt", TEXT)]
 
@@ -233,6 +243,21 @@ def test_every_kind_refuses_ratio_bombs(make):
     with pytest.raises(Rejected) as exc:
         unpack(make())
     assert exc.value.reason == "bomb"
+
+
+def test_xz_asking_for_a_huge_dictionary_is_a_memory_bomb():
+    # Rewrite the LZMA2 dictionary-size property to 4 GiB (and fix the block
+    # header CRC): liblzma would allocate it up front, whatever the output size.
+    blob = bytearray(lzma.compress(TEXT))
+    size = (blob[12] + 1) * 4
+    header = blob[12 : 12 + size]
+    at = header.index(b"\x21\x01")          # filter id LZMA2, 1 property byte
+    header[at + 2] = 40
+    header[-4:] = zlib.crc32(bytes(header[:-4])).to_bytes(4, "little")
+    blob[12 : 12 + size] = header
+    with pytest.raises(Rejected) as exc:
+        unpack(bytes(blob))
+    assert exc.value.reason == "bomb" and "memory" in exc.value.detail
 
 
 def test_zip_declared_sizes_are_checked_before_inflating():

@@ -112,8 +112,12 @@ def wafer_json(
     source: dict,
     companion: CompanionMap | None,
     pixels_per_die: int = 4,
+    die_match: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> bytes:
-    """The per-wafer JSON document as UTF-8 bytes (see module docstring)."""
+    """The per-wafer JSON document as UTF-8 bytes (see module docstring).
+
+    ``die_match`` is ``match_dies(A, B)`` when the caller already has it.
+    """
     order = _row_major(wafer)
     bins, passed, counts, inverse = bin_summary(wafer)
 
@@ -147,7 +151,7 @@ def wafer_json(
     parts = ['{"x_abs":', _int_text(wafer.x, order), ',"y_abs":', _int_text(wafer.y, order), ",", chip_bin]
 
     if companion is not None:
-        b_index, b_only = match_dies(wafer.x, wafer.y, companion.x, companion.y)
+        b_index, b_only = die_match or match_dies(wafer.x, wafer.y, companion.x, companion.y)
         header["b_only_dies"] = int(len(b_only))
         values = _json_string_array(companion.values_text)
         # stime / partid / tester are the same for every die of the B file: escape once.

@@ -16,9 +16,11 @@ and why it lives in the instance's key-value table):
   in the instance key-value table, named by the ``failmap/manifest`` tag (tags are
   copied into every tick row and run row, so a full list there would be kept
   several times over and could hit a deployment's run-size cap);
-* the B sensor also requests the *previous* day for a B file written within the
-  pairing window after midnight: its partner A sits in the previous day's folder
-  (``failmap/partners_*`` tags), and that day's pairing must run again;
+* across midnight, a fail map also re-runs its neighbour day (``failmap/partners_*``
+  tags list those objects; they are not counted as the neighbour day's own): a B
+  written within the pairing window after midnight re-runs the *previous* day, whose
+  A it may partner; an A written within the window before midnight re-runs the
+  *next* day, whose run lists it to tell a claimed B from an orphan;
 * nothing new: a SkipReason, no run.
 """
 
@@ -48,6 +50,7 @@ from failmap_assets.sensors.ledger import LedgerStore, Manifest, objects_digest
 from failmap_assets.sensors.listing import (
     SensorCursor,
     TickPlan,
+    a_partner_days,
     b_partner_days,
     finalize,
     scan,
@@ -69,7 +72,7 @@ class BucketSpec:
     name: str
     store: Callable[[FailmapStorage], ObjectStore]
     location: Callable[[FailmapStorage], str]
-    b_partners: bool = False
+    partners: str = ""  # "a" / "b": fail-map side whose files also re-run the day across midnight
 
 
 # Dagster builds a fresh FailmapStorage for every evaluation, and with it a new boto3
@@ -160,7 +163,9 @@ def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: Failma
         max_runs=cfg.max_runs_per_tick,
         time_budget=cfg.time_budget_seconds,
         load_ledger=ledger_store.load,
-        partner_days=b_partner_days(cfg.b_partner_seconds) if spec.b_partners else None,
+        partner_days={"a": a_partner_days, "b": b_partner_days}[spec.partners](cfg.pair_window_seconds)
+        if spec.partners
+        else None,
         last_day=last_day,
     )
     has_runs = bool(plan.run_days)
@@ -189,8 +194,8 @@ def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: Failma
     return SkipReason(reason)
 
 
-_A = BucketSpec("bucket_a_sensor", lambda s: s.source_a_store(), lambda s: s.source_a)
-_B = BucketSpec("bucket_b_sensor", lambda s: s.source_b_store(), lambda s: s.source_b, b_partners=True)
+_A = BucketSpec("bucket_a_sensor", lambda s: s.source_a_store(), lambda s: s.source_a, partners="a")
+_B = BucketSpec("bucket_b_sensor", lambda s: s.source_b_store(), lambda s: s.source_b, partners="b")
 _STDF = BucketSpec("stdf_sensor", lambda s: s.stdf_store(), lambda s: s.source_stdf)
 
 
@@ -198,7 +203,10 @@ _STDF = BucketSpec("stdf_sensor", lambda s: s.stdf_store(), lambda s: s.source_s
     name=_A.name,
     job=failmap_day_job,
     minimum_interval_seconds=_IMPORT_CONFIG.interval_seconds,
-    description="New or re-uploaded fail maps in bucket A -> failmap_day_job for their day partitions.",
+    description=(
+        "New or re-uploaded fail maps in bucket A -> failmap_day_job for their day partitions "
+        "(and the next day for A files written just before midnight)."
+    ),
 )
 def bucket_a_sensor(context: SensorEvaluationContext, storage: FailmapStorage):
     return evaluate(context, _A, storage)

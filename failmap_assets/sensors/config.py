@@ -50,9 +50,9 @@ class SensorConfig:
     time_budget_seconds: float = 15.0
     #: minimum_interval_seconds of the three sensors (read once, at import)
     interval_seconds: int = 30
-    #: a B file written less than this many seconds after midnight may partner an A of the
-    #: previous day (the pairing window): the B sensor then requests that day too
-    b_partner_seconds: int = 10
+    #: the A/B pairing window: a B written less than this after midnight also re-runs the
+    #: previous day, an A written less than this before midnight also re-runs the next day
+    pair_window_seconds: int = 10
     #: characters of the human-readable object list in a run's tag
     tag_list_chars: int = 500
 
@@ -65,9 +65,7 @@ class SensorConfig:
             max_objects_per_tick=_int("FAILMAP_SENSOR_MAX_OBJECTS_PER_TICK", d.max_objects_per_tick, 1),
             time_budget_seconds=_float("FAILMAP_SENSOR_TIME_BUDGET_SECONDS", d.time_budget_seconds, 0.1),
             interval_seconds=_int("FAILMAP_SENSOR_INTERVAL_SECONDS", d.interval_seconds, 1),
-            # default: the pairing window the assets use (FAILMAP_PAIR_WINDOW_S, see definitions.py)
-            b_partner_seconds=_int(
-                "FAILMAP_SENSOR_B_PARTNER_SECONDS", _int("FAILMAP_PAIR_WINDOW_S", d.b_partner_seconds, 0), 0
-            ),
+            # the window the assets pair with (definitions.py reads the same variable)
+            pair_window_seconds=_int("FAILMAP_PAIR_WINDOW_S", d.pair_window_seconds, 0),
             tag_list_chars=_int("FAILMAP_SENSOR_TAG_LIST_CHARS", d.tag_list_chars, 0),
         )

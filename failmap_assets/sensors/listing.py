@@ -103,8 +103,8 @@ def b_partner_days(window_seconds: int) -> Callable[[ObjectInfo, date], list[dat
     """For the B sensor: the earlier day whose A file a B may partner.
 
     A B file written less than ``window_seconds`` after midnight can pair with an A file
-    written just before midnight, which sits in the previous day's folder: that day
-    must be re-run too when the B arrives.
+    written just before midnight, which sits in the previous day's folder: that day's
+    pairing must run again when the B arrives.
     """
 
     def partners(obj: ObjectInfo, day: date) -> list[date]:
@@ -112,9 +112,22 @@ def b_partner_days(window_seconds: int) -> Callable[[ObjectInfo, date], list[dat
         if t is None or window_seconds <= 0:
             return []
         earliest = (t - timedelta(seconds=window_seconds)).date()
-        if earliest < day:
-            return [max(earliest, day - timedelta(days=1))]
-        return []
+        return [max(earliest, day - timedelta(days=1))] if earliest < day else []
+
+    return partners
+
+
+def a_partner_days(window_seconds: int) -> Callable[[ObjectInfo, date], list[date]]:
+    """For the A sensor: the next day, for an A file written less than ``window_seconds``
+    before midnight. Its B partner may sit in the next day's folder, and that day's run
+    lists such A files too, to tell a claimed B from an orphan: it must run again."""
+
+    def partners(obj: ObjectInfo, day: date) -> list[date]:
+        t = key_time(obj.key)
+        if t is None or window_seconds <= 0:
+            return []
+        latest = (t + timedelta(seconds=window_seconds)).date()
+        return [min(latest, day + timedelta(days=1))] if latest > day else []
 
     return partners
 

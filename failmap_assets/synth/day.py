@@ -62,8 +62,8 @@ WINDOW_S = 10  # the contract's default pairing window
 
 # How often testers use each container. B files are ~3x larger than A (values per
 # die) and their station gzips; the slow compressors (bz2, xz, 7z) stay rare there.
-_A_FORMATS = {"Z": .22, "gz": .22, "zip": .12, "7z": .08, "bz2": .07, "xz": .07, "tar": .05,
-              "tar.gz": .05, "tgz": .04, "txt": .08}
+_A_FORMATS = {"Z": .24, "gz": .25, "zip": .12, "7z": .06, "bz2": .04, "xz": .05, "tar": .05,
+              "tar.gz": .05, "tgz": .04, "txt": .10}
 _B_FORMATS = {"gz": .58, "Z": .20, "txt": .10, "zip": .06, "bz2": .02, "xz": .02, "7z": .01,
               "tar": .005, "tar.gz": .0025, "tgz": .0025}
 # Delay of B after A, in seconds: mostly a few seconds, both window ends possible.

@@ -351,6 +351,7 @@ def checked_kernels():
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_fuzzed_bytes_never_read_out_of_bounds(checked_kernels):
     parse, retests = checked_kernels
     rng = random.Random(99)

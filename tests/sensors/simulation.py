@@ -256,5 +256,12 @@ def run_simulation(world: World, events: list[Event], ticks: list[datetime], *,
 
 
 def is_midnight_b(key: str, window_s: int = 10) -> bool:
+    """A B file written within the pairing window after midnight."""
     t = key_time(key)
     return t is not None and t.hour == 0 and t.minute == 0 and t.second < window_s
+
+
+def is_midnight_a(key: str, window_s: int = 10) -> bool:
+    """An A file written within the pairing window before midnight."""
+    t = key_time(key)
+    return t is not None and t.hour == 23 and t.minute == 59 and t.second >= 60 - window_s

@@ -22,6 +22,7 @@ from failmap_assets.sensors.ledger import (
 )
 from failmap_assets.sensors.listing import (
     SensorCursor,
+    a_partner_days,
     b_partner_days,
     day_prefix,
     key_day,
@@ -82,6 +83,20 @@ def test_b_partner_days_only_just_after_midnight():
     assert p(obj(fm(day, "143030")), day) == []
     assert p(obj(k(day, "garbage.gz")), day) == []
     assert b_partner_days(0)(obj(fm(day, "000000")), day) == []
+
+
+def test_a_partner_days_only_just_before_midnight():
+    p = a_partner_days(10)
+
+    def obj(key):
+        return ObjectInfo(key=key, size=1, etag="e", last_modified=datetime.now(UTC))
+
+    day = date(2026, 1, 11)
+    assert p(obj(fm(day, "235958")), day) == [date(2026, 1, 12)]
+    assert p(obj(fm(day, "235950")), day) == [date(2026, 1, 12)]  # its B may be written at 00:00:00
+    assert p(obj(fm(day, "235949")), day) == []
+    assert p(obj(fm(day, "120000")), day) == []
+    assert p(obj(k(day, "x.Z")), day) == []
 
 
 # ----- cursor ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from failmap_assets.sensors.listing import key_day
 from tests.sensors.simulation import (
     JUNK,
     World,
+    is_midnight_a,
     is_midnight_b,
     make_events,
     run_simulation,
@@ -99,13 +100,24 @@ def check(world: World, events, drained_at: int) -> dict:
     assert not never, f"versions listable before the restart never requested: {never[:3]}"
     # 5. junk keys never reach a run
     assert not [v for v in covered if v[1] in JUNK]
-    # 6. a B written just after midnight also re-runs the previous day, in the same tick
+    # 6. across midnight the neighbour day re-runs in the same tick: a B written just after
+    #    midnight re-runs the previous day; an A written just before it, the next day (once
+    #    that day exists, i.e. when the A is taken after midnight)
     midnight = [v for v in covered if v[0] == "b" and is_midnight_b(v[1])]
     assert len(midnight) >= 5
     for _, key, etag in midnight:
         tick = covered[("b", key, etag)][0]
         prev = str(key_day(key) - timedelta(days=1))
         assert (tick, prev) in world.partner_hits[(key, etag)], key
+    tick_day = {r.tick: r.now.date() for r in world.records}
+    midnight_a = [v for v in covered if v[0] == "a" and is_midnight_a(v[1])]
+    expected_a = [v for v in midnight_a if tick_day[covered[v][0]] > key_day(v[1])]
+    assert len(expected_a) >= 5
+    for _, key, etag in midnight_a:
+        tick = covered[("a", key, etag)][0]
+        nxt = key_day(key) + timedelta(days=1)
+        hits = world.partner_hits[(key, etag)]
+        assert hits == ([(tick, str(nxt))] if tick_day[tick] >= nxt else []), (key, hits)
     # 7. B files that arrived after their A had been requested alone
     def token(key: str) -> str:
         return key.split("/")[-1].rsplit("_", 2)[0]
@@ -144,6 +156,7 @@ def check(world: World, events, drained_at: int) -> dict:
         "run_requests": sum(len(r.run_requests) for r in world.records),
         "skips": sum(1 for r in world.records if r.skip),
         "midnight_b": len(midnight),
+        "midnight_a": len(midnight_a),
         "late_b": len(late_b),
         "deleted_before_seen": len(set(visible) - set(covered)),
     }
@@ -242,20 +255,29 @@ def test_run_request_tags_run_key_and_skip(local):
         assert not skip.run_requests and "nothing new" in skip.skip_message
 
 
-def test_identical_reupload_after_delete_gets_a_new_run_key(local):
-    stores, storage, now = local
-    key = "20260610/N4A123.1_07P_20260610_101010.Z"
-    s3like = stores["stdf"]
-    s3like.put(key, b"same")
+@pytest.mark.s3
+def test_identical_reupload_after_delete_on_s3_is_requested_again(s3_env, monkeypatch):
+    """S3 ETags are content MD5s: the same bytes after a delete come back with the same
+    (key, etag). The delete pruned it from the ledger, so it is a new arrival, and the
+    run key differs from the first run's (Dagster would drop a repeated one)."""
+    monkeypatch.setattr(bs, "current_time", lambda: datetime(2026, 6, 10, 12, tzinfo=UTC))
+    endpoint = os.environ["FAILMAP_S3_ENDPOINT_URL"]
+    storage = FailmapStorage(source_a=f"{s3_env}/a", source_b=f"{s3_env}/b", source_stdf=f"{s3_env}/stdf",
+                             output=f"{s3_env}/out", s3_endpoint_url=endpoint, aws_region=os.environ["AWS_REGION"])
+    store = open_store(f"{s3_env}/stdf", endpoint_url=endpoint)
+    key = "20260610/lot1/w01.stdf"
+    first = store.put(key, b"same")
     with DagsterInstance.ephemeral() as instance:
         d1 = _tick(stdf_sensor, instance, storage, None)
-        s3like.delete(key)
+        store.delete(key)
         d2 = _tick(stdf_sensor, instance, storage, d1.cursor)
         assert not d2.run_requests
-        s3like.put(key, b"same")
+        assert store.put(key, b"same").etag == first.etag
         d3 = _tick(stdf_sensor, instance, storage, d2.cursor)
         assert len(d3.run_requests) == 1 and d3.run_requests[0].run_key != d1.run_requests[0].run_key
-        assert d3.run_requests[0].job_name in (None, "stdf_day_job")
+        assert d3.run_requests[0].tags["failmap/objects"] == key
+        d4 = _tick(stdf_sensor, instance, storage, d3.cursor)
+        assert not d4.run_requests
 
 
 def test_b_after_midnight_requests_the_previous_day_too(local):
