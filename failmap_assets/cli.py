@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -71,12 +71,16 @@ def write_synth(start: date, days: int, wafers: int, stdf_files: int, seed: int)
 
     stores = _stores()
     counts: Counter = Counter()
+    in_flight: set = set()
     with ThreadPoolExecutor(max_workers=16) as pool:
-        futures = []
         for obj in generate_days(start, days, wafers, seed, stdf_files_per_day=stdf_files):
-            futures.append(pool.submit(stores[obj.bucket].put, obj.key, obj.data))
+            in_flight.add(pool.submit(stores[obj.bucket].put, obj.key, obj.data))
             counts[obj.note] += 1
-        for f in futures:
+            if len(in_flight) >= 64:  # bounded: memory must not grow with the number of wafers
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for f in done:
+                    f.result()
+        for f in in_flight:
             f.result()
     return dict(counts)
 
@@ -108,7 +112,11 @@ def cmd_demo(args) -> int:
     instance = DagsterInstance.get()
     print(f"materializing every asset for partition {day} (Dagster home {home}) ...")
     t0 = datetime.now()
-    result = materialize(ALL_ASSETS, partition_key=day.isoformat(), instance=instance, resources=build_resources())
+    result = materialize(
+        ALL_ASSETS, partition_key=day.isoformat(), instance=instance, resources=build_resources(),
+        # INFO shows our progress lines; Dagster's DEBUG engine events would bury them.
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+    )
     seconds = (datetime.now() - t0).total_seconds()
     if not result.success:
         print("materialization failed; see the run in `make dev`", file=sys.stderr)

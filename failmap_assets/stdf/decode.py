@@ -965,3 +965,375 @@ def walk(buf, index) -> Walk:
     rec_part = rank[np.where(rec_part >= 0, rec_part, n_parts)].astype(np.int32)
     return Walk(rec_part, part_pir[order], part_prr[order], part_first[order], part_head[order],
                 part_site[order], part_wafer[order], wafer_wir, wafer_wrr, wafer_head)
+
+
+# ------------------------------------------------------------------ grouping by record code
+
+
+@njit(cache=True, nogil=True)
+def _group_by_code(codes, ncodes):
+    """Counting sort: record ordinals grouped by code (stable), and group starts."""
+    n = codes.shape[0]
+    counts = np.zeros(ncodes + 1, dtype=np.int64)
+    for i in range(n):
+        counts[codes[i]] += 1
+    starts = np.zeros(ncodes + 2, dtype=np.int64)
+    for c in range(ncodes + 1):
+        starts[c + 1] = starts[c] + counts[c]
+    fill = starts[:-1].copy()
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        c = codes[i]
+        out[fill[c]] = i
+        fill[c] += 1
+    return out, starts, counts
+
+
+def group_by_code(codes: np.ndarray):
+    return _group_by_code(codes, len(R.RECORDS))
+
+
+# ------------------------------------------------------------------ the PTR kernel
+
+# PTR field positions (records.py order) and its default-data fields, in override-bit order:
+# RES_SCAL LLM_SCAL HLM_SCAL LO_LIMIT HI_LIMIT UNITS C_RESFMT C_LLMFMT C_HLMFMT LO_SPEC HI_SPEC
+PTR_DEFAULT_FIELDS = ("RES_SCAL", "LLM_SCAL", "HLM_SCAL", "LO_LIMIT", "HI_LIMIT", "UNITS", "C_RESFMT",
+                      "C_LLMFMT", "C_HLMFMT", "LO_SPEC", "HI_SPEC")
+_PTR_USE = np.array([0, 4, 5, 4, 5, -1, -1, -1, -1, -1, -1], dtype=np.int64)
+_PTR_NONE = np.array([-1, 6, 7, 6, 7, -1, -1, -1, -1, 2, 3], dtype=np.int64)
+_PTR_KIND = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0], dtype=np.int64)   # 0 number, 1 string
+
+
+@njit(cache=True, nogil=True)
+def _hash_slot(keys, key):
+    mask = keys.shape[0] - 1
+    h = (np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
+    s = np.int64(h) & mask
+    while keys[s] != -2 and keys[s] != key:
+        s = (s + 1) & mask
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _span_eq(buf, s1, l1, s2, l2):
+    if l1 != l2:
+        return False
+    for k in range(l1):
+        if buf[s1 + k] != buf[s2 + k]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind,
+                test_num, head, site, test_flg, parm_flg, result, opt_flag, nfields,
+                txt_s, txt_l, alm_s, alm_l, mask,
+                ov_row, ov_field, ov_val, ov_len):
+    """Decode PTRs in one pass; default-data rule and test table inline.
+
+    Per record: the fixed fields, ``nfields`` (how many fields are present: truncation is
+    monotonic), TEST_TXT (length -1 when equal to the test's first TEST_TXT), ALARM_ID,
+    the override mask and, sparsely, the overriding values. Returns the tests.
+    """
+    n = offs.shape[0]
+    ND = 11
+    # tests: open-addressing hash test_num -> test index; growable per-test arrays
+    cap = 64
+    hkeys = np.full(256, -2, dtype=np.int64)
+    hvals = np.zeros(256, dtype=np.int64)
+    t_key = np.empty(cap, dtype=np.int64)
+    t_first = np.empty(cap, dtype=np.int64)
+    t_cnt = np.zeros(cap, dtype=np.int64)
+    t_opt = np.empty(cap, dtype=np.int64)
+    t_txs = np.empty(cap, dtype=np.int64)
+    t_txl = np.empty(cap, dtype=np.int64)
+    dv = np.empty((cap, ND), dtype=np.int64)
+    da = np.empty((cap, ND), dtype=np.int64)
+    nt = 0
+    nov = 0
+    v = np.zeros(ND, dtype=np.int64)
+    a = np.zeros(ND, dtype=np.int64)
+    tmp = np.zeros(1, dtype=np.uint32)
+    for r in range(n):
+        p = offs[r] + 4
+        end = p + lens[r]
+        nf = 0
+        tn = np.int64(-1)
+        ts = np.int64(0)
+        tl = np.int64(-1)
+        als = np.int64(0)
+        all_ = np.int64(-1)
+        ob = np.int64(0)
+        for k in range(ND):
+            a[k] = -1
+            v[k] = 0
+        head[r] = 0
+        site[r] = 0
+        test_flg[r] = 0
+        parm_flg[r] = 0
+        result[r] = 0
+        opt_flag[r] = 0
+        # ---- sequential decode; stop at the first field that does not fit
+        while True:
+            if p + 4 > end:
+                break
+            tn = np.int64(_rd_uint(buf, p, 4, be))
+            p += 4
+            nf = 1
+            if p + 4 > end:
+                if p + 1 <= end:
+                    head[r] = buf[p]
+                    nf = 2
+                    if p + 2 <= end:
+                        site[r] = buf[p + 1]
+                        nf = 3
+                        if p + 3 <= end:
+                            test_flg[r] = buf[p + 2]
+                            nf = 4
+                break
+            head[r] = buf[p]
+            site[r] = buf[p + 1]
+            test_flg[r] = buf[p + 2]
+            parm_flg[r] = buf[p + 3]
+            p += 4
+            nf = 5
+            if p + 4 > end:
+                break
+            result[r] = np.uint32(_rd_uint(buf, p, 4, be))
+            p += 4
+            nf = 6
+            if p + 1 > end:
+                break
+            ln = np.int64(buf[p])
+            if p + 1 + ln > end:
+                break
+            ts = p + 1
+            tl = ln
+            p += 1 + ln
+            nf = 7
+            if p + 1 > end:
+                break
+            ln = np.int64(buf[p])
+            if p + 1 + ln > end:
+                break
+            als = p + 1
+            all_ = ln
+            p += 1 + ln
+            nf = 8
+            if p + 1 > end:
+                break
+            ob = np.int64(buf[p])
+            opt_flag[r] = buf[p]
+            p += 1
+            nf = 9
+            # RES_SCAL LLM_SCAL HLM_SCAL
+            stop = False
+            for k in range(3):
+                if p + 1 > end:
+                    stop = True
+                    break
+                x = np.int64(buf[p])
+                v[k] = x - 256 if x >= 128 else x
+                a[k] = 0
+                p += 1
+                nf += 1
+            if stop:
+                break
+            # LO_LIMIT HI_LIMIT
+            for k in range(3, 5):
+                if p + 4 > end:
+                    stop = True
+                    break
+                v[k] = np.int64(_rd_uint(buf, p, 4, be))
+                a[k] = 0
+                p += 4
+                nf += 1
+            if stop:
+                break
+            # UNITS C_RESFMT C_LLMFMT C_HLMFMT
+            for k in range(5, 9):
+                if p + 1 > end:
+                    stop = True
+                    break
+                ln = np.int64(buf[p])
+                if p + 1 + ln > end:
+                    stop = True
+                    break
+                v[k] = p + 1
+                a[k] = ln
+                p += 1 + ln
+                nf += 1
+            if stop:
+                break
+            for k in range(9, 11):
+                if p + 4 > end:
+                    stop = True
+                    break
+                v[k] = np.int64(_rd_uint(buf, p, 4, be))
+                a[k] = 0
+                p += 4
+                nf += 1
+            break
+        nfields[r] = nf
+        test_num[r] = np.uint32(tn if tn >= 0 else 0)
+        alm_s[r] = als
+        alm_l[r] = all_
+        has_opt = nf >= 9
+        # ---- test lookup / creation
+        s = _hash_slot(hkeys, tn)
+        if hkeys[s] == tn:
+            t = hvals[s]
+            new = False
+        else:
+            if nt == cap:
+                cap2 = cap * 2
+                t_key = _grow1(t_key, cap2)
+                t_first = _grow1(t_first, cap2)
+                t_cnt = _grow1(t_cnt, cap2)
+                t_opt = _grow1(t_opt, cap2)
+                t_txs = _grow1(t_txs, cap2)
+                t_txl = _grow1(t_txl, cap2)
+                dv = _grow2(dv, cap2)
+                da = _grow2(da, cap2)
+                for q in range(cap, cap2):
+                    t_cnt[q] = 0
+                cap = cap2
+            t = nt
+            nt += 1
+            new = True
+            hkeys[s] = tn
+            hvals[s] = t
+            if nt * 2 > hkeys.shape[0]:
+                hkeys, hvals = _rehash(hkeys, hvals)
+            t_key[t] = tn
+            t_first[t] = r
+            t_opt[t] = ob if has_opt else -1
+            t_txs[t] = ts
+            t_txl[t] = tl
+            # defaults from the first record
+            for k in range(ND):
+                dv[t, k] = 0
+                da[t, k] = -1
+                if a[k] < 0:
+                    continue
+                if none_bit[k] >= 0 and (ob >> none_bit[k]) & 1:
+                    continue
+                if use_bit[k] >= 0 and (ob >> use_bit[k]) & 1:
+                    continue
+                if kind[k] == 1 and a[k] == 1 and buf[v[k]] == 0:
+                    continue
+                dv[t, k] = v[k]
+                da[t, k] = a[k]
+        t_cnt[t] += 1
+        # TEST_TXT: null when equal to the test's
+        if tl >= 0 and t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], t_txl[t]):
+            txt_s[r] = 0
+            txt_l[r] = -1
+        else:
+            txt_s[r] = ts
+            txt_l[r] = tl
+        # ---- effective values vs defaults
+        m = np.int64(0)
+        if not new and has_opt:
+            for k in range(ND):
+                if none_bit[k] >= 0 and (ob >> none_bit[k]) & 1:
+                    ev = np.int64(0)
+                    ea = np.int64(-1)
+                elif use_bit[k] >= 0 and (ob >> use_bit[k]) & 1:
+                    continue
+                elif a[k] >= 0 and not (kind[k] == 1 and a[k] == 0):
+                    if kind[k] == 1 and a[k] == 1 and buf[v[k]] == 0:
+                        ev = np.int64(0)
+                        ea = np.int64(-1)
+                    else:
+                        ev = v[k]
+                        ea = a[k]
+                else:
+                    continue
+                d_a = da[t, k]
+                if (ea < 0) and (d_a < 0):
+                    continue
+                if ea >= 0 and d_a >= 0:
+                    if kind[k] == 0:
+                        if ev == dv[t, k]:
+                            continue
+                    elif _span_eq(buf, ev, ea, dv[t, k], d_a):
+                        continue
+                m |= np.int64(1) << np.int64(k)
+                if nov == ov_row.shape[0]:
+                    c2 = ov_row.shape[0] * 2
+                    ov_row = _grow1(ov_row, c2)
+                    ov_field = _grow1(ov_field, c2)
+                    ov_val = _grow1(ov_val, c2)
+                    ov_len = _grow1(ov_len, c2)
+                ov_row[nov] = r
+                ov_field[nov] = k
+                ov_val[nov] = ev
+                ov_len[nov] = ea
+                nov += 1
+        mask[r] = m
+    return (nt, t_key[:nt], t_first[:nt], t_cnt[:nt], t_opt[:nt], t_txs[:nt], t_txl[:nt], dv[:nt], da[:nt],
+            nov, ov_row, ov_field, ov_val, ov_len)
+
+
+@njit(cache=True, nogil=True)
+def _grow1(a, n):
+    b = np.empty(n, dtype=a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@njit(cache=True, nogil=True)
+def _grow2(a, n):
+    b = np.empty((n, a.shape[1]), dtype=a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@njit(cache=True, nogil=True)
+def _rehash(keys, vals):
+    n2 = keys.shape[0] * 2
+    k2 = np.full(n2, -2, dtype=np.int64)
+    v2 = np.zeros(n2, dtype=np.int64)
+    for i in range(keys.shape[0]):
+        if keys[i] != -2:
+            s = _hash_slot(k2, keys[i])
+            k2[s] = keys[i]
+            v2[s] = vals[i]
+    return k2, v2
+
+
+class PtrDecoded:
+    """Output of the PTR kernel (numpy arrays, one element per PTR)."""
+
+    def __init__(self, n: int):
+        self.test_num = np.empty(n, np.uint32)
+        self.head = np.empty(n, np.uint8)
+        self.site = np.empty(n, np.uint8)
+        self.test_flg = np.empty(n, np.uint8)
+        self.parm_flg = np.empty(n, np.uint8)
+        self.result = np.empty(n, np.uint32)      # raw IEEE bits; .view(np.float32)
+        self.opt_flag = np.empty(n, np.uint8)
+        self.nfields = np.empty(n, np.uint8)
+        self.txt_s = np.empty(n, np.int64)
+        self.txt_l = np.empty(n, np.int64)
+        self.alm_s = np.empty(n, np.int64)
+        self.alm_l = np.empty(n, np.int64)
+        self.mask = np.empty(n, np.uint16)
+
+
+def ptr_decode(buf, offs, lens, be):
+    n = int(offs.shape[0])
+    out = PtrDecoded(n)
+    cap = 1024
+    res = _ptr_kernel(buf, np.ascontiguousarray(offs, np.int64), np.ascontiguousarray(lens, np.int64), be,
+                      _PTR_USE, _PTR_NONE, _PTR_KIND,
+                      out.test_num, out.head, out.site, out.test_flg, out.parm_flg, out.result, out.opt_flag,
+                      out.nfields, out.txt_s, out.txt_l, out.alm_s, out.alm_l, out.mask,
+                      np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64),
+                      np.empty(cap, np.int64))
+    (nt, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da, nov, ov_row, ov_field, ov_val, ov_len) = res
+    out.tests = dict(key=t_key, first=t_first, count=t_cnt, opt=t_opt, txt_s=t_txs, txt_l=t_txl, dval=dv,
+                     daux=da)
+    out.overrides = (ov_row[:nov], ov_field[:nov], ov_val[:nov], ov_len[:nov])
+    return out
