@@ -146,7 +146,7 @@ def run_day(
                     size = len(a_data) + (len(b_data) if b_data else 0)
                     pending[cpu_pool.submit(process, i, unit, a_data, b_data)] = ("process", i, unit, size)
                 else:
-                    _account(report, fut.result(), nbytes, ledger_rows, writer, now, run_id)
+                    _account(report, fut.result(), nbytes, ledger_rows, writer, now, run_id, day)
                     progress.tick()
                     start_next()
     writer.flush()
@@ -158,6 +158,9 @@ def run_day(
     new_ledger = pl.DataFrame(ledger_rows, schema=ledger_mod.LEDGER_SCHEMA)
     redone = new_ledger["a_key"].to_list()
     _drop_superseded_rows(out_store, ledger, redone, log)
+    for stale in ledger_mod.stale_outputs(ledger, new_ledger):
+        log(f"removing {stale}: its source was re-uploaded and no longer produces it")
+        out_store.delete(stale)
     ledger_mod.save(out_store, PIPELINE, day, ledger_mod.merge(ledger, new_ledger))
 
     old_rejects = ledger_mod.load_rejects(out_store, PIPELINE, day)
@@ -170,7 +173,7 @@ def run_day(
     return report
 
 
-def _account(report: DayReport, result: UnitResult, nbytes: int, ledger_rows, writer, now, run_id) -> None:
+def _account(report: DayReport, result: UnitResult, nbytes: int, ledger_rows, writer, now, run_id, day) -> None:
     unit = result.unit
     report.units_done += 1
     report.bytes_in += nbytes
@@ -199,6 +202,7 @@ def _account(report: DayReport, result: UnitResult, nbytes: int, ledger_rows, wr
             "outcome": "rejected" if errors and not result.wafers else "ok",
             "part_file": None,
             "wafer_tokens": [w.wafer_token for w in result.wafers],
+            "outputs": [k for w in result.wafers for k in (png_key(day, w.wafer_token), json_key(day, w.wafer_token))],
             "dies": sum(w.die_count for w in result.wafers),
             "processed_at": now,
             "run_id": run_id,

@@ -25,6 +25,7 @@ LEDGER_SCHEMA = {
     "outcome": pl.String,           # "ok" (outputs written) or "rejected" (see the rejects table)
     "part_file": pl.String,         # the failmap_dies Parquet object holding this unit's rows
     "wafer_tokens": pl.List(pl.String),
+    "outputs": pl.List(pl.String),  # every object written for the unit (PNG, JSON, tables)
     "dies": pl.Int64,
     "processed_at": pl.Datetime("us", "UTC"),
     "run_id": pl.String,
@@ -51,7 +52,10 @@ def empty_ledger() -> pl.DataFrame:
 
 def load(store: ObjectStore, pipeline: str, day) -> pl.DataFrame:
     df = read_table(store, ledger_key(pipeline, day))
-    return empty_ledger() if df is None else df.cast(LEDGER_SCHEMA)  # type: ignore[arg-type]
+    if df is None:
+        return empty_ledger()
+    missing = [pl.lit(None, dtype).alias(c) for c, dtype in LEDGER_SCHEMA.items() if c not in df.columns]
+    return df.with_columns(missing).select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)  # type: ignore[arg-type]
 
 
 def save(store: ObjectStore, pipeline: str, day, ledger: pl.DataFrame) -> None:
@@ -86,6 +90,14 @@ def units_to_do(units: pl.DataFrame, ledger: pl.DataFrame, *, force: bool = Fals
         done.rename({c: f"_{c}" for c in IDENTITY}), on=[f"_{c}" for c in IDENTITY], how="left"
     )
     return joined.filter(pl.col("_done").is_null()).drop([f"_{c}" for c in IDENTITY] + ["_done"])
+
+
+def stale_outputs(old: pl.DataFrame, new: pl.DataFrame) -> list[str]:
+    """Objects the redone units wrote before but not this time (a wafer token or a
+    product folder that changed with a re-upload): to delete, so nothing stale remains."""
+    before = old.join(new.select("a_key"), on="a_key", how="semi").explode("outputs")["outputs"]
+    now = set(new.explode("outputs")["outputs"].drop_nulls().to_list())
+    return sorted(set(before.drop_nulls().to_list()) - now)
 
 
 def merge(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:

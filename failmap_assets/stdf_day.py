@@ -102,6 +102,7 @@ def run_stdf_day(
         issues.extend(_reject(key, etag, i.reason, str(i), i.severity, now, run_id) for i in parsed.issues)
         mir = parsed.tables["files"].to_pylist()[0] if parsed.tables["files"].num_rows else {}
         fid = file_id_of(key)
+        written: list[str] = []
         for table in TABLES:
             t = parsed.tables[table]
             tkey = stdf_table_key(table, day, mir.get("part_typ"), mir.get("test_cod"), fid)
@@ -111,6 +112,7 @@ def run_stdf_day(
             buf = io.BytesIO()
             pq.write_table(t.append_column("source_key", pa.array([key] * t.num_rows, pa.string())), buf, compression="zstd")
             out.put(tkey, buf.getvalue(), content_type="application/vnd.apache.parquet")
+            written.append(tkey)
         tokens = []
         for wafer in wafer_maps(parsed, retest_rule=retest_rule):
             token = f"{wafer.lot or 'lot'}_W{wafer.wafer or '0'}-stdf"
@@ -119,6 +121,7 @@ def run_stdf_day(
             out.put(json_key(day, token), wafer_json(wafer, wafer_token=token, source=source_info, companion=None,
                                                      pixels_per_die=pixels_per_die), content_type="application/json")
             tokens.append(token)
+            written += [png_key(day, token), json_key(day, token)]
             if wafer.die_count:
                 with lock:
                     report.yield_by_wafer[token] = float(wafer.is_pass().mean())
@@ -128,7 +131,7 @@ def run_stdf_day(
             report.tests += t["tests"].num_rows
             report.results += t["ptr_results"].num_rows + t["mpr_results"].num_rows + t["ftr_results"].num_rows
             report.wafers += len(tokens)
-        return _ledger_row(key, etag, "ok", tokens, t["parts"].num_rows, now, run_id), issues
+        return _ledger_row(key, etag, "ok", tokens, t["parts"].num_rows, now, run_id, written), issues
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stdf") as pool:
         futures = [pool.submit(one, r["a_key"], r["a_etag"]) for r in todo.iter_rows(named=True)]
@@ -145,6 +148,9 @@ def run_stdf_day(
             log(f"progress {i}/{len(futures)} STDF files")
 
     new_ledger = pl.DataFrame(rows, schema=ledger_mod.LEDGER_SCHEMA)
+    for stale in ledger_mod.stale_outputs(ledger, new_ledger):
+        log(f"removing {stale}: its source was re-uploaded and no longer produces it")
+        out.delete(stale)
     ledger_mod.save(out, PIPELINE, day, ledger_mod.merge(ledger, new_ledger))
     new_rejects = pl.DataFrame(rejects, schema=ledger_mod.REJECT_SCHEMA)
     old_rejects = ledger_mod.load_rejects(out, PIPELINE, day)
@@ -154,10 +160,10 @@ def run_stdf_day(
     return report
 
 
-def _ledger_row(key, etag, outcome, tokens, parts, now, run_id) -> dict:
+def _ledger_row(key, etag, outcome, tokens, parts, now, run_id, outputs=()) -> dict:
     return {
         "a_key": key, "a_etag": etag, "b_key": None, "b_etag": None, "outcome": outcome, "part_file": None,
-        "wafer_tokens": tokens, "dies": parts, "processed_at": now, "run_id": run_id,
+        "wafer_tokens": tokens, "outputs": list(outputs), "dies": parts, "processed_at": now, "run_id": run_id,
     }
 
 
