@@ -1025,36 +1025,38 @@ def _span_eq(buf, s1, l1, s2, l2):
 
 
 @njit(cache=True, nogil=True)
-def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind,
+def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
                 test_num, head, site, test_flg, parm_flg, result, opt_flag, nfields,
                 txt_s, txt_l, alm_s, alm_l, mask,
+                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da,
                 ov_row, ov_field, ov_val, ov_len):
-    """Decode PTRs in one pass; default-data rule and test table inline.
+    """Decode PTRs from record ``r0`` on, in one pass; default-data rule and test table inline.
 
     Per record: the fixed fields, ``nfields`` (how many fields are present: truncation is
     monotonic), TEST_TXT (length -1 when equal to the test's first TEST_TXT), ALARM_ID,
-    the override mask and, sparsely, the overriding values. Returns the tests.
+    the override mask and, sparsely (ov_*), the overriding values.
+
+    Resumable: no array is ever reallocated in here (that would put reference counting in
+    the loop); when the test arrays, the hash or the override arrays are full it returns
+    (record, tests, overrides, status) and the caller grows them and calls again.
+    status: 0 done, 1 grow tests, 2 grow hash, 3 grow overrides.
     """
     n = offs.shape[0]
     ND = 11
-    # tests: open-addressing hash test_num -> test index; growable per-test arrays
-    cap = 64
-    hkeys = np.full(256, -2, dtype=np.int64)
-    hvals = np.zeros(256, dtype=np.int64)
-    t_key = np.empty(cap, dtype=np.int64)
-    t_first = np.empty(cap, dtype=np.int64)
-    t_cnt = np.zeros(cap, dtype=np.int64)
-    t_opt = np.empty(cap, dtype=np.int64)
-    t_txs = np.empty(cap, dtype=np.int64)
-    t_txl = np.empty(cap, dtype=np.int64)
-    dv = np.empty((cap, ND), dtype=np.int64)
-    da = np.empty((cap, ND), dtype=np.int64)
-    nt = 0
-    nov = 0
+    nt = nt0
+    nov = nov0
+    cap = t_key.shape[0]
+    hsize = hkeys.shape[0]
+    ovcap = ov_row.shape[0]
     v = np.zeros(ND, dtype=np.int64)
     a = np.zeros(ND, dtype=np.int64)
-    tmp = np.zeros(1, dtype=np.uint32)
-    for r in range(n):
+    for r in range(r0, n):
+        if nt >= cap:
+            return r, nt, nov, 1
+        if (nt + 1) * 2 > hsize:
+            return r, nt, nov, 2
+        if nov + ND > ovcap:
+            return r, nt, nov, 3
         p = offs[r] + 4
         end = p + lens[r]
         nf = 0
@@ -1067,12 +1069,11 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind,
         for k in range(ND):
             a[k] = -1
             v[k] = 0
-        head[r] = 0
-        site[r] = 0
-        test_flg[r] = 0
-        parm_flg[r] = 0
-        result[r] = 0
-        opt_flag[r] = 0
+        hd = np.uint8(0)
+        st = np.uint8(0)
+        tf = np.uint8(0)
+        pf = np.uint8(0)
+        res = np.uint32(0)
         # ---- sequential decode; stop at the first field that does not fit
         while True:
             if p + 4 > end:
@@ -1082,24 +1083,24 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind,
             nf = 1
             if p + 4 > end:
                 if p + 1 <= end:
-                    head[r] = buf[p]
+                    hd = buf[p]
                     nf = 2
                     if p + 2 <= end:
-                        site[r] = buf[p + 1]
+                        st = buf[p + 1]
                         nf = 3
                         if p + 3 <= end:
-                            test_flg[r] = buf[p + 2]
+                            tf = buf[p + 2]
                             nf = 4
                 break
-            head[r] = buf[p]
-            site[r] = buf[p + 1]
-            test_flg[r] = buf[p + 2]
-            parm_flg[r] = buf[p + 3]
+            hd = buf[p]
+            st = buf[p + 1]
+            tf = buf[p + 2]
+            pf = buf[p + 3]
             p += 4
             nf = 5
             if p + 4 > end:
                 break
-            result[r] = np.uint32(_rd_uint(buf, p, 4, be))
+            res = np.uint32(_rd_uint(buf, p, 4, be))
             p += 4
             nf = 6
             if p + 1 > end:
@@ -1123,7 +1124,6 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind,
             if p + 1 > end:
                 break
             ob = np.int64(buf[p])
-            opt_flag[r] = buf[p]
             p += 1
             nf = 9
             # RES_SCAL LLM_SCAL HLM_SCAL
@@ -1174,6 +1174,12 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind,
                 p += 4
                 nf += 1
             break
+        head[r] = hd
+        site[r] = st
+        test_flg[r] = tf
+        parm_flg[r] = pf
+        result[r] = res
+        opt_flag[r] = np.uint8(ob)
         nfields[r] = nf
         test_num[r] = np.uint32(tn if tn >= 0 else 0)
         alm_s[r] = als
@@ -1185,28 +1191,14 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind,
             t = hvals[s]
             new = False
         else:
-            if nt == cap:
-                cap2 = cap * 2
-                t_key = _grow1(t_key, cap2)
-                t_first = _grow1(t_first, cap2)
-                t_cnt = _grow1(t_cnt, cap2)
-                t_opt = _grow1(t_opt, cap2)
-                t_txs = _grow1(t_txs, cap2)
-                t_txl = _grow1(t_txl, cap2)
-                dv = _grow2(dv, cap2)
-                da = _grow2(da, cap2)
-                for q in range(cap, cap2):
-                    t_cnt[q] = 0
-                cap = cap2
             t = nt
             nt += 1
             new = True
             hkeys[s] = tn
             hvals[s] = t
-            if nt * 2 > hkeys.shape[0]:
-                hkeys, hvals = _rehash(hkeys, hvals)
             t_key[t] = tn
             t_first[t] = r
+            t_cnt[t] = 0
             t_opt[t] = ob if has_opt else -1
             t_txs[t] = ts
             t_txl[t] = tl
@@ -1260,20 +1252,13 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind,
                     elif _span_eq(buf, ev, ea, dv[t, k], d_a):
                         continue
                 m |= np.int64(1) << np.int64(k)
-                if nov == ov_row.shape[0]:
-                    c2 = ov_row.shape[0] * 2
-                    ov_row = _grow1(ov_row, c2)
-                    ov_field = _grow1(ov_field, c2)
-                    ov_val = _grow1(ov_val, c2)
-                    ov_len = _grow1(ov_len, c2)
                 ov_row[nov] = r
                 ov_field[nov] = k
                 ov_val[nov] = ev
                 ov_len[nov] = ea
                 nov += 1
         mask[r] = m
-    return (nt, t_key[:nt], t_first[:nt], t_cnt[:nt], t_opt[:nt], t_txs[:nt], t_txl[:nt], dv[:nt], da[:nt],
-            nov, ov_row, ov_field, ov_val, ov_len)
+    return n, nt, nov, 0
 
 
 @njit(cache=True, nogil=True)
@@ -1323,17 +1308,118 @@ class PtrDecoded:
 
 
 def ptr_decode(buf, offs, lens, be):
+    """Run the PTR kernel over PTRs at ``offs`` (header offsets), growing its tables as needed."""
     n = int(offs.shape[0])
     out = PtrDecoded(n)
-    cap = 1024
-    res = _ptr_kernel(buf, np.ascontiguousarray(offs, np.int64), np.ascontiguousarray(lens, np.int64), be,
-                      _PTR_USE, _PTR_NONE, _PTR_KIND,
-                      out.test_num, out.head, out.site, out.test_flg, out.parm_flg, out.result, out.opt_flag,
-                      out.nfields, out.txt_s, out.txt_l, out.alm_s, out.alm_l, out.mask,
-                      np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64),
-                      np.empty(cap, np.int64))
-    (nt, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da, nov, ov_row, ov_field, ov_val, ov_len) = res
-    out.tests = dict(key=t_key, first=t_first, count=t_cnt, opt=t_opt, txt_s=t_txs, txt_l=t_txl, dval=dv,
-                     daux=da)
-    out.overrides = (ov_row[:nov], ov_field[:nov], ov_val[:nov], ov_len[:nov])
+    offs = np.ascontiguousarray(offs, np.int64)
+    lens = np.ascontiguousarray(lens, np.int64)
+    cap, ovcap = 256, 4096
+    hkeys = np.full(1024, -2, np.int64)
+    hvals = np.zeros(1024, np.int64)
+    t = [np.empty(cap, np.int64) for _ in range(6)]
+    dv = np.empty((cap, 11), np.int64)
+    da = np.empty((cap, 11), np.int64)
+    ov = [np.empty(ovcap, np.int64) for _ in range(4)]
+    r, nt, nov = 0, 0, 0
+    while True:
+        r, nt, nov, status = _ptr_kernel(buf, offs, lens, be, _PTR_USE, _PTR_NONE, _PTR_KIND, r, nt, nov,
+                                          out.test_num, out.head, out.site, out.test_flg, out.parm_flg, out.result,
+                                          out.opt_flag, out.nfields, out.txt_s, out.txt_l, out.alm_s, out.alm_l,
+                                          out.mask, hkeys, hvals, *t, dv, da, *ov)
+        if status == 0:
+            break
+        if status == 1:
+            cap *= 4
+            t = [_grow1(x, cap) for x in t]
+            dv, da = _grow2(dv, cap), _grow2(da, cap)
+        elif status == 2:
+            hkeys, hvals = _rehash(hkeys, hvals)
+        else:
+            ovcap *= 4
+            ov = [_grow1(x, ovcap) for x in ov]
+    t_key, t_first, t_cnt, t_opt, t_txs, t_txl = (x[:nt] for x in t)
+    out.tests = dict(key=t_key, first=t_first, count=t_cnt, opt=t_opt, txt_s=t_txs, txt_l=t_txl, dval=dv[:nt],
+                     daux=da[:nt])
+    out.overrides = tuple(x[:nov] for x in ov)
     return out
+
+
+# ------------------------------------------------------------------ Arrow helpers for kernel output
+
+
+@njit(cache=True, nogil=True)
+def _bitmap_ge(nf, k):
+    """Validity bitmap (LSB first) of nf >= k, and the null count."""
+    n = nf.shape[0]
+    out = np.zeros((n + 7) // 8, dtype=np.uint8)
+    nulls = 0
+    for i in range(n):
+        if nf[i] >= k:
+            out[i >> 3] |= np.uint8(1 << (i & 7))
+        else:
+            nulls += 1
+    return out, nulls
+
+
+@njit(cache=True, nogil=True)
+def _bitmap_nonneg(x):
+    n = x.shape[0]
+    out = np.zeros((n + 7) // 8, dtype=np.uint8)
+    nulls = 0
+    for i in range(n):
+        if x[i] >= 0:
+            out[i >> 3] |= np.uint8(1 << (i & 7))
+        else:
+            nulls += 1
+    return out, nulls
+
+
+class _Zeros:
+    """One lazily-zeroed buffer shared by all-null columns (calloc: pages are never touched)."""
+
+    def __init__(self):
+        self.buf = None
+        self.size = 0
+
+    def get(self, nbytes: int) -> pa.Buffer:
+        if nbytes > self.size:
+            self.size = max(nbytes, 1 << 16)
+            self.buf = pa.py_buffer(np.zeros(self.size, dtype=np.uint8))
+        return self.buf.slice(0, max(nbytes, 0))
+
+
+ZEROS = _Zeros()
+
+
+def null_array(typ: pa.DataType, n: int) -> pa.Array:
+    """An all-null array without touching n * width bytes."""
+    bm = ZEROS.get((n + 7) // 8)
+    if pa.types.is_string(typ) or pa.types.is_binary(typ):
+        return pa.Array.from_buffers(typ, n, [bm, ZEROS.get(4 * (n + 1)), ZEROS.get(0)], null_count=n)
+    if pa.types.is_list(typ):
+        return pa.Array.from_buffers(typ, n, [bm, ZEROS.get(4 * (n + 1))], null_count=n,
+                                     children=[pa.array([], typ.value_type)])
+    width = typ.bit_width // 8
+    return pa.Array.from_buffers(typ, n, [bm, ZEROS.get(width * n)], null_count=n)
+
+
+def fixed_array(values: np.ndarray, typ: pa.DataType, nf: np.ndarray | None = None, k: int = 0,
+                nf_min: int = 255) -> pa.Array:
+    """Arrow array over ``values`` (zero-copy) with validity nf >= k."""
+    n = int(values.shape[0])
+    if nf is None or nf_min >= k:
+        return pa.Array.from_buffers(typ, n, [None, pa.py_buffer(values)], null_count=0)
+    bm, nulls = _bitmap_ge(nf, k)
+    if nulls == n:
+        return null_array(typ, n)
+    return pa.Array.from_buffers(typ, n, [pa.py_buffer(bm), pa.py_buffer(values)], null_count=nulls)
+
+
+def nullable_int(values: np.ndarray, typ: pa.DataType) -> pa.Array:
+    """Integers with negative = null."""
+    v = np.ascontiguousarray(values)
+    n = int(v.shape[0])
+    bm, nulls = _bitmap_nonneg(v)
+    data = v.astype(typ.to_pandas_dtype(), copy=False)
+    return pa.Array.from_buffers(typ, n, [pa.py_buffer(bm) if nulls else None, pa.py_buffer(data)],
+                                 null_count=nulls)
