@@ -90,9 +90,11 @@ def run_day(
         report.seconds = time.monotonic() - started
         return report
 
+    if "key_skip_reason" not in todo.columns:
+        todo = todo.with_columns(pl.lit(None, pl.String).alias("key_skip_reason"))
     work = [
-        Unit(r["a_key"], r["a_etag"], r["wafer_token"], r.get("b_key"), r.get("b_etag"))
-        for r in todo.select("a_key", "a_etag", "wafer_token", "b_key", "b_etag").iter_rows(named=True)
+        Unit(r["a_key"], r["a_etag"], r["wafer_token"], r["b_key"], r["b_etag"], r["key_skip_reason"])
+        for r in todo.select("a_key", "a_etag", "wafer_token", "b_key", "b_etag", "key_skip_reason").iter_rows(named=True)
     ]
     writer = _PartWriter(out_store, day, run_id, options.part_rows)
     ledger_rows: list[dict] = []

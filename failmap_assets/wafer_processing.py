@@ -32,6 +32,9 @@ class Unit:
     wafer_token: str
     b_key: str | None = None
     b_etag: str | None = None
+    # Set for objects whose key does not fit the fail-map grammar (why, e.g. "pattern"):
+    # used only if the content is an industry map format (G85, E142, TSK, KLARF, ASCII).
+    key_skip_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,11 @@ def process_unit(unit: Unit, a_data: bytes, b_data: bytes | None, opts: Processi
     try:
         members = unpack(a_data, max_bytes=opts.max_bytes, max_ratio=opts.max_ratio)
     except Rejected as exc:
-        result.rejects.append(_reject(unit.a_key, unit.a_etag, "a", exc))
+        if unit.key_skip_reason is not None:
+            exc = Rejected("not_a_failmap_key", f"key does not fit the fail-map pattern ({unit.key_skip_reason}); {exc}")
+            result.rejects.append(RejectRow(unit.a_key, unit.a_etag, "a", exc.reason, exc.detail, severity="warning"))
+        else:
+            result.rejects.append(_reject(unit.a_key, unit.a_etag, "a", exc))
         return result
 
     several = len(members) > 1
@@ -136,7 +143,16 @@ def _read_companions(unit: Unit, b_data: bytes, opts: ProcessingOptions, result:
 
 
 def _read_member(unit: Unit, member: Member, several: bool, opts: ProcessingOptions, result: UnitResult) -> list[WaferMap]:
-    if several and (not member.data.strip() or _is_not_a_map(member.data)):
+    if unit.key_skip_reason is not None and _detect(member.data) in (None, "failmap"):
+        # Not a fail-map key, and not an industry map either: listed as skipped, as the
+        # contract says, never an error.
+        result.rejects.append(
+            RejectRow(unit.a_key, unit.a_etag, "a", "not_a_failmap_key",
+                      f"key does not fit the fail-map pattern ({unit.key_skip_reason}) and the content is no industry map format",
+                      member=member.name, severity="warning")
+        )
+        return []
+    if several and (not member.data.strip() or _detect(member.data) is None):
         # README files, empty members: skipped with a warning, never a failure of the object.
         result.rejects.append(_skipped(unit.a_key, unit.a_etag, "a", member))
         return []
@@ -147,10 +163,10 @@ def _read_member(unit: Unit, member: Member, several: bool, opts: ProcessingOpti
         return []
 
 
-def _is_not_a_map(data: bytes) -> bool:
+def _detect(data: bytes) -> str | None:
     from failmap_assets.formats.detect import detect_map_format
 
-    return detect_map_format(data) is None
+    return detect_map_format(data)
 
 
 def _reject(key, etag, bucket: str, exc: Rejected, member: str | None = None) -> RejectRow:

@@ -123,9 +123,19 @@ def failmap_pairs(context: AssetExecutionContext, config: PairsConfig, storage: 
         (pl.col("status") != "orphan_b") & pl.col("in_partition").fill_null(False)
         | (pl.col("status") == "orphan_b") & pl.col("b_key").is_in(b_own["b_key"].implode())
     ).drop("in_partition")
+    # Keys outside the grammar may still be industry map files (G85, TSK, ...): they are
+    # processed like A files without a partner, or reported as skipped by content.
+    other = a.filter(pl.col("in_partition") & ~pl.col("valid")).select(
+        pl.col("key").alias("a_key"),
+        pl.col("etag").alias("a_etag"),
+        pl.col("key").str.split("/").list.last().str.replace(r"\.[^.]*$", "").alias("wafer_token"),
+        pl.col("skip_reason").alias("key_skip_reason"),
+        pl.lit("other_map").alias("status"),
+    )
+    pairs = pl.concat([pairs, other], how="diagonal_relaxed")
     write_table(out, f"{table_dir('failmap_pairs', day)}pairs.parquet", pairs)
 
-    counts = {s: 0 for s in ("matched", "a_only", "pending", "orphan_b")}
+    counts = {s: 0 for s in ("matched", "a_only", "pending", "orphan_b", "other_map")}
     counts.update(dict(pairs.group_by("status").len().iter_rows()))
     decided = counts["matched"] + counts["a_only"]
     match_rate = counts["matched"] / decided if decided else 1.0
@@ -173,7 +183,7 @@ def wafer_outputs(context: AssetExecutionContext, config: WaferOutputsConfig, st
     day = partition_day(context)
     out = storage.output_store()
     pairs = read_table(out, f"{table_dir('failmap_pairs', day)}pairs.parquet")
-    units = pairs.filter(pl.col("status").is_in(["matched", "a_only"]))
+    units = pairs.filter(pl.col("status").is_in(["matched", "a_only", "other_map"]))
     report = run_day(
         units,
         day=day,
@@ -208,7 +218,9 @@ def failmap_rejects(context: AssetExecutionContext, storage: FailmapStorage) -> 
     day = partition_day(context)
     out = storage.output_store()
     frames = [processed_ledger.load_rejects(out, PIPELINE, day).drop("a_key", "run_id")]
-    for bucket in ("a", "b"):
+    # A keys outside the grammar got their verdict from processing (other_map units);
+    # B keys outside it are never read, so they are listed here as skipped.
+    for bucket in ("b",):
         listing = read_table(out, listing_key(f"bucket_{bucket}_objects", day))
         skipped = listing.filter(pl.col("in_partition") & ~pl.col("valid"))
         frames.append(

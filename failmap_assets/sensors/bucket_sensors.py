@@ -181,7 +181,7 @@ def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: Failma
     context.log.info(
         f"{spec.name} ({today:%Y-%m-%d} fab day): {stats.summary()}; "
         f"{len(requests)} run requests"
-        + (f" (+{partner_count} previous-day partner triggers)" if partner_count else "")
+        + (f" (+{partner_count} neighbour-day partner triggers across midnight)" if partner_count else "")
         + f"; {written} ledger values written; cursor {len(encoded)} chars; tick {time.monotonic() - t0:.3f}s"
     )
     if requests:

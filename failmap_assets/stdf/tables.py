@@ -120,7 +120,7 @@ def _results_schema(kind: str) -> pa.Schema:
     plain = [f for f in rec.fields if f.default is None]
     dflt = [f for f in rec.fields if f.default is not None]
     cols += [pa.field(f.column, f.arrow_type()) for f in plain]
-    cols.append(_f("override_mask", pa.uint32()))
+    cols.append(_f("override_mask", pa.uint16()))
     cols += [pa.field(f.column, f.arrow_type()) for f in dflt]
     return pa.schema(cols)
 
@@ -448,7 +448,67 @@ def _dedupe_text(buf, v, a, tidx, dv, da):
     return out
 
 
+def _override_columns(ctx: _Ctx, fields: tuple[R.Field, ...], n: int, ov_row, ov_field, ov_val, ov_len
+                      ) -> dict[str, pa.Array]:
+    """Full-length override columns from the kernel's sparse (row, field, value, length) list."""
+    cols = {}
+    for k, f in enumerate(fields):
+        sel = ov_field == k
+        if not sel.any():
+            cols[f.column] = D.null_array(f.arrow_type(), n)
+            continue
+        rows, vals, lens = ov_row[sel], ov_val[sel], ov_len[sel]
+        if f.type in ("Cn", "Sn"):
+            ln = np.full(n, -1, dtype=np.int64)
+            st = np.zeros(n, dtype=np.int64)
+            ln[rows] = lens
+            st[rows] = vals
+            cols[f.column] = D.string_array(ctx.buf, st, ln)
+        else:
+            arr = np.zeros(n, dtype=R.NUMPY_DTYPE[f.type])
+            arr[rows] = D._numeric_from_int64(vals, f.type)
+            valid = np.zeros(n, dtype=bool)
+            valid[rows] = lens >= 0
+            cols[f.column] = pa.array(arr, type=f.arrow_type(), mask=~valid)
+    return cols
+
+
+def _ptr_results(ctx: _Ctx, w: D.Walk) -> tuple[pa.Table, _Tests]:
+    """PTR through the specialised one-pass kernel (see decode._ptr_kernel)."""
+    rec = R.BY_NAME["PTR"]
+    pos = ctx.positions("PTR")
+    n = int(pos.shape[0])
+    o = D.ptr_decode(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be)
+    nf = o.nfields
+    nf_min = int(nf.min()) if n else 255
+    cols: dict[str, pa.Array] = {
+        "rec_idx": pa.array(pos),
+        "part_idx": D.nullable_int(w.rec_part[pos], pa.int32()),
+        "test_num": D.fixed_array(o.test_num, pa.uint32(), nf, 1, nf_min),
+        "head_num": D.fixed_array(o.head, pa.uint8(), nf, 2, nf_min),
+        "site_num": D.fixed_array(o.site, pa.uint8(), nf, 3, nf_min),
+        "test_flg": D.fixed_array(o.test_flg, pa.uint8(), nf, 4, nf_min),
+        "parm_flg": D.fixed_array(o.parm_flg, pa.uint8(), nf, 5, nf_min),
+        "result": D.fixed_array(o.result.view(np.float32), pa.float32(), nf, 6, nf_min),
+        "test_txt": D.string_array(ctx.buf, o.txt_s, o.txt_l),
+        "alarm_id": D.string_array(ctx.buf, o.alm_s, o.alm_l),
+        "opt_flag": D.fixed_array(o.opt_flag, pa.uint8(), nf, 9, nf_min),
+        "override_mask": D.fixed_array(o.mask, pa.uint16()),
+    }
+    spec = D.DefaultSpec(rec)
+    fields_d = tuple(rec.fields[i] for i in spec.index)
+    assert tuple(f.name for f in fields_d) == D.PTR_DEFAULT_FIELDS
+    cols.update(_override_columns(ctx, fields_d, n, *o.overrides))
+    t = o.tests
+    keys = t["key"]
+    tests = _Tests("PTR", keys, np.zeros(0, np.int32), t["first"], t["dval"], t["daux"].astype(np.int32),
+                   t["txt_s"], t["txt_l"], t["opt"], t["count"])
+    return _empty(SCHEMAS["ptr_results"], n, cols), tests
+
+
 def _results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
+    if kind == "PTR":
+        return _ptr_results(ctx, w)
     rec = R.BY_NAME[kind]
     spec = D.DefaultSpec(rec)
     pos = ctx.positions(kind)
@@ -484,7 +544,7 @@ def _results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
                 cols[f.column] = _array_override(ctx.buf, ctx.be, rec, f, oval[:, j], oaux[:, j])
             else:
                 cols[f.column] = D.column(ctx.buf, ctx.be, rec, j, oval, oaux, fields_d)
-        cols["override_mask"] = pa.array(mask.astype(np.uint32))
+        cols["override_mask"] = pa.array(mask.astype(np.uint16))
         cols["rec_idx"] = pa.array(p.astype(np.int64))
         rp = w.rec_part[p]
         cols["part_idx"] = pa.array(rp, mask=rp < 0) if (rp < 0).any() else pa.array(rp)

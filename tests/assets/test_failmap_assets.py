@@ -233,3 +233,21 @@ def test_bad_objects_are_rejected_and_the_rest_succeeds(env):
     again = run(settings, instance)
     assert metadata(again, "failmap_dies")["units_processed"] == 0
     assert metadata(again, "failmap_rejects")["rejects"] == 3
+
+
+def test_industry_map_files_in_bucket_a_are_processed_like_a_files_without_b(env):
+    from tests.testdata import shared_file
+
+    settings, stores, instance = env
+    stores["a"].put("20260111/BQ16652-01.xml", shared_file("maps", "g85", "nuvoton_BQ16652-01.xml").read_bytes())
+    stores["a"].put("20260111/QR2352.tsk", gzip.compress(shared_file("maps", "tsk", "larvata_001.QR2352-D5U278-CP-1").read_bytes()))
+    stores["a"].put("20260111/notes.txt", b"operator notes, not a map")
+    result = run(settings, instance)
+    assert metadata(result, "failmap_pairs")["pairs_other_map"] == 3
+    dies_md = metadata(result, "failmap_dies")
+    assert dies_md["wafers"] == 2 and dies_md["dies"] == 2040 + 49631
+    doc = json.loads(stores["out"].get(f"json/{PARTITION}/BQ16652-01.json"))
+    assert len(doc["chips"]) == 2040 and doc["source"]["b_key"] is None
+    assert stores["out"].head(f"png/{PARTITION}/QR2352.png") is not None
+    rejects_md = metadata(result, "failmap_rejects")
+    assert rejects_md["rejects"] == 0 and rejects_md["warnings"] == 1
