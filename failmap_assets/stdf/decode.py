@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
 
 from . import records as R
@@ -494,7 +495,7 @@ def column(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, fi: int, val: np
         values = string_array(buf, es, el)
         return _list_array(offsets, values, valid, item)
     if t == "Vn":
-        return pa.array(gdr_json(buf, v, counts, valid, big_endian), type=pa.string())
+        return gdr_json(buf, v, counts, valid, big_endian)
     if t == "Uf":
         widths = np.ascontiguousarray(val[:, names.index(f.width)]).astype(np.int64)
         signed = False
@@ -584,32 +585,34 @@ def _json_float(x: float):
     return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
-def gdr_json(buf: np.ndarray, starts: np.ndarray, counts: np.ndarray, valid: np.ndarray, be: bool) -> list:
+def gdr_json(buf: np.ndarray, starts: np.ndarray, counts: np.ndarray, valid: np.ndarray, be: bool) -> pa.Array:
     """GDR GEN_DATA per record as JSON text: [[type_code, value], ...]; pads are [0, null]."""
+    from .jsontext import json_text
+
     offsets, code, ival, fval, sst, sln = _gdr_items(buf, np.ascontiguousarray(starts, dtype=np.int64),
                                                      np.where(valid, counts, 0).astype(np.int64), be)
-    text = string_array(buf, sst, np.where(code == 10, sln, -1)).to_pylist()
-    raw = string_array(buf, sst, np.where((code == 11) | (code == 12), sln, -1), binary=True).to_pylist()
-    codes, iv, fv = code.tolist(), ival.tolist(), fval.tolist()
-    items = []
-    for k, c in enumerate(codes):
-        if c == 0:
-            items.append("[0, null]")
-        elif c in (7, 8):
-            items.append(f"[{c}, {json.dumps(_json_float(fv[k]))}]")
-        elif c == 10:
-            items.append(f"[10, {json.dumps(text[k], ensure_ascii=False)}]")
-        elif c == 11:
-            items.append(f'[11, "{raw[k].hex()}"]')
-        elif c == 12:
-            items.append(f'[12, {{"bits": {iv[k]}, "hex": "{raw[k].hex()}"}}]')
-        else:
-            items.append(f"[{c}, {iv[k]}]")
-    out = []
-    offs = offsets.tolist()
-    for r, ok in enumerate(valid.tolist()):
-        out.append("[" + ", ".join(items[offs[r]:offs[r + 1]]) + "]" if ok else None)
-    return out
+    m = len(code)
+    val = pc.cast(pa.array(ival), pa.string())
+    val = pc.if_else(pa.array(code == 0), "null", val)
+    isf = (code == 7) | (code == 8)
+    if isf.any():
+        val = pc.if_else(pa.array(isf), json_text(pa.array(fval)), val)
+    ist = code == 10
+    if ist.any():
+        txt = json_text(string_array(buf, sst, np.where(ist, sln, -1)))
+        val = pc.if_else(pa.array(ist), txt, val)
+    isb = (code == 11) | (code == 12)
+    if isb.any():
+        raw = string_array(buf, sst, np.where(isb, sln, -1), binary=True).to_pylist()
+        iv = ival.tolist()
+        fix = [None] * m
+        for k in np.flatnonzero(isb).tolist():
+            fix[k] = f'"{raw[k].hex()}"' if code[k] == 11 else f'{{"bits": {iv[k]}, "hex": "{raw[k].hex()}"}}'
+        val = pc.if_else(pa.array(isb), pa.array(fix, pa.string()), val)
+    items = pc.binary_join_element_wise("[", pc.cast(pa.array(code), pa.string()), ", ", val, "]", "")
+    lst = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items)
+    out = pc.binary_join_element_wise("[", pc.binary_join(lst, ", "), "]", "")
+    return pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
 
 
 def _text(b: bytes) -> str:
@@ -838,8 +841,8 @@ NO_HS = 65536   # slot for records too short to hold HEAD_NUM / SITE_NUM
 
 
 @njit(cache=True, nogil=True)
-def _walk(buf, offs, lens, codes, hs_at, c_pir, c_prr, c_wir, c_wrr, part_cap, wafer_cap,
-          rec_part, part_pir, part_prr, part_first, part_head, part_site, part_wafer,
+def _walk(buf, offs, lens, codes, hs_at, is_result, c_pir, c_prr, c_wir, c_wrr, part_cap, wafer_cap,
+          rec_part, part_pir, part_prr, part_first, part_head, part_site, part_wafer, part_results,
           wafer_wir, wafer_wrr, wafer_head):
     """Assign every result record to its part (open PIR/PRR with the same head/site), every
     part to its wafer (open WIR of the head), every WRR to its WIR."""
@@ -852,35 +855,34 @@ def _walk(buf, offs, lens, codes, hs_at, c_pir, c_prr, c_wir, c_wrr, part_cap, w
     for i in range(n):
         c = codes[i]
         rec_part[i] = -1
-        if c == c_wir or c == c_wrr:
-            head = np.int64(256)
-            if lens[i] >= 1:
-                head = np.int64(buf[offs[i] + 4])
-            if c == c_wir:
-                if n_wafers >= wafer_cap:
-                    continue
-                w = n_wafers
-                n_wafers += 1
-                wafer_wir[w] = i
-                wafer_wrr[w] = -1
-                wafer_head[w] = head
-                cur_wafer[head] = w
-                last_wafer = w
-            else:
-                w = cur_wafer[head]
-                if w < 0:
+        at = hs_at[c]
+        if at < 0:
+            if c == c_wir or c == c_wrr:
+                head = np.int64(256)
+                if lens[i] >= 1:
+                    head = np.int64(buf[offs[i] + 4])
+                if c == c_wir:
                     if n_wafers >= wafer_cap:
                         continue
                     w = n_wafers
                     n_wafers += 1
-                    wafer_wir[w] = -1
+                    wafer_wir[w] = i
+                    wafer_wrr[w] = -1
                     wafer_head[w] = head
+                    cur_wafer[head] = w
                     last_wafer = w
-                wafer_wrr[w] = i
-                cur_wafer[head] = -1
-            continue
-        at = hs_at[c]
-        if at < 0:
+                else:
+                    w = cur_wafer[head]
+                    if w < 0:
+                        if n_wafers >= wafer_cap:
+                            continue
+                        w = n_wafers
+                        n_wafers += 1
+                        wafer_wir[w] = -1
+                        wafer_head[w] = head
+                        last_wafer = w
+                    wafer_wrr[w] = i
+                    cur_wafer[head] = -1
             continue
         hs = NO_HS
         head = np.int64(-1)
@@ -901,8 +903,11 @@ def _walk(buf, offs, lens, codes, hs_at, c_pir, c_prr, c_wir, c_wrr, part_cap, w
             part_head[p] = head
             part_site[p] = site
             part_wafer[p] = -1
+            part_results[p] = 0
             open_part[hs] = p
         rec_part[i] = p
+        if is_result[c]:
+            part_results[p] += 1
         if c == c_prr:
             part_prr[p] = i
             w = np.int64(-1)
@@ -915,42 +920,51 @@ def _walk(buf, offs, lens, codes, hs_at, c_pir, c_prr, c_wir, c_wrr, part_cap, w
     return n_parts, n_wafers
 
 
+@njit(cache=True, nogil=True)
+def _remap(rec_part, rank, n_parts):
+    for i in range(rec_part.shape[0]):
+        p = rec_part[i]
+        rec_part[i] = rank[p] if p >= 0 else -1
+
+
 class Walk:
     """Result of the part / wafer walk; parts are ordered by PRR (unclosed parts last)."""
 
-    def __init__(self, rec_part, part_pir, part_prr, part_first, part_head, part_site, part_wafer,
-                 wafer_wir, wafer_wrr, wafer_head):
-        self.rec_part = rec_part            # int32 per record: part row (-1 none)
-        self.part_pir = part_pir            # int64 per part: record ordinal of the PIR (-1)
-        self.part_prr = part_prr            # ... of the PRR (-1: part never closed)
-        self.part_first = part_first
-        self.part_head = part_head
-        self.part_site = part_site
-        self.part_wafer = part_wafer        # wafer row (-1)
-        self.wafer_wir = wafer_wir
-        self.wafer_wrr = wafer_wrr
-        self.wafer_head = wafer_head
+    def __init__(self, **kw):
+        self.rec_part = kw["rec_part"]            # int32 per record: part row (-1 none)
+        self.part_pir = kw["part_pir"]            # int64 per part: record ordinal of the PIR (-1)
+        self.part_prr = kw["part_prr"]            # ... of the PRR (-1: part never closed)
+        self.part_first = kw["part_first"]
+        self.part_head = kw["part_head"]
+        self.part_site = kw["part_site"]
+        self.part_wafer = kw["part_wafer"]        # wafer row (-1)
+        self.part_results = kw["part_results"]    # PTR + MPR + FTR records of the part
+        self.wafer_wir = kw["wafer_wir"]
+        self.wafer_wrr = kw["wafer_wrr"]
+        self.wafer_head = kw["wafer_head"]
 
 
-def walk(buf, index) -> Walk:
-    codes = index.code
-    counts = np.bincount(codes, minlength=len(R.RECORDS) + 1)
+_HS_AT = np.full(256, -1, dtype=np.int64)
+_IS_RESULT = np.zeros(256, dtype=np.bool_)
+for _r in R.RECORDS:
+    if _r.head_site_at >= 0:
+        _HS_AT[R.CODE[_r.name]] = _r.head_site_at
+for _k in ("PTR", "MPR", "FTR"):
+    _IS_RESULT[R.CODE[_k]] = True
+
+
+def walk(buf, index, counts) -> Walk:
     c = R.CODE
-    hs_at = np.full(256, -1, dtype=np.int64)
-    for r in R.RECORDS:
-        if r.head_site_at >= 0:
-            hs_at[c[r.name]] = r.head_site_at
-    # every part is opened by a PIR, a result or a PRR: at most one per such record
-    part_cap = int(np.count_nonzero(hs_at[codes] >= 0)) + 1
+    part_cap = int(sum(counts[c[r.name]] for r in R.RECORDS if r.head_site_at >= 0)) + 1
     wafer_cap = int(counts[c["WIR"]] + counts[c["WRR"]]) + 1
     n = len(index)
-    rec_part = np.empty(n, dtype=np.int64)
-    pa_ = [np.empty(part_cap, dtype=np.int64) for _ in range(6)]
+    rec_part = np.empty(n, dtype=np.int32)
+    pa_ = [np.empty(part_cap, dtype=np.int64) for _ in range(7)]
     wa_ = [np.empty(wafer_cap, dtype=np.int64) for _ in range(3)]
-    n_parts, n_wafers = _walk(buf, index.offset, index.length.astype(np.int64), codes, hs_at,
+    n_parts, n_wafers = _walk(buf, index.offset, index.length, index.code, _HS_AT, _IS_RESULT,
                               c["PIR"], c["PRR"], c["WIR"], c["WRR"], part_cap, wafer_cap,
                               rec_part, *pa_, *wa_)
-    part_pir, part_prr, part_first, part_head, part_site, part_wafer = (a[:n_parts] for a in pa_)
+    part_pir, part_prr, part_first, part_head, part_site, part_wafer, part_results = (a[:n_parts] for a in pa_)
     wafer_wir, wafer_wrr, wafer_head = (a[:n_wafers] for a in wa_)
     # A part opened implicitly by a result (no PIR) is a part only if a PRR closes it
     # (files without PIRs); otherwise its results are orphans (e.g. the default-only
@@ -962,9 +976,11 @@ def walk(buf, index) -> Walk:
     order = kept[np.argsort(key[kept], kind="stable")]
     rank = np.full(n_parts + 1, -1, dtype=np.int64)
     rank[order] = np.arange(order.shape[0])
-    rec_part = rank[np.where(rec_part >= 0, rec_part, n_parts)].astype(np.int32)
-    return Walk(rec_part, part_pir[order], part_prr[order], part_first[order], part_head[order],
-                part_site[order], part_wafer[order], wafer_wir, wafer_wrr, wafer_head)
+    _remap(rec_part, rank, n_parts)
+    return Walk(rec_part=rec_part, part_pir=part_pir[order], part_prr=part_prr[order],
+                part_first=part_first[order], part_head=part_head[order], part_site=part_site[order],
+                part_wafer=part_wafer[order], part_results=part_results[order], wafer_wir=wafer_wir,
+                wafer_wrr=wafer_wrr, wafer_head=wafer_head)
 
 
 # ------------------------------------------------------------------ grouping by record code
@@ -1382,7 +1398,7 @@ class _Zeros:
         self.size = 0
 
     def get(self, nbytes: int) -> pa.Buffer:
-        if nbytes > self.size:
+        if self.buf is None or nbytes > self.size:
             self.size = max(nbytes, 1 << 16)
             self.buf = pa.py_buffer(np.zeros(self.size, dtype=np.uint8))
         return self.buf.slice(0, max(nbytes, 0))

@@ -42,25 +42,64 @@ def _effective_ptr_sql() -> str:
     )
 
 
+def duck_type(t: pa.DataType) -> str:
+    """DuckDB type name of an Arrow type (for the NULL columns of the views)."""
+    simple = {
+        pa.uint8(): "UTINYINT", pa.uint16(): "USMALLINT", pa.uint32(): "UINTEGER", pa.uint64(): "UBIGINT",
+        pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
+        pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.string(): "VARCHAR", pa.binary(): "BLOB",
+        pa.bool_(): "BOOLEAN",
+    }
+    if t in simple:
+        return simple[t]
+    if pa.types.is_list(t):
+        return duck_type(t.value_type) + "[]"
+    if pa.types.is_struct(t):
+        return "STRUCT(" + ", ".join(f'"{f.name}" {duck_type(f.type)}' for f in t) + ")"
+    raise TypeError(t)
+
+
+_FILE_ID = r"regexp_extract(filename, '([^/\\]+)[.]parquet$', 1)"
+
+
 def open_views(out_dir, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
-    """DuckDB connection with one view per STDF table under ``out_dir`` (empty views when absent)."""
+    """DuckDB connection with one view per STDF table under ``out_dir`` (empty views when absent).
+
+    Every view has the full published schema (``SCHEMAS``; columns a file left out because
+    they were null in all its rows come back as NULL), plus ``file_id`` (the Parquet file's
+    name; ``files`` stores it) and the hive partition columns ``product`` and ``test_type``."""
     out = Path(out_dir)
     con = con or duckdb.connect()
     for name in TABLES:
+        schema = SCHEMAS[name]
         files = sorted((out / name).glob("product=*/test_type=*/*.parquet"))
         if files:
             pattern = str(out / name / "*" / "*" / "*.parquet")
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_quote(pattern)}, "
-                        f"hive_partitioning = true, union_by_name = true)")
+            src = (f"read_parquet({_quote(pattern)}, hive_partitioning = true, union_by_name = true, "
+                   f"filename = true)")
+            present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+            cols = [f'"{f.name}"' if f.name in present else f'CAST(NULL AS {duck_type(f.type)}) AS "{f.name}"'
+                    for f in schema if f.name != "file_id"]
+            fid = '"file_id"' if name == "files" else f"{_FILE_ID} AS file_id"
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {fid}, {', '.join(cols)}, "
+                        f"CAST(product AS VARCHAR) AS product, CAST(test_type AS VARCHAR) AS test_type FROM {src}")
         else:
-            empty = SCHEMAS[name].empty_table()
-            empty = empty.add_column(0, "file_id", pa.array([], pa.string()))
+            empty = schema.empty_table()
+            if "file_id" not in empty.column_names:
+                empty = empty.add_column(0, "file_id", pa.array([], pa.string()))
             empty = empty.append_column("product", pa.array([], pa.string()))
             empty = empty.append_column("test_type", pa.array([], pa.string()))
             con.register(f"_empty_{name}", empty)
             con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}")
     con.execute(f"CREATE OR REPLACE VIEW ptr_effective AS {_effective_ptr_sql()}")
     return con
+
+
+def read_table(out_dir, table: str) -> pa.Table:
+    """One table of ``out_dir`` as Arrow, with the full schema, ``file_id``, ``product`` and ``test_type``."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    return open_views(out_dir).sql(f"SELECT * FROM {table}").to_arrow_table()
 
 
 def _run(con, q: str, out) -> bool:

@@ -28,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numba import njit
 
 from ..output_layout import safe_name
 from ..rejects import Rejected
 from . import decode as D
+from . import jsontext
 from . import records as R
 from .scan import Header, Issue, RecordIndex, detect, scan
 from .source import Source, open_sources
@@ -290,14 +292,9 @@ class _Ctx:
         self.be = header.big_endian
         self.index = index
         self.issues: list[Issue] = list(header.issues)
-        self.rec_idx_of_code: dict[int, np.ndarray] = {}
-        codes = index.code
-        order = np.argsort(codes, kind="stable")
-        counts = np.bincount(codes, minlength=len(R.RECORDS) + 1)
-        starts = np.concatenate([[0], np.cumsum(counts)])
-        for c in range(len(R.RECORDS) + 1):
-            self.rec_idx_of_code[c] = order[starts[c]:starts[c + 1]]
-        self.counts = counts
+        self.grouped, self.starts, self.counts = D.group_by_code(index.code)
+        self.rec_idx_of_code: dict[int, np.ndarray] = {
+            c: self.grouped[self.starts[c]:self.starts[c + 1]] for c in range(len(R.RECORDS) + 1)}
 
     def positions(self, name: str) -> np.ndarray:
         return self.rec_idx_of_code[R.CODE[name]]
@@ -402,10 +399,7 @@ def _parts(ctx: _Ctx, w: D.Walk) -> pa.Table:
     cols["wafer_idx"] = _nullable_idx(w.part_wafer, pa.int32())
     cols["pir_rec_idx"] = _nullable_idx(w.part_pir)
     cols["prr_rec_idx"] = _nullable_idx(w.part_prr)
-    rp = w.rec_part
-    res_mask = np.isin(ctx.index.code, [R.CODE["PTR"], R.CODE["MPR"], R.CODE["FTR"]])
-    rr = rp[res_mask]
-    cols["results"] = pa.array(np.bincount(rr[rr >= 0], minlength=n)[:n].astype(np.int64))
+    cols["results"] = pa.array(w.part_results)
     return _empty(SCHEMAS["parts"], n, cols)
 
 
@@ -506,8 +500,10 @@ def _ptr_results(ctx: _Ctx, w: D.Walk) -> tuple[pa.Table, _Tests]:
     return _empty(SCHEMAS["ptr_results"], n, cols), tests
 
 
-def _results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
-    if kind == "PTR":
+def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa.Table, _Tests]:
+    """Result table and tests of one kind. PTR uses its specialised kernel unless ``generic``
+    (the field interpreter + default kernels, kept as a cross-check of the PTR kernel)."""
+    if kind == "PTR" and not generic:
         return _ptr_results(ctx, w)
     rec = R.BY_NAME[kind]
     spec = D.DefaultSpec(rec)
@@ -631,34 +627,11 @@ def _jsonable(v):
     return v
 
 
-def _has_non_finite(a: pa.Array) -> bool:
-    t = a.type
-    if pa.types.is_list(t):
-        a = a.flatten()
-        t = a.type
-    if pa.types.is_floating(t) and len(a):
-        x = a.drop_null().to_numpy(zero_copy_only=False)
-        return bool((~np.isfinite(x)).any())
-    return False
-
-
-def _record_json(cols: dict[str, pa.Array], n: int) -> list[str]:
+def _record_json(cols: dict[str, pa.Array], n: int) -> pa.Array:
     """One JSON object per record; GDR GEN_DATA is already JSON text."""
-    if not cols:
-        return ["{}"] * n
-    raw_json = {k for k, a in cols.items() if k == "GEN_DATA"}
-    plain = {k: a for k, a in cols.items() if k not in raw_json}
-    slow = any(_has_non_finite(a) for a in plain.values())
-    rows = pa.table(plain).to_pylist() if plain else [{} for _ in range(n)]
-    if slow:
-        texts = [json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) for row in rows]
-    else:
-        texts = [json.dumps(row, ensure_ascii=False, default=bytes.hex) for row in rows]
-    for k in raw_json:
-        vals = cols[k].to_pylist()
-        texts = [t[:-1] + (", " if len(t) > 2 else "") + f'"{k}": ' + (v if v is not None else "null") + "}"
-                 for t, v in zip(texts, vals)]
-    return texts
+    raw = {k: a for k, a in cols.items() if k == "GEN_DATA"}
+    plain = {k: a for k, a in cols.items() if k not in raw}
+    return jsontext.objects(plain, n, raw)
 
 
 GENERIC_RECORDS = ("ATR", "VUR", "PCR", "PMR", "PGR", "PLR", "RDR", "PSR", "NMR", "CNR", "SSR", "CDR", "STR",
@@ -670,8 +643,8 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray]) -> pa.Table:
     idx = ctx.index
     rec_ids: list[np.ndarray] = []
     names: list[list[str]] = []
-    jsons: list[list[str | None]] = []
-    raws: list[list[bytes | None]] = []
+    jsons: list[pa.Array] = []
+    raws: list[pa.Array] = []
     todo = {n: ctx.positions(n) for n in GENERIC_RECORDS}
     todo.update(extra)
     for name, pos in todo.items():
@@ -680,40 +653,43 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray]) -> pa.Table:
         rec = R.BY_NAME[name]
         if rec.alt_fields is not None:
             rows = _vur_rows(ctx, pos)
-            texts = [json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) for row in rows]
+            texts = pa.array([json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False)
+                              for row in rows], pa.string())
         else:
             val, aux = ctx.decode(name, pos)
             texts = _record_json(D.columns(ctx.buf, ctx.be, rec, val, aux), len(pos))
         rec_ids.append(pos)
-        names.append([name] * len(pos))
+        names.append(np.full(len(pos), R.CODE[name], dtype=np.int64))
         jsons.append(texts)
-        raws.append([None] * len(pos))
+        raws.append(D.null_array(pa.binary(), len(pos)))
     unk = ctx.rec_idx_of_code[0]
     if unk.size:
         rec_ids.append(unk)
-        names.append([R.record_name(int(idx.typ[i]), int(idx.sub[i])) for i in unk])
-        jsons.append([None] * len(unk))
-        raws.append([bytes(ctx.buf[idx.offset[i] + 4: idx.offset[i] + 4 + idx.length[i]]) for i in unk])
+        names.append(np.zeros(len(unk), dtype=np.int64))
+        jsons.append(D.null_array(pa.string(), len(unk)))
+        raws.append(D.string_array(ctx.buf, idx.offset[unk] + 4, idx.length[unk], binary=True))
     if not rec_ids:
         return schema.empty_table()
     ri = np.concatenate(rec_ids)
     order = np.argsort(ri, kind="stable")
     ri = ri[order]
-    flat_names = [x for part in names for x in part]
-    flat_json = [x for part in jsons for x in part]
-    flat_raw = [x for part in raws for x in part]
-    o = order.tolist()
+    codes = np.concatenate(names)[order]
     part = w.rec_part[ri]
+    take = pa.array(order)
+    rec_name = pa.array(R.NAME_OF_CODE).take(pa.array(codes))
+    if unk.size:
+        unk_names = pa.array([R.record_name(int(idx.typ[i]), int(idx.sub[i])) for i in ri[codes == 0]])
+        rec_name = pc.replace_with_mask(rec_name, pa.array(codes == 0), unk_names)
     cols = {
         "rec_idx": pa.array(ri.astype(np.int64)),
         "offset": pa.array(idx.offset[ri]),
         "rec_typ": pa.array(idx.typ[ri]),
         "rec_sub": pa.array(idx.sub[ri]),
         "rec_len": pa.array(idx.length[ri].astype(np.uint16)),
-        "rec_name": pa.array([flat_names[i] for i in o], pa.string()),
-        "part_idx": pa.array(part, mask=part < 0),
-        "fields": pa.array([flat_json[i] for i in o], pa.string()),
-        "raw": pa.array([flat_raw[i] for i in o], pa.binary()),
+        "rec_name": rec_name,
+        "part_idx": D.nullable_int(part, pa.int32()),
+        "fields": pa.concat_arrays(jsons).take(take),
+        "raw": pa.concat_arrays(raws).take(take),
     }
     return _empty(schema, len(ri), cols)
 
@@ -766,7 +742,7 @@ def parse_source(source: Source, file_id: str | None = None) -> STDFData:
     if index.issue is not None:
         ctx.issues.append(index.issue)
     fid = file_id or content_id(source.name, buf)
-    w = D.walk(buf, index)
+    w = D.walk(buf, index, ctx.counts)
     tables: dict[str, pa.Table] = {}
     tables["wafers"] = _wafers(ctx, w)
     tables["parts"] = _parts(ctx, w)
@@ -815,22 +791,37 @@ def _partition_value(v: str | None) -> str:
     return safe_name(v, 80)
 
 
-# Parquet settings: dictionary only where values repeat, fast compression.
-_NO_DICT = {"rec_idx", "result", "rtn_rslt", "offset", "first_rec_idx", "prr_rec_idx", "pir_rec_idx",
-            "cycl_cnt", "rel_vadr", "test_t"}
+# Parquet settings (measured on the benchmark files): lz4, dictionaries for text and small
+# integers only, delta encoding for record ordinals, statistics on the join / filter keys.
+_DELTA = {"rec_idx", "first_rec_idx", "pir_rec_idx", "prr_rec_idx", "wir_rec_idx", "wrr_rec_idx", "offset"}
+_STATS = {"rec_idx", "part_idx", "test_num", "wafer_idx", "hard_bin", "soft_bin", "kind", "bin_num", "bin_type",
+          "rec_name", "head_num", "site_num", "file_id"}
 
 
-def _write(table: pa.Table, path: Path, file_id: str) -> None:
+def _parquet_options(table: pa.Table) -> dict:
+    dict_cols, enc = [], {}
+    for f in table.schema:
+        t = f.type
+        if f.name in _DELTA and pa.types.is_integer(t):
+            enc[f.name] = "DELTA_BINARY_PACKED"
+        elif pa.types.is_string(t) or pa.types.is_dictionary(t) or f.name == "test_num" or (
+                pa.types.is_integer(t) and t.bit_width <= 16):
+            dict_cols.append(f.name)
+    return dict(compression="lz4", use_dictionary=dict_cols, column_encoding=enc or None,
+                write_statistics=[c for c in table.column_names if c in _STATS] or False, store_schema=False)
+
+
+def _write(table: pa.Table, path: Path, keep_null_columns: bool = False) -> None:
+    """Write atomically (temporary name, then rename). Columns that are null in every row are
+    left out unless ``keep_null_columns``: readers restore them from ``SCHEMAS`` (see sql.py)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if "file_id" not in table.column_names:
-        n = table.num_rows
-        fid = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([file_id]))
-        table = table.add_column(0, "file_id", fid)
-    dict_cols = [c for c in table.column_names if c not in _NO_DICT]
+    if not keep_null_columns and table.num_rows:
+        keep = [c for c in table.column_names if table[c].null_count < table.num_rows]
+        if len(keep) < table.num_columns:
+            table = table.select(keep)
     try:
-        pq.write_table(table, tmp, compression="zstd", compression_level=1, use_dictionary=dict_cols,
-                       store_schema=False, write_statistics=True)
+        pq.write_table(table, tmp, **_parquet_options(table))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -851,7 +842,7 @@ def write_parquet(data: STDFData, out_dir, product: str | None = None, test_type
             if path.exists():
                 path.unlink()
             continue
-        _write(t, path, data.file_id)
+        _write(t, path, keep_null_columns=(name == "files"))
         written.append(str(path))
     return written
 

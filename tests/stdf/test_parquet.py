@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from failmap_assets.stdf import SCHEMAS, TABLES, convert_many, open_views, parse_stdf, parse_to_parquet, sql_shell
+from failmap_assets.stdf.sql import read_table
 from tests.stdf.writer import record, stdf
 from tests.testdata import requires_shared
 
@@ -39,10 +40,18 @@ def test_layout_and_partitions(tmp_path):
                       for t in ("files", "parts", "tests", "ptr_results"))
     assert written == expected
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]       # no temp files left
-    back = pq.read_table(out / "ptr_results" / f"product={s.product}" / "test_type=WS1" / f"{d.file_id}.parquet")
-    assert back.column_names == ["file_id"] + SCHEMAS["ptr_results"].names
-    assert back.drop(["file_id"]).equals(d.tables["ptr_results"])
+    # on disk: no per-row file id (it is the file name) and no column that is null in every row
+    raw = pq.read_table(out / "ptr_results" / f"product={s.product}" / "test_type=WS1" / f"{d.file_id}.parquet")
+    t = d.tables["ptr_results"]
+    assert raw.column_names == [c for c in t.column_names if t[c].null_count < t.num_rows]
+    assert raw.equals(t.select(raw.column_names))
+    # read back with the full schema, file_id and partitions
+    back = read_table(out, "ptr_results")
+    assert back.column_names == ["file_id"] + SCHEMAS["ptr_results"].names + ["product", "test_type"]
+    assert back.select(SCHEMAS["ptr_results"].names).equals(t)
     assert set(back["file_id"].to_pylist()) == {d.file_id}
+    files = pq.read_table(out / "files" / f"product={s.product}" / "test_type=WS1" / f"{d.file_id}.parquet")
+    assert files.schema.names == SCHEMAS["files"].names          # the one-row table keeps every column
 
 
 @pytest.mark.parametrize("product,test_type", [("../../etc", "a=b"), ("", "  "), ("x" * 255, "ok/../..")])
@@ -81,6 +90,17 @@ def test_real_file_roundtrip_and_views(stdf_path, parsed, tmp_path):
     for table in TABLES:
         n_rows = con.execute(f"select count(*) from {table}").fetchone()[0]
         assert n_rows == sum(parsed(n).tables[table].num_rows for n in names), table
+        cols = [r[0] for r in con.execute(f"describe {table}").fetchall()]
+        assert cols == ["file_id"] + [c for c in SCHEMAS[table].names if c != "file_id"] + ["product", "test_type"]
+    # every table of one file, read back through the views, equals the in-memory table
+    d = parsed("a595.stdf")
+    for table in TABLES:
+        got = con.sql(f"select * exclude (file_id, product, test_type) from {table} "
+                      f"where file_id = '{d.file_id}'").to_arrow_table()
+        if table == "files":
+            got = con.sql(f"select * exclude (product, test_type) from files "
+                          f"where file_id = '{d.file_id}'").to_arrow_table()
+        assert got.cast(SCHEMAS[table]).equals(d.tables[table]), table
     # product / test_type come from the hive path
     prods = dict(con.execute("select file_id, product from files").fetchall())
     assert prods[parsed("a595.stdf").file_id] == "mcc"
