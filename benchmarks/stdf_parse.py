@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import struct
 import subprocess
@@ -97,6 +98,18 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _fixed(fn, small: list[str], rounds: int = 10) -> tuple[float, float]:
+    """Median wall and CPU milliseconds per small file (after warm-up)."""
+    wall, cpu = [], []
+    for _ in range(rounds):
+        for s in small:
+            t, c = time.perf_counter(), time.process_time()
+            fn(s)
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
+
+
 def worker_failmap(path: str, small: list[str], repeat: int) -> dict:
     import pyarrow as pa
 
@@ -111,21 +124,18 @@ def worker_failmap(path: str, small: list[str], repeat: int) -> dict:
     parse_to_parquet(small[0], tmp)           # warm-up: imports, Numba cache load
     cold = time.perf_counter() - t0
     first = time.perf_counter() - first
-    times = []
+    times, cpu = [], []
     stats = None
     for i in range(repeat):
         out = os.path.join(tmp, f"big{i}")
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         stats = parse_to_parquet(path, out)
         times.append(time.perf_counter() - t)
-    fixed = []
-    for _ in range(5):
-        for s in small:
-            t = time.perf_counter()
-            parse_to_parquet(s, os.path.join(tmp, "small"))
-            fixed.append(time.perf_counter() - t)
-    return {"seconds": min(times), "all": times, "rss_mb": _peak_rss_mb(), "fixed_ms": statistics.median(fixed) * 1e3,
-            "fixed_max_ms": max(fixed) * 1e3, "cold_start_s": cold, "first_small_s": first,
+        cpu.append(time.process_time() - c)
+        shutil.rmtree(out)
+    fixed, fixed_cpu = _fixed(lambda s: parse_to_parquet(s, os.path.join(tmp, "small")), small)
+    return {"seconds": min(times), "cpu": min(cpu), "all": times, "rss_mb": _peak_rss_mb(),
+            "fixed_ms": fixed, "fixed_cpu_ms": fixed_cpu, "cold_start_s": cold, "first_small_s": first,
             "parts": stats.parts, "results": stats.results, "records": stats.records}
 
 
@@ -147,20 +157,17 @@ def worker_stdf_convert(path: str, small: list[str], repeat: int) -> dict:
         return sum(t.num_rows for t in tables.values())
 
     run(small[0], os.path.join(tmp, "warm"))
-    times = []
+    times, cpu = [], []
     n = 0
     for i in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         n = run(path, os.path.join(tmp, f"big{i}"))
         times.append(time.perf_counter() - t)
-    fixed = []
-    for _ in range(5):
-        for s in small:
-            t = time.perf_counter()
-            run(s, os.path.join(tmp, "small"))
-            fixed.append(time.perf_counter() - t)
-    return {"seconds": min(times), "all": times, "rss_mb": _peak_rss_mb(), "fixed_ms": statistics.median(fixed) * 1e3,
-            "fixed_max_ms": max(fixed) * 1e3, "records": n}
+        cpu.append(time.process_time() - c)
+        shutil.rmtree(os.path.join(tmp, f"big{i}"))
+    fixed, fixed_cpu = _fixed(lambda s: run(s, os.path.join(tmp, "small")), small)
+    return {"seconds": min(times), "cpu": min(cpu), "all": times, "rss_mb": _peak_rss_mb(), "fixed_ms": fixed,
+            "fixed_cpu_ms": fixed_cpu, "records": n}
 
 
 def worker_pystdf(path: str, small: list[str], repeat: int) -> dict:
@@ -172,16 +179,17 @@ def worker_pystdf(path: str, small: list[str], repeat: int) -> dict:
         def after_send(self, ds, data):
             Count.n += 1
 
-    times = []
+    times, cpu = [], []
     for _ in range(max(1, min(repeat, 2))):
         Count.n = 0
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         with open(path, "rb") as f:
             p = Parser(inp=f)
             p.addSink(Count())
             p.parse()
         times.append(time.perf_counter() - t)
-    return {"seconds": min(times), "all": times, "rss_mb": _peak_rss_mb(), "records": Count.n}
+        cpu.append(time.process_time() - c)
+    return {"seconds": min(times), "cpu": min(cpu), "all": times, "rss_mb": _peak_rss_mb(), "records": Count.n}
 
 
 WORKERS = {"failmap": worker_failmap, "stdf-convert": worker_stdf_convert, "pystdf": worker_pystdf}
@@ -206,7 +214,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=80.0, help="size of the big files (40-100)")
     ap.add_argument("--pystdf-mb", type=float, default=4.0, help="size of the slice pystdf reads")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs per tool (best is reported)")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per tool (best is reported)")
     ap.add_argument("--skip-pystdf", action="store_true")
     ap.add_argument("--only", choices=["failmap", "stdf-convert", "pystdf"], action="append")
     args = ap.parse_args(argv)
@@ -233,33 +241,35 @@ def main(argv=None) -> int:
                 f = sl if tool == "pystdf" else big
                 r = _run_worker(tool, f["path"], small, args.repeat)
                 r["mb_s"] = f["bytes"] / 1e6 / r["seconds"]
-                r["rec_s"] = f["records"] / r["seconds"]
+                r["mb_s_cpu"] = f["bytes"] / 1e6 / r["cpu"]
+                r["rec_s_cpu"] = f["records"] / r["cpu"]
                 r["file_mb"] = f["bytes"] / 1e6
                 res[tool] = r
-            ref = res.get("stdf-convert", {}).get("mb_s")
-            hdr = f"{'tool':<14}{'file MB':>9}{'seconds':>9}{'MB/s':>9}{'records/s':>13}{'peak RSS MB':>13}" \
-                  f"{'fixed ms':>10}{'vs stdf-convert':>17}"
+            ref = res.get("stdf-convert")
+            hdr = (f"{'tool':<14}{'file MB':>8}{'wall s':>8}{'cpu s':>8}{'MB/s wall':>11}{'MB/s cpu':>10}"
+                   f"{'records/s cpu':>15}{'peak RSS MB':>13}{'fixed ms wall/cpu':>19}{'vs stdf-convert wall/cpu':>26}")
             print(hdr)
             for tool, r in res.items():
-                ratio = f"{r['mb_s'] / ref:.2f}x" if ref else "-"
-                fixed = f"{r['fixed_ms']:.1f}" if "fixed_ms" in r else "-"
+                ratio = (f"{r['mb_s'] / ref['mb_s']:.2f}x / {r['mb_s_cpu'] / ref['mb_s_cpu']:.2f}x" if ref else "-")
+                fixed = f"{r['fixed_ms']:.1f} / {r['fixed_cpu_ms']:.1f}" if "fixed_ms" in r else "-"
                 note = "  (slice, extrapolated)" if tool == "pystdf" else ""
-                print(f"{tool:<14}{r['file_mb']:>9.1f}{r['seconds']:>9.2f}{r['mb_s']:>9.1f}{r['rec_s']:>13,.0f}"
-                      f"{r['rss_mb']:>13.0f}{fixed:>10}{ratio:>17}{note}")
+                print(f"{tool:<14}{r['file_mb']:>8.1f}{r['seconds']:>8.2f}{r['cpu']:>8.2f}{r['mb_s']:>11.1f}"
+                      f"{r['mb_s_cpu']:>10.1f}{r['rec_s_cpu']:>15,.0f}{r['rss_mb']:>13.0f}{fixed:>19}{ratio:>26}{note}")
             if "failmap" in res:
                 fm = res["failmap"]
                 print(f"failmap: cold process start + first small file {fm['cold_start_s']:.2f} s "
-                      f"(imports + Numba cache load, no compiling); fixed cost per small file after warm-up: "
-                      f"median {fm['fixed_ms']:.1f} ms, max {fm['fixed_max_ms']:.1f} ms; all runs "
+                      f"(imports + Numba cache load, no compiling); all big-file runs (wall) "
                       f"{', '.join(f'{x:.2f}' for x in fm['all'])} s")
             rows.append((base, res))
-    print("\n## summary (MB/s, single core)")
-    print(f"{'file':<42}{'failmap':>9}{'stdf-convert':>14}{'pystdf':>9}{'failmap/stdf-convert':>22}")
+    print("\n## summary: MB/s on one core, wall (best run) and CPU time (user+sys, best run)")
+    print(f"{'file':<40}{'failmap':>16}{'stdf-convert':>16}{'pystdf':>14}{'failmap / stdf-convert':>26}")
     for base, res in rows:
-        fm = res.get("failmap", {}).get("mb_s", float("nan"))
-        sc = res.get("stdf-convert", {}).get("mb_s", float("nan"))
-        ps = res.get("pystdf", {}).get("mb_s", float("nan"))
-        print(f"{base:<42}{fm:>9.1f}{sc:>14.1f}{ps:>9.2f}{fm / sc:>21.2f}x")
+        def pair(tool):
+            r = res.get(tool)
+            return f"{r['mb_s']:.1f} / {r['mb_s_cpu']:.1f}" if r else "-"
+        fm, sc = res.get("failmap"), res.get("stdf-convert")
+        ratio = f"{fm['mb_s'] / sc['mb_s']:.2f}x / {fm['mb_s_cpu'] / sc['mb_s_cpu']:.2f}x" if fm and sc else "-"
+        print(f"{base:<40}{pair('failmap'):>16}{pair('stdf-convert'):>16}{pair('pystdf'):>14}{ratio:>26}")
     return 0
 
 

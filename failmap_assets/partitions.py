@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import DailyPartitionsDefinition
+import warnings
+
+from dagster import BackfillPolicy, BetaWarning, DailyPartitionsDefinition
 
 from failmap_assets.settings import Settings
 
@@ -15,3 +17,10 @@ daily_partitions = DailyPartitionsDefinition(
     timezone=_settings.fab_timezone,
     end_offset=1,
 )
+
+# One run per day in backfills: each day has its own processed ledger, so a failed day
+# is re-run alone ("re-execute failed partitions") and the run queue in dagster.yaml
+# bounds how many days run at once.
+daily_backfill_policy = BackfillPolicy.multi_run(max_partitions_per_run=1)
+# Chosen deliberately (see above); Dagster's beta notice for it would greet every load.
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy`", category=BetaWarning)

@@ -18,7 +18,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
-    BackfillPolicy,
     Config,
     MaterializeResult,
     MetadataValue,
@@ -33,7 +32,7 @@ from failmap_assets.listing import list_day_with_neighbours
 from failmap_assets.output_layout import table_dir
 from failmap_assets.pairing import pair_objects
 from failmap_assets.parquet_io import read_dataset, read_table, write_table
-from failmap_assets.partitions import daily_partitions
+from failmap_assets.partitions import daily_backfill_policy, daily_partitions
 from failmap_assets import processed_ledger
 from failmap_assets.assets import checks, reporting
 from failmap_assets.resources.rules import FailmapRules
@@ -41,13 +40,7 @@ from failmap_assets.resources.storage import FailmapStorage
 from failmap_assets.settings import Settings
 from failmap_assets.wafer_processing import ProcessingOptions
 
-# One run per day in backfills: each day has its own ledger, so a failed day is re-run
-# alone ("re-execute failed partitions") and the run queue bounds how many run at once.
-_COMMON = dict(
-    group_name=FAILMAP_GROUP,
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
-)
+_COMMON = dict(group_name=FAILMAP_GROUP, partitions_def=daily_partitions, backfill_policy=daily_backfill_policy)
 
 
 def partition_day(context: AssetExecutionContext) -> date:

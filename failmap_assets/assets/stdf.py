@@ -6,7 +6,6 @@ import polars as pl
 from dagster import (
     AssetExecutionContext,
     AssetSpec,
-    BackfillPolicy,
     Config,
     MaterializeResult,
     MetadataValue,
@@ -20,16 +19,12 @@ from failmap_assets.jobs import STDF_GROUP
 from failmap_assets.listing import LISTING_SCHEMA, day_folder
 from failmap_assets.output_layout import table_dir
 from failmap_assets.parquet_io import read_table, write_table
-from failmap_assets.partitions import daily_partitions
+from failmap_assets.partitions import daily_backfill_policy, daily_partitions
 from failmap_assets.resources.rules import FailmapRules
 from failmap_assets.resources.storage import FailmapStorage
 from failmap_assets.stdf_day import run_stdf_day
 
-_COMMON = dict(
-    group_name=STDF_GROUP,
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
-)
+_COMMON = dict(group_name=STDF_GROUP, partitions_def=daily_partitions, backfill_policy=daily_backfill_policy)
 
 
 def _listing_key(day: date) -> str:

@@ -38,28 +38,65 @@ DN_MASK = (1 << DN_SHIFT) - 1
 
 
 @njit(cache=True, nogil=True)
-def _rd_uint(buf, pos, size, be):
+def _u2(buf, p, be):
+    if be:
+        return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+    return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
+
+
+@njit(cache=True, nogil=True)
+def _u4(buf, p, be):
+    """U4 at p, as explicit byte arithmetic (LLVM turns it into one load, plus bswap for BE)."""
+    if be:
+        return (np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8) | \
+            np.int64(buf[p + 3])
+    return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8) | (np.int64(buf[p + 2]) << 16) | \
+        (np.int64(buf[p + 3]) << 24)
+
+
+@njit(cache=True, nogil=True)
+def _u8(buf, p, be):
     v = np.uint64(0)
     if be:
-        for k in range(size):
-            v = (v << np.uint64(8)) | np.uint64(buf[pos + k])
+        for k in range(8):
+            v = (v << np.uint64(8)) | np.uint64(buf[p + k])
     else:
-        for k in range(size):
-            v = v | (np.uint64(buf[pos + k]) << np.uint64(8 * k))
+        for k in range(8):
+            v = v | (np.uint64(buf[p + k]) << np.uint64(8 * k))
     return v
 
 
 @njit(cache=True, nogil=True)
+def _rd_uint(buf, pos, size, be):
+    """Unsigned integer of 1, 2, 4 or 8 bytes at pos (explicit sizes: a generic byte loop is 2x slower)."""
+    if size == 1:
+        return np.uint64(buf[pos])
+    if size == 2:
+        return np.uint64(_u2(buf, pos, be))
+    if size == 4:
+        return np.uint64(_u4(buf, pos, be))
+    return _u8(buf, pos, be)
+
+
+@njit(cache=True, nogil=True)
 def _rd_int(buf, pos, size, be, signed):
-    v = _rd_uint(buf, pos, size, be)
-    if size == 8:
-        return np.int64(v)
-    x = np.int64(v)
-    if signed:
-        half = np.int64(1) << np.int64(8 * size - 1)
-        if x >= half:
-            x -= half << np.int64(1)
-    return x
+    """Integer of 1, 2, 4 or 8 bytes at pos as int64, sign-extended when ``signed``."""
+    if size == 1:
+        x = np.int64(buf[pos])
+        if signed and x >= 128:
+            x -= 256
+        return x
+    if size == 2:
+        x = _u2(buf, pos, be)
+        if signed and x >= 32768:
+            x -= 65536
+        return x
+    if size == 4:
+        x = _u4(buf, pos, be)
+        if signed and x >= 2147483648:
+            x -= 4294967296
+        return x
+    return np.int64(_u8(buf, pos, be))
 
 
 @njit(cache=True, nogil=True)
@@ -1032,6 +1069,7 @@ def _hash_slot(keys, key):
 
 @njit(cache=True, nogil=True)
 def _span_eq(buf, s1, l1, s2, l2):
+    # a plain byte loop beats 8-byte words for the short strings of STDF (measured)
     if l1 != l2:
         return False
     for k in range(l1):
@@ -1041,16 +1079,18 @@ def _span_eq(buf, s1, l1, s2, l2):
 
 
 @njit(cache=True, nogil=True)
-def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
+def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0, base, tpos0, apos0,
                 test_num, head, site, test_flg, parm_flg, result, opt_flag, nfields,
-                txt_s, txt_l, alm_s, alm_l, mask,
+                txt_off, txt_data, txt_valid, alm_off, alm_data, alm_valid, mask,
                 hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da,
                 ov_row, ov_field, ov_val, ov_len):
     """Decode PTRs from record ``r0`` on, in one pass; default-data rule and test table inline.
 
     Per record: the fixed fields, ``nfields`` (how many fields are present: truncation is
-    monotonic), TEST_TXT (length -1 when equal to the test's first TEST_TXT), ALARM_ID,
-    the override mask and, sparsely (ov_*), the overriding values.
+    monotonic), TEST_TXT (null when equal to the test's first TEST_TXT) and ALARM_ID written
+    straight into Arrow string buffers (int32 offsets, data, validity bits), the override
+    mask and, sparsely (ov_*), the overriding values. ``base`` is the ordinal of record 0
+    of this chunk among all PTRs (test first-record positions are global).
 
     Resumable: no array is ever reallocated in here (that would put reference counting in
     the loop); when the test arrays, the hash or the override arrays are full it returns
@@ -1061,6 +1101,8 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
     ND = 11
     nt = nt0
     nov = nov0
+    tpos = tpos0
+    apos = apos0
     cap = t_key.shape[0]
     hsize = hkeys.shape[0]
     ovcap = ov_row.shape[0]
@@ -1068,11 +1110,11 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
     a = np.zeros(ND, dtype=np.int64)
     for r in range(r0, n):
         if nt >= cap:
-            return r, nt, nov, 1
+            return r, nt, nov, tpos, apos, 1
         if (nt + 1) * 2 > hsize:
-            return r, nt, nov, 2
+            return r, nt, nov, tpos, apos, 2
         if nov + ND > ovcap:
-            return r, nt, nov, 3
+            return r, nt, nov, tpos, apos, 3
         p = offs[r] + 4
         end = p + lens[r]
         nf = 0
@@ -1094,7 +1136,7 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
         while True:
             if p + 4 > end:
                 break
-            tn = np.int64(_rd_uint(buf, p, 4, be))
+            tn = _u4(buf, p, be)
             p += 4
             nf = 1
             if p + 4 > end:
@@ -1116,7 +1158,7 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
             nf = 5
             if p + 4 > end:
                 break
-            res = np.uint32(_rd_uint(buf, p, 4, be))
+            res = np.uint32(_u4(buf, p, be))
             p += 4
             nf = 6
             if p + 1 > end:
@@ -1160,7 +1202,7 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
                 if p + 4 > end:
                     stop = True
                     break
-                v[k] = np.int64(_rd_uint(buf, p, 4, be))
+                v[k] = _u4(buf, p, be)
                 a[k] = 0
                 p += 4
                 nf += 1
@@ -1185,7 +1227,7 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
                 if p + 4 > end:
                     stop = True
                     break
-                v[k] = np.int64(_rd_uint(buf, p, 4, be))
+                v[k] = _u4(buf, p, be)
                 a[k] = 0
                 p += 4
                 nf += 1
@@ -1198,8 +1240,12 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
         opt_flag[r] = np.uint8(ob)
         nfields[r] = nf
         test_num[r] = np.uint32(tn if tn >= 0 else 0)
-        alm_s[r] = als
-        alm_l[r] = all_
+        if all_ >= 0:
+            for q in range(all_):
+                alm_data[apos + q] = buf[als + q]
+            apos += all_
+            alm_valid[r >> 3] |= np.uint8(1 << (r & 7))
+        alm_off[r + 1] = apos
         has_opt = nf >= 9
         # ---- test lookup / creation
         s = _hash_slot(hkeys, tn)
@@ -1213,7 +1259,7 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
             hkeys[s] = tn
             hvals[s] = t
             t_key[t] = tn
-            t_first[t] = r
+            t_first[t] = base + r
             t_cnt[t] = 0
             t_opt[t] = ob if has_opt else -1
             t_txs[t] = ts
@@ -1234,12 +1280,12 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
                 da[t, k] = a[k]
         t_cnt[t] += 1
         # TEST_TXT: null when equal to the test's
-        if tl >= 0 and t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], t_txl[t]):
-            txt_s[r] = 0
-            txt_l[r] = -1
-        else:
-            txt_s[r] = ts
-            txt_l[r] = tl
+        if tl >= 0 and not (t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], t_txl[t])):
+            for q in range(tl):
+                txt_data[tpos + q] = buf[ts + q]
+            tpos += tl
+            txt_valid[r >> 3] |= np.uint8(1 << (r & 7))
+        txt_off[r + 1] = tpos
         # ---- effective values vs defaults
         m = np.int64(0)
         if not new and has_opt:
@@ -1268,13 +1314,13 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0,
                     elif _span_eq(buf, ev, ea, dv[t, k], d_a):
                         continue
                 m |= np.int64(1) << np.int64(k)
-                ov_row[nov] = r
+                ov_row[nov] = base + r
                 ov_field[nov] = k
                 ov_val[nov] = ev
                 ov_len[nov] = ea
                 nov += 1
         mask[r] = m
-    return n, nt, nov, 0
+    return n, nt, nov, tpos, apos, 0
 
 
 @njit(cache=True, nogil=True)
@@ -1305,9 +1351,10 @@ def _rehash(keys, vals):
 
 
 class PtrDecoded:
-    """Output of the PTR kernel (numpy arrays, one element per PTR)."""
+    """Output of the PTR kernel for one chunk of PTRs: numpy arrays and Arrow string arrays."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, data_cap: int):
+        self.n = n
         self.test_num = np.empty(n, np.uint32)
         self.head = np.empty(n, np.uint8)
         self.site = np.empty(n, np.uint8)
@@ -1316,19 +1363,50 @@ class PtrDecoded:
         self.result = np.empty(n, np.uint32)      # raw IEEE bits; .view(np.float32)
         self.opt_flag = np.empty(n, np.uint8)
         self.nfields = np.empty(n, np.uint8)
-        self.txt_s = np.empty(n, np.int64)
-        self.txt_l = np.empty(n, np.int64)
-        self.alm_s = np.empty(n, np.int64)
-        self.alm_l = np.empty(n, np.int64)
         self.mask = np.empty(n, np.uint16)
+        self.txt_off = np.zeros(n + 1, np.int32)
+        self.alm_off = np.zeros(n + 1, np.int32)
+        self.txt_valid = np.zeros((n + 7) // 8, np.uint8)
+        self.alm_valid = np.zeros((n + 7) // 8, np.uint8)
+        # data: written only as far as the strings go (untouched pages cost nothing)
+        self.txt_data = np.empty(data_cap, np.uint8)
+        self.alm_data = np.empty(data_cap, np.uint8)
+
+    def strings(self, which: str) -> pa.Array:
+        off, data, valid = ((self.txt_off, self.txt_data, self.txt_valid) if which == "test_txt"
+                            else (self.alm_off, self.alm_data, self.alm_valid))
+        return text_array(off, data[:int(off[-1])], valid, self.n)
 
 
-def ptr_decode(buf, offs, lens, be):
-    """Run the PTR kernel over PTRs at ``offs`` (header offsets), growing its tables as needed."""
-    n = int(offs.shape[0])
-    out = PtrDecoded(n)
+@njit(cache=True, nogil=True)
+def _is_ascii(data):
+    for i in range(data.shape[0]):
+        if data[i] >= 0x80:
+            return False
+    return True
+
+
+def text_array(off: np.ndarray, data: np.ndarray, valid: np.ndarray, n: int) -> pa.Array:
+    """Arrow string array from int32 offsets, data and validity bits; non-UTF-8 values as Latin-1."""
+    nulls = n - int(np.unpackbits(valid, bitorder="little", count=n).sum()) if n else 0
+    if not _is_ascii(data):
+        lens = np.diff(off).astype(np.int64)
+        bits = np.unpackbits(valid, bitorder="little", count=n).astype(bool)
+        return string_array(data, off[:-1].astype(np.int64), np.where(bits, lens, -1))
+    bm = pa.py_buffer(valid) if nulls else None
+    return pa.Array.from_buffers(pa.string(), n, [bm, pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
+
+
+PTR_CHUNK_BYTES = (1 << 31) - (1 << 20)   # string offsets are int32: chunk so they always fit
+
+
+def ptr_decode(buf, offs, lens, be, chunk_bytes: int = PTR_CHUNK_BYTES):
+    """Run the PTR kernel over PTRs at ``offs`` (header offsets), growing its tables as needed.
+
+    Returns (list of PtrDecoded chunks, tests dict, overrides (row, field, value, length))."""
     offs = np.ascontiguousarray(offs, np.int64)
     lens = np.ascontiguousarray(lens, np.int64)
+    n = int(offs.shape[0])
     cap, ovcap = 256, 4096
     hkeys = np.full(1024, -2, np.int64)
     hvals = np.zeros(1024, np.int64)
@@ -1336,28 +1414,41 @@ def ptr_decode(buf, offs, lens, be):
     dv = np.empty((cap, 11), np.int64)
     da = np.empty((cap, 11), np.int64)
     ov = [np.empty(ovcap, np.int64) for _ in range(4)]
-    r, nt, nov = 0, 0, 0
-    while True:
-        r, nt, nov, status = _ptr_kernel(buf, offs, lens, be, _PTR_USE, _PTR_NONE, _PTR_KIND, r, nt, nov,
-                                          out.test_num, out.head, out.site, out.test_flg, out.parm_flg, out.result,
-                                          out.opt_flag, out.nfields, out.txt_s, out.txt_l, out.alm_s, out.alm_l,
-                                          out.mask, hkeys, hvals, *t, dv, da, *ov)
-        if status == 0:
-            break
-        if status == 1:
-            cap *= 4
-            t = [_grow1(x, cap) for x in t]
-            dv, da = _grow2(dv, cap), _grow2(da, cap)
-        elif status == 2:
-            hkeys, hvals = _rehash(hkeys, hvals)
-        else:
-            ovcap *= 4
-            ov = [_grow1(x, ovcap) for x in ov]
+    nt, nov = 0, 0
+    # chunk boundaries: record bytes per chunk below chunk_bytes
+    csum = np.cumsum(lens + 4) if n else np.zeros(0, np.int64)
+    bounds = [0]
+    while bounds[-1] < n:
+        start = bounds[-1]
+        limit = (csum[start - 1] if start else 0) + chunk_bytes
+        bounds.append(max(start + 1, int(np.searchsorted(csum, limit, side="right"))))
+    chunks = []
+    for c0, c1 in zip(bounds[:-1], bounds[1:]):
+        co, cl = offs[c0:c1], lens[c0:c1]
+        out = PtrDecoded(c1 - c0, int(cl.sum()) + 1)
+        r, tpos, apos = 0, 0, 0
+        while True:
+            r, nt, nov, tpos, apos, status = _ptr_kernel(
+                buf, co, cl, be, _PTR_USE, _PTR_NONE, _PTR_KIND, r, nt, nov, c0, tpos, apos,
+                out.test_num, out.head, out.site, out.test_flg, out.parm_flg, out.result, out.opt_flag,
+                out.nfields, out.txt_off, out.txt_data, out.txt_valid, out.alm_off, out.alm_data, out.alm_valid,
+                out.mask, hkeys, hvals, *t, dv, da, *ov)
+            if status == 0:
+                break
+            if status == 1:
+                cap *= 4
+                t = [_grow1(x, cap) for x in t]
+                dv, da = _grow2(dv, cap), _grow2(da, cap)
+            elif status == 2:
+                hkeys, hvals = _rehash(hkeys, hvals)
+            else:
+                ovcap *= 4
+                ov = [_grow1(x, ovcap) for x in ov]
+        chunks.append(out)
     t_key, t_first, t_cnt, t_opt, t_txs, t_txl = (x[:nt] for x in t)
-    out.tests = dict(key=t_key, first=t_first, count=t_cnt, opt=t_opt, txt_s=t_txs, txt_l=t_txl, dval=dv[:nt],
-                     daux=da[:nt])
-    out.overrides = tuple(x[:nov] for x in ov)
-    return out
+    tests = dict(key=t_key, first=t_first, count=t_cnt, opt=t_opt, txt_s=t_txs, txt_l=t_txl, dval=dv[:nt],
+                 daux=da[:nt])
+    return chunks, tests, tuple(x[:nov] for x in ov)
 
 
 # ------------------------------------------------------------------ Arrow helpers for kernel output

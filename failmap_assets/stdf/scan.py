@@ -112,9 +112,11 @@ def detect(buf: np.ndarray, name: str = "<stdf>") -> Header:
 
 
 @njit(cache=True, nogil=True)
-def _scan_kernel(buf, start, big_endian, fill, offs, lens, typs, subs):
-    """Walk headers from ``start``. With fill=False only counts. Returns (n, err, err_off)."""
+def _scan_kernel(buf, start, big_endian, table, offs, lens, codes):
+    """Walk the headers from ``start`` into offs / lens / codes (sized for the worst case:
+    only the pages actually written are ever touched). Returns (n, err, stop offset)."""
     n_bytes = buf.shape[0]
+    cap = offs.shape[0]
     pos = start
     n = 0
     err = 0
@@ -134,22 +136,25 @@ def _scan_kernel(buf, start, big_endian, fill, offs, lens, typs, subs):
         if pos + 4 + ln > n_bytes:
             err = 2
             break
-        if fill:
-            offs[n] = pos
-            lens[n] = ln
-            typs[n] = t
-            subs[n] = s
+        if n >= cap:
+            err = 4
+            break
+        offs[n] = pos
+        lens[n] = ln
+        codes[n] = table[(np.int64(t) << 8) | np.int64(s)]
         n += 1
         pos += 4 + ln
     return n, err, pos
 
 
 @njit(cache=True, nogil=True)
-def _codes_kernel(typs, subs, table):
-    out = np.empty(typs.shape[0], dtype=np.uint8)
-    for i in range(typs.shape[0]):
-        out[i] = table[(np.int64(typs[i]) << 8) | np.int64(subs[i])]
-    return out
+def _types_at(buf, offs):
+    typ = np.empty(offs.shape[0], dtype=np.uint8)
+    sub = np.empty(offs.shape[0], dtype=np.uint8)
+    for i in range(offs.shape[0]):
+        typ[i] = buf[offs[i] + 2]
+        sub[i] = buf[offs[i] + 3]
+    return typ, sub
 
 
 _CODE_TABLE = code_table()
@@ -157,29 +162,32 @@ _CODE_TABLE = code_table()
 
 @dataclass
 class RecordIndex:
-    """Where every record is: header offset, body length, type, sub-type and record code."""
+    """Where every record is: header offset, body length and record code."""
 
     offset: np.ndarray   # int64, offset of the 4-byte header
     length: np.ndarray   # int32, REC_LEN (body bytes)
-    typ: np.ndarray      # uint8
-    sub: np.ndarray      # uint8
     code: np.ndarray     # uint8, records.CODE (0 = unknown type)
     end: int             # byte offset where the scan stopped
     issue: Issue | None  # why it stopped early (None: clean end of data)
+    buf: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.offset.shape[0])
 
+    def types(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """REC_TYP and REC_SUB of the records at ``positions`` (read from the buffer)."""
+        return _types_at(self.buf, np.ascontiguousarray(self.offset[positions]))
+
 
 def scan(buf: np.ndarray, big_endian: bool, start: int = 0) -> RecordIndex:
-    empty = np.zeros(0, dtype=np.int64)
-    n, err, stop = _scan_kernel(buf, start, big_endian, False, empty, np.zeros(0, np.int32),
-                                np.zeros(0, np.uint8), np.zeros(0, np.uint8))
-    offs = np.empty(n, dtype=np.int64)
-    lens = np.empty(n, dtype=np.int32)
-    typs = np.empty(n, dtype=np.uint8)
-    subs = np.empty(n, dtype=np.uint8)
-    _scan_kernel(buf, start, big_endian, True, offs, lens, typs, subs)
+    # Worst case one record per 4 bytes; np.empty only reserves address space, and the
+    # scan touches just the entries it fills, so over-allocating is free.
+    cap = (int(buf.shape[0]) - start) // 4 + 1
+    offs = np.empty(cap, dtype=np.int64)
+    lens = np.empty(cap, dtype=np.int32)
+    codes = np.empty(cap, dtype=np.uint8)
+    n, err, stop = _scan_kernel(buf, start, big_endian, _CODE_TABLE, offs, lens, codes)
+    offs, lens, codes = offs[:n], lens[:n], codes[:n]
     issue = None
     total = int(buf.shape[0])
     if err == SCAN_TRUNCATED_HEADER:
@@ -198,5 +206,4 @@ def scan(buf: np.ndarray, big_endian: bool, start: int = 0) -> RecordIndex:
             issue = Issue(stop, "zero_filled",
                           f"record header of type 0/0 (zero-filled or garbage bytes); {total - stop} bytes "
                           f"from here on are not decoded", n)
-    code = _codes_kernel(typs, subs, _CODE_TABLE)
-    return RecordIndex(offs, lens, typs, subs, code, int(stop), issue)
+    return RecordIndex(offs, lens, codes, int(stop), issue, buf)

@@ -180,6 +180,7 @@ class STDFData:
     nbytes: int
     compression: str = "plain"
     seconds: float = 0.0
+    timings: dict = field(default_factory=dict)   # seconds per stage (scan, parts, ptr, ...)
 
     @property
     def errors(self) -> list[Issue]:
@@ -220,6 +221,7 @@ class ParseStats:
     files_written: list[str] = field(default_factory=list)
     issues: list[str] = field(default_factory=list)
     complete: bool = True
+    timings: dict = field(default_factory=dict)
 
     @property
     def mb_per_s(self) -> float:
@@ -230,20 +232,16 @@ class ParseStats:
 
 
 @njit(cache=True, nogil=True)
-def _fast_hash(buf):
-    """A 64-bit content hash (not cryptographic) for file ids."""
-    h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(buf.shape[0])
+def _fast_hash(words, tail, n):
+    """A 64-bit content hash (not cryptographic) for file ids: 8 bytes per step."""
+    h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(n)
     m = np.uint64(0xFF51AFD7ED558CCD)
-    n8 = buf.shape[0] // 8
-    for i in range(n8):
-        w = np.uint64(0)
-        for k in range(8):
-            w |= np.uint64(buf[i * 8 + k]) << np.uint64(8 * k)
-        h ^= w
+    for i in range(words.shape[0]):
+        h ^= words[i]
         h *= m
         h ^= h >> np.uint64(29)
-    for i in range(n8 * 8, buf.shape[0]):
-        h ^= np.uint64(buf[i])
+    for i in range(tail.shape[0]):
+        h ^= np.uint64(tail[i])
         h *= m
         h ^= h >> np.uint64(29)
     h ^= h >> np.uint64(33)
@@ -252,12 +250,20 @@ def _fast_hash(buf):
     return h
 
 
+def fast_hash(buf: np.ndarray) -> int:
+    n = int(buf.shape[0])
+    n8 = n // 8 * 8
+    head = buf[:n8]
+    words = head.view(np.uint64) if head.ctypes.data % 8 == 0 else np.frombuffer(head.tobytes(), np.uint64)
+    return int(_fast_hash(words, np.ascontiguousarray(buf[n8:]), n))
+
+
 def content_id(name: str, buf: np.ndarray) -> str:
     stem = name.rsplit("/", 1)[-1]
     for ext in (".gz", ".bz2", ".xz", ".zip", ".Z", ".stdf", ".std", ".STDF", ".STD"):
         if stem.endswith(ext):
             stem = stem[: -len(ext)]
-    return f"{safe_name(stem, 80)}-{int(_fast_hash(buf)):016x}"
+    return f"{safe_name(stem, 80)}-{fast_hash(buf):016x}"
 
 
 def _nullable_idx(a: np.ndarray, typ=pa.int64()) -> pa.Array:
@@ -390,7 +396,10 @@ def _parts(ctx: _Ctx, w: D.Walk) -> pa.Table:
     pos = ctx.positions("PRR")
     c = ctx.cols("PRR", pos)
     where = np.where(w.part_prr >= 0, np.searchsorted(pos, w.part_prr), -1)
-    cols = _take(c, where)
+    if where.shape[0] == pos.shape[0] and (where == np.arange(pos.shape[0])).all():
+        cols = c            # every part closed, in PRR order: no reordering needed
+    else:
+        cols = _take(c, where)
     # head / site of parts without a PRR: from the record that opened them
     for k, arr in (("head_num", w.part_head), ("site_num", w.part_site)):
         fill = pa.array(arr.astype(np.int64), mask=arr < 0).cast(pa.uint8())
@@ -467,37 +476,47 @@ def _override_columns(ctx: _Ctx, fields: tuple[R.Field, ...], n: int, ov_row, ov
     return cols
 
 
-def _ptr_results(ctx: _Ctx, w: D.Walk) -> tuple[pa.Table, _Tests]:
+def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int = D.PTR_CHUNK_BYTES) -> tuple[pa.Table, _Tests]:
     """PTR through the specialised one-pass kernel (see decode._ptr_kernel)."""
     rec = R.BY_NAME["PTR"]
     pos = ctx.positions("PTR")
     n = int(pos.shape[0])
-    o = D.ptr_decode(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be)
-    nf = o.nfields
-    nf_min = int(nf.min()) if n else 255
-    cols: dict[str, pa.Array] = {
-        "rec_idx": pa.array(pos),
-        "part_idx": D.nullable_int(w.rec_part[pos], pa.int32()),
-        "test_num": D.fixed_array(o.test_num, pa.uint32(), nf, 1, nf_min),
-        "head_num": D.fixed_array(o.head, pa.uint8(), nf, 2, nf_min),
-        "site_num": D.fixed_array(o.site, pa.uint8(), nf, 3, nf_min),
-        "test_flg": D.fixed_array(o.test_flg, pa.uint8(), nf, 4, nf_min),
-        "parm_flg": D.fixed_array(o.parm_flg, pa.uint8(), nf, 5, nf_min),
-        "result": D.fixed_array(o.result.view(np.float32), pa.float32(), nf, 6, nf_min),
-        "test_txt": D.string_array(ctx.buf, o.txt_s, o.txt_l),
-        "alarm_id": D.string_array(ctx.buf, o.alm_s, o.alm_l),
-        "opt_flag": D.fixed_array(o.opt_flag, pa.uint8(), nf, 9, nf_min),
-        "override_mask": D.fixed_array(o.mask, pa.uint16()),
-    }
+    chunks, t, overrides = D.ptr_decode(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be, chunk_bytes)
     spec = D.DefaultSpec(rec)
     fields_d = tuple(rec.fields[i] for i in spec.index)
     assert tuple(f.name for f in fields_d) == D.PTR_DEFAULT_FIELDS
-    cols.update(_override_columns(ctx, fields_d, n, *o.overrides))
-    t = o.tests
+    ov_cols = _override_columns(ctx, fields_d, n, *overrides)
+    schema = SCHEMAS["ptr_results"]
+    batches = []
+    start = 0
+    for o in chunks:
+        m = o.n
+        p = pos[start:start + m]
+        nf = o.nfields
+        nf_min = int(nf.min()) if m else 255
+        cols: dict[str, pa.Array] = {
+            "rec_idx": pa.array(p),
+            "part_idx": D.nullable_int(w.rec_part[p], pa.int32()),
+            "test_num": D.fixed_array(o.test_num, pa.uint32(), nf, 1, nf_min),
+            "head_num": D.fixed_array(o.head, pa.uint8(), nf, 2, nf_min),
+            "site_num": D.fixed_array(o.site, pa.uint8(), nf, 3, nf_min),
+            "test_flg": D.fixed_array(o.test_flg, pa.uint8(), nf, 4, nf_min),
+            "parm_flg": D.fixed_array(o.parm_flg, pa.uint8(), nf, 5, nf_min),
+            "result": D.fixed_array(o.result.view(np.float32), pa.float32(), nf, 6, nf_min),
+            "test_txt": o.strings("test_txt"),
+            "alarm_id": o.strings("alarm_id"),
+            "opt_flag": D.fixed_array(o.opt_flag, pa.uint8(), nf, 9, nf_min),
+            "override_mask": D.fixed_array(o.mask, pa.uint16()),
+        }
+        for k, a in ov_cols.items():
+            cols[k] = a.slice(start, m) if len(chunks) > 1 else a
+        batches.append(_empty(schema, m, cols))
+        start += m
     keys = t["key"]
     tests = _Tests("PTR", keys, np.zeros(0, np.int32), t["first"], t["dval"], t["daux"].astype(np.int32),
                    t["txt_s"], t["txt_l"], t["opt"], t["count"])
-    return _empty(SCHEMAS["ptr_results"], n, cols), tests
+    table = pa.concat_tables(batches) if len(batches) > 1 else (batches[0] if batches else schema.empty_table())
+    return table, tests
 
 
 def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa.Table, _Tests]:
@@ -677,14 +696,16 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray]) -> pa.Table:
     part = w.rec_part[ri]
     take = pa.array(order)
     rec_name = pa.array(R.NAME_OF_CODE).take(pa.array(codes))
+    typ, sub = idx.types(ri)
     if unk.size:
-        unk_names = pa.array([R.record_name(int(idx.typ[i]), int(idx.sub[i])) for i in ri[codes == 0]])
-        rec_name = pc.replace_with_mask(rec_name, pa.array(codes == 0), unk_names)
+        u = codes == 0
+        unk_names = pa.array([R.record_name(int(a), int(b)) for a, b in zip(typ[u], sub[u])], pa.string())
+        rec_name = pc.replace_with_mask(rec_name, pa.array(u), unk_names)
     cols = {
         "rec_idx": pa.array(ri.astype(np.int64)),
         "offset": pa.array(idx.offset[ri]),
-        "rec_typ": pa.array(idx.typ[ri]),
-        "rec_sub": pa.array(idx.sub[ri]),
+        "rec_typ": pa.array(typ),
+        "rec_sub": pa.array(sub),
         "rec_len": pa.array(idx.length[ri].astype(np.uint16)),
         "rec_name": rec_name,
         "part_idx": D.nullable_int(part, pa.int32()),
@@ -735,6 +756,14 @@ def _pick_source(src, name: str | None, member: str | None) -> Source:
 
 def parse_source(source: Source, file_id: str | None = None) -> STDFData:
     t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    last = [t0]
+
+    def lap(name):
+        now = time.perf_counter()
+        timings[name] = now - last[0]
+        last[0] = now
+
     buf = source.data
     header = detect(buf, source.name)
     index = scan(buf, header.big_endian)
@@ -742,34 +771,42 @@ def parse_source(source: Source, file_id: str | None = None) -> STDFData:
     if index.issue is not None:
         ctx.issues.append(index.issue)
     fid = file_id or content_id(source.name, buf)
+    lap("scan")
     w = D.walk(buf, index, ctx.counts)
     tables: dict[str, pa.Table] = {}
     tables["wafers"] = _wafers(ctx, w)
     tables["parts"] = _parts(ctx, w)
+    lap("parts")
     all_tests = []
     for kind in ("PTR", "MPR", "FTR"):
         t, tests = _results(ctx, kind, w)
         tables[f"{kind.lower()}_results"] = t
         all_tests.append(tests)
+        lap(kind.lower())
     tables["tests"] = _tests_table(ctx, all_tests)
     tables["bins"] = _bins(ctx)
     tables["test_summaries"] = _tsr(ctx)
+    lap("tests_bins_tsr")
     extra = {}
     for name in ("FAR", "MIR", "MRR", "WCR"):
         pos = ctx.positions(name)
         if pos.size > 1:
             extra[name] = pos[1:]
     tables["generic"] = _generic(ctx, w, extra)
+    lap("generic")
     tables["files"] = _files(ctx, source, header, fid, ctx.issues)
     counts = {R.NAME_OF_CODE[c]: int(n) for c, n in enumerate(ctx.counts) if n and c}
     unk = ctx.rec_idx_of_code[0]
-    for i in unk:
-        nm = R.record_name(int(index.typ[i]), int(index.sub[i]))
-        nm = f"{nm}({int(index.typ[i])},{int(index.sub[i])})"
-        counts[nm] = counts.get(nm, 0) + 1
+    if unk.size:
+        ut, us = index.types(unk)
+        for a, b in zip(ut.tolist(), us.tolist()):
+            nm = f"{R.record_name(a, b)}({a},{b})"
+            counts[nm] = counts.get(nm, 0) + 1
     data = STDFData(source.name, fid, {k: tables[k] for k in TABLES}, ctx.issues, counts, header.byte_order,
                     header.cpu_type, header.stdf_ver, source.nbytes, source.compression)
+    lap("files")
     data.seconds = time.perf_counter() - t0
+    data.timings = timings
     return data
 
 
@@ -862,14 +899,16 @@ def parse_to_parquet(path, out_dir, product: str | None = None, test_type: str |
     for k, src in enumerate(sources):
         fid = file_id if (file_id and len(sources) == 1) else (f"{file_id}-{k}" if file_id else None)
         data = parse_source(src, fid)
+        tw = time.perf_counter()
         files = write_parquet(data, out_dir, product, test_type)
+        data.timings["parquet"] = time.perf_counter() - tw
         t = data.tables
         s = ParseStats([data.file_id], t["parts"].num_rows, t["tests"].num_rows,
                        t["ptr_results"].num_rows + t["mpr_results"].num_rows + t["ftr_results"].num_rows,
                        len(data.tables["files"]) and int(t["files"]["records"][0].as_py()), data.nbytes, 0.0,
                        _partition_value(product if product is not None else t["files"]["part_typ"][0].as_py()),
                        _partition_value(test_type if test_type is not None else t["files"]["test_cod"][0].as_py()),
-                       files, [str(i) for i in data.issues], data.complete)
+                       files, [str(i) for i in data.issues], data.complete, dict(data.timings))
         if stats is None:
             stats = s
         else:

@@ -27,7 +27,6 @@ from failmap_assets.sensors.listing import (
     day_prefix,
     key_day,
     key_time,
-    parse_day,
     parse_day_folder,
 )
 from tests.sensors.support import MemoryStore, PureSensor, taken

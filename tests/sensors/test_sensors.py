@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 from datetime import UTC, date, datetime, timedelta
 
