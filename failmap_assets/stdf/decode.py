@@ -1024,26 +1024,28 @@ def walk(buf, index, counts) -> Walk:
 
 
 @njit(cache=True, nogil=True)
-def _group_by_code(codes, ncodes):
-    """Counting sort: record ordinals grouped by code (stable), and group starts."""
+def _group_by_code(codes, ncodes, skip):
+    """Counting sort: record ordinals grouped by code (stable), and group starts. Records of
+    code ``skip`` are counted but not listed (the PTR kernel walks the index itself)."""
     n = codes.shape[0]
     counts = np.zeros(ncodes + 1, dtype=np.int64)
     for i in range(n):
         counts[codes[i]] += 1
     starts = np.zeros(ncodes + 2, dtype=np.int64)
     for c in range(ncodes + 1):
-        starts[c + 1] = starts[c] + counts[c]
+        starts[c + 1] = starts[c] + (counts[c] if c != skip else 0)
     fill = starts[:-1].copy()
-    out = np.empty(n, dtype=np.int64)
+    out = np.empty(starts[ncodes + 1], dtype=np.int64)
     for i in range(n):
         c = codes[i]
-        out[fill[c]] = i
-        fill[c] += 1
+        if c != skip:
+            out[fill[c]] = i
+            fill[c] += 1
     return out, starts, counts
 
 
-def group_by_code(codes: np.ndarray):
-    return _group_by_code(codes, len(R.RECORDS))
+def group_by_code(codes: np.ndarray, skip: str | None = "PTR"):
+    return _group_by_code(codes, len(R.RECORDS), R.CODE[skip] if skip else -1)
 
 
 # ------------------------------------------------------------------ the PTR kernel
@@ -1069,20 +1071,26 @@ def _hash_slot(keys, key):
 
 @njit(cache=True, nogil=True)
 def _span_eq(buf, s1, l1, s2, l2):
-    # a plain byte loop beats 8-byte words for the short strings of STDF (measured)
     if l1 != l2:
         return False
-    for k in range(l1):
+    k = 0
+    while k + 4 <= l1:
+        if _u4(buf, s1 + k, False) != _u4(buf, s2 + k, False):
+            return False
+        k += 4
+    while k < l1:
         if buf[s1 + k] != buf[s2 + k]:
             return False
+        k += 1
     return True
 
 
 @njit(cache=True, nogil=True)
-def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0, base, tpos0, apos0,
-                test_num, head, site, test_flg, parm_flg, result, opt_flag, nfields,
+def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit, none_bit, kind,
+                r0, nt0, nov0, base, tpos0, apos0,
+                rec_idx, part_idx, test_num, head, site, test_flg, parm_flg, result, opt_flag, nfields,
                 txt_off, txt_data, txt_valid, alm_off, alm_data, alm_valid, mask,
-                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da,
+                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, t_tls, t_tll, t_nf, dv, da,
                 ov_row, ov_field, ov_val, ov_len):
     """Decode PTRs from record ``r0`` on, in one pass; default-data rule and test table inline.
 
@@ -1108,15 +1116,21 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0, bas
     ovcap = ov_row.shape[0]
     v = np.zeros(ND, dtype=np.int64)
     a = np.zeros(ND, dtype=np.int64)
-    for r in range(r0, n):
+    r = r0 - 1
+    for i in range(i0, i1):
+        if codes[i] != ptr_code:
+            continue
         if nt >= cap:
-            return r, nt, nov, tpos, apos, 1
+            return i, r + 1, nt, nov, tpos, apos, 1
         if (nt + 1) * 2 > hsize:
-            return r, nt, nov, tpos, apos, 2
+            return i, r + 1, nt, nov, tpos, apos, 2
         if nov + ND > ovcap:
-            return r, nt, nov, tpos, apos, 3
-        p = offs[r] + 4
-        end = p + lens[r]
+            return i, r + 1, nt, nov, tpos, apos, 3
+        r += 1
+        rec_idx[r] = i
+        part_idx[r] = rec_part[i]
+        p = offs[i] + 4
+        end = p + lens[i]
         nf = 0
         tn = np.int64(-1)
         ts = np.int64(0)
@@ -1124,14 +1138,14 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0, bas
         als = np.int64(0)
         all_ = np.int64(-1)
         ob = np.int64(0)
-        for k in range(ND):
-            a[k] = -1
-            v[k] = 0
         hd = np.uint8(0)
         st = np.uint8(0)
         tf = np.uint8(0)
         pf = np.uint8(0)
         res = np.uint32(0)
+        tail_s = end
+        same_tail = False
+        fast_t = -1
         # ---- sequential decode; stop at the first field that does not fit
         while True:
             if p + 4 > end:
@@ -1139,6 +1153,9 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0, bas
             tn = _u4(buf, p, be)
             p += 4
             nf = 1
+            s0 = _hash_slot(hkeys, tn)
+            if hkeys[s0] == tn:
+                fast_t = hvals[s0]
             if p + 4 > end:
                 if p + 1 <= end:
                     hd = buf[p]
@@ -1179,11 +1196,21 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0, bas
             all_ = ln
             p += 1 + ln
             nf = 8
+            tail_s = p
             if p + 1 > end:
+                break
+            if fast_t >= 0 and t_tll[fast_t] == end - p and _span_eq(buf, p, end - p, t_tls[fast_t],
+                                                                      t_tll[fast_t]):
+                ob = np.int64(buf[p])
+                nf = t_nf[fast_t]
+                same_tail = True
                 break
             ob = np.int64(buf[p])
             p += 1
             nf = 9
+            for k in range(ND):
+                a[k] = -1
+                v[k] = 0
             # RES_SCAL LLM_SCAL HLM_SCAL
             stop = False
             for k in range(3):
@@ -1248,8 +1275,15 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0, bas
         alm_off[r + 1] = apos
         has_opt = nf >= 9
         # ---- test lookup / creation
-        s = _hash_slot(hkeys, tn)
-        if hkeys[s] == tn:
+        s = 0
+        if fast_t >= 0:
+            t = fast_t
+            new = False
+        else:
+            s = _hash_slot(hkeys, tn)
+        if fast_t >= 0:
+            pass
+        elif hkeys[s] == tn:
             t = hvals[s]
             new = False
         else:
@@ -1264,11 +1298,14 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0, bas
             t_opt[t] = ob if has_opt else -1
             t_txs[t] = ts
             t_txl[t] = tl
+            t_tls[t] = tail_s
+            t_tll[t] = end - tail_s
+            t_nf[t] = nf
             # defaults from the first record
             for k in range(ND):
                 dv[t, k] = 0
                 da[t, k] = -1
-                if a[k] < 0:
+                if nf < 9 or a[k] < 0:
                     continue
                 if none_bit[k] >= 0 and (ob >> none_bit[k]) & 1:
                     continue
@@ -1288,7 +1325,7 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0, bas
         txt_off[r + 1] = tpos
         # ---- effective values vs defaults
         m = np.int64(0)
-        if not new and has_opt:
+        if not new and has_opt and not same_tail:
             for k in range(ND):
                 if none_bit[k] >= 0 and (ob >> none_bit[k]) & 1:
                     ev = np.int64(0)
@@ -1320,7 +1357,7 @@ def _ptr_kernel(buf, offs, lens, be, use_bit, none_bit, kind, r0, nt0, nov0, bas
                 ov_len[nov] = ea
                 nov += 1
         mask[r] = m
-    return n, nt, nov, tpos, apos, 0
+    return i1, r + 1, nt, nov, tpos, apos, 0
 
 
 @njit(cache=True, nogil=True)
@@ -1355,6 +1392,8 @@ class PtrDecoded:
 
     def __init__(self, n: int, data_cap: int):
         self.n = n
+        self.rec_idx = np.empty(n, np.int64)
+        self.part_idx = np.empty(n, np.int32)
         self.test_num = np.empty(n, np.uint32)
         self.head = np.empty(n, np.uint8)
         self.site = np.empty(n, np.uint8)
@@ -1400,39 +1439,66 @@ def text_array(off: np.ndarray, data: np.ndarray, valid: np.ndarray, n: int) -> 
 PTR_CHUNK_BYTES = (1 << 31) - (1 << 20)   # string offsets are int32: chunk so they always fit
 
 
-def ptr_decode(buf, offs, lens, be, chunk_bytes: int = PTR_CHUNK_BYTES):
-    """Run the PTR kernel over PTRs at ``offs`` (header offsets), growing its tables as needed.
+@njit(cache=True, nogil=True)
+def _chunk_bounds(lens, codes, ptr_code, limit):
+    """Index positions where a new PTR chunk starts, so that each chunk's PTR bytes < limit;
+    also the PTR count and bytes per chunk."""
+    starts = [0]
+    counts = [0]
+    nbytes = [0]
+    cur_b = 0
+    cur_n = 0
+    for i in range(codes.shape[0]):
+        if codes[i] != ptr_code:
+            continue
+        ln = 4 + np.int64(lens[i])
+        if cur_n > 0 and cur_b + ln > limit:
+            counts[-1] = cur_n
+            nbytes[-1] = cur_b
+            starts.append(i)
+            counts.append(0)
+            nbytes.append(0)
+            cur_b = 0
+            cur_n = 0
+        cur_b += ln
+        cur_n += 1
+    counts[-1] = cur_n
+    nbytes[-1] = cur_b
+    return starts, counts, nbytes
+
+
+def ptr_decode(buf, index, rec_part, n_ptr: int, be, chunk_bytes: int = PTR_CHUNK_BYTES):
+    """Run the PTR kernel over the record index, growing its tables as needed.
 
     Returns (list of PtrDecoded chunks, tests dict, overrides (row, field, value, length))."""
-    offs = np.ascontiguousarray(offs, np.int64)
-    lens = np.ascontiguousarray(lens, np.int64)
-    n = int(offs.shape[0])
+    offs, lens, codes = index.offset, index.length, index.code
+    code = R.CODE["PTR"]
     cap, ovcap = 256, 4096
     hkeys = np.full(1024, -2, np.int64)
     hvals = np.zeros(1024, np.int64)
-    t = [np.empty(cap, np.int64) for _ in range(6)]
+    t = [np.empty(cap, np.int64) for _ in range(9)]
     dv = np.empty((cap, 11), np.int64)
     da = np.empty((cap, 11), np.int64)
     ov = [np.empty(ovcap, np.int64) for _ in range(4)]
     nt, nov = 0, 0
-    # chunk boundaries: record bytes per chunk below chunk_bytes
-    csum = np.cumsum(lens + 4) if n else np.zeros(0, np.int64)
-    bounds = [0]
-    while bounds[-1] < n:
-        start = bounds[-1]
-        limit = (csum[start - 1] if start else 0) + chunk_bytes
-        bounds.append(max(start + 1, int(np.searchsorted(csum, limit, side="right"))))
+    total = int(offs[-1] - offs[0] + lens[-1] + 4) if len(offs) else 0
+    if total < chunk_bytes:
+        starts, counts, nbytes = [0], [n_ptr], [total]
+    else:
+        starts, counts, nbytes = _chunk_bounds(lens, codes, code, chunk_bytes)
+        starts, counts, nbytes = list(starts), list(counts), list(nbytes)
+    ends = starts[1:] + [len(offs)]
     chunks = []
-    for c0, c1 in zip(bounds[:-1], bounds[1:]):
-        co, cl = offs[c0:c1], lens[c0:c1]
-        out = PtrDecoded(c1 - c0, int(cl.sum()) + 1)
-        r, tpos, apos = 0, 0, 0
+    base = 0
+    for i0, i1, cnt, nb in zip(starts, ends, counts, nbytes):
+        out = PtrDecoded(cnt, int(nb) + 1)
+        i, r, tpos, apos = i0, 0, 0, 0
         while True:
-            r, nt, nov, tpos, apos, status = _ptr_kernel(
-                buf, co, cl, be, _PTR_USE, _PTR_NONE, _PTR_KIND, r, nt, nov, c0, tpos, apos,
-                out.test_num, out.head, out.site, out.test_flg, out.parm_flg, out.result, out.opt_flag,
-                out.nfields, out.txt_off, out.txt_data, out.txt_valid, out.alm_off, out.alm_data, out.alm_valid,
-                out.mask, hkeys, hvals, *t, dv, da, *ov)
+            i, r, nt, nov, tpos, apos, status = _ptr_kernel(
+                buf, offs, lens, codes, code, rec_part, i, i1, be, _PTR_USE, _PTR_NONE, _PTR_KIND, r, nt, nov,
+                base, tpos, apos, out.rec_idx, out.part_idx, out.test_num, out.head, out.site, out.test_flg,
+                out.parm_flg, out.result, out.opt_flag, out.nfields, out.txt_off, out.txt_data, out.txt_valid,
+                out.alm_off, out.alm_data, out.alm_valid, out.mask, hkeys, hvals, *t, dv, da, *ov)
             if status == 0:
                 break
             if status == 1:
@@ -1444,8 +1510,10 @@ def ptr_decode(buf, offs, lens, be, chunk_bytes: int = PTR_CHUNK_BYTES):
             else:
                 ovcap *= 4
                 ov = [_grow1(x, ovcap) for x in ov]
+        assert r == cnt
         chunks.append(out)
-    t_key, t_first, t_cnt, t_opt, t_txs, t_txl = (x[:nt] for x in t)
+        base += cnt
+    t_key, t_first, t_cnt, t_opt, t_txs, t_txl = (x[:nt] for x in t[:6])
     tests = dict(key=t_key, first=t_first, count=t_cnt, opt=t_opt, txt_s=t_txs, txt_l=t_txl, dval=dv[:nt],
                  daux=da[:nt])
     return chunks, tests, tuple(x[:nov] for x in ov)

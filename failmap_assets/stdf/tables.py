@@ -258,12 +258,30 @@ def fast_hash(buf: np.ndarray) -> int:
     return int(_fast_hash(words, np.ascontiguousarray(buf[n8:]), n))
 
 
+SAMPLE_BLOCK = 1 << 16
+
+
+def sample_hash(buf: np.ndarray) -> int:
+    """Hash of the size, the first and last MiB and 64 evenly spaced 64 KiB blocks.
+
+    A file id must not cost a pass over 100 MB; two files that agree in size, name and
+    all sampled bytes get the same id (and the later conversion replaces the earlier)."""
+    n = int(buf.shape[0])
+    if n <= (4 << 20):
+        return fast_hash(buf)
+    parts = [buf[: 1 << 20], buf[n - (1 << 20):]]
+    step = (n - SAMPLE_BLOCK) // 63
+    parts += [buf[i * step: i * step + SAMPLE_BLOCK] for i in range(64)]
+    return fast_hash(np.concatenate(parts + [np.frombuffer(n.to_bytes(8, "little"), np.uint8)]))
+
+
 def content_id(name: str, buf: np.ndarray) -> str:
+    """Default file id: the file's stem (made path-safe) and a hash of its content (``sample_hash``)."""
     stem = name.rsplit("/", 1)[-1]
     for ext in (".gz", ".bz2", ".xz", ".zip", ".Z", ".stdf", ".std", ".STDF", ".STD"):
         if stem.endswith(ext):
             stem = stem[: -len(ext)]
-    return f"{safe_name(stem, 80)}-{fast_hash(buf):016x}"
+    return f"{safe_name(stem, 80)}-{sample_hash(buf):016x}"
 
 
 def _nullable_idx(a: np.ndarray, typ=pa.int64()) -> pa.Array:
@@ -299,10 +317,15 @@ class _Ctx:
         self.index = index
         self.issues: list[Issue] = list(header.issues)
         self.grouped, self.starts, self.counts = D.group_by_code(index.code)
+        self.ptr_listed = False
         self.rec_idx_of_code: dict[int, np.ndarray] = {
             c: self.grouped[self.starts[c]:self.starts[c + 1]] for c in range(len(R.RECORDS) + 1)}
 
     def positions(self, name: str) -> np.ndarray:
+        if name == "PTR" and not self.ptr_listed:
+            # PTRs are left out of the grouping (their kernel walks the index); list on demand
+            self.rec_idx_of_code[R.CODE["PTR"]] = np.flatnonzero(self.index.code == R.CODE["PTR"])
+            self.ptr_listed = True
         return self.rec_idx_of_code[R.CODE[name]]
 
     def decode(self, name: str, positions: np.ndarray | None = None, alt: bool = False):
@@ -424,6 +447,7 @@ class _Tests:
     txt_aux: np.ndarray
     opt: np.ndarray            # OPT_FLAG of the first record (-1 missing)
     counts: np.ndarray
+    first_rec: np.ndarray | None = None   # record ordinal of each test's first record
 
 
 @njit(cache=True, nogil=True)
@@ -479,9 +503,8 @@ def _override_columns(ctx: _Ctx, fields: tuple[R.Field, ...], n: int, ov_row, ov
 def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int = D.PTR_CHUNK_BYTES) -> tuple[pa.Table, _Tests]:
     """PTR through the specialised one-pass kernel (see decode._ptr_kernel)."""
     rec = R.BY_NAME["PTR"]
-    pos = ctx.positions("PTR")
-    n = int(pos.shape[0])
-    chunks, t, overrides = D.ptr_decode(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be, chunk_bytes)
+    n = int(ctx.counts[R.CODE["PTR"]])
+    chunks, t, overrides = D.ptr_decode(ctx.buf, ctx.index, w.rec_part, n, ctx.be, chunk_bytes)
     spec = D.DefaultSpec(rec)
     fields_d = tuple(rec.fields[i] for i in spec.index)
     assert tuple(f.name for f in fields_d) == D.PTR_DEFAULT_FIELDS
@@ -489,14 +512,14 @@ def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int = D.PTR_CHUNK_BYTES) -> 
     schema = SCHEMAS["ptr_results"]
     batches = []
     start = 0
+    first_rec = []
     for o in chunks:
         m = o.n
-        p = pos[start:start + m]
         nf = o.nfields
         nf_min = int(nf.min()) if m else 255
         cols: dict[str, pa.Array] = {
-            "rec_idx": pa.array(p),
-            "part_idx": D.nullable_int(w.rec_part[p], pa.int32()),
+            "rec_idx": D.fixed_array(o.rec_idx, pa.int64()),
+            "part_idx": D.nullable_int(o.part_idx, pa.int32()),
             "test_num": D.fixed_array(o.test_num, pa.uint32(), nf, 1, nf_min),
             "head_num": D.fixed_array(o.head, pa.uint8(), nf, 2, nf_min),
             "site_num": D.fixed_array(o.site, pa.uint8(), nf, 3, nf_min),
@@ -511,10 +534,13 @@ def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int = D.PTR_CHUNK_BYTES) -> 
         for k, a in ov_cols.items():
             cols[k] = a.slice(start, m) if len(chunks) > 1 else a
         batches.append(_empty(schema, m, cols))
+        first_rec.append(o.rec_idx)
         start += m
+    # record ordinal of each test's first PTR (t["first"] is its row among the PTRs)
+    rows = np.concatenate(first_rec) if first_rec else np.zeros(0, np.int64)
     keys = t["key"]
     tests = _Tests("PTR", keys, np.zeros(0, np.int32), t["first"], t["dval"], t["daux"].astype(np.int32),
-                   t["txt_s"], t["txt_l"], t["opt"], t["count"])
+                   t["txt_s"], t["txt_l"], t["opt"], t["count"], first_rec=rows[t["first"]])
     table = pa.concat_tables(batches) if len(batches) > 1 else (batches[0] if batches else schema.empty_table())
     return table, tests
 
@@ -597,7 +623,8 @@ def _tests_table(ctx: _Ctx, all_tests: list[_Tests]) -> pa.Table:
             "test_num": pa.array(t.keys, mask=t.keys < 0).cast(pa.uint32()),
             "test_txt": D.string_array(ctx.buf, t.txt_val, t.txt_aux),
             "opt_flag": pa.array(t.opt, mask=t.opt < 0).cast(pa.uint8()),
-            "first_rec_idx": pa.array(ctx.positions(t.kind)[t.first].astype(np.int64)),
+            "first_rec_idx": pa.array(t.first_rec if t.first_rec is not None
+                                      else ctx.positions(t.kind)[t.first].astype(np.int64)),
             "results": pa.array(t.counts),
         }
         fields_d = tuple(rec.fields[i] for i in spec.index)
@@ -828,21 +855,23 @@ def _partition_value(v: str | None) -> str:
     return safe_name(v, 80)
 
 
-# Parquet settings (measured on the benchmark files): lz4, dictionaries for text and small
-# integers only, delta encoding for record ordinals, statistics on the join / filter keys.
+# Parquet settings (measured on the benchmark files): lz4; dictionaries for text only
+# (dictionary-encoding small integers costs twice the time of plain + lz4 for the same
+# size); delta encoding for record ordinals; statistics on the usual filter keys only.
 _DELTA = {"rec_idx", "first_rec_idx", "pir_rec_idx", "prr_rec_idx", "wir_rec_idx", "wrr_rec_idx", "offset"}
-_STATS = {"rec_idx", "part_idx", "test_num", "wafer_idx", "hard_bin", "soft_bin", "kind", "bin_num", "bin_type",
-          "rec_name", "head_num", "site_num", "file_id"}
+_STATS = {"part_idx", "test_num", "wafer_idx", "hard_bin", "soft_bin", "kind", "bin_num", "bin_type", "rec_name",
+          "file_id"}
 
 
-def _parquet_options(table: pa.Table) -> dict:
+def _parquet_options(table: pa.Table, results: bool = False) -> dict:
+    """Writer options; ``results``: the big per-result tables, whose text is written plain
+    (no dictionary: measured faster at the same size with lz4)."""
     dict_cols, enc = [], {}
     for f in table.schema:
         t = f.type
         if f.name in _DELTA and pa.types.is_integer(t):
             enc[f.name] = "DELTA_BINARY_PACKED"
-        elif pa.types.is_string(t) or pa.types.is_dictionary(t) or f.name == "test_num" or (
-                pa.types.is_integer(t) and t.bit_width <= 16):
+        elif (pa.types.is_string(t) or pa.types.is_dictionary(t)) and not results:
             dict_cols.append(f.name)
     return dict(compression="lz4", use_dictionary=dict_cols, column_encoding=enc or None,
                 write_statistics=[c for c in table.column_names if c in _STATS] or False, store_schema=False)
@@ -858,7 +887,8 @@ def _write(table: pa.Table, path: Path, keep_null_columns: bool = False) -> None
         if len(keep) < table.num_columns:
             table = table.select(keep)
     try:
-        pq.write_table(table, tmp, **_parquet_options(table))
+        pq.write_table(table, tmp, **_parquet_options(table, results=path.parent.parent.parent.name.endswith(
+            "_results")))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
