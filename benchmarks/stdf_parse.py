@@ -123,6 +123,7 @@ def worker_failmap(path: str, small: list[str], repeat: int) -> dict:
     first = time.perf_counter()
     parse_to_parquet(small[0], tmp)           # warm-up: imports, Numba cache load
     cold = time.perf_counter() - t0
+    base_rss = _peak_rss_mb()
     first = time.perf_counter() - first
     times, cpu = [], []
     stats = None
@@ -134,7 +135,8 @@ def worker_failmap(path: str, small: list[str], repeat: int) -> dict:
         cpu.append(time.process_time() - c)
         shutil.rmtree(out)
     fixed, fixed_cpu = _fixed(lambda s: parse_to_parquet(s, os.path.join(tmp, "small")), small)
-    return {"seconds": min(times), "cpu": min(cpu), "all": times, "rss_mb": _peak_rss_mb(),
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"seconds": min(times), "cpu": min(cpu), "all": times, "rss_mb": _peak_rss_mb(), "base_rss_mb": base_rss,
             "fixed_ms": fixed, "fixed_cpu_ms": fixed_cpu, "cold_start_s": cold, "first_small_s": first,
             "parts": stats.parts, "results": stats.results, "records": stats.records}
 
@@ -157,6 +159,7 @@ def worker_stdf_convert(path: str, small: list[str], repeat: int) -> dict:
         return sum(t.num_rows for t in tables.values())
 
     run(small[0], os.path.join(tmp, "warm"))
+    base_rss = _peak_rss_mb()
     times, cpu = [], []
     n = 0
     for i in range(repeat):
@@ -166,12 +169,15 @@ def worker_stdf_convert(path: str, small: list[str], repeat: int) -> dict:
         cpu.append(time.process_time() - c)
         shutil.rmtree(os.path.join(tmp, f"big{i}"))
     fixed, fixed_cpu = _fixed(lambda s: run(s, os.path.join(tmp, "small")), small)
-    return {"seconds": min(times), "cpu": min(cpu), "all": times, "rss_mb": _peak_rss_mb(), "fixed_ms": fixed,
-            "fixed_cpu_ms": fixed_cpu, "records": n}
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"seconds": min(times), "cpu": min(cpu), "all": times, "rss_mb": _peak_rss_mb(), "base_rss_mb": base_rss,
+            "fixed_ms": fixed, "fixed_cpu_ms": fixed_cpu, "records": n}
 
 
 def worker_pystdf(path: str, small: list[str], repeat: int) -> dict:
     from pystdf.IO import Parser
+
+    base_rss = _peak_rss_mb()
 
     class Count:
         n = 0
@@ -189,7 +195,8 @@ def worker_pystdf(path: str, small: list[str], repeat: int) -> dict:
             p.parse()
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    return {"seconds": min(times), "cpu": min(cpu), "all": times, "rss_mb": _peak_rss_mb(), "records": Count.n}
+    return {"seconds": min(times), "cpu": min(cpu), "all": times, "rss_mb": _peak_rss_mb(), "base_rss_mb": base_rss,
+            "records": Count.n}
 
 
 WORKERS = {"failmap": worker_failmap, "stdf-convert": worker_stdf_convert, "pystdf": worker_pystdf}
@@ -247,14 +254,16 @@ def main(argv=None) -> int:
                 res[tool] = r
             ref = res.get("stdf-convert")
             hdr = (f"{'tool':<14}{'file MB':>8}{'wall s':>8}{'cpu s':>8}{'MB/s wall':>11}{'MB/s cpu':>10}"
-                   f"{'records/s cpu':>15}{'peak RSS MB':>13}{'fixed ms wall/cpu':>19}{'vs stdf-convert wall/cpu':>26}")
+                   f"{'records/s cpu':>15}{'RSS MB peak (base)':>20}{'fixed ms wall/cpu':>19}{'vs stdf-convert wall/cpu':>26}")
             print(hdr)
             for tool, r in res.items():
                 ratio = (f"{r['mb_s'] / ref['mb_s']:.2f}x / {r['mb_s_cpu'] / ref['mb_s_cpu']:.2f}x" if ref else "-")
                 fixed = f"{r['fixed_ms']:.1f} / {r['fixed_cpu_ms']:.1f}" if "fixed_ms" in r else "-"
                 note = "  (slice, extrapolated)" if tool == "pystdf" else ""
+                rss = f"{r['rss_mb']:.0f} ({r['base_rss_mb']:.0f})"
                 print(f"{tool:<14}{r['file_mb']:>8.1f}{r['seconds']:>8.2f}{r['cpu']:>8.2f}{r['mb_s']:>11.1f}"
-                      f"{r['mb_s_cpu']:>10.1f}{r['rec_s_cpu']:>15,.0f}{r['rss_mb']:>13.0f}{fixed:>19}{ratio:>26}{note}")
+                      f"{r['mb_s_cpu']:>10.1f}{r['rec_s_cpu']:>15,.0f}{rss:>20}"
+                      f"{fixed:>19}{ratio:>26}{note}")
             if "failmap" in res:
                 fm = res["failmap"]
                 print(f"failmap: cold process start + first small file {fm['cold_start_s']:.2f} s "

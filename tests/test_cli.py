@@ -71,3 +71,16 @@ def test_demo_runs_on_the_embedded_default(tmp_path):
     day_dirs = list((tmp_path / ".failmap" / "out" / "png").iterdir())
     assert len(day_dirs) == 1 and len(list(day_dirs[0].glob("*.png"))) >= 12
     assert (tmp_path / ".dagster").is_dir()
+
+
+def test_stdf2parquet_and_sql(tmp_path, capsys):
+    good = shared_file("stdf", "lot2.stdf.gz")
+    v3 = shared_file("stdf", "in_v3.std")
+    out = tmp_path / "pq"
+    # A rejected file makes the exit code non-zero, and its reason is printed.
+    assert main(["stdf2parquet", str(good), str(v3), "--out", str(out), "--workers", "1"]) != 0
+    captured = capsys.readouterr()
+    assert "V3" in (captured.out + captured.err).upper()
+    assert list((out / "parts").rglob("*.parquet"))
+    assert main(["sql", "--out", str(out), "select count(*) as n from parts"]) == 0
+    assert "1569" in capsys.readouterr().out

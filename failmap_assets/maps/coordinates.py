@@ -8,15 +8,17 @@ add: ``format``, ``die_count``, ``b_die_count``, ``b_only_dies``,
 ``b_value_names``, ``bins`` (the colour legend with die counts) and ``pass`` per
 chip. Nothing of the contract is renamed.
 
-Speed: a wafer has up to ~120,000 dies, and ``json.dumps`` over one dict per die
-takes most of a second. So the header goes through ``json.dumps`` and the ``chips``
-text is assembled column-wise with Arrow string kernels (integer -> decimal cast,
-element-wise concatenation, take): "b"/"pass" are formatted once per distinct bin,
-the B file's stime/partid/tester once per file. Every string that comes from a file
-is escaped by the json module: ``json.dumps`` for the header, and for each per-die
-``transformed_values`` that holds any byte needing an escape (control character,
-quote, backslash, non-ASCII) ``json.encoder.encode_basestring_ascii``, the very
-function ``json.dumps`` uses for a string. Values without such bytes (nearly all:
+Speed: a wafer has up to ~120,000 dies (~20 MB of JSON with a B companion), and
+``json.dumps`` over one dict per die takes most of a second. So the header goes
+through ``json.dumps`` and the whole document is then written by a Numba kernel
+(``kernels/json_chips.py``, GIL released) that formats the integers itself and
+copies pre-escaped text: ``"b":"285","pass":false`` once per distinct bin, the B
+file's stime/partid/tester once per file, the B values straight from their Arrow
+buffers. Every string that comes from a file is escaped by the json module:
+``json.dumps`` for the header, and for each per-die ``transformed_values`` that
+holds any byte needing an escape (control character, quote, backslash,
+non-ASCII) ``json.encoder.encode_basestring_ascii``, the very function
+``json.dumps`` uses for a string. Values without such bytes (nearly all:
 ``0.812,NA,1350``) are their own JSON text once quoted. Output is ASCII-only
 JSON (non-ASCII as ``\\uXXXX``), hence valid UTF-8 even for lone surrogates.
 """
@@ -28,9 +30,9 @@ from json.encoder import encode_basestring_ascii
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from failmap_assets.die_table import CompanionMap, WaferMap, match_dies
+from failmap_assets.kernels import json_chips as kj
 from failmap_assets.maps.palette import legend
 from failmap_assets.maps.render import bin_summary, grid_for
 
@@ -41,51 +43,71 @@ def _json_str(value: str | None) -> str:
     return "null" if value is None else encode_basestring_ascii(value)
 
 
-def _int_text(values: np.ndarray, order: np.ndarray | None = None) -> pa.Array:
-    """Decimal text of integers (no leading zeros), vectorised by Arrow's cast."""
-    arr = np.asarray(values, dtype=np.int64)
-    return pa.array(arr if order is None else arr[order]).cast(pa.string())
+def _u8(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8)
 
 
-def _join(*parts) -> pa.Array:
-    """Element-wise concatenation of string arrays and literal pieces."""
-    return pc.binary_join_element_wise(*parts, "")
+def _arg(values, dtype) -> np.ndarray:
+    """A kernel argument: 1-D, C-contiguous, read-only, so that every call has the
+    same Numba signature (one compiled, cached specialization per kernel)."""
+    view = np.ascontiguousarray(values, dtype=dtype).reshape(-1).view()
+    view.flags.writeable = False
+    return view
 
 
-def _json_string_array(text) -> pa.Array:
-    """JSON string literals (quotes included; ``null`` for a missing value) of file text.
+def _string_table(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets, data)`` of byte strings, as the kernels take them."""
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    if texts:
+        np.cumsum([len(t) for t in texts], out=offsets[1:])
+    return _arg(offsets, np.int64), _arg(_u8(b"".join(texts)), np.uint8)
 
-    Most values (``0.812,NA,1350``) need no escaping, so they are only quoted, with
-    Arrow. Any value holding a byte that JSON must or we choose to escape (control
-    characters, ``"``, ``\\``, non-ASCII) goes through the json module's own escaper.
+
+def _escaped_inner(value: str) -> bytes:
+    """JSON string literal of ``value`` without its quotes (ASCII, json module escaping)."""
+    return encode_basestring_ascii(value)[1:-1].encode("ascii")
+
+
+def _values_table(text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The B values as the kernel takes them: ``(offsets, data, is_null)``.
+
+    ``data`` is each value's JSON string text without the quotes. An Arrow string
+    array is used as is, through its buffers: only values holding a byte that JSON
+    must or we choose to escape (control characters, ``"``, ``\\``, non-ASCII;
+    rare in tester output) go through the json module's own escaper.
     """
-    if not hasattr(text, "to_pylist"):
+    if not isinstance(text, (pa.Array, pa.ChunkedArray)):
+        values = list(text)
         try:
-            text = pa.array(list(text), pa.string())
+            text = pa.array(values, pa.string())
         except (UnicodeEncodeError, pa.ArrowException):
             # Lone surrogates cannot become Arrow (UTF-8) strings: escape all in Python.
-            return pa.array([_json_str(v) for v in text], pa.string())
+            offsets, data = _string_table([b"" if v is None else _escaped_inner(v) for v in values])
+            return offsets, data, _arg([v is None for v in values], np.uint8)
     if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
-    text = text.cast(pa.string())
-    if len(text) == 0:
-        return text
-    quoted = pc.fill_null(_join('"', text, '"'), "null")
-    # Arrow string layout: int32 offsets (shifted by the array's slice offset) into
-    # one UTF-8 data buffer; scan that buffer once instead of each value in Python.
-    _, offsets_buf, data = text.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[text.offset : text.offset + len(text) + 1].astype(np.int64)
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    raw = raw[offsets[0] : offsets[-1]]
-    bad = np.flatnonzero((raw < 0x20) | (raw == 0x22) | (raw == 0x5C) | (raw >= 0x80)) + offsets[0]
-    if len(bad) == 0:
-        return quoted
-    # Byte position -> element; empty elements share an offset, side="right" skips them.
-    rows = np.unique(np.searchsorted(offsets, bad, side="right") - 1)
-    escaped = pa.array([_json_str(v) for v in text.take(pa.array(rows)).to_pylist()], pa.string())
-    mask = np.zeros(len(text), dtype=bool)
-    mask[rows] = True
-    return pc.replace_with_mask(quoted, pa.array(mask), escaped)
+        text = text.chunk(0) if text.num_chunks == 1 else text.combine_chunks()
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        text = text.cast(pa.string())
+    n = len(text)
+    if n == 0:
+        return _string_table([]) + (_arg([], np.uint8),)
+    # Arrow string layout: int32 (large_string: int64) offsets, shifted by the
+    # array's slice offset, into one UTF-8 data buffer.
+    _, offsets_buf, data_buf = text.buffers()
+    offset_type = np.int64 if pa.types.is_large_string(text.type) else np.int32
+    offsets = _arg(np.frombuffer(offsets_buf, dtype=offset_type)[text.offset : text.offset + n + 1], np.int64)
+    data = _arg(np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else [], np.uint8)
+    if text.null_count:
+        is_null = _arg(text.is_null().to_numpy(zero_copy_only=False), np.uint8)
+    else:
+        is_null = _arg(np.zeros(n, dtype=np.uint8), np.uint8)
+    rows = kj.rows_needing_escape(offsets, data)
+    rows = rows[is_null[rows] == 0]  # a null's bytes are never written
+    if len(rows):
+        escaped = [_escaped_inner(v) for v in text.take(pa.array(rows)).to_pylist()]
+        offsets, data = kj.replace_rows(offsets, data, _arg(rows, np.int64), *_string_table(escaped))
+        offsets, data = _arg(offsets, np.int64), _arg(data, np.uint8)
+    return offsets, data, is_null
 
 
 def _row_major(wafer: WaferMap) -> np.ndarray:
@@ -94,8 +116,15 @@ def _row_major(wafer: WaferMap) -> np.ndarray:
     WaferMap already resolves retests, but should a reader hand us a repeated
     (x, y), the later row wins, as a retest does, so chips stay one per die.
     """
+    x = _arg(wafer.x, np.int64)
+    y = _arg(wafer.y, np.int64)
+    # A wafer's dies fill most of their bounding box: a counting pass over the box
+    # is O(n) (kernel); a sparse box (or coordinates beyond int32) sorts instead.
+    dense, order = kj.row_major_order(x, y, 4 * len(x) + 65536)
+    if dense:
+        return order
     # One int64 per die, monotone in (y, x): a single argsort beats np.lexsort.
-    key = (np.asarray(wafer.y, dtype=np.int64) << 32) + (np.asarray(wafer.x, dtype=np.int64) + (1 << 31))
+    key = (y << 32) + (x + (1 << 31))
     order = np.argsort(key, kind="stable")  # stable: equal (x, y) keep file order
     if len(order) > 1:
         k = key[order]
@@ -142,32 +171,44 @@ def wafer_json(
     }
 
     # Per die, only the coordinates vary; "b" and "pass" are formatted once per
-    # distinct bin and gathered.
-    per_bin = pa.array(
-        [f'"b":"{b}","pass":{"true" if p else "false"}' for b, p in zip(bins.tolist(), passed.tolist())],
-        pa.string(),
+    # distinct bin.
+    bin_off, bin_data = _string_table(
+        [f'"b":"{b}","pass":{"true" if p else "false"}'.encode("ascii") for b, p in zip(bins.tolist(), passed.tolist())]
     )
-    chip_bin = per_bin.take(pa.array(inverse[order]))
-    parts = ['{"x_abs":', _int_text(wafer.x, order), ',"y_abs":', _int_text(wafer.y, order), ",", chip_bin]
-
     if companion is not None:
         b_index, b_only = die_match or match_dies(wafer.x, wafer.y, companion.x, companion.y)
         header["b_only_dies"] = int(len(b_only))
-        values = _json_string_array(companion.values_text)
+        b_bin = _arg(companion.bin, np.int64)
+        val_off, val_data, val_null = _values_table(companion.values_text)
+        if len(val_off) != len(b_bin) + 1:
+            raise ValueError(f"companion has {len(b_bin)} dies but {len(val_off) - 1} values_text entries")
         # stime / partid / tester are the same for every die of the B file: escape once.
-        tail = (
+        b_tail = (
             f',"stime":{_json_str(companion.stime)},"partid":{_json_str(companion.partid)},'
             f'"tester":{_json_str(companion.tester)}}}'
-        )
-        bucket = _join(',"bucket_b":{"transformed_values":', values, ',"b":"', _int_text(companion.bin), '"', tail)
-        chip_b = b_index[order]
-        # null index (A die not in B) -> null -> no bucket_b for that chip.
-        parts.append(pc.fill_null(bucket.take(pa.array(chip_b, mask=chip_b < 0)), ""))
-    parts.append("}")
-    chips = _join(*parts).cast(pa.binary())
-    chips_text = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(chips)], pa.int32()), chips), b",")[0].as_py()
+        ).encode("ascii")
+    else:
+        b_index, b_bin, val_null, b_tail = [], _arg([], np.int64), [], b""
+        val_off, val_data = _string_table([])
 
-    # json.dumps for the header (file strings escaped by the standard encoder), then
-    # splice the prebuilt chips array in as the last key.
+    # json.dumps for the header (file strings escaped by the standard encoder); the
+    # kernel writes it, then the chips array as its last key, into one buffer.
     head_text = json.dumps(header, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    return head_text[:-1].encode("ascii") + b',"chips":[' + chips_text + b"]}"
+    out = kj.render_chips(
+        _arg(_u8(head_text[:-1].encode("ascii") + b',"chips":['), np.uint8),
+        _arg(wafer.x, np.int64),
+        _arg(wafer.y, np.int64),
+        _arg(order, np.int64),
+        _arg(inverse, np.int64),
+        bin_off,
+        bin_data,
+        companion is not None,
+        _arg(b_index, np.int64),
+        b_bin,
+        val_off,
+        val_data,
+        _arg(val_null, np.uint8),
+        _arg(_u8(b_tail), np.uint8),
+        _arg(_u8(b"]}"), np.uint8),
+    )
+    return out.tobytes()

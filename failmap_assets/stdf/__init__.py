@@ -2,12 +2,16 @@
 
 Public API::
 
-    parse_stdf(path_or_bytes) -> STDFData              # one Arrow table per table
+    parse_stdf(path_or_bytes) -> STDFData              # one Arrow table per table, issues, counts
     parse_to_parquet(path, out_dir, product=None, test_type=None) -> ParseStats
-    wafer_maps(data, retest_rule="last") -> list[WaferMap]
-    convert_many(paths, out_dir, workers, progress=True) -> int   # exit code
-    open_views(out_dir) -> duckdb connection; sql_shell(out_dir, query=None)
+    wafer_maps(data, retest_rule="last") -> list[WaferMap]          # format "stdf"
+    convert_many(paths, out_dir, workers, progress=True) -> int      # exit code (failmap stdf2parquet)
+    open_views(out_dir) -> duckdb connection; sql_shell(out_dir, query=None)   # failmap sql
+    sql.read_table(out_dir, table) -> pyarrow.Table    # one table back, full schema + file_id
 
+Input that is not STDF V4 raises ``failmap_assets.rejects.Rejected`` (reason: empty,
+not_stdf, stdf_v3, unsupported_version, corrupt_archive, bomb, multiple_members);
+corruption inside a V4 file is salvaged and reported in ``STDFData.issues``.
 Column documentation: SCHEMA.md in this package.
 """
 

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -26,10 +25,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from . import records as R
-from .records import (
-    T_B1, T_BN, T_C1, T_CF, T_CN, T_DN, T_I1, T_I2, T_I4, T_I8, T_N1, T_R4, T_R8,
-    T_SN, T_U1, T_U2, T_U4, T_U8, T_UF, T_VN,
-)
+from .records import T_BN, T_CF, T_CN, T_DN, T_I1, T_I2, T_I4, T_I8, T_N1, T_SN, T_UF, T_VN
 
 DN_SHIFT = 40           # Dn: val = data offset | bit count << 40
 DN_MASK = (1 << DN_SHIFT) - 1
@@ -650,13 +646,6 @@ def gdr_json(buf: np.ndarray, starts: np.ndarray, counts: np.ndarray, valid: np.
     lst = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items)
     out = pc.binary_join_element_wise("[", pc.binary_join(lst, ", "), "]", "")
     return pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
-
-
-def _text(b: bytes) -> str:
-    try:
-        return b.decode("utf-8")
-    except UnicodeDecodeError:
-        return b.decode("latin-1")
 
 
 # ------------------------------------------------------------------ test keys

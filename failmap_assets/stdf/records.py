@@ -707,11 +707,6 @@ def program(rec: RecordDef, alt: bool = False) -> FieldProgram:
     return _PROGRAMS[key]
 
 
-def arrow_fields(rec: RecordDef, prefix: str = "", skip: tuple[str, ...] = ()) -> list[pa.Field]:
-    """Arrow fields for a record's own fields (lower-case names, nullable)."""
-    return [pa.field(prefix + f.column, f.arrow_type()) for f in rec.fields if f.name not in skip]
-
-
 @dataclass
 class _Check:
     problems: list[str] = field(default_factory=list)

@@ -17,17 +17,10 @@ from numba import njit
 from ..rejects import Rejected
 from .records import code_table
 
-# error codes of the scan kernel
-SCAN_OK = 0
+# error codes of the scan kernel (0: clean end of data)
 SCAN_TRUNCATED_HEADER = 1
 SCAN_PAST_END = 2
 SCAN_ZERO_HEADER = 3
-
-SCAN_REASONS = {
-    SCAN_TRUNCATED_HEADER: "truncated_header",
-    SCAN_PAST_END: "record_past_end",
-    SCAN_ZERO_HEADER: "zero_filled",
-}
 
 CPU_NAMES = {0: "DEC PDP-11/VAX", 1: "Sun 1-4 (big-endian)", 2: "PC / Sun 386i (little-endian)"}
 

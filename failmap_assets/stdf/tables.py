@@ -575,7 +575,7 @@ def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa
         oval, oaux, mask = D.effective(ctx.buf, spec, val, aux, t, dval, daux)
         cols: dict[str, pa.Array] = {}
         # TEST_TXT: null when equal to the test's (first record's) text
-        aux[:, ti] = D_dedupe(ctx.buf, val[:, ti], aux[:, ti], t, txt_val, txt_aux)
+        aux[:, ti] = _dedupe(ctx.buf, val[:, ti], aux[:, ti], t, txt_val, txt_aux)
         for i in plain:
             f = rec.fields[i]
             cols[f.column] = D.column(ctx.buf, ctx.be, rec, i, val, aux)
@@ -594,7 +594,8 @@ def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa
     return table, tests
 
 
-def D_dedupe(buf, v, a, t, dv, da):
+def _dedupe(buf, v, a, t, dv, da):
+    """TEST_TXT lengths with -1 where equal to the test's text."""
     return _dedupe_text(buf, np.ascontiguousarray(v), np.ascontiguousarray(a).astype(np.int64),
                         np.ascontiguousarray(t, dtype=np.int64), dv, da).astype(np.int32)
 
