@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 
 dagster-home:
 	@mkdir -p "$(DAGSTER_HOME)"
-	@[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	@[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || cp deploy/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 
 demo: $(VENV)/.installed dagster-home
 	$(BIN)/failmap demo

@@ -39,3 +39,16 @@ def test_dagster_definitions_validate_accepts_the_workspace(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "code location name" not in out.lower(), out[-3000:]
+
+
+def test_shipped_instance_config_loads_with_run_queue_limits(tmp_path):
+    import shutil
+
+    from dagster import DagsterInstance
+
+    shutil.copy(REPO / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        settings = instance.get_concurrency_config().run_queue_config
+        assert settings.max_concurrent_runs == 2
+        keys = {limit["key"] for limit in settings.tag_concurrency_limits}
+        assert {"failmap/pipeline", "dagster/partition", "dagster/backfill"} <= keys
