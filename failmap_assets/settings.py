@@ -21,6 +21,33 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    """An integer setting; a malformed or too small value is an error that names the variable."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not an integer") from exc
+    if value < minimum:
+        raise ValueError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a number") from exc
+    if value < minimum:
+        raise ValueError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     source_a: str
@@ -45,5 +72,5 @@ class Settings:
             aws_region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "")),
             start_date=date.fromisoformat(_env("FAILMAP_START_DATE", "2026-01-01")),
             fab_timezone=_env("FAILMAP_TIMEZONE", "UTC"),
-            max_workers=int(_env("FAILMAP_MAX_WORKERS", "16")),
+            max_workers=env_int("FAILMAP_MAX_WORKERS", 16, minimum=1),
         )

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from failmap_assets.resources.rules import FailmapRules
 from failmap_assets.resources.storage import FailmapStorage
-from failmap_assets.settings import Settings
-
-
-def _int_env(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
+from failmap_assets.settings import Settings, env_int
 
 
 def build_resources(settings: Settings | None = None) -> dict:
@@ -27,8 +21,8 @@ def build_resources(settings: Settings | None = None) -> dict:
             max_workers=s.max_workers,
         ),
         "failmap_rules": FailmapRules(
-            window_s=_int_env("FAILMAP_PAIR_WINDOW_S", 10),
-            grace_s=_int_env("FAILMAP_PAIR_GRACE_S", 600),
-            pixels_per_die=_int_env("FAILMAP_PIXELS_PER_DIE", 4),
+            window_s=env_int("FAILMAP_PAIR_WINDOW_S", 10),
+            grace_s=env_int("FAILMAP_PAIR_GRACE_S", 600),
+            pixels_per_die=env_int("FAILMAP_PIXELS_PER_DIE", 4, minimum=1),
         ),
     }

@@ -11,31 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-
-def _int(name: str, default: int, minimum: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not an integer") from exc
-    if value < minimum:
-        raise ValueError(f"{name}={value} must be >= {minimum}")
-    return value
-
-
-def _float(name: str, default: float, minimum: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not a number") from exc
-    if value < minimum:
-        raise ValueError(f"{name}={value} must be >= {minimum}")
-    return value
+from failmap_assets.settings import env_float, env_int
 
 
 @dataclass(frozen=True)
@@ -60,12 +36,12 @@ class SensorConfig:
     def from_env(cls) -> "SensorConfig":
         d = cls()
         return cls(
-            lookback_days=_int("FAILMAP_SENSOR_LOOKBACK_DAYS", d.lookback_days, 0),
-            max_runs_per_tick=_int("FAILMAP_SENSOR_MAX_RUNS_PER_TICK", d.max_runs_per_tick, 1),
-            max_objects_per_tick=_int("FAILMAP_SENSOR_MAX_OBJECTS_PER_TICK", d.max_objects_per_tick, 1),
-            time_budget_seconds=_float("FAILMAP_SENSOR_TIME_BUDGET_SECONDS", d.time_budget_seconds, 0.1),
-            interval_seconds=_int("FAILMAP_SENSOR_INTERVAL_SECONDS", d.interval_seconds, 1),
+            lookback_days=env_int("FAILMAP_SENSOR_LOOKBACK_DAYS", d.lookback_days, 0),
+            max_runs_per_tick=env_int("FAILMAP_SENSOR_MAX_RUNS_PER_TICK", d.max_runs_per_tick, 1),
+            max_objects_per_tick=env_int("FAILMAP_SENSOR_MAX_OBJECTS_PER_TICK", d.max_objects_per_tick, 1),
+            time_budget_seconds=env_float("FAILMAP_SENSOR_TIME_BUDGET_SECONDS", d.time_budget_seconds, 0.1),
+            interval_seconds=env_int("FAILMAP_SENSOR_INTERVAL_SECONDS", d.interval_seconds, 1),
             # the window the assets pair with (definitions.py reads the same variable)
-            pair_window_seconds=_int("FAILMAP_PAIR_WINDOW_S", d.pair_window_seconds, 0),
-            tag_list_chars=_int("FAILMAP_SENSOR_TAG_LIST_CHARS", d.tag_list_chars, 0),
+            pair_window_seconds=env_int("FAILMAP_PAIR_WINDOW_S", d.pair_window_seconds, 0),
+            tag_list_chars=env_int("FAILMAP_SENSOR_TAG_LIST_CHARS", d.tag_list_chars, 0),
         )

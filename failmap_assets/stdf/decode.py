@@ -409,17 +409,25 @@ def char_array(values: np.ndarray, valid: np.ndarray) -> pa.Array:
 
 
 @njit(cache=True, nogil=True)
-def _expand_fixed(buf, starts, counts, widths, be, signed, nibble):
-    """Flatten fixed-width arrays (width per row; nibble=True: N1) -> (list offsets, int64 values)."""
-    n = starts.shape[0]
+def _list_offsets(counts):
+    """List offsets for rows of ``counts`` elements each (a negative count is an empty row)."""
+    n = counts.shape[0]
     offsets = np.empty(n + 1, dtype=np.int64)
     offsets[0] = 0
     total = 0
     for r in range(n):
-        c = counts[r]
-        if c > 0:
-            total += c
+        if counts[r] > 0:
+            total += counts[r]
         offsets[r + 1] = total
+    return offsets
+
+
+@njit(cache=True, nogil=True)
+def _expand_fixed(buf, starts, counts, widths, be, signed, nibble):
+    """Flatten fixed-width arrays (width per row; nibble=True: N1) -> (list offsets, int64 values)."""
+    n = starts.shape[0]
+    offsets = _list_offsets(counts)
+    total = offsets[n]
     out = np.empty(total, dtype=np.int64)
     for r in range(n):
         c = counts[r]
@@ -444,14 +452,8 @@ def _expand_strings(buf, starts, counts, be, kind, widths):
 
     Returns (list offsets, element starts, element lengths)."""
     n = starts.shape[0]
-    offsets = np.empty(n + 1, dtype=np.int64)
-    offsets[0] = 0
-    total = 0
-    for r in range(n):
-        c = counts[r]
-        if c > 0:
-            total += c
-        offsets[r + 1] = total
+    offsets = _list_offsets(counts)
+    total = offsets[n]
     es = np.empty(total, dtype=np.int64)
     el = np.empty(total, dtype=np.int64)
     for r in range(n):
@@ -557,12 +559,8 @@ def columns(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, val: np.ndarray
 def _gdr_items(buf, starts, counts, be):
     """Flatten GDR GEN_DATA: per item its type code, integer / float value, data span."""
     n = starts.shape[0]
-    offsets = np.empty(n + 1, dtype=np.int64)
-    offsets[0] = 0
-    total = 0
-    for r in range(n):
-        total += max(counts[r], 0)
-        offsets[r + 1] = total
+    offsets = _list_offsets(counts)
+    total = offsets[n]
     code = np.empty(total, dtype=np.int64)
     ival = np.zeros(total, dtype=np.int64)
     fval = np.zeros(total, dtype=np.float64)
