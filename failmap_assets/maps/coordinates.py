@@ -10,17 +10,22 @@ chip. Nothing of the contract is renamed.
 
 Speed: a wafer has up to ~120,000 dies (~20 MB of JSON with a B companion), and
 ``json.dumps`` over one dict per die takes most of a second. So the header goes
-through ``json.dumps`` and the whole document is then written by a Numba kernel
-(``kernels/json_chips.py``, GIL released) that formats the integers itself and
-copies pre-escaped text: ``"b":"285","pass":false`` once per distinct bin, the B
-file's stime/partid/tester once per file, the B values straight from their Arrow
-buffers. Every string that comes from a file is escaped by the json module:
-``json.dumps`` for the header, and for each per-die ``transformed_values`` that
-holds any byte needing an escape (control character, quote, backslash,
-non-ASCII) ``json.encoder.encode_basestring_ascii``, the very function
-``json.dumps`` uses for a string. Values without such bytes (nearly all:
-``0.812,NA,1350``) are their own JSON text once quoted. Output is ASCII-only
-JSON (non-ASCII as ``\\uXXXX``), hence valid UTF-8 even for lone surrogates.
+through ``json.dumps`` and the whole document is then written, straight into the
+returned bytes, by Numba kernels (``kernels/json_chips.py``, GIL released, so two
+wafers render at once on two cores) that format the integers themselves and copy
+pre-escaped text: ``"b":"285","pass":false`` once per distinct bin, the B file's
+stime/partid/tester once per file, the B values straight from their Arrow
+buffers. The row-major order is a counting pass over the dies' bounding box
+(kernel), and legend colours are computed once per (bin, pass) per process.
+
+Every string that comes from a file is escaped by the json module: ``json.dumps``
+for the header, and for each per-die ``transformed_values`` that holds any byte
+needing an escape (control character, quote, backslash, non-ASCII)
+``json.encoder.encode_basestring_ascii``, the very function ``json.dumps`` uses
+for a string. Values without such bytes (nearly all: ``0.812,NA,1350``) are
+their own JSON text once quoted. Output is ASCII-only JSON (non-ASCII as
+``\\uXXXX``), hence valid UTF-8 even for lone surrogates. The bytes are exactly
+those the former Arrow implementation wrote (tests/maps/json_reference.py).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import pyarrow as pa
 
 from failmap_assets.die_table import CompanionMap, WaferMap, match_dies
 from failmap_assets.kernels import json_chips as kj
-from failmap_assets.maps.palette import legend
+from failmap_assets.maps.palette import bin_colors, rgb_hex
 from failmap_assets.maps.render import bin_summary, grid_for
 
 SOURCE_KEYS = ("a_key", "a_etag", "b_key", "b_etag")
@@ -110,14 +115,40 @@ def _values_table(text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return offsets, data, is_null
 
 
-def _row_major(wafer: WaferMap) -> np.ndarray:
-    """Die indices in (y, x) order, one per distinct (x, y).
+# "#rrggbb" of each (bin, pass) seen so far: palette colours are a pure function of
+# the pair, and computing them (vectorised numpy over a few dozen bins) costs more
+# than a 6,000-die wafer's whole chips array. Bounded: cleared when it grows large.
+_RGB_HEX: dict[tuple[int, bool], str] = {}
+_RGB_HEX_MAX = 65536
+
+
+def _legend(bins: np.ndarray, passed: np.ndarray, names: dict, counts: np.ndarray) -> list[dict]:
+    """``palette.legend(bins, passed, names=names, counts=counts)`` for ``bin_summary``'s
+    distinct, ascending bins (one pass flag each, so one entry per bin in that order),
+    with each colour computed once per process."""
+    pairs = list(zip(bins.tolist(), passed.tolist()))
+    colours = {pair: _RGB_HEX.get(pair) for pair in pairs}
+    missing = [pair for pair, colour in colours.items() if colour is None]
+    if missing:
+        rgb = bin_colors([b for b, _ in missing], [p for _, p in missing])
+        found = dict(zip(missing, (rgb_hex(c) for c in rgb)))
+        colours.update(found)
+        if len(_RGB_HEX) + len(found) > _RGB_HEX_MAX:
+            _RGB_HEX.clear()
+        _RGB_HEX.update(found)
+    names = names or {}
+    return [
+        {"bin": b, "pass": p, "name": names.get(b), "rgb": colours[(b, p)], "count": c}
+        for (b, p), c in zip(pairs, np.asarray(counts, dtype=np.int64).tolist())
+    ]
+
+
+def _row_major(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Die indices in (y, x) order, one per distinct (x, y); ``x``, ``y`` int64.
 
     WaferMap already resolves retests, but should a reader hand us a repeated
     (x, y), the later row wins, as a retest does, so chips stay one per die.
     """
-    x = _arg(wafer.x, np.int64)
-    y = _arg(wafer.y, np.int64)
     # A wafer's dies fill most of their bounding box: a counting pass over the box
     # is O(n) (kernel); a sparse box (or coordinates beyond int32) sorts instead.
     dense, order = kj.row_major_order(x, y, 4 * len(x) + 65536)
@@ -147,7 +178,9 @@ def wafer_json(
 
     ``die_match`` is ``match_dies(A, B)`` when the caller already has it.
     """
-    order = _row_major(wafer)
+    x = _arg(wafer.x, np.int64)
+    y = _arg(wafer.y, np.int64)
+    order = _row_major(x, y)
     bins, passed, counts, inverse = bin_summary(wafer)
 
     header: dict = {
@@ -167,7 +200,7 @@ def wafer_json(
         "b_die_count": companion.die_count if companion is not None else None,
         "b_only_dies": None,
         "b_value_names": list(companion.value_names) if companion is not None else None,
-        "bins": legend(bins, passed, names=wafer.bin_names, counts=counts),
+        "bins": _legend(bins, passed, wafer.bin_names, counts),
     }
 
     # Per die, only the coordinates vary; "b" and "pass" are formatted once per
@@ -194,10 +227,10 @@ def wafer_json(
     # json.dumps for the header (file strings escaped by the standard encoder); the
     # kernel writes it, then the chips array as its last key, into one buffer.
     head_text = json.dumps(header, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    out = kj.render_chips(
+    return kj.render_chips(
         _arg(_u8(head_text[:-1].encode("ascii") + b',"chips":['), np.uint8),
-        _arg(wafer.x, np.int64),
-        _arg(wafer.y, np.int64),
+        x,
+        y,
         _arg(order, np.int64),
         _arg(inverse, np.int64),
         bin_off,
@@ -211,4 +244,3 @@ def wafer_json(
         _arg(_u8(b_tail), np.uint8),
         _arg(_u8(b"]}"), np.uint8),
     )
-    return out.tobytes()

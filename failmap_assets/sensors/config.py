@@ -1,6 +1,6 @@
 """Sensor tuning from the environment (FAILMAP_SENSOR_*), with defaults.
 
-Kept apart from ``failmap_assets.settings`` on purpose: these knobs only shape how
+Kept apart from the ``Settings`` object on purpose (only the env parsers are shared): these knobs only shape how
 the sensors pace themselves, never where data lives. Read on every tick (cheap), so a
 changed value takes effect without a code reload; only the tick interval is fixed
 when the code location loads, because Dagster needs it at definition time.
@@ -8,7 +8,6 @@ when the code location loads, because Dagster needs it at definition time.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from failmap_assets.settings import env_float, env_int
