@@ -42,16 +42,10 @@ out: ``memcpy`` of pre-escaped text and integers formatted two digits at a time.
 A plain byte-copy loop costs about 1 ns per byte here (LLVM cannot prove the
 arrays do not alias, so it does not vectorize it); ``memcpy`` is several times
 faster. No helper taking arrays is called in the loops (each call costs an NRT
-incref/decref pair): ``_put`` is an intrinsic, emitted inline. The output is
-written straight into the returned ``bytes`` object (``_blank_bytes``): no second
-20 MB buffer to copy.
+incref/decref pair): ``_put`` is an intrinsic, emitted inline.
 """
 
 from __future__ import annotations
-
-import ctypes
-import mmap
-import sys
 
 import numpy as np
 from numba import njit, types
@@ -337,66 +331,13 @@ def render_chips(prefix, x, y, order, die_bin, bin_off, bin_data,
     args = (prefix, x, y, order, die_bin, bin_off, bin_data, with_b, b_index, b_bin, val_off, val_data, val_null,
             b_tail, suffix)
     total = _size(*args)
-    result, out = _blank_bytes(total)
+    # A plain numpy buffer and one copy into bytes: writing into a bytes object
+    # through the C API would save the copy but mutate an immutable object.
+    out = np.empty(total, dtype=np.uint8)
     written = _write(out, *args)
-    del out
     if written != total:
         raise ValueError("json_chips: internal error, wrote a different size than computed")
-    return result if isinstance(result, bytes) else result.tobytes()
-
-
-def _blank_bytes(size: int):
-    """``(result, out)``: a new bytes object of ``size`` bytes and a writable uint8 view of it.
-
-    The kernel writes straight into the bytes object instead of into a numpy
-    buffer that is then copied (``tobytes``): on ~20 MB that copy and the page
-    faults of a second buffer cost about as much as writing the JSON. This is the
-    C-API idiom ``PyBytes_FromStringAndSize(NULL, size)``: the contents start
-    uninitialized and are filled by the holder of the only reference before
-    anyone else sees the object; the caller drops ``out`` before it hands
-    ``result`` on. Without the CPython API (or for sizes 0 and 1, which CPython
-    may share), ``result`` is a numpy buffer for the caller to copy.
-
-    Fresh memory costs a page fault per 4 KiB page at first write (~0.5 ms per MB
-    on our VMs): for large outputs, ``MADV_POPULATE_WRITE`` (Linux >= 5.14) maps
-    the pages in one system call instead, about twice as fast. Best effort: any
-    failure leaves the pages to fault in as usual.
-    """
-    if _bytes_from_size is None or size < 2:
-        out = np.empty(size, dtype=np.uint8)
-        return out, out
-    result = _bytes_from_size(None, size)
-    address = _bytes_as_string(result)
-    if _madvise is not None and size >= _POPULATE_MIN:
-        start = (address + _PAGE - 1) & -_PAGE          # whole pages inside the buffer only
-        length = (address + size - start) & -_PAGE
-        if length > 0:
-            _madvise(start, length, _MADV_POPULATE_WRITE)
-    out = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(address))
-    return result, out
-
-
-try:
-    _bytes_from_size = ctypes.pythonapi.PyBytes_FromStringAndSize
-    _bytes_from_size.restype = ctypes.py_object
-    _bytes_from_size.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
-    _bytes_as_string = ctypes.pythonapi.PyBytes_AsString
-    _bytes_as_string.restype = ctypes.c_void_p
-    _bytes_as_string.argtypes = (ctypes.py_object,)
-except (AttributeError, OSError):  # not CPython
-    _bytes_from_size = _bytes_as_string = None
-
-_PAGE = mmap.PAGESIZE
-_POPULATE_MIN = 1 << 20
-_MADV_POPULATE_WRITE = 23   # Linux value (asm-generic/mman-common.h)
-_madvise = None
-if sys.platform.startswith("linux"):
-    try:
-        _madvise = ctypes.CDLL(None, use_errno=True).madvise   # releases the GIL
-        _madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-        _madvise.restype = ctypes.c_int
-    except (AttributeError, OSError):
-        _madvise = None
+    return out.tobytes()
 
 
 @njit(cache=True, nogil=True)
