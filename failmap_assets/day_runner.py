@@ -109,7 +109,16 @@ def run_day(
         opts = processing
         if i < options.previews and not processing.thumbnail:
             opts = ProcessingOptions(**{**processing.__dict__, "thumbnail": True})
-        result = process_unit(unit, a_data, b_data, opts)
+        try:
+            result = process_unit(unit, a_data, b_data, opts)
+        except Exception as exc:  # noqa: BLE001 - a reader bug on one object must not sink the day
+            log(f"internal error on {unit.a_key!r}: {type(exc).__name__}: {exc}")
+            result = UnitResult(unit, rejects=[RejectRow(
+                unit.a_key, unit.a_etag, "a", "internal_error",
+                f"{type(exc).__name__}: {exc} (a bug in failmap-assets: please report it; re-run with force after the fix)",
+            )])
+        # Output writes are not caught: an unwritable output store fails the run, and the
+        # rerun completes the work.
         for w in result.wafers:
             out_store.put(png_key(day, w.wafer_token), w.png, content_type="image/png")
             out_store.put(json_key(day, w.wafer_token), w.json, content_type="application/json")

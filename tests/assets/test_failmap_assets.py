@@ -251,3 +251,25 @@ def test_industry_map_files_in_bucket_a_are_processed_like_a_files_without_b(env
     assert stores["out"].head(f"png/{PARTITION}/QR2352.png") is not None
     rejects_md = metadata(result, "failmap_rejects")
     assert rejects_md["rejects"] == 0 and rejects_md["warnings"] == 1
+
+
+@pytest.mark.parametrize("env", ["local"], indirect=True)  # backend independent: one is enough
+def test_a_reader_bug_on_one_object_is_a_reject_not_a_failed_day(env, monkeypatch):
+    import failmap_assets.wafer_processing as wp
+
+    settings, stores, instance = env
+    stores["a"].put("20260111/L3_01P_20260111_100000.txt", a_file("01", "20260111_100000", [(0, 0, 1)]).encode())
+    stores["a"].put("20260111/L3_02P_20260111_100100.txt", a_file("02", "20260111_100100", [(0, 0, 1)]).encode())
+    real = wp.read_wafer_maps
+
+    def flaky(data, name=None, pass_bins=None):
+        if b"WAFER 02" in data:
+            raise RuntimeError("simulated reader bug")
+        return real(data, name, pass_bins=pass_bins)
+
+    monkeypatch.setattr(wp, "read_wafer_maps", flaky)
+    result = run(settings, instance)
+    assert metadata(result, "failmap_dies")["wafers"] == 1
+    rejects = pl.read_parquet(io.BytesIO(stores["out"].get(f"parquet/failmap_rejects/date={PARTITION}/rejects.parquet")))
+    bug = rejects.filter(pl.col("key") == "20260111/L3_02P_20260111_100100.txt").row(0, named=True)
+    assert bug["reason"] == "internal_error" and "simulated reader bug" in bug["detail"]
