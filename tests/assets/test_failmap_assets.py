@@ -21,43 +21,14 @@ from failmap_assets.assets.failmap import FAILMAP_ASSETS
 from failmap_assets.resources import build_resources
 from failmap_assets.resources.storage import open_store
 from failmap_assets.settings import Settings
+from tests.contract_examples import A_EXAMPLE, B_EXAMPLE
 
 DAY = date(2026, 1, 11)
 PARTITION = DAY.isoformat()
 AS_OF = {"ops": {"failmap_pairs": {"config": {"as_of": "2026-01-13 00:00:00"}}}}
 
-A_TEXT = """FAILMAP 1
-LOT N4A123.1
-WAFER 07
-PRODUCT SCT101A
-STEP CP1
-TESTER T5503-02
-PARTID N4A123-07
-STIME 20260111_143025
-FLAT D
-DIE_SIZE 5.12 6.34
-ORIGIN 0 0
-BINDEF 1 P PASS
-BINDEF 285 F IDDQ_FAIL
-DIES 4
--1 0 1
-0 0 1
-1 0 285
-0 1 1
-END
-"""
-
-B_TEXT = """FAILMAP-B 1
-PARTID N4A123-07
-TESTER T5503-07
-STIME 20260111_143030
-VALUES 3 VDD_MIN IDDQ_UA FMAX_MHZ
-DIES 3
--1 0 1 0.812 1.25 1350
-0 0 1 0.807 NA 1342
-1 0 285 0.901 88.1 1101
-END
-"""
+A_TEXT = A_EXAMPLE.decode()
+B_TEXT = B_EXAMPLE.decode()
 
 A_KEY = "20260111/N4A123.1_07P_20260111_143025.Z"
 B_KEY = "20260111/N4A123.1_07P_20260111_143030.gz"

@@ -10,39 +10,8 @@ from failmap_assets.die_table import CompanionMap, WaferMap
 from failmap_assets.formats import failmap_text as ft
 from failmap_assets.formats.failmap_text import REJECT_REASONS, parse_failmap_a, parse_failmap_b, sniff_failmap
 from failmap_assets.rejects import Rejected
+from tests.contract_examples import A_EXAMPLE, B_EXAMPLE
 
-A_EXAMPLE = b"""FAILMAP 1
-LOT N4A123.1
-WAFER 07
-PRODUCT SCT101A
-STEP CP1
-TESTER T5503-02
-PARTID N4A123-07
-STIME 20260111_143025
-FLAT D
-DIE_SIZE 5.12 6.34
-ORIGIN 0 0
-BINDEF 1 P PASS
-BINDEF 285 F IDDQ_FAIL
-DIES 4
--1 0 1
-0 0 1
-1 0 285
-0 1 1
-END
-"""
-
-B_EXAMPLE = b"""FAILMAP-B 1
-PARTID N4A123-07
-TESTER T5503-07
-STIME 20260111_143030
-VALUES 3 VDD_MIN IDDQ_UA FMAX_MHZ
-DIES 3
--1 0 1 0.812 1.25 1350
-0 0 1 0.807 NA 1342
-1 0 285 0.901 88.1 1101
-END
-"""
 
 MINIMAL_A = b"FAILMAP 1\nLOT L1\nWAFER 01\nSTIME 20260111_143025\nDIES 1\n0 0 1\nEND\n"
 MINIMAL_B = b"FAILMAP-B 1\nSTIME 20260111_143030\nVALUES 1 V\nDIES 1\n0 0 1 0.5\nEND\n"
