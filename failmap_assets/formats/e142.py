@@ -41,10 +41,10 @@ import numpy as np
 from failmap_assets.die_table import WaferMap
 from failmap_assets.formats.g85 import (
     attrs,
+    bin_definitions,
     bin_type_of,
     child_text,
     children,
-    code_to_bin,
     decode_grid,
     degrees_to_flat,
     descendants,
@@ -52,7 +52,6 @@ from failmap_assets.formats.g85 import (
     merge_verdicts,
     original_attrs,
     parse_xml,
-    verdict_of,
 )
 from failmap_assets.rejects import Rejected
 
@@ -111,18 +110,7 @@ def _read_overlay(smap: Element, overlay: Element, bcm: Element, layouts, substr
     cy = fy if axes.startswith("Down") else h - 1 - fy
     centre = (w // 2, h // 2) if origin == "Center" else (0, 0)
 
-    verdicts, names, stated = {}, {}, {}
-    for d in defs:
-        code = d.get("bincode")
-        if not code or code in null_codes:
-            continue
-        number = code_to_bin(code, grid.bin_type)
-        verdict = verdict_of(d.get("binquality"))
-        if verdict is not None:
-            verdicts[number] = verdict
-        names[number] = d.get("bindescription") or code
-        if d.get("bincount", "").isdigit():
-            stated[number] = int(d["bincount"])
+    verdicts, names, stated = bin_definitions(defs, null_codes, grid.bin_type, skip_empty=True)
 
     refs = _reference_devices(overlay)
     substrate = substrates.get(substrate_id)

@@ -203,6 +203,28 @@ def code_to_bin(code: str, bin_type: str) -> int:
     return value
 
 
+def bin_definitions(defs, null_codes, bin_type: str, *, skip_empty: bool = False):
+    """Bin definitions (attribute dicts: bincode, binquality, bindescription, bincount)
+    -> (pass/fail verdicts, names, stated die counts), each keyed by bin number.
+
+    Null codes are skipped; an empty code is skipped with ``skip_empty`` (E142) and
+    otherwise rejected as a bad bin code (G85).
+    """
+    verdicts, names, stated = {}, {}, {}
+    for d in defs:
+        code = d.get("bincode")
+        if code is None or code in null_codes or (skip_empty and not code):
+            continue
+        number = code_to_bin(code, bin_type)
+        verdict = verdict_of(d.get("binquality"))
+        if verdict is not None:
+            verdicts[number] = verdict
+        names[number] = d.get("bindescription") or code
+        if d.get("bincount", "").isdigit():
+            stated[number] = int(d["bincount"])
+    return verdicts, names, stated
+
+
 @dataclass
 class Grid:
     """Decoded map rows: ``bins[row, col]`` is the bin number, -1 where no die."""
@@ -372,18 +394,7 @@ def _read_device(map_el: Element, device: Element, pass_bins: AbstractSet[int] |
     grid = decode_grid(rows, bin_type, [c for c in null_codes if c], n_cols, what)
     h, w = grid.bins.shape
 
-    file_verdicts, names, stated = {}, {}, {}
-    for b in bin_defs:
-        code = b.get("bincode")
-        if code is None or code in null_codes:
-            continue
-        number = code_to_bin(code, grid.bin_type)
-        verdict = verdict_of(b.get("binquality"))
-        if verdict is not None:
-            file_verdicts[number] = verdict
-        names[number] = b.get("bindescription") or code
-        if b.get("bincount", "").isdigit():
-            stated[number] = int(b["bincount"])
+    file_verdicts, names, stated = bin_definitions(bin_defs, null_codes, grid.bin_type)
 
     row_idx, col_idx = np.nonzero(grid.bins >= 0)
     bins = grid.bins[row_idx, col_idx]
