@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from failmap_assets import processed_ledger as ledger_mod
 from failmap_assets.output_layout import json_key, png_key, table_dir
+from failmap_assets.parquet_io import write_table
 from failmap_assets.resources.object_store import ObjectStore
 from failmap_assets.wafer_processing import ProcessingOptions, RejectRow, Unit, UnitResult, process_unit
 
@@ -241,10 +242,7 @@ class _PartWriter:
         if not self.buffer:
             return
         key = f"{table_dir(DIES_TABLE, self.day)}part-{self.run_id}-{len(self.written):04d}.parquet"
-        table = pa.concat_tables([t for _, t in self.buffer])
-        buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd")
-        self.store.put(key, buf.getvalue(), content_type="application/vnd.apache.parquet")
+        write_table(self.store, key, pa.concat_tables([t for _, t in self.buffer]))
         self.written.append(key)
         for a_key, _ in self.buffer:
             self.part_of[a_key] = key
@@ -266,9 +264,7 @@ def _drop_superseded_rows(store: ObjectStore, ledger: pl.DataFrame, redone: list
         keys = stale.filter(pl.col("part_file") == part)["a_key"].to_list()
         table = pq.read_table(io.BytesIO(store.get(part)))
         kept = table.filter(pa.compute.invert(pa.compute.is_in(table["a_key"], pa.array(keys))))
-        buf = io.BytesIO()
-        pq.write_table(kept, buf, compression="zstd")
-        store.put(part, buf.getvalue(), content_type="application/vnd.apache.parquet")
+        write_table(store, part, kept)
         log(f"replaced {len(keys)} reprocessed unit(s) in {part}")
 
 

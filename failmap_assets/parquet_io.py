@@ -27,13 +27,3 @@ def read_table(store: ObjectStore, key: str) -> pl.DataFrame | None:
     if store.head(key) is None:
         return None
     return pl.read_parquet(io.BytesIO(store.get(key)))
-
-
-def read_dataset(store: ObjectStore, prefix: str) -> pl.DataFrame | None:
-    """Every ``*.parquet`` under ``prefix`` concatenated (relaxed schemas), or None when empty."""
-    frames = [
-        pl.read_parquet(io.BytesIO(store.get(obj.key)))
-        for obj in store.list(prefix)
-        if obj.key.endswith(".parquet")
-    ]
-    return pl.concat(frames, how="diagonal_relaxed") if frames else None

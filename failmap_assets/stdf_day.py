@@ -8,7 +8,6 @@ replaced (its Parquet file names derive from the key, not the content).
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
 import time
 from collections.abc import Callable
@@ -18,12 +17,12 @@ from datetime import date, datetime, timezone
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from failmap_assets import processed_ledger as ledger_mod
 from failmap_assets.maps.coordinates import wafer_json
 from failmap_assets.maps.render import render_wafer_png
 from failmap_assets.output_layout import json_key, png_key, safe_name
+from failmap_assets.parquet_io import write_table
 from failmap_assets.rejects import Rejected
 from failmap_assets.resources.object_store import ObjectStore
 from failmap_assets.stdf.tables import TABLES, parse_stdf
@@ -109,9 +108,7 @@ def run_stdf_day(
             if t.num_rows == 0:
                 out.delete(tkey)
                 continue
-            buf = io.BytesIO()
-            pq.write_table(t.append_column("source_key", pa.array([key] * t.num_rows, pa.string())), buf, compression="zstd")
-            out.put(tkey, buf.getvalue(), content_type="application/vnd.apache.parquet")
+            write_table(out, tkey, t.append_column("source_key", pa.repeat(pa.scalar(key, pa.string()), t.num_rows)))
             written.append(tkey)
         tokens = []
         for wafer in wafer_maps(parsed, retest_rule=retest_rule):

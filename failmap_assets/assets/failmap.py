@@ -31,7 +31,7 @@ from failmap_assets.jobs import FAILMAP_GROUP
 from failmap_assets.listing import list_day_with_neighbours
 from failmap_assets.output_layout import table_dir
 from failmap_assets.pairing import pair_objects
-from failmap_assets.parquet_io import read_dataset, read_table, write_table
+from failmap_assets.parquet_io import read_table, write_table
 from failmap_assets.partitions import daily_backfill_policy, daily_partitions
 from failmap_assets import processed_ledger
 from failmap_assets.assets import checks, reporting
@@ -245,11 +245,6 @@ def failmap_rejects(context: AssetExecutionContext, storage: FailmapStorage) -> 
             ),
         }
     )
-
-
-def day_dies(storage: FailmapStorage, day: date) -> pl.DataFrame | None:
-    """The whole failmap_dies table of one day (all part files)."""
-    return read_dataset(storage.output_store(), table_dir("failmap_dies", day))
 
 
 FAILMAP_ASSETS = [bucket_a_objects, bucket_b_objects, failmap_pairs, wafer_outputs, failmap_rejects]
