@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from failmap_assets.compression import Member, unpack
 from failmap_assets.die_table import DIE_TABLE_SCHEMA, CompanionMap, WaferMap, match_dies
-from failmap_assets.formats.detect import read_wafer_maps
+from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.formats.failmap_text import parse_failmap_b, sniff_failmap
 from failmap_assets.maps.coordinates import wafer_json
 from failmap_assets.maps.render import render_thumbnail_png, render_wafer_png
@@ -143,7 +143,7 @@ def _read_companions(unit: Unit, b_data: bytes, opts: ProcessingOptions, result:
 
 
 def _read_member(unit: Unit, member: Member, several: bool, opts: ProcessingOptions, result: UnitResult) -> list[WaferMap]:
-    if unit.key_skip_reason is not None and _detect(member.data) in (None, "failmap"):
+    if unit.key_skip_reason is not None and detect_map_format(member.data) in (None, "failmap"):
         # Not a fail-map key, and not an industry map either: listed as skipped, as the
         # contract says, never an error.
         result.rejects.append(
@@ -152,7 +152,7 @@ def _read_member(unit: Unit, member: Member, several: bool, opts: ProcessingOpti
                       member=member.name, severity="warning")
         )
         return []
-    if several and (not member.data.strip() or _detect(member.data) is None):
+    if several and (not member.data.strip() or detect_map_format(member.data) is None):
         # README files, empty members: skipped with a warning, never a failure of the object.
         result.rejects.append(_skipped(unit.a_key, unit.a_etag, "a", member))
         return []
@@ -161,12 +161,6 @@ def _read_member(unit: Unit, member: Member, several: bool, opts: ProcessingOpti
     except Rejected as exc:
         result.rejects.append(_reject(unit.a_key, unit.a_etag, "a", exc, member.name))
         return []
-
-
-def _detect(data: bytes) -> str | None:
-    from failmap_assets.formats.detect import detect_map_format
-
-    return detect_map_format(data)
 
 
 def _reject(key, etag, bucket: str, exc: Rejected, member: str | None = None) -> RejectRow:

@@ -213,22 +213,21 @@ def failmap_rejects(context: AssetExecutionContext, storage: FailmapStorage) -> 
     frames = [processed_ledger.load_rejects(out, PIPELINE, day).drop("a_key", "run_id")]
     # A keys outside the grammar got their verdict from processing (other_map units);
     # B keys outside it are never read, so they are listed here as skipped.
-    for bucket in ("b",):
-        listing = read_table(out, listing_key(f"bucket_{bucket}_objects", day))
-        skipped = listing.filter(pl.col("in_partition") & ~pl.col("valid"))
-        frames.append(
-            skipped.select(
-                "key",
-                "etag",
-                pl.lit(bucket).alias("bucket"),
-                pl.lit(None, pl.String).alias("member"),
-                pl.lit("not_a_failmap_key").alias("reason"),
-                pl.col("skip_reason").alias("detail"),
-                pl.lit(None, pl.Int64).alias("line"),
-                pl.lit("warning").alias("severity"),
-                pl.col("last_modified").alias("first_seen"),
-            )
+    b_listing = read_table(out, listing_key("bucket_b_objects", day))
+    skipped = b_listing.filter(pl.col("in_partition") & ~pl.col("valid"))
+    frames.append(
+        skipped.select(
+            "key",
+            "etag",
+            pl.lit("b").alias("bucket"),
+            pl.lit(None, pl.String).alias("member"),
+            pl.lit("not_a_failmap_key").alias("reason"),
+            pl.col("skip_reason").alias("detail"),
+            pl.lit(None, pl.Int64).alias("line"),
+            pl.lit("warning").alias("severity"),
+            pl.col("last_modified").alias("first_seen"),
         )
+    )
     rejects = pl.concat(frames, how="diagonal_relaxed").sort("key")
     write_table(out, f"{table_dir('failmap_rejects', day)}rejects.parquet", rejects)
     errors = rejects.filter(pl.col("severity") == "error")
