@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 
 import polars as pl
@@ -109,7 +109,7 @@ def run_day(
     def process(i: int, unit: Unit, a_data: bytes, b_data: bytes | None) -> UnitResult:
         opts = processing
         if i < options.previews and not processing.thumbnail:
-            opts = ProcessingOptions(**{**processing.__dict__, "thumbnail": True})
+            opts = replace(processing, thumbnail=True)
         try:
             result = process_unit(unit, a_data, b_data, opts)
         except Exception as exc:  # noqa: BLE001 - a reader bug on one object must not sink the day
