@@ -97,7 +97,6 @@ def run_day(
         Unit(r["a_key"], r["a_etag"], r["wafer_token"], r["b_key"], r["b_etag"], r["key_skip_reason"])
         for r in todo.select("a_key", "a_etag", "wafer_token", "b_key", "b_etag", "key_skip_reason").iter_rows(named=True)
     ]
-    writer = _PartWriter(out_store, day, run_id, options.part_rows)
     ledger_rows: list[dict] = []
     now = datetime.now(timezone.utc)
     progress = _Progress(len(work), options.progress_every_s, log)
@@ -129,7 +128,8 @@ def run_day(
     # encoders release the GIL, the glue does not): one thread per core, more only thrash.
     cpu_threads = options.cpu_threads or max(1, os.cpu_count() or 1)
     with ThreadPoolExecutor(options.max_workers, thread_name_prefix="get") as io_pool, \
-            ThreadPoolExecutor(cpu_threads, thread_name_prefix="wafer") as cpu_pool:
+            ThreadPoolExecutor(cpu_threads, thread_name_prefix="wafer") as cpu_pool, \
+            _PartWriter(out_store, day, run_id, options.part_rows) as writer:
         pending: dict[Future, tuple[str, int, Unit, int]] = {}
         queue = iter(enumerate(work))
 
@@ -161,7 +161,6 @@ def run_day(
                     _account(report, fut.result(), nbytes, ledger_rows, writer, now, run_id, day)
                     progress.tick()
                     start_next()
-    writer.flush()
     report.part_files = writer.written
 
     # The ledger names each unit's part file only once that file exists.
@@ -223,7 +222,15 @@ def _account(report: DayReport, result: UnitResult, nbytes: int, ledger_rows, wr
 
 
 class _PartWriter:
-    """Buffers die rows and writes them as Parquet part files of bounded size."""
+    """Buffers die rows and writes them as Parquet part files of bounded size.
+
+    Encoding and uploading a part runs on its own thread (pyarrow and the upload
+    release the GIL), so the dispatching thread keeps downloads and processing fed
+    meanwhile. At most one part is being written while the next one fills: memory
+    stays bounded by two parts. A part counts as written (``written``, ``part_of``)
+    only once its upload has finished; a failed write fails the run at the next
+    ``flush`` or at ``close``.
+    """
 
     def __init__(self, store: ObjectStore, day: date, run_id: str, part_rows: int):
         self.store, self.day, self.run_id, self.part_rows = store, day, run_id, part_rows
@@ -231,6 +238,9 @@ class _PartWriter:
         self.rows = 0
         self.written: list[str] = []
         self.part_of: dict[str, str] = {}
+        self._parts = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="part")
+        self._writing: Future | None = None
 
     def add(self, a_key: str, table: pa.Table) -> None:
         self.buffer.append((a_key, table))
@@ -239,14 +249,37 @@ class _PartWriter:
             self.flush()
 
     def flush(self) -> None:
+        self._wait()
         if not self.buffer:
             return
-        key = f"{table_dir(DIES_TABLE, self.day)}part-{self.run_id}-{len(self.written):04d}.parquet"
-        write_table(self.store, key, pa.concat_tables([t for _, t in self.buffer]))
-        self.written.append(key)
-        for a_key, _ in self.buffer:
-            self.part_of[a_key] = key
-        self.buffer, self.rows = [], 0
+        key = f"{table_dir(DIES_TABLE, self.day)}part-{self.run_id}-{self._parts:04d}.parquet"
+        self._parts += 1
+        buffer, self.buffer, self.rows = self.buffer, [], 0
+        self._writing = self._pool.submit(self._write, key, buffer)
+
+    def _write(self, key: str, buffer: list[tuple[str, pa.Table]]) -> tuple[str, list[str]]:
+        write_table(self.store, key, pa.concat_tables([t for _, t in buffer]))
+        return key, [a_key for a_key, _ in buffer]
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            future, self._writing = self._writing, None
+            key, a_keys = future.result()
+            self.written.append(key)
+            self.part_of.update(dict.fromkeys(a_keys, key))
+
+    def __enter__(self) -> _PartWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """On success write what is buffered and wait for every part to be stored; on an
+        error drop the buffer (the rerun redoes those units) and wait for the write in flight."""
+        try:
+            if exc_type is None:
+                self.flush()
+                self._wait()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _collect_garbage(store: ObjectStore, day: date, ledger: pl.DataFrame, log) -> None:

@@ -116,6 +116,21 @@ DIE_TABLE_SCHEMA = pa.schema(
     ]
 )
 
+# String columns holding one value per wafer (or per wafer's B partner). In memory a
+# wafer's rows carry them dictionary-encoded (one string, an int32 index per die):
+# ~15 columns of the same 40-byte string per die cost more than parsing the files did,
+# both to build and for the Parquet writer to hash back into a dictionary. On disk they
+# are ordinary (dictionary-paged) Parquet strings; see parquet_io.write_table.
+PER_WAFER_COLUMNS = frozenset({
+    "wafer_token", "source_format", "lot", "wafer", "product", "step", "tester", "partid", "stime",
+    "b_tester", "b_stime", "b_partid", "a_key", "a_etag", "b_key", "b_etag",
+})
+PER_WAFER_TYPE = pa.dictionary(pa.int32(), pa.string())
+# The schema of die rows in memory (``wafer_processing.die_rows``).
+DIE_ROWS_SCHEMA = pa.schema(
+    [pa.field(f.name, PER_WAFER_TYPE) if f.name in PER_WAFER_COLUMNS else f for f in DIE_TABLE_SCHEMA]
+)
+
 
 def _die_keys(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     # One int64 per die so matching is a sort + binary search, not a dict per die.

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from failmap_assets.compression import Member, unpack
-from failmap_assets.die_table import DIE_TABLE_SCHEMA, CompanionMap, WaferMap, match_dies
+from failmap_assets.die_table import DIE_ROWS_SCHEMA, CompanionMap, WaferMap, match_dies
 from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.formats.failmap_text import parse_failmap_b, sniff_failmap
 from failmap_assets.maps.coordinates import wafer_json
@@ -191,13 +191,16 @@ def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
     )
 
 
-def _repeat(value: str | None, n: int) -> pa.Array:
-    return pa.repeat(pa.scalar(value, pa.string()), n)
+_NO_STRINGS = pa.array([], pa.string())
 
 
-def _where(mask: np.ndarray, value: str | None) -> pa.Array:
-    """``value`` where mask is set, null elsewhere (B columns of dies with no B die)."""
-    return pc.if_else(pa.array(mask), pa.scalar(value, pa.string()), pa.scalar(None, pa.string()))
+def _per_wafer(value: str | None, indices: pa.Int32Array) -> pa.DictionaryArray:
+    """``value`` on the rows where ``indices`` is 0, null where it is null, as a one-entry
+    dictionary: an int32 index per die instead of a copy of the string. One ``indices``
+    array serves every such column of a wafer."""
+    if value is None:
+        return pa.DictionaryArray.from_arrays(pa.nulls(len(indices), pa.int32()), _NO_STRINGS)
+    return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
 
 
 def die_rows(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None, match=None) -> pa.Table:
@@ -215,20 +218,21 @@ def die_rows(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
     in_a = np.arange(total) < n
     has_b = np.concatenate([b_index >= 0, np.ones(m, dtype=bool)])
     b_rows = np.concatenate([np.where(b_index >= 0, b_index, 0), b_only]).astype(np.int64)
+    every_row = pa.array(np.zeros(total, dtype=np.int32))
 
     columns = {
-        "wafer_token": _repeat(token, total),
-        "source_format": _repeat(wafer.format, total),
-        "lot": _repeat(wafer.lot, total),
-        "wafer": _repeat(wafer.wafer, total),
-        "product": _repeat(wafer.product, total),
-        "step": _repeat(wafer.step, total),
-        "tester": _repeat(wafer.tester, total),
-        "partid": _repeat(wafer.partid, total),
-        "stime": _repeat(wafer.stime, total),
+        "wafer_token": _per_wafer(token, every_row),
+        "source_format": _per_wafer(wafer.format, every_row),
+        "lot": _per_wafer(wafer.lot, every_row),
+        "wafer": _per_wafer(wafer.wafer, every_row),
+        "product": _per_wafer(wafer.product, every_row),
+        "step": _per_wafer(wafer.step, every_row),
+        "tester": _per_wafer(wafer.tester, every_row),
+        "partid": _per_wafer(wafer.partid, every_row),
+        "stime": _per_wafer(wafer.stime, every_row),
         "in_a": pa.array(in_a),
-        "a_key": _repeat(unit.a_key, total),
-        "a_etag": _repeat(unit.a_etag, total),
+        "a_key": _per_wafer(unit.a_key, every_row),
+        "a_etag": _per_wafer(unit.a_etag, every_row),
         "retest_count": pa.array(np.concatenate([wafer.retest_count, np.zeros(m)]).astype(np.int16)),
     }
     a_pass = wafer.is_pass()
@@ -244,9 +248,10 @@ def die_rows(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
         for name in ("b_bin",):
             columns[name] = pa.nulls(total, pa.int32())
         for name in ("b_tester", "b_stime", "b_partid", "b_key", "b_etag"):
-            columns[name] = pa.nulls(total, pa.string())
+            columns[name] = _per_wafer(None, every_row)
     else:
         no_b = ~has_b
+        b_rows_only = pa.array(np.zeros(total, dtype=np.int32), mask=no_b)
         k = companion.values.shape[1] if companion.values.ndim == 2 else 0
         flat = companion.values[b_rows].reshape(-1) if k else np.empty(0)
         na = companion.values_na[b_rows].reshape(-1) if k else np.empty(0, bool)
@@ -258,17 +263,20 @@ def die_rows(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
             bin=pa.array(np.concatenate([wafer.bin, np.zeros(m)]).astype(np.int32), mask=~in_a),
             **{"pass": pa.array(np.concatenate([a_pass, np.zeros(m, bool)]), mask=~in_a)},
             b_bin=pa.array(companion.bin[b_rows].astype(np.int32), mask=no_b),
-            b_tester=_where(has_b, companion.tester),
-            b_stime=_where(has_b, companion.stime),
-            b_partid=_where(has_b, companion.partid),
+            b_tester=_per_wafer(companion.tester, b_rows_only),
+            b_stime=_per_wafer(companion.stime, b_rows_only),
+            b_partid=_per_wafer(companion.partid, b_rows_only),
             b_values=pa.ListArray.from_arrays(offsets, pa.array(flat, type=pa.float64(), mask=na), mask=pa.array(no_b)),
             b_values_text=_take_or_null(values_text, b_rows, no_b),
-            b_key=_where(has_b, unit.b_key),
-            b_etag=_where(has_b, unit.b_etag),
+            b_key=_per_wafer(unit.b_key, b_rows_only),
+            b_etag=_per_wafer(unit.b_etag, b_rows_only),
         )
-    return pa.table({name: columns[name] for name in DIE_TABLE_SCHEMA.names}, schema=DIE_TABLE_SCHEMA)
+    return pa.table({name: columns[name] for name in DIE_ROWS_SCHEMA.names}, schema=DIE_ROWS_SCHEMA)
 
 
 def _take_or_null(values: pa.Array, rows: np.ndarray, null_mask: np.ndarray) -> pa.Array:
-    taken = values.take(pa.array(rows)) if len(values) else pa.nulls(len(rows), pa.string())
-    return pc.if_else(pa.array(null_mask), pa.scalar(None, pa.string()), taken.cast(pa.string()))
+    """``values[rows]``, null where ``null_mask``: a take with null indices, one pass."""
+    if not len(values):
+        return pa.nulls(len(rows), pa.string())
+    taken = values.take(pa.array(rows, mask=null_mask))
+    return taken if taken.type == pa.string() else taken.cast(pa.string())

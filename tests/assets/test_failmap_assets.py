@@ -18,6 +18,7 @@ from dagster import DagsterInstance, instance_for_test, materialize
 from PIL import Image
 
 from failmap_assets.assets.failmap import FAILMAP_ASSETS
+from failmap_assets.die_table import DIE_TABLE_SCHEMA, PER_WAFER_COLUMNS
 from failmap_assets.resources import build_resources
 from failmap_assets.resources.storage import open_store
 from failmap_assets.settings import Settings
@@ -117,6 +118,9 @@ def test_contract_example_end_to_end(env):
     part = next(o.key for o in stores["out"].list(f"parquet/failmap_dies/date={PARTITION}/"))
     arrow = pq.read_table(io.BytesIO(stores["out"].get(part)))
     assert arrow.num_rows == 4 and arrow.schema.field("b_values").type.value_type.bit_width == 64
+    # Per-wafer strings travel dictionary-encoded in memory; on disk every reader sees plain strings.
+    assert [(f.name, f.type) for f in arrow.schema] == [(f.name, f.type) for f in DIE_TABLE_SCHEMA]
+    assert all(dies.schema[name] == pl.String for name in PER_WAFER_COLUMNS)
 
     # JSON in the users' schema.
     doc = json.loads(stores["out"].get(f"json/{PARTITION}/N4A123.1_07P.json"))
