@@ -4,6 +4,7 @@ fault-injecting HTTP server on 127.0.0.1 (SeaweedFS cannot be made to throttle).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import traceback
@@ -189,3 +190,34 @@ def test_retries_stop_after_max_attempts(faulty: ThreadingHTTPServer) -> None:
         _faulty_store(faulty, max_attempts=3).get("k")
     assert faulty.requests == 3  # type: ignore[attr-defined]
     assert "fault-test-secret" not in "".join(traceback.format_exception(info.value))
+
+
+# -- keys other tools wrote: every name S3 allows reads back byte for byte --------------------------
+
+
+@pytest.mark.s3
+def test_objects_under_any_key_another_tool_wrote_read_back(s3_env: str, s3_server) -> None:
+    """GETs go through obstore, which refuses some names S3 allows (control characters);
+    those fall back to boto3. Percent signs, spaces and '#' must not be re-encoded."""
+    bucket = s3_env.removeprefix("s3://")
+    keys = ["20260111/a b.Z", "20260111/a%20b.Z", "20260111/a#b?c=d&e", "20260111/Ü+~.gz",
+            "20260111/tab\there.Z", "20260111/bell\x07.txt"]
+    for key in keys:
+        s3_server.client().put_object(Bucket=bucket, Key=f"src/{key}", Body=key.encode())
+    store = _store(f"{s3_env}/src")
+    assert sorted(o.key for o in store.list()) == sorted(keys)
+    for key in keys:
+        assert store.get(key) == key.encode(), key
+    assert dict(store.get_many(keys, max_workers=4)) == {k: k.encode() for k in keys}
+    with pytest.raises(FileNotFoundError, match="20260111/missing"):
+        store.get("20260111/missing")
+
+
+@pytest.mark.s3
+def test_put_reports_the_servers_etag_and_content_type(s3_env: str, s3_server) -> None:
+    store = _store(f"{s3_env}/ct")
+    info = store.put("m.png", b"\x89PNG fake", content_type="image/png")
+    head = s3_server.client().head_object(Bucket=s3_env.removeprefix("s3://"), Key="ct/m.png")
+    assert head["ContentType"] == "image/png"
+    assert info.etag == head["ETag"].strip('"') == hashlib.md5(b"\x89PNG fake").hexdigest()
+    assert info.size == head["ContentLength"] == 9
