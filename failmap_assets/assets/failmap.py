@@ -189,7 +189,7 @@ def wafer_outputs(context: AssetExecutionContext, config: WaferOutputsConfig, st
             max_ratio=failmap_rules.max_ratio,
         ),
         options=RunnerOptions(max_workers=storage.max_workers, max_in_flight=failmap_rules.max_in_flight, force=config.force),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         log=context.log.info,
     )
     pending = int((pairs["status"] == "pending").sum())

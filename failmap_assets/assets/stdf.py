@@ -61,7 +61,7 @@ def stdf_outputs(context: AssetExecutionContext, config: StdfConfig, storage: Fa
     listing = read_table(out, _listing_key(day))
     report = run_stdf_day(
         listing, day=day, source=storage.stdf_store(), out=out, retest_rule=config.retest_rule,
-        pixels_per_die=failmap_rules.pixels_per_die, run_id=context.run_id, force=config.force, log=context.log.info,
+        pixels_per_die=failmap_rules.pixels_per_die, run_id=context.run.run_id, force=config.force, log=context.log.info,
     )
     errors = [r for r in report.rejects if r["severity"] == "error"]
     seconds = max(report.seconds, 1e-9)
