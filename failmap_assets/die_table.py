@@ -56,11 +56,13 @@ class WaferMap:
 
     def is_pass(self, bins: np.ndarray | None = None) -> np.ndarray:
         """Pass flag per die: the file's / config's verdict, else bin 1 passes."""
-        b = self.bin if bins is None else bins
-        out = b == 1
-        for bin_no, ok in self.bin_pass.items():
-            out = np.where(b == bin_no, ok, out)
-        return out.astype(bool)
+        b = np.asarray(self.bin if bins is None else bins)
+        # The passing bins as one set: a pass over the dies per passing bin (usually one
+        # or two), not a pass per BINDEF line.
+        passing = [bin_no for bin_no, ok in self.bin_pass.items() if ok]
+        if 1 not in self.bin_pass:
+            passing.append(1)
+        return np.isin(b, np.asarray(passing, dtype=np.int64))
 
 
 @dataclass
