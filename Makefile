@@ -39,6 +39,8 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/failmap_day.py
 	$(BIN)/python benchmarks/stdf_parse.py
 	$(BIN)/python benchmarks/sensor_tick.py
+	$(BIN)/python benchmarks/s3_clients.py
+	$(BIN)/python benchmarks/failmap_text_parse.py
 
 clean:
 	rm -rf .failmap .dagster
