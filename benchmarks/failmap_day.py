@@ -28,7 +28,6 @@ import io
 import json
 import os
 import resource
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -186,10 +185,10 @@ def main() -> int:
 
     from failmap_assets.resources.storage import open_store
     from failmap_assets.synth.day import generate_day
-    from tests.s3_server import _remove_stray_sockets, _start, _stop
+    from tests.s3_server import start_server, stop_server
 
     work = Path(tempfile.mkdtemp(prefix="failmap-bench-"))
-    proc, server = _start(work, secrets.token_urlsafe(24))
+    proc, server = start_server(work)
     try:
         server.make_bucket("bench")
         env = {
@@ -262,8 +261,7 @@ def main() -> int:
         print(f"peak RSS of (a): {a['peak_rss_mb']:.0f} MB (goal <= 1024)")
         return 0
     finally:
-        _stop(proc)
-        _remove_stray_sockets(server.ports.values())
+        stop_server(proc, server)
 
 
 if __name__ == "__main__":

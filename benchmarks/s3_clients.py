@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import secrets
 import sys
 import tempfile
 import time
@@ -32,12 +31,12 @@ def main() -> int:
     import psutil
 
     from failmap_assets.resources.s3_store import S3ObjectStore, s3_client
-    from tests.s3_server import _remove_stray_sockets, _start, _stop
+    from tests.s3_server import start_server, stop_server
 
     sizes = [30_000 if i % 2 else 250_000 for i in range(args.objects)]
     blob = os.urandom(max(sizes))
     work = Path(tempfile.mkdtemp(prefix="s3-clients-"))
-    proc, server = _start(work, secrets.token_urlsafe(24))
+    proc, server = start_server(work)
     try:
         server.make_bucket("bench")
         os.environ.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key)
@@ -69,8 +68,7 @@ def main() -> int:
                   f"{client_cpu / args.objects * 1000:>12.2f}{server_cpu:>14.2f}")
         return 0
     finally:
-        _stop(proc)
-        _remove_stray_sockets(server.ports.values())
+        stop_server(proc, server)
 
 
 if __name__ == "__main__":

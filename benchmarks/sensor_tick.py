@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import secrets
 import shutil
 import statistics
 import sys
@@ -228,10 +227,10 @@ def s3_cases(sizes: list[int], args, work: Path) -> list[dict]:
     from dagster_aws.s3.sensor import get_objects
 
     from failmap_assets.resources.storage import FailmapStorage
-    from tests.s3_server import _remove_stray_sockets, _start, _stop
+    from tests.s3_server import start_server, stop_server
 
     (work / "seaweed").mkdir()
-    proc, server = _start(work / "seaweed", secrets.token_urlsafe(24))
+    proc, server = start_server(work / "seaweed")
     rows = []
     try:
         os.environ.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
@@ -254,8 +253,7 @@ def s3_cases(sizes: list[int], args, work: Path) -> list[dict]:
             rows.append(run_case("s3", n, args, lambda keys, bucket=bucket: write_s3(server, bucket, keys), peer,
                                  storage, work))
     finally:
-        _stop(proc)
-        _remove_stray_sockets(server.ports.values())
+        stop_server(proc, server)
     return rows
 
 

@@ -183,16 +183,24 @@ def _start_with_retries(workdir: Path, secret_key: str) -> tuple[subprocess.Pope
     pytest.fail("SeaweedFS did not start:\n" + "\n---\n".join(errors), pytrace=False)
 
 
+def start_server(workdir: Path) -> tuple[subprocess.Popen, S3Server]:
+    """SeaweedFS with a fresh random secret, for the session fixture and the benchmarks."""
+    return _start_with_retries(workdir, secrets.token_urlsafe(24))
+
+
+def stop_server(proc: subprocess.Popen, server: S3Server) -> None:
+    _stop(proc)
+    _remove_stray_sockets(server.ports.values())
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """SeaweedFS for the whole session; fails (never skips) when it cannot start."""
-    workdir = tmp_path_factory.mktemp("seaweedfs")
-    proc, server = _start_with_retries(workdir, secrets.token_urlsafe(24))
+    proc, server = start_server(tmp_path_factory.mktemp("seaweedfs"))
     try:
         yield server
     finally:
-        _stop(proc)
-        _remove_stray_sockets(server.ports.values())
+        stop_server(proc, server)
 
 
 @pytest.fixture
