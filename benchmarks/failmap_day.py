@@ -22,7 +22,6 @@ The server runs on the same cores, so no way can finish faster than
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import io
 import json
@@ -32,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -147,31 +145,6 @@ def naive(a_store, b_store, out_store, pairs) -> float:
     return time.perf_counter() - t0
 
 
-class CpuMeter:
-    """CPU seconds (user + system) of this process and its children, and of the server."""
-
-    def __init__(self, server_pid: int) -> None:
-        import psutil
-
-        self.server = psutil.Process(server_pid)
-
-    def _server_cpu(self) -> float:
-        procs = [self.server, *self.server.children(recursive=True)]
-        return sum(sum(p.cpu_times()[:2]) for p in procs)
-
-    @contextlib.contextmanager
-    def measure(self, into: dict) -> Iterator[None]:
-        own0 = resource.getrusage(resource.RUSAGE_SELF)
-        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        server0 = self._server_cpu()
-        yield
-        own1 = resource.getrusage(resource.RUSAGE_SELF)
-        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        into["client_cpu"] = sum(getattr(b, f) - getattr(a, f) for a, b in ((own0, own1), (kids0, kids1))
-                                 for f in ("ru_utime", "ru_stime"))
-        into["server_cpu"] = self._server_cpu() - server0
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wafers", type=int, default=1000)
@@ -185,7 +158,7 @@ def main() -> int:
 
     from failmap_assets.resources.storage import open_store
     from failmap_assets.synth.day import generate_day
-    from tests.s3_server import start_server, stop_server
+    from tests.s3_server import CpuMeter, start_server, stop_server
 
     work = Path(tempfile.mkdtemp(prefix="failmap-bench-"))
     proc, server = start_server(work)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -28,10 +27,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=16)
     args = parser.parse_args()
 
-    import psutil
-
     from failmap_assets.resources.s3_store import S3ObjectStore, s3_client
-    from tests.s3_server import start_server, stop_server
+    from tests.s3_server import CpuMeter, start_server, stop_server
 
     sizes = [30_000 if i % 2 else 250_000 for i in range(args.objects)]
     blob = os.urandom(max(sizes))
@@ -42,7 +39,7 @@ def main() -> int:
         os.environ.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key)
         client = s3_client(server.endpoint_url, server.region, max_pool=2 * args.workers)
         store = S3ObjectStore("bench", "ours", client)
-        server_proc = psutil.Process(proc.pid)
+        meter = CpuMeter(proc.pid)
 
         def boto3_put(i: int) -> None:
             client.put_object(Bucket="bench", Key=f"boto3/{i}", Body=blob[: sizes[i]])
@@ -55,15 +52,12 @@ def main() -> int:
         print(f"{args.objects} objects (30 KB / 250 KB), {args.workers} threads, SeaweedFS on loopback, {os.cpu_count()} cores")
         print(f"{'way':<30}{'wall s':>8}{'req/s':>8}{'client CPU s':>14}{'ms CPU/req':>12}{'server CPU s':>14}")
         for name, fn in ways:
-            r0 = resource.getrusage(resource.RUSAGE_SELF)
-            s0 = sum(server_proc.cpu_times()[:2])
+            used: dict = {}
             t0 = time.perf_counter()
-            with ThreadPoolExecutor(args.workers) as pool:
+            with meter.measure(used), ThreadPoolExecutor(args.workers) as pool:
                 list(pool.map(fn, range(args.objects)))
             wall = time.perf_counter() - t0
-            r1 = resource.getrusage(resource.RUSAGE_SELF)
-            client_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-            server_cpu = sum(server_proc.cpu_times()[:2]) - s0
+            client_cpu, server_cpu = used["client_cpu"], used["server_cpu"]
             print(f"{name:<30}{wall:>8.2f}{args.objects / wall:>8.0f}{client_cpu:>14.2f}"
                   f"{client_cpu / args.objects * 1000:>12.2f}{server_cpu:>14.2f}")
         return 0

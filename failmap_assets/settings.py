@@ -23,26 +23,21 @@ def _env(name: str, default: str) -> str:
 
 def env_int(name: str, default: int, minimum: int = 0) -> int:
     """An integer setting; a malformed or too small value is an error that names the variable."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not an integer") from exc
-    if value < minimum:
-        raise ValueError(f"{name}={value} must be >= {minimum}")
-    return value
+    return _env_number(name, default, minimum, int, "an integer")
 
 
 def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    return _env_number(name, default, minimum, float, "a number")
+
+
+def _env_number(name, default, minimum, parse, kind: str):
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not a number") from exc
+        raise ValueError(f"{name}={raw!r} is not {kind}") from exc
     if value < minimum:
         raise ValueError(f"{name}={value} must be >= {minimum}")
     return value

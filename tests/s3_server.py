@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -181,6 +182,31 @@ def _start_with_retries(workdir: Path, secret_key: str) -> tuple[subprocess.Pope
             if "address already in use" not in str(exc):
                 break  # only a port taken between picking and binding is worth another try
     pytest.fail("SeaweedFS did not start:\n" + "\n---\n".join(errors), pytrace=False)
+
+
+class CpuMeter:
+    """CPU seconds (user + system) of this process and its children, and of the server."""
+
+    def __init__(self, server_pid: int) -> None:
+        import psutil
+
+        self.server = psutil.Process(server_pid)
+
+    def _server_cpu(self) -> float:
+        procs = [self.server, *self.server.children(recursive=True)]
+        return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+    @contextlib.contextmanager
+    def measure(self, into: dict) -> Iterator[None]:
+        own0 = resource.getrusage(resource.RUSAGE_SELF)
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server0 = self._server_cpu()
+        yield
+        own1 = resource.getrusage(resource.RUSAGE_SELF)
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        into["client_cpu"] = sum(getattr(b, f) - getattr(a, f) for a, b in ((own0, own1), (kids0, kids1))
+                                 for f in ("ru_utime", "ru_stime"))
+        into["server_cpu"] = self._server_cpu() - server0
 
 
 def start_server(workdir: Path) -> tuple[subprocess.Popen, S3Server]:

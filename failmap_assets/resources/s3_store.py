@@ -211,12 +211,12 @@ class S3ObjectStore(ObjectStore):
                 self._data = _data_client(self.bucket, self.client)
             return self._data
 
-    def _raise_data_error(self, exc: ObstoreError | OSError, operation: str, key: str) -> None:
+    def _data_error(self, exc: ObstoreError | OSError, operation: str, key: str) -> Exception:
+        """What to raise for an obstore failure: FileNotFoundError for a missing object,
+        the ClientError boto3 would have raised, or the error itself (no answer at all)."""
         if isinstance(exc, FileNotFoundError) and "<Code>NoSuchBucket</Code>" not in str(exc):
-            raise self._missing(key) from None
-        error = _client_error(exc, operation, f"{self.location}{key}")
-        if error is not None:
-            raise error from None
+            return self._missing(key)
+        return _client_error(exc, operation, f"{self.location}{key}") or exc
 
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.location!r})"
@@ -291,8 +291,7 @@ class S3ObjectStore(ObjectStore):
         try:
             return bytes(obstore.get(self._data_store(), full).bytes())
         except (ObstoreError, OSError) as exc:
-            self._raise_data_error(exc, "GetObject", key)
-            raise
+            raise self._data_error(exc, "GetObject", key) from None
         except ValueError:
             # obstore refuses some names S3 allows (control characters): boto3 reads those
             body = self.open(key)
@@ -316,8 +315,7 @@ class S3ObjectStore(ObjectStore):
             result = obstore.put(self._data_store(), full, data, use_multipart=False,
                                  attributes={"Content-Type": content_type} if content_type else None)
         except (ObstoreError, OSError) as exc:
-            self._raise_data_error(exc, "PutObject", key)
-            raise
+            raise self._data_error(exc, "PutObject", key) from None
         # obstore returns no Date header: the local clock stands in for LastModified
         # (PutObject reports none either; nothing we write depends on it).
         return ObjectInfo(key=key, size=len(data), etag=(result["e_tag"] or "").strip('"'),
