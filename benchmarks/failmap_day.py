@@ -45,7 +45,7 @@ def materialize_only() -> None:
     """(a), run in a child process with the environment pointing at the bucket."""
     from dagster import DagsterInstance, materialize
 
-    from failmap_assets.assets.failmap import FAILMAP_ASSETS
+    from failmap_assets.defs.failmap.assets import FAILMAP_ASSETS
     from failmap_assets.resources import build_resources
 
     t0 = time.perf_counter()
@@ -65,7 +65,7 @@ def materialize_only() -> None:
 
 def floor(a_store, b_store, a_keys, b_keys, workers: int) -> float:
     """(b): GET + decompress every object, nothing else."""
-    from failmap_assets.compression import unpack
+    from failmap_assets.formats.compression import unpack
 
     t0 = time.perf_counter()
     for store, keys in ((a_store, a_keys), (b_store, b_keys)):
@@ -113,7 +113,7 @@ def naive(a_store, b_store, out_store, pairs) -> float:
     """(c): one object at a time; A, then B updates the JSON."""
     from PIL import Image, ImageDraw
 
-    from failmap_assets.compression import unpack
+    from failmap_assets.formats.compression import unpack
 
     t0 = time.perf_counter()
     for a_key, b_key in pairs:
@@ -156,9 +156,9 @@ def main() -> int:
         materialize_only()
         return 0
 
-    from failmap_assets.resources.storage import open_store
-    from failmap_assets.synth.day import generate_day
-    from tests.s3_server import CpuMeter, start_server, stop_server
+    from failmap_assets.storage.locations import open_store
+    from failmap_synth.day import generate_day
+    from tests.support.s3_server import CpuMeter, start_server, stop_server
 
     work = Path(tempfile.mkdtemp(prefix="failmap-bench-"))
     proc, server = start_server(work)
@@ -203,8 +203,9 @@ def main() -> int:
         with meter.measure(cpu["b2"]):
             b2_seconds = io_floor(stores["a"], stores["b"], stores["out"], a_keys, b_keys, outputs, args.workers)
 
-        from failmap_assets.parquet_io import read_table
-        pairs_df = read_table(stores["out"], f"parquet/failmap_pairs/date={DAY.isoformat()}/pairs.parquet")
+        from failmap_assets.storage.layout import pairs_key
+        from failmap_assets.storage.parquet_io import read_table
+        pairs_df = read_table(stores["out"], pairs_key(DAY))
         pairs = [(r["a_key"], r["b_key"]) for r in pairs_df.filter(pairs_df["a_key"].is_not_null()).iter_rows(named=True)]
         with meter.measure(cpu["c"]):
             c_seconds = naive(stores["a"], stores["b"], stores["out"], pairs)

@@ -27,8 +27,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=16)
     args = parser.parse_args()
 
-    from failmap_assets.resources.s3_store import S3ObjectStore, s3_client
-    from tests.s3_server import CpuMeter, start_server, stop_server
+    from failmap_assets.storage.s3_store import S3ObjectStore, s3_client
+    from tests.support.s3_server import CpuMeter, start_server, stop_server
 
     sizes = [30_000 if i % 2 else 250_000 for i in range(args.objects)]
     blob = os.urandom(max(sizes))

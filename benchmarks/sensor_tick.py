@@ -112,7 +112,7 @@ class OurSensor:
         from dagster import DagsterInstance
 
         from failmap_assets.sensors import bucket_sensors
-        from tests.sensors.simulation import stub_definitions
+        from tests.support.sensor_simulation import sensor_resources, stub_definitions
 
         bucket_sensors.current_time = lambda: NOW
         instance_dir.mkdir(parents=True, exist_ok=True)
@@ -126,11 +126,11 @@ class OurSensor:
         """(seconds, objects requested, run requests)."""
         from dagster import build_sensor_context
 
-        from failmap_assets.sensors.ledger import LedgerStore
+        from failmap_assets.discovery.seen_ledger import LedgerStore
 
         t0 = time.perf_counter()
         ctx = build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs,
-                                   resources={"storage": self.storage}, sensor_name="bucket_a_sensor")
+                                   resources=sensor_resources(self.storage), sensor_name="bucket_a_sensor")
         data = self.sensor.evaluate_tick(ctx)
         seconds = time.perf_counter() - t0
         if data.cursor is not None:
@@ -180,7 +180,7 @@ def run_case(label: str, n_existing: int, args, store_writer, peer, storage, wor
         found, listed, peer_s = peer(since)
         peers.append(peer_s)
         assert found >= args.new, (found, args.new)
-    from failmap_assets.sensors.listing import SensorCursor
+    from failmap_assets.discovery.cursor import SensorCursor
 
     cursor = SensorCursor.decode(sensor.cursor)
     row = {
@@ -198,7 +198,7 @@ def run_case(label: str, n_existing: int, args, store_writer, peer, storage, wor
 
 
 def local_cases(sizes: list[int], args, work: Path) -> list[dict]:
-    from failmap_assets.resources.local_store import LocalObjectStore
+    from failmap_assets.storage.local_store import LocalObjectStore
     from failmap_assets.resources.storage import FailmapStorage
 
     rows = []
@@ -227,7 +227,7 @@ def s3_cases(sizes: list[int], args, work: Path) -> list[dict]:
     from dagster_aws.s3.sensor import get_objects
 
     from failmap_assets.resources.storage import FailmapStorage
-    from tests.s3_server import start_server, stop_server
+    from tests.support.s3_server import start_server, stop_server
 
     (work / "seaweed").mkdir()
     proc, server = start_server(work / "seaweed")

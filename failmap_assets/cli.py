@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _stores():
-    from failmap_assets.resources.storage import open_store
     from failmap_assets.settings import Settings
+    from failmap_assets.storage.locations import open_store
 
     s = Settings.from_env()
     kw = dict(endpoint_url=s.s3_endpoint_url or None, region=s.aws_region or None)
@@ -67,7 +67,7 @@ def write_synth(start: date, days: int, wafers: int, stdf_files: int, seed: int)
     """Generate and PUT synthetic objects; returns counts by note."""
     from collections import Counter
 
-    from failmap_assets.synth.day import generate_days
+    from failmap_synth.day import generate_days
 
     stores = _stores()
     counts: Counter = Counter()
@@ -146,10 +146,10 @@ def _print_summary(result, day: date, seconds: float) -> None:
 
 
 def cmd_render(args) -> int:
-    from failmap_assets.output_layout import safe_name
-    from failmap_assets.parquet_io import write_table
-    from failmap_assets.resources.local_store import LocalObjectStore
-    from failmap_assets.wafer_processing import ProcessingOptions, Unit, process_unit
+    from failmap_assets.storage.layout import safe_name
+    from failmap_assets.storage.parquet_io import write_table
+    from failmap_assets.storage.local_store import LocalObjectStore
+    from failmap_assets.pipeline.unit import ProcessingOptions, Unit, process_unit
 
     if args.partner and len(args.files) != 1:
         print("--partner goes with exactly one A file", file=sys.stderr)
@@ -177,12 +177,9 @@ def cmd_render(args) -> int:
 
 def _token_of(name: str) -> str:
     """The wafer token when the file name follows the key grammar, else the file's stem."""
-    import re
+    from failmap_assets.discovery.keys import parse_file_name
 
-    from failmap_assets.keys import parse_failmap_key
-
-    stamp = re.search(r"_(\d{8})_\d{6}\.", name)
-    parsed = parse_failmap_key(f"{stamp.group(1)}/{name}") if stamp else None
+    parsed = parse_file_name(name)
     return parsed.wafer_token if parsed else Path(name).stem
 
 

@@ -1,46 +1,59 @@
-"""FAILMAP_* environment -> one typed settings object.
+"""The one reader of the environment: every FAILMAP_* setting, its default and its check.
 
 The environment picks the deployment (local folders vs S3, which endpoint), never
 code branches. With nothing set, everything lives under ``./.failmap/`` (the
 embedded default) and Dagster keeps its SQLite storage under ``./.dagster``.
 Credentials are not settings: boto3 reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
 from the environment itself, so they never pass through our objects or logs.
+
+Nothing else in the package reads ``os.environ`` for a setting. The Dagster
+resources (``failmap_assets.resources``) get their field values from here, as
+``EnvVar`` references where a variable is set, so the UI shows where a value came
+from and a launchpad override reaches every asset, sensor and schedule that uses
+the resource. Only what Dagster needs when the code location loads (partition
+start, fab time zone, sensor interval) is read at import, through ``Settings``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 
 DEFAULT_ROOT = ".failmap"
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable behind one ``Settings`` field."""
+
+    name: str
+    field: str
+    kind: type = str          # str, int or float
+    minimum: float | None = None
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    """An integer setting; a malformed or too small value is an error that names the variable."""
-    return _env_number(name, default, minimum, int, "an integer")
-
-
-def env_float(name: str, default: float, minimum: float = 0.0) -> float:
-    return _env_number(name, default, minimum, float, "a number")
-
-
-def _env_number(name, default, minimum, parse, kind: str):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = parse(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not {kind}") from exc
-    if value < minimum:
-        raise ValueError(f"{name}={value} must be >= {minimum}")
-    return value
+VARIABLES: tuple[Variable, ...] = (
+    Variable("FAILMAP_SOURCE_A", "source_a"),
+    Variable("FAILMAP_SOURCE_B", "source_b"),
+    Variable("FAILMAP_SOURCE_STDF", "source_stdf"),
+    Variable("FAILMAP_OUTPUT", "output"),
+    Variable("FAILMAP_S3_ENDPOINT_URL", "s3_endpoint_url"),
+    Variable("AWS_REGION", "aws_region"),
+    Variable("FAILMAP_START_DATE", "start_date"),
+    Variable("FAILMAP_TIMEZONE", "fab_timezone"),
+    Variable("FAILMAP_MAX_WORKERS", "max_workers", int, 1),
+    Variable("FAILMAP_PAIR_WINDOW_S", "pair_window_s", int, 0),
+    Variable("FAILMAP_PAIR_GRACE_S", "pair_grace_s", int, 0),
+    Variable("FAILMAP_PIXELS_PER_DIE", "pixels_per_die", int, 1),
+    Variable("FAILMAP_SENSOR_LOOKBACK_DAYS", "sensor_lookback_days", int, 0),
+    Variable("FAILMAP_SENSOR_MAX_RUNS_PER_TICK", "sensor_max_runs_per_tick", int, 1),
+    Variable("FAILMAP_SENSOR_MAX_OBJECTS_PER_TICK", "sensor_max_objects_per_tick", int, 1),
+    Variable("FAILMAP_SENSOR_TIME_BUDGET_SECONDS", "sensor_time_budget_seconds", float, 0.1),
+    Variable("FAILMAP_SENSOR_INTERVAL_SECONDS", "sensor_interval_seconds", int, 1),
+    Variable("FAILMAP_SENSOR_TAG_LIST_CHARS", "sensor_tag_list_chars", int, 0),
+)
+_BY_FIELD = {v.field: v for v in VARIABLES}
 
 
 @dataclass(frozen=True)
@@ -49,23 +62,70 @@ class Settings:
     source_b: str
     source_stdf: str
     output: str
-    s3_endpoint_url: str
-    aws_region: str
-    start_date: date          # first daily partition
-    fab_timezone: str         # the testers' local time: keys carry fab time without a zone
-    max_workers: int          # parallel GETs inside one run
+    s3_endpoint_url: str = ""
+    aws_region: str = ""
+    start_date: date = date(2026, 1, 1)   # first daily partition
+    fab_timezone: str = "UTC"             # the testers' local time: keys carry fab time without a zone
+    max_workers: int = 16                 # parallel GETs inside one run
+    pair_window_s: int = 10               # B partner written within [t_A, t_A + window]
+    pair_grace_s: int = 600               # an unmatched A is pending until t_A + window + grace
+    pixels_per_die: int = 4
+    sensor_lookback_days: int = 2
+    sensor_max_runs_per_tick: int = 5
+    sensor_max_objects_per_tick: int = 5000
+    sensor_time_budget_seconds: float = 15.0
+    sensor_interval_seconds: int = 30
+    sensor_tag_list_chars: int = 500
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        root = _env("FAILMAP_HOME", DEFAULT_ROOT)
-        return cls(
-            source_a=_env("FAILMAP_SOURCE_A", os.path.join(root, "a")),
-            source_b=_env("FAILMAP_SOURCE_B", os.path.join(root, "b")),
-            source_stdf=_env("FAILMAP_SOURCE_STDF", os.path.join(root, "stdf")),
-            output=_env("FAILMAP_OUTPUT", os.path.join(root, "out")),
-            s3_endpoint_url=_env("FAILMAP_S3_ENDPOINT_URL", ""),
-            aws_region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "")),
-            start_date=date.fromisoformat(_env("FAILMAP_START_DATE", "2026-01-01")),
-            fab_timezone=_env("FAILMAP_TIMEZONE", "UTC"),
-            max_workers=env_int("FAILMAP_MAX_WORKERS", 16, minimum=1),
-        )
+    def from_env(cls, environ: os._Environ | dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        root = _text(env, "FAILMAP_HOME") or DEFAULT_ROOT
+        values: dict[str, object] = {
+            "source_a": os.path.join(root, "a"),
+            "source_b": os.path.join(root, "b"),
+            "source_stdf": os.path.join(root, "stdf"),
+            "output": os.path.join(root, "out"),
+            # boto3's own fallback name for the region
+            "aws_region": _text(env, "AWS_DEFAULT_REGION"),
+        }
+        for var in VARIABLES:
+            raw = _text(env, var.name)
+            if raw:
+                values[var.field] = parse(var, raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def variable_of(self, field_name: str) -> str:
+        """The environment variable behind a field (for EnvVar references and messages)."""
+        return _BY_FIELD[field_name].name
+
+
+def _text(env, name: str) -> str:
+    return env.get(name, "").strip()
+
+
+def parse(var: Variable, raw: str):
+    """A variable's text as its field's type; a malformed or too small value is an
+    error that names the variable."""
+    if var.field == "start_date":
+        try:
+            return date.fromisoformat(raw)
+        except ValueError as exc:
+            raise ValueError(f"{var.name}={raw!r} is not a date (YYYY-MM-DD)") from exc
+    if var.kind is str:
+        return raw
+    try:
+        value = var.kind(raw)
+    except ValueError as exc:
+        raise ValueError(f"{var.name}={raw!r} is not {'an integer' if var.kind is int else 'a number'}") from exc
+    if var.minimum is not None and value < var.minimum:
+        raise ValueError(f"{var.name}={value} must be >= {var.kind(var.minimum)}")
+    return value
+
+
+def is_set(name: str) -> bool:
+    """Whether the environment sets ``name`` (to something other than blanks)."""
+    return bool(_text(os.environ, name))
+
+
+assert {f.name for f in fields(Settings)} >= set(_BY_FIELD), "every variable names a Settings field"

@@ -13,8 +13,10 @@ import polars as pl
 from PIL import Image
 
 from failmap_assets.cli import main
-from tests.assets.test_failmap_assets import A_TEXT, B_TEXT
-from tests.testdata import REPO, shared_file
+from tests.support.contract_examples import A_EXAMPLE, B_EXAMPLE
+
+A_TEXT, B_TEXT = A_EXAMPLE.decode(), B_EXAMPLE.decode()
+from tests.support.testdata import REPO, shared_file
 
 
 def test_render_g85_file(tmp_path, capsys):

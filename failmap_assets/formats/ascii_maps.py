@@ -41,9 +41,9 @@ from typing import AbstractSet
 
 import numpy as np
 
-from failmap_assets.die_table import WaferMap
+from failmap_assets.wafer.model import WaferMap
 from failmap_assets.formats.g85 import ascii_code_to_bin, compact_stime, decode_grid, degrees_to_flat, merge_verdicts
-from failmap_assets.rejects import Rejected
+from failmap_assets.wafer.rejects import Rejected
 
 Lines = list[str]
 SNIFF_LINES = 400  # header lengths seen are far below; a long bin legend still fits

@@ -23,13 +23,13 @@ from __future__ import annotations
 import re
 from typing import AbstractSet
 
-from failmap_assets.die_table import WaferMap
+from failmap_assets.wafer.model import WaferMap
 from failmap_assets.formats.ascii_maps import decode_text, detect_dialect, read_ascii_map
 from failmap_assets.formats.e142 import read_e142
 from failmap_assets.formats.g85 import read_g85
 from failmap_assets.formats.klarf import looks_like_klarf, read_klarf
 from failmap_assets.formats.tsk import looks_like_tsk, read_tsk
-from failmap_assets.rejects import Rejected
+from failmap_assets.wafer.rejects import Rejected
 
 _HEAD = 1 << 16  # detection reads at most this much
 _READERS = {"g85": read_g85, "e142": read_e142, "tsk": read_tsk, "klarf": read_klarf}

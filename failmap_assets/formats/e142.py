@@ -38,7 +38,7 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from failmap_assets.die_table import WaferMap
+from failmap_assets.wafer.model import WaferMap
 from failmap_assets.formats.g85 import (
     attrs,
     bin_definitions,
@@ -53,7 +53,7 @@ from failmap_assets.formats.g85 import (
     original_attrs,
     parse_xml,
 )
-from failmap_assets.rejects import Rejected
+from failmap_assets.wafer.rejects import Rejected
 
 FORMAT = "e142"
 

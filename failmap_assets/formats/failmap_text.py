@@ -49,9 +49,9 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
-from ..die_table import FLAT_SIDES, CompanionMap, WaferMap
-from ..kernels import failmap_rows as kr
-from ..rejects import Rejected
+from failmap_assets.wafer.model import FLAT_SIDES, CompanionMap, WaferMap
+from failmap_assets.kernels import failmap_rows as kr
+from failmap_assets.wafer.rejects import Rejected
 
 REJECT_REASONS = (
     "not_text",

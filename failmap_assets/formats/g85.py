@@ -46,8 +46,8 @@ import numpy as np
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
-from failmap_assets.die_table import WaferMap
-from failmap_assets.rejects import Rejected
+from failmap_assets.wafer.model import WaferMap
+from failmap_assets.wafer.rejects import Rejected
 
 FORMAT = "g85"
 

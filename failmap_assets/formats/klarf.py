@@ -37,10 +37,10 @@ from typing import AbstractSet
 
 import numpy as np
 
-from failmap_assets.die_table import WaferMap
+from failmap_assets.wafer.model import WaferMap
 from failmap_assets.formats.ascii_maps import decode_text
 from failmap_assets.formats.g85 import merge_verdicts
-from failmap_assets.rejects import Rejected
+from failmap_assets.wafer.rejects import Rejected
 
 FORMAT = "klarf"
 

@@ -47,8 +47,8 @@ from typing import AbstractSet
 
 import numpy as np
 
-from failmap_assets.die_table import WaferMap
-from failmap_assets.rejects import Rejected
+from failmap_assets.wafer.model import WaferMap
+from failmap_assets.wafer.rejects import Rejected
 
 FORMAT = "tsk"
 

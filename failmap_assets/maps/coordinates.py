@@ -36,7 +36,7 @@ from json.encoder import encode_basestring_ascii
 import numpy as np
 import pyarrow as pa
 
-from failmap_assets.die_table import CompanionMap, WaferMap, match_dies
+from failmap_assets.wafer.model import CompanionMap, WaferMap, match_dies
 from failmap_assets.kernels import json_chips as kj
 from failmap_assets.maps.palette import bin_colors, rgb_hex
 from failmap_assets.maps.render import bin_summary, grid_for

@@ -25,7 +25,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from failmap_assets.die_table import WaferMap
+from failmap_assets.wafer.model import WaferMap
 from failmap_assets.maps.palette import NO_DIE_RGBA, NOTCH_RGB, bin_colors
 
 NO_DIE_INDEX = 0

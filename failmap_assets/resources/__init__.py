@@ -1,28 +1,50 @@
-"""Resources: object stores (S3 or local folders) and the pipeline rules."""
+"""Dagster resources: where data lives (FailmapStorage) and the rules (FailmapRules, SensorRules)."""
 
 from __future__ import annotations
 
-from failmap_assets.resources.rules import FailmapRules
+import dagster as dg
+
+from failmap_assets.resources.rules import FailmapRules, SensorRules
 from failmap_assets.resources.storage import FailmapStorage
-from failmap_assets.settings import Settings, env_int
+from failmap_assets.settings import VARIABLES, Settings, is_set
+
+__all__ = ["FailmapRules", "FailmapStorage", "SensorRules", "build_resources"]
+
+# resource -> {resource field: Settings field}
+_FIELDS = {
+    "storage": {
+        "source_a": "source_a", "source_b": "source_b", "source_stdf": "source_stdf", "output": "output",
+        "s3_endpoint_url": "s3_endpoint_url", "aws_region": "aws_region", "max_workers": "max_workers",
+    },
+    "failmap_rules": {"window_s": "pair_window_s", "grace_s": "pair_grace_s", "pixels_per_die": "pixels_per_die"},
+    "sensor_rules": {
+        "lookback_days": "sensor_lookback_days", "max_runs_per_tick": "sensor_max_runs_per_tick",
+        "max_objects_per_tick": "sensor_max_objects_per_tick", "time_budget_seconds": "sensor_time_budget_seconds",
+        "tag_list_chars": "sensor_tag_list_chars",
+    },
+}
+_CLASSES = {"storage": FailmapStorage, "failmap_rules": FailmapRules, "sensor_rules": SensorRules}
+_VARIABLE = {v.field: v for v in VARIABLES}
 
 
 def build_resources(settings: Settings | None = None) -> dict:
-    """Resources for the environment the process runs in (env vars pick local vs S3)."""
-    s = settings or Settings.from_env()
-    return {
-        "storage": FailmapStorage(
-            source_a=s.source_a,
-            source_b=s.source_b,
-            source_stdf=s.source_stdf,
-            output=s.output,
-            s3_endpoint_url=s.s3_endpoint_url,
-            aws_region=s.aws_region,
-            max_workers=s.max_workers,
-        ),
-        "failmap_rules": FailmapRules(
-            window_s=env_int("FAILMAP_PAIR_WINDOW_S", 10),
-            grace_s=env_int("FAILMAP_PAIR_GRACE_S", 600),
-            pixels_per_die=env_int("FAILMAP_PIXELS_PER_DIE", 4, minimum=1),
-        ),
-    }
+    """The resources of the code location.
+
+    Without ``settings``: from the environment, every value a FAILMAP_* variable sets
+    given as an ``EnvVar`` (read again by each run and sensor process, shown as such
+    in the UI); the rest are the defaults. With ``settings`` (tests, the CLI): those
+    values as they are."""
+    from_env = settings is None
+    s = Settings.from_env() if from_env else settings
+    out = {}
+    for name, mapping in _FIELDS.items():
+        values = {}
+        for res_field, set_field in mapping.items():
+            var = _VARIABLE.get(set_field)
+            value = getattr(s, set_field)
+            if from_env and var is not None and is_set(var.name) and var.kind is not float:
+                # Settings.from_env above has already checked the value
+                value = dg.EnvVar.int(var.name) if var.kind is int else dg.EnvVar(var.name)
+            values[res_field] = value
+        out[name] = _CLASSES[name](**values)
+    return out

@@ -1,7 +1,11 @@
-"""Pipeline rules users tune per deployment: pairing window, grace, image size, bomb limits.
+"""Rules users tune per deployment: pairing, image size, bomb limits, sensor pacing.
 
-Defaults come from the contract; each can be overridden by an environment variable
-(picked up in definitions.py) or in the launchpad's resource config.
+Bounds are checked where the values are read (``failmap_assets.settings``): a field
+may hold an ``EnvVar``, which pydantic constraints cannot see through.
+
+Defaults come from the contract and ``failmap_assets.settings``; a deployment sets
+them with FAILMAP_* variables (``build_resources`` turns those into ``EnvVar``
+references) and a run can override them in the launchpad.
 """
 
 from __future__ import annotations
@@ -18,3 +22,13 @@ class FailmapRules(ConfigurableResource):
     max_ratio: float = Field(default=1000.0, description="refuse objects with a higher compression ratio (bombs)")
     max_in_flight: int = Field(default=32, description="units held in memory at once inside a run")
     match_rate_warn: float = Field(default=0.9, description="warn when matched / (matched + a_only) is lower")
+
+
+class SensorRules(ConfigurableResource):
+    """How the bucket sensors pace themselves; never where data lives."""
+
+    lookback_days: int = Field(default=2, description="days before today (fab time) re-listed every tick; older days are closed")
+    max_runs_per_tick: int = Field(default=5, description="run requests (= day partitions) per tick and sensor")
+    max_objects_per_tick: int = Field(default=5000, description="new objects taken per tick and sensor; the rest waits for the next tick")
+    time_budget_seconds: float = Field(default=15.0, description="stop listing after this long (Dagster kills an evaluation at 60 s)")
+    tag_list_chars: int = Field(default=500, description="characters of the object list in a run's tag")

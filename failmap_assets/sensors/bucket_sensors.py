@@ -26,40 +26,35 @@ and why it lives in the instance's key-value table):
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dagster import (
     RunRequest,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
 )
 
-from failmap_assets.jobs import failmap_day_job, stdf_day_job
-from failmap_assets.partitions import daily_partitions
-from failmap_assets.resources.object_store import ObjectInfo, ObjectStore
-from failmap_assets.resources.storage import FailmapStorage
-from failmap_assets.sensors.config import SensorConfig
-from failmap_assets.sensors.ledger import LedgerStore, Manifest, objects_digest
-from failmap_assets.sensors.listing import (
-    SensorCursor,
-    TickPlan,
-    a_partner_days,
-    b_partner_days,
-    finalize,
-    scan,
-)
+from failmap_assets.defs.jobs import failmap_day_job, stdf_day_job
+from failmap_assets.defs.partitions import daily_partitions
+from failmap_assets.discovery.cursor import SensorCursor, TickPlan, finalize, scan
+from failmap_assets.discovery.seen_ledger import LedgerStore, Manifest, objects_digest
+from failmap_assets.pipeline.pairing import partner_days
+from failmap_assets.resources import FailmapRules, FailmapStorage, SensorRules
+from failmap_assets.settings import Settings
+from failmap_assets.storage.object_store import ObjectInfo, ObjectStore
 
 TAG_PREFIX = "failmap/"
 KV_NAMESPACE = "failmap/sensors"
 
-_IMPORT_CONFIG = SensorConfig.from_env()
+# Dagster needs the interval when the code location loads.
+_INTERVAL_SECONDS = Settings.from_env().sensor_interval_seconds
 
 
 def current_time() -> datetime:
@@ -71,26 +66,9 @@ def current_time() -> datetime:
 class BucketSpec:
     name: str
     store: Callable[[FailmapStorage], ObjectStore]
-    location: Callable[[FailmapStorage], str]
     partners: str = ""  # "a" / "b": fail-map side whose files also re-run the day across midnight
-
-
-# Dagster builds a fresh FailmapStorage for every evaluation, and with it a new boto3
-# client (~0.1-0.4 s of the tick: endpoint rules, service model). The code server runs
-# ticks in one long-lived process, so the sensors keep the store of each configuration.
-_STORES: dict[tuple[str, str, str], ObjectStore] = {}
-_STORES_LOCK = threading.Lock()
-
-
-def _store(spec: BucketSpec, storage: FailmapStorage) -> ObjectStore:
-    key = (spec.location(storage), storage.s3_endpoint_url, storage.aws_region)
-    with _STORES_LOCK:
-        store = _STORES.get(key)
-        if store is None:
-            if len(_STORES) > 32:  # configurations come and go in tests; never grow without bound
-                _STORES.clear()
-            store = _STORES[key] = spec.store(storage)
-        return store
+    job: object = None
+    description: str = ""
 
 
 def _truncated_list(keys: list[str], limit: int) -> str:
@@ -109,7 +87,7 @@ def _truncated_list(keys: list[str], limit: int) -> str:
 
 
 def build_run_requests(
-    spec: BucketSpec, plan: TickPlan, gen: int, ledger_store: LedgerStore, cfg: SensorConfig
+    spec: BucketSpec, plan: TickPlan, gen: int, ledger_store: LedgerStore, tag_list_chars: int
 ) -> list[RunRequest]:
     """One RunRequest per day of the plan, oldest first; stages each run's manifest."""
     requests = []
@@ -127,21 +105,21 @@ def build_run_requests(
         tags = {
             f"{TAG_PREFIX}trigger": spec.name,
             f"{TAG_PREFIX}objects_count": str(len(entries)),
-            f"{TAG_PREFIX}objects": _truncated_list([k for k, _ in entries], cfg.tag_list_chars),
+            f"{TAG_PREFIX}objects": _truncated_list([k for k, _ in entries], tag_list_chars),
             f"{TAG_PREFIX}objects_digest": digest[:32],
             f"{TAG_PREFIX}manifest": manifest_key,
             f"{TAG_PREFIX}sensor_gen": str(gen),
         }
         if partner_entries:
             tags[f"{TAG_PREFIX}partners_count"] = str(len(partner_entries))
-            tags[f"{TAG_PREFIX}partners"] = _truncated_list([k for k, _, _ in partner_entries], cfg.tag_list_chars)
+            tags[f"{TAG_PREFIX}partners"] = _truncated_list([k for k, _, _ in partner_entries], tag_list_chars)
         requests.append(RunRequest(run_key=run_key, partition_key=f"{day:%Y-%m-%d}", tags=tags))
     return requests
 
 
-def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: FailmapStorage) -> SensorResult | SkipReason:
+def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: FailmapStorage,
+             failmap_rules: FailmapRules, sensor_rules: SensorRules) -> SensorResult | SkipReason:
     t0 = time.monotonic()
-    cfg = SensorConfig.from_env()
     now = current_time()
     today = now.astimezone(ZoneInfo(daily_partitions.timezone)).date()  # the fab day
     # end_offset=1: today's partition exists; 0 would mean only finished days
@@ -153,24 +131,26 @@ def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: Failma
     previous = SensorCursor.decode(context.cursor)
     ledger_store = LedgerStore(context.instance.daemon_cursor_storage, f"{KV_NAMESPACE}/{spec.name}")
     ledger_store.prefetch((d, c.ledger) for d, c in previous.days.items())
+    neighbours = None
+    if spec.partners:
+        def neighbours(obj: ObjectInfo, day: date) -> list[date]:
+            return partner_days(spec.partners, obj.key, day, failmap_rules.window_s)
     plan = scan(
-        _store(spec, storage),
+        spec.store(storage),
         previous,
         today=today,
         first_day=first_day,
-        lookback_days=cfg.lookback_days,
-        max_objects=cfg.max_objects_per_tick,
-        max_runs=cfg.max_runs_per_tick,
-        time_budget=cfg.time_budget_seconds,
+        lookback_days=sensor_rules.lookback_days,
+        max_objects=sensor_rules.max_objects_per_tick,
+        max_runs=sensor_rules.max_runs_per_tick,
+        time_budget=sensor_rules.time_budget_seconds,
         load_ledger=ledger_store.load,
-        partner_days={"a": a_partner_days, "b": b_partner_days}[spec.partners](cfg.pair_window_seconds)
-        if spec.partners
-        else None,
+        partner_days=neighbours,
         last_day=last_day,
     )
     has_runs = bool(plan.run_days)
     nxt = finalize(plan, previous, ledger_store, bump_gen=has_runs)
-    requests = build_run_requests(spec, plan, nxt.gen, ledger_store, cfg) if has_runs else []
+    requests = build_run_requests(spec, plan, nxt.gen, ledger_store, sensor_rules.tag_list_chars) if has_runs else []
     # Ledgers and manifests first, then the cursor that references them (committed by
     # Dagster together with the run requests); a crash in between leaves the old cursor.
     written = ledger_store.flush()
@@ -194,42 +174,32 @@ def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: Failma
     return SkipReason(reason)
 
 
-_A = BucketSpec("bucket_a_sensor", lambda s: s.source_a_store(), lambda s: s.source_a, partners="a")
-_B = BucketSpec("bucket_b_sensor", lambda s: s.source_b_store(), lambda s: s.source_b, partners="b")
-_STDF = BucketSpec("stdf_sensor", lambda s: s.stdf_store(), lambda s: s.source_stdf)
+def bucket_sensor(spec: BucketSpec) -> SensorDefinition:
+    """The Dagster sensor of one bucket: every tick is ``evaluate``."""
+
+    @sensor(name=spec.name, job=spec.job, minimum_interval_seconds=_INTERVAL_SECONDS, description=spec.description)
+    def _sensor(context: SensorEvaluationContext, storage: FailmapStorage, failmap_rules: FailmapRules,
+                sensor_rules: SensorRules):
+        return evaluate(context, spec, storage, failmap_rules, sensor_rules)
+
+    return _sensor
 
 
-@sensor(
-    name=_A.name,
-    job=failmap_day_job,
-    minimum_interval_seconds=_IMPORT_CONFIG.interval_seconds,
-    description=(
-        "New or re-uploaded fail maps in bucket A -> failmap_day_job for their day partitions "
-        "(and the next day for A files written just before midnight)."
+SPECS = (
+    BucketSpec(
+        "bucket_a_sensor", lambda s: s.source_a_store(), partners="a", job=failmap_day_job,
+        description="New or re-uploaded fail maps in bucket A -> failmap_day_job for their day partitions "
+        "(and the next day for A files written just before midnight).",
+    ),
+    BucketSpec(
+        "bucket_b_sensor", lambda s: s.source_b_store(), partners="b", job=failmap_day_job,
+        description="New or re-uploaded fail maps in bucket B -> failmap_day_job for their day partitions "
+        "(and the previous day for B files written just after midnight).",
+    ),
+    BucketSpec(
+        "stdf_sensor", lambda s: s.stdf_store(), job=stdf_day_job,
+        description="New or re-uploaded STDF files -> stdf_day_job for their day partitions.",
     ),
 )
-def bucket_a_sensor(context: SensorEvaluationContext, storage: FailmapStorage):
-    return evaluate(context, _A, storage)
-
-
-@sensor(
-    name=_B.name,
-    job=failmap_day_job,
-    minimum_interval_seconds=_IMPORT_CONFIG.interval_seconds,
-    description=(
-        "New or re-uploaded fail maps in bucket B -> failmap_day_job for their day partitions "
-        "(and the previous day for B files written just after midnight)."
-    ),
-)
-def bucket_b_sensor(context: SensorEvaluationContext, storage: FailmapStorage):
-    return evaluate(context, _B, storage)
-
-
-@sensor(
-    name=_STDF.name,
-    job=stdf_day_job,
-    minimum_interval_seconds=_IMPORT_CONFIG.interval_seconds,
-    description="New or re-uploaded STDF files -> stdf_day_job for their day partitions.",
-)
-def stdf_sensor(context: SensorEvaluationContext, storage: FailmapStorage):
-    return evaluate(context, _STDF, storage)
+bucket_a_sensor, bucket_b_sensor, stdf_sensor = (bucket_sensor(spec) for spec in SPECS)
+SENSORS = [bucket_a_sensor, bucket_b_sensor, stdf_sensor]

@@ -9,7 +9,7 @@ Public API::
     open_views(out_dir) -> duckdb connection; sql_shell(out_dir, query=None)   # failmap sql
     sql.read_table(out_dir, table) -> pyarrow.Table    # one table back, full schema + file_id
 
-Input that is not STDF V4 raises ``failmap_assets.rejects.Rejected`` (reason: empty,
+Input that is not STDF V4 raises ``failmap_assets.wafer.rejects.Rejected`` (reason: empty,
 not_stdf, stdf_v3, unsupported_version, corrupt_archive, bomb, multiple_members);
 corruption inside a V4 file is salvaged and reported in ``STDFData.issues``.
 Column documentation: SCHEMA.md in this package.

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..rejects import Rejected
+from failmap_assets.wafer.rejects import Rejected
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from ..rejects import Rejected
+from failmap_assets.wafer.rejects import Rejected
 from .records import code_table
 
 # error codes of the scan kernel (0: clean end of data)

@@ -1,7 +1,7 @@
 """Bytes in: a path, bytes or a buffer, decompressed by magic bytes, as one uint8 array.
 
 Plain files are memory-mapped (no copy); compressed ones (gz, bz2, xz, zip, .Z,
-also 7z / tar) go through ``failmap_assets.compression.unpack`` with its bomb guard.
+also 7z / tar) go through ``failmap_assets.formats.compression.unpack`` with its bomb guard.
 Every array handed to the kernels is read-only and C-contiguous, so Numba compiles
 (and caches) one specialisation only.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..compression import detect_compression, unpack
-from ..rejects import Rejected
+from failmap_assets.formats.compression import detect_compression, unpack
+from failmap_assets.wafer.rejects import Rejected
 
 
 @dataclass

@@ -32,8 +32,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numba import njit
 
-from ..output_layout import safe_name
-from ..rejects import Rejected
+from failmap_assets.storage.layout import safe_name
+from failmap_assets.wafer.rejects import Rejected
 from . import decode as D
 from . import jsontext
 from . import records as R

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ..die_table import FLAT_SIDES, WaferMap
+from failmap_assets.wafer.model import FLAT_SIDES, WaferMap
 from .tables import STDFData
 
 RETEST_RULES = ("last", "first", "best", "worst")

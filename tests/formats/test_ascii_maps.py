@@ -11,8 +11,8 @@ import pytest
 from failmap_assets.formats import ascii_maps
 from failmap_assets.formats.ascii_maps import DIALECTS, build_wafer, char_grid, dialect, read_ascii_map
 from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
-from failmap_assets.rejects import Rejected
-from tests.testdata import requires_shared, shared_file
+from failmap_assets.wafer.rejects import Rejected
+from tests.support.testdata import requires_shared, shared_file
 
 E5_SIDE = {0: "D", 90: "L", 180: "U", 270: "R"}
 

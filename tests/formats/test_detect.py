@@ -12,8 +12,8 @@ from PIL import Image
 
 from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.maps.render import NOTCH_INDEX, grid_for, render_wafer_png
-from failmap_assets.rejects import Rejected
-from tests.testdata import MAPS_DIR, requires_shared
+from failmap_assets.wafer.rejects import Rejected
+from tests.support.testdata import MAPS_DIR, requires_shared
 
 EXPECTED = {
     "ascii/ifx_versid32_84P01V59.21": ("ascii:versid", [18181]),

@@ -10,7 +10,7 @@ import pytest
 
 from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.formats.e142 import read_e142
-from failmap_assets.rejects import Rejected
+from failmap_assets.wafer.rejects import Rejected
 
 NS = "urn:semi-org:xsd.E142-1.V1005.SubstrateMap"
 

@@ -12,9 +12,9 @@ import re
 import numpy as np
 import pytest
 
-from failmap_assets.die_table import CompanionMap, WaferMap
+from failmap_assets.wafer.model import CompanionMap, WaferMap
 from failmap_assets.formats.failmap_text import REJECT_REASONS, parse_failmap_a, parse_failmap_b
-from failmap_assets.rejects import Rejected
+from failmap_assets.wafer.rejects import Rejected
 from tests.formats.test_failmap_text import A_EXAMPLE, B_EXAMPLE
 
 pytestmark = pytest.mark.timeout(300)

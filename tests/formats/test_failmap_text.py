@@ -6,11 +6,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from failmap_assets.die_table import CompanionMap, WaferMap
+from failmap_assets.wafer.model import CompanionMap, WaferMap
 from failmap_assets.formats import failmap_text as ft
 from failmap_assets.formats.failmap_text import REJECT_REASONS, parse_failmap_a, parse_failmap_b, sniff_failmap
-from failmap_assets.rejects import Rejected
-from tests.contract_examples import A_EXAMPLE, B_EXAMPLE
+from failmap_assets.wafer.rejects import Rejected
+from tests.support.contract_examples import A_EXAMPLE, B_EXAMPLE
 
 
 MINIMAL_A = b"FAILMAP 1\nLOT L1\nWAFER 01\nSTIME 20260111_143025\nDIES 1\n0 0 1\nEND\n"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from failmap_assets.formats.g85 import read_g85
-from failmap_assets.rejects import Rejected
-from tests.testdata import MAPS_DIR, requires_shared, shared_file
+from failmap_assets.wafer.rejects import Rejected
+from tests.support.testdata import MAPS_DIR, requires_shared, shared_file
 
 SAMPLES = ["waferview_SEMI_G85_1101_ALL.xml", "nuvoton_BQ16652-01.xml", "tdk_342001-03.xml"]
 E5_SIDE = {0: "D", 90: "L", 180: "U", 270: "R"}

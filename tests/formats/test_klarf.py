@@ -10,8 +10,8 @@ import pytest
 
 from failmap_assets.formats.detect import detect_map_format
 from failmap_assets.formats.klarf import read_klarf
-from failmap_assets.rejects import Rejected
-from tests.testdata import requires_shared, shared_file
+from failmap_assets.wafer.rejects import Rejected
+from tests.support.testdata import requires_shared, shared_file
 
 
 def _read(name: str):

@@ -11,8 +11,8 @@ import pytest
 
 from failmap_assets.formats.detect import detect_map_format
 from failmap_assets.formats.tsk import HEADER, read_tsk
-from failmap_assets.rejects import Rejected
-from tests.testdata import requires_shared, shared_file
+from failmap_assets.wafer.rejects import Rejected
+from tests.support.testdata import requires_shared, shared_file
 
 SAMPLE = ("maps", "tsk", "larvata_001.QR2352-D5U278-CP-1")
 

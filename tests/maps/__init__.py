@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from failmap_assets.die_table import CompanionMap, WaferMap
+from failmap_assets.wafer.model import CompanionMap, WaferMap
 
 
 def make_wafer(x, y, bins, *, flat: str = "D", bin_pass=None, bin_names=None, **meta) -> WaferMap:

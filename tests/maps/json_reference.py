@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from failmap_assets.die_table import CompanionMap, WaferMap, match_dies
+from failmap_assets.wafer.model import CompanionMap, WaferMap, match_dies
 from failmap_assets.maps.palette import legend
 from failmap_assets.maps.render import bin_summary, grid_for
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from failmap_assets.die_table import CompanionMap, WaferMap, match_dies
+from failmap_assets.wafer.model import CompanionMap, WaferMap, match_dies
 from failmap_assets.maps import coordinates
 from failmap_assets.maps.coordinates import wafer_json
 from failmap_assets.maps.palette import legend

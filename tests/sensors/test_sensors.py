@@ -12,19 +12,21 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
-from failmap_assets.resources.local_store import LocalObjectStore
-from failmap_assets.resources.storage import FailmapStorage, open_store
+from failmap_assets.storage.local_store import LocalObjectStore
+from failmap_assets.resources.storage import FailmapStorage
+from failmap_assets.storage.locations import open_store
 from failmap_assets.sensors import SENSORS, bucket_a_sensor, bucket_b_sensor, stdf_sensor
 from failmap_assets.sensors import bucket_sensors as bs
-from failmap_assets.sensors.ledger import LedgerStore
-from failmap_assets.sensors.listing import key_day
-from tests.sensors.simulation import (
+from failmap_assets.discovery.seen_ledger import LedgerStore
+from failmap_assets.discovery.keys import key_day
+from tests.support.sensor_simulation import (
     JUNK,
     World,
     is_midnight_a,
     is_midnight_b,
     make_events,
     run_simulation,
+    sensor_resources,
     stub_definitions,
 )
 
@@ -217,7 +219,7 @@ def local(tmp_path, monkeypatch):
 
 
 def _tick(sensor, instance, storage, cursor, defs=None):
-    ctx = build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage},
+    ctx = build_sensor_context(instance=instance, cursor=cursor, resources=sensor_resources(storage),
                                definitions=defs or stub_definitions(), sensor_name=sensor.name)
     return sensor.evaluate_tick(ctx)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.testdata import STDF_DIR
+from tests.support.testdata import STDF_DIR
 
 # pystdf 1.4.0 reads these; the README lists what it gets wrong in the others.
 PYSTDF_FILES = [
@@ -108,7 +108,7 @@ def parsed():
 @pytest.fixture(scope="session")
 def stdf_path():
     def get(name: str) -> Path:
-        from tests.testdata import shared_file
+        from tests.support.testdata import shared_file
 
         return shared_file("stdf", name)
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from failmap_assets.rejects import Rejected
+from failmap_assets.wafer.rejects import Rejected
 from failmap_assets.stdf import SCHEMAS, parse_stdf
-from tests.testdata import requires_shared
+from tests.support.testdata import requires_shared
 
 pytestmark = requires_shared
 

@@ -11,7 +11,7 @@ from failmap_assets.stdf import tables as T
 from failmap_assets.stdf.scan import detect, scan
 from failmap_assets.stdf.source import open_sources
 from tests.stdf.conftest import ALL_V4_FILES
-from tests.testdata import STDF_DIR, requires_shared
+from tests.support.testdata import STDF_DIR, requires_shared
 
 pytestmark = requires_shared
 

@@ -14,7 +14,7 @@ import pytest
 from failmap_assets.stdf import override_bits
 from tests.stdf.conftest import PYSTDF_FILES
 from tests.stdf.pystdf_ref import compare_records, counts, ours_as_records, reference_part_of_results
-from tests.testdata import requires_shared
+from tests.support.testdata import requires_shared
 
 pytestmark = requires_shared
 

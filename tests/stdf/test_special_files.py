@@ -14,10 +14,10 @@ import json
 import numpy as np
 import pytest
 
-from failmap_assets.rejects import Rejected
+from failmap_assets.wafer.rejects import Rejected
 from failmap_assets.stdf import parse_stdf
 from tests.stdf.pystdf_ref import read_pystdf
-from tests.testdata import requires_shared
+from tests.support.testdata import requires_shared
 
 pytestmark = requires_shared
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from failmap_assets.die_table import WaferMap
+from failmap_assets.wafer.model import WaferMap
 from failmap_assets.stdf import parse_stdf, wafer_maps
 from tests.stdf.writer import record, stdf
-from tests.testdata import requires_shared
+from tests.support.testdata import requires_shared
 
 
 @requires_shared
