@@ -37,6 +37,8 @@ from failmap_assets.wafer.rejects import Rejected
 from . import decode as D
 from . import jsontext
 from . import records as R
+from .decode.columns import _numeric_from_int64
+from .decode.gdr import _json_float
 from .scan import Header, Issue, RecordIndex, detect, scan
 from .source import Source, open_sources
 
@@ -493,7 +495,7 @@ def _override_columns(ctx: _Ctx, fields: tuple[R.Field, ...], n: int, ov_row, ov
             cols[f.column] = D.string_array(ctx.buf, st, ln)
         else:
             arr = np.zeros(n, dtype=R.NUMPY_DTYPE[f.type])
-            arr[rows] = D._numeric_from_int64(vals, f.type)
+            arr[rows] = _numeric_from_int64(vals, f.type)
             valid = np.zeros(n, dtype=bool)
             valid[rows] = lens >= 0
             cols[f.column] = pa.array(arr, type=f.arrow_type(), mask=~valid)
@@ -501,7 +503,7 @@ def _override_columns(ctx: _Ctx, fields: tuple[R.Field, ...], n: int, ov_row, ov
 
 
 def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int = D.PTR_CHUNK_BYTES) -> tuple[pa.Table, _Tests]:
-    """PTR through the specialised one-pass kernel (see decode._ptr_kernel)."""
+    """PTR through the specialised one-pass kernel (see decode.ptr._ptr_kernel)."""
     rec = R.BY_NAME["PTR"]
     n = int(ctx.counts[R.CODE["PTR"]])
     chunks, t, overrides = D.ptr_decode(ctx.buf, ctx.index, w.rec_part, n, ctx.be, chunk_bytes)
@@ -666,7 +668,7 @@ def _tsr(ctx: _Ctx) -> pa.Table:
 
 def _jsonable(v):
     if isinstance(v, float):
-        return D._json_float(v)
+        return _json_float(v)
     if isinstance(v, bytes):
         return v.hex()
     if isinstance(v, list):

@@ -1,0 +1,82 @@
+"""Interpreter output (``val`` / ``aux`` matrices of ``fields.interpret``) to one Arrow array
+per field: numbers, C1, strings, bytes, bit fields, arrays and GDR values.
+
+The top of the table-driven path: it dispatches each field type to ``strings``,
+``arrays`` or ``gdr``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from .. import records as R
+from .arrays import _expand_fixed, _expand_strings, _list_array
+from .fields import DN_MASK
+from .gdr import gdr_json
+from .strings import char_array, string_array
+
+
+def _numeric_from_int64(v: np.ndarray, t: str) -> np.ndarray:
+    if t == "R4":
+        return (v & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
+    if t == "R8":
+        return np.ascontiguousarray(v).view(np.float64)
+    if t in ("U8", "Uf"):
+        return np.ascontiguousarray(v).view(np.uint64)
+    return v.astype(R.NUMPY_DTYPE[t])
+
+
+def column(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, fi: int, val: np.ndarray, aux: np.ndarray,
+           fields: tuple[R.Field, ...] | None = None) -> pa.Array:
+    """Arrow array of field ``fi`` of ``rec`` from interpreter output."""
+    fields = fields if fields is not None else rec.fields
+    f = fields[fi]
+    v = np.ascontiguousarray(val[:, fi])
+    a = np.ascontiguousarray(aux[:, fi]).astype(np.int64)
+    valid = a >= 0
+    t = f.type
+    if not f.is_array:
+        if t == "C1":
+            return char_array(v.astype(np.uint8), valid)
+        if t in ("Cn", "Sn"):
+            return string_array(buf, v, a)
+        if t == "Bn":
+            return string_array(buf, v, a, binary=True)
+        if t == "Dn":
+            return string_array(buf, v & DN_MASK, a, binary=True)
+        arr = _numeric_from_int64(v, t)
+        return pa.array(arr, type=R.NUMERIC_ARROW[t], mask=~valid if not valid.all() else None)
+    counts = np.where(valid, a, 0).astype(np.int64)
+    item = R._scalar_arrow(t)
+    names = [x.name for x in fields]
+    if t in ("Cn", "Sn", "Cf"):
+        kind = {"Cn": 0, "Sn": 1, "Cf": 2}[t]
+        widths = np.zeros(len(v), dtype=np.int64)
+        if t == "Cf":
+            widths = np.ascontiguousarray(val[:, names.index(f.width)]).astype(np.int64)
+        offsets, es, el = _expand_strings(buf, v, counts, big_endian, kind, widths)
+        values = string_array(buf, es, el)
+        return _list_array(offsets, values, valid, item)
+    if t == "Vn":
+        return gdr_json(buf, v, counts, valid, big_endian)
+    if t == "Uf":
+        widths = np.ascontiguousarray(val[:, names.index(f.width)]).astype(np.int64)
+        signed = False
+    else:
+        widths = np.full(len(v), max(R.FIXED_SIZE.get(t, 1), 1), dtype=np.int64)
+        signed = t in ("I1", "I2", "I4", "I8")
+    offsets, flat = _expand_fixed(buf, v, counts, widths, big_endian, signed, t == "N1")
+    values = pa.array(_numeric_from_int64(flat, t), type=item)
+    return _list_array(offsets, values, valid, item)
+
+
+def columns(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, val: np.ndarray, aux: np.ndarray,
+            alt: bool = False, only: list[str] | None = None) -> dict[str, pa.Array]:
+    fields = rec.alt_fields if alt else rec.fields
+    out = {}
+    for i, f in enumerate(fields):
+        if only is not None and f.name not in only:
+            continue
+        out[f.name] = column(buf, big_endian, rec, i, val, aux, fields)
+    return out

@@ -1,0 +1,97 @@
+"""Byte-level primitives of the decoders: unsigned / signed integers of 1, 2, 4 or 8 bytes
+in either byte order, and the size of one GDR (Vn) value.
+
+Lowest layer of the package: every kernel that reads record bytes calls these, so
+they sit apart (Numba inlines them into the callers at compile time).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def _u2(buf, p, be):
+    if be:
+        return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+    return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
+
+
+@njit(cache=True, nogil=True)
+def _u4(buf, p, be):
+    """U4 at p, as explicit byte arithmetic (LLVM turns it into one load, plus bswap for BE)."""
+    if be:
+        return (np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8) | \
+            np.int64(buf[p + 3])
+    return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8) | (np.int64(buf[p + 2]) << 16) | \
+        (np.int64(buf[p + 3]) << 24)
+
+
+@njit(cache=True, nogil=True)
+def _u8(buf, p, be):
+    v = np.uint64(0)
+    if be:
+        for k in range(8):
+            v = (v << np.uint64(8)) | np.uint64(buf[p + k])
+    else:
+        for k in range(8):
+            v = v | (np.uint64(buf[p + k]) << np.uint64(8 * k))
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _rd_uint(buf, pos, size, be):
+    """Unsigned integer of 1, 2, 4 or 8 bytes at pos (explicit sizes: a generic byte loop is 2x slower)."""
+    if size == 1:
+        return np.uint64(buf[pos])
+    if size == 2:
+        return np.uint64(_u2(buf, pos, be))
+    if size == 4:
+        return np.uint64(_u4(buf, pos, be))
+    return _u8(buf, pos, be)
+
+
+@njit(cache=True, nogil=True)
+def _rd_int(buf, pos, size, be, signed):
+    """Integer of 1, 2, 4 or 8 bytes at pos as int64, sign-extended when ``signed``."""
+    if size == 1:
+        x = np.int64(buf[pos])
+        if signed and x >= 128:
+            x -= 256
+        return x
+    if size == 2:
+        x = _u2(buf, pos, be)
+        if signed and x >= 32768:
+            x -= 65536
+        return x
+    if size == 4:
+        x = _u4(buf, pos, be)
+        if signed and x >= 2147483648:
+            x -= 4294967296
+        return x
+    return np.int64(_u8(buf, pos, be))
+
+
+@njit(cache=True, nogil=True)
+def _vn_size(buf, p, end, code):
+    """Bytes of GDR data after the type byte at p, or -1 when invalid / past end."""
+    if code == 0:
+        return 0
+    if code == 1 or code == 4 or code == 13:
+        return 1
+    if code == 2 or code == 5:
+        return 2
+    if code == 3 or code == 6 or code == 7:
+        return 4
+    if code == 8:
+        return 8
+    if code == 10 or code == 11:
+        if p >= end:
+            return -1
+        return 1 + np.int64(buf[p])
+    if code == 12:
+        if p + 2 > end:
+            return -1
+        return -2  # caller reads the bit count (needs the byte order)
+    return -1
