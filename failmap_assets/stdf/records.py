@@ -1,6 +1,6 @@
 """The one table of STDF record layouts: record type -> fields and their types.
 
-Everything else is driven from here: the Numba field interpreter in ``decode.py``
+Everything else is driven from here: the Numba field interpreter in ``decode/fields.py``
 (through the compiled "field programs" below), the Arrow schemas of the output
 tables in ``tables.py``, the default-data rule of PTR / MPR / FTR and the column
 documentation in ``SCHEMA.md``.
