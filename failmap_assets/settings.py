@@ -46,12 +46,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("FAILMAP_PAIR_WINDOW_S", "pair_window_s", int, 0),
     Variable("FAILMAP_PAIR_GRACE_S", "pair_grace_s", int, 0),
     Variable("FAILMAP_PIXELS_PER_DIE", "pixels_per_die", int, 1),
+    Variable("FAILMAP_LEASE_SECONDS", "lease_seconds", float, 1),
+    Variable("FAILMAP_LEASE_WAIT_SECONDS", "lease_wait_seconds", float, 0),
     Variable("FAILMAP_SENSOR_LOOKBACK_DAYS", "sensor_lookback_days", int, 0),
     Variable("FAILMAP_SENSOR_MAX_RUNS_PER_TICK", "sensor_max_runs_per_tick", int, 1),
     Variable("FAILMAP_SENSOR_MAX_OBJECTS_PER_TICK", "sensor_max_objects_per_tick", int, 1),
     Variable("FAILMAP_SENSOR_TIME_BUDGET_SECONDS", "sensor_time_budget_seconds", float, 0.1),
     Variable("FAILMAP_SENSOR_INTERVAL_SECONDS", "sensor_interval_seconds", int, 1),
     Variable("FAILMAP_SENSOR_TAG_LIST_CHARS", "sensor_tag_list_chars", int, 0),
+    Variable("FAILMAP_RECONCILE_DAYS", "reconcile_days", int, 0),
+    Variable("FAILMAP_RECONCILE_PERIOD_SECONDS", "reconcile_period_seconds", float, 0),
 )
 _BY_FIELD = {v.field: v for v in VARIABLES}
 
@@ -70,12 +74,16 @@ class Settings:
     pair_window_s: int = 10               # B partner written within [t_A, t_A + window]
     pair_grace_s: int = 600               # an unmatched A is pending until t_A + window + grace
     pixels_per_die: int = 4
+    lease_seconds: float = 60.0           # a day's writer that stops renewing loses the day after this
+    lease_wait_seconds: float = 1800.0    # how long a run waits for another run of the same day
     sensor_lookback_days: int = 2
     sensor_max_runs_per_tick: int = 5
     sensor_max_objects_per_tick: int = 5000
     sensor_time_budget_seconds: float = 15.0
     sensor_interval_seconds: int = 30
     sensor_tag_list_chars: int = 500
+    reconcile_days: int = 30              # late files are looked for this many days back
+    reconcile_period_seconds: float = 3600.0  # ... once per this period
 
     @classmethod
     def from_env(cls, environ: os._Environ | dict[str, str] | None = None) -> "Settings":

@@ -1,12 +1,16 @@
-"""What a materialization shows in the UI: counts, yield, throughput, previews, pareto."""
+"""What a materialization shows in the UI: the whole day first, then what this run did.
+
+Day figures come from the day's commit (``DayManifest.totals``), so every
+materialization describes the day as it now is, whichever run made it; a day with
+no dies has no yield entry at all (the UI would plot 0 % as a crash). Run figures
+are prefixed ``run_``.
+"""
 
 from __future__ import annotations
 
 import base64
 
 from dagster import MetadataValue
-
-from failmap_assets.pipeline.failmap_day import DayReport
 
 
 def markdown_table(rows, headers: list[str]) -> str:
@@ -18,43 +22,66 @@ def markdown_table(rows, headers: list[str]) -> str:
     return "\n".join(lines)
 
 
-def run_summary(report: DayReport, *, pending: int) -> dict:
-    errors = [r for _, r in report.rejects if r.severity == "error"]
-    seconds = max(report.seconds, 1e-9)
+def day_yield(totals: dict) -> dict:
+    """The day's yield as a percentage (a numeric entry Dagster plots per partition);
+    nothing when the day has no dies."""
+    y = totals.get("yield")
+    return {} if y is None else {"yield_pct": MetadataValue.float(round(100 * y, 2))}
+
+
+def wafer_figures(totals: dict) -> dict:
     return {
-        "units_in_day": report.units_total,
-        "units_processed": report.units_done,
-        "units_already_done": report.units_skipped_done,
-        "units_pending": pending,
-        "wafers": report.wafers,
-        "wafers_with_b": report.wafers_with_b,
-        "dies": report.dies,
-        "b_only_dies": report.b_only_dies,
-        "retested_dies": report.retests,
-        "rejects": len(errors),
-        "download_errors": len(report.download_errors),
-        "yield": MetadataValue.float(round(report.pass_dies / report.dies, 4) if report.dies else 0.0),
-        "seconds": MetadataValue.float(round(report.seconds, 2)),
-        "units_per_s": MetadataValue.float(round(report.units_done / seconds, 1)),
-        "mb_per_s": MetadataValue.float(round(report.bytes_in / seconds / 1e6, 2)),
-        "part_files": len(report.part_files),
+        **day_yield(totals),
+        "wafers": totals.get("wafers", 0),
+        "test_events": totals.get("test_events", 0),
+        "dies": totals.get("dies", 0),
+        "die_rows": totals.get("die_rows", 0),
+        "retested_wafers": totals.get("retested_wafers", 0),
+        "rejects": totals.get("rejects", 0),
     }
 
 
-def bin_pareto_metadata(report: DayReport, top: int = 12) -> dict:
-    total = sum(report.bins.values())
+def bin_pareto(totals: dict) -> dict:
+    bins = totals.get("bins") or []
+    total = sum(n for _, n in bins) or 1
     rows, cumulative = [], 0
-    for bin_no, count in report.bins.most_common(top):
+    for bin_no, count in bins:
         cumulative += count
         rows.append((bin_no, count, f"{100 * count / total:.2f}%", f"{100 * cumulative / total:.2f}%"))
     return {"bin_pareto": MetadataValue.md(markdown_table(rows, ["bin", "dies", "share", "cumulative"]))}
 
 
-def preview_markdown(report: DayReport) -> MetadataValue:
-    if not report.previews:
-        return MetadataValue.md("_no wafer processed in this run_")
+def rejects_by_reason(totals: dict) -> dict:
+    rows = totals.get("rejects_by_reason") or []
+    return {
+        "rejects": totals.get("rejects", 0),
+        "warnings": totals.get("warnings", 0),
+        "by_reason": MetadataValue.md(markdown_table(rows, ["severity", "reason", "objects"])),
+    }
+
+
+def run_figures(*, processed: int, already_done: int, dropped: int, failed: int, seconds: float,
+                committed: bool, waited_s: float, bytes_in: int, generation: int) -> dict:
+    """What this run did (the day figures above say what the day is)."""
+    s = max(seconds, 1e-9)
+    return {
+        "run_processed": processed,
+        "run_already_done": already_done,
+        "run_dropped": dropped,
+        "run_failed": failed,
+        "run_committed": committed,
+        "run_generation": generation,
+        "run_seconds": MetadataValue.float(round(seconds, 2)),
+        "run_waited_for_day_s": MetadataValue.float(round(waited_s, 2)),
+        "run_mb_per_s": MetadataValue.float(round(bytes_in / s / 1e6, 2)),
+    }
+
+
+def preview_markdown(previews: list[tuple[str, bytes]]) -> MetadataValue:
+    if not previews:
+        return MetadataValue.md("_no wafer drawn in this run_")
     parts = [
         f"**{token}**<br/>![{token}](data:image/png;base64,{base64.b64encode(png).decode()})"
-        for token, png in report.previews
+        for token, png in previews
     ]
     return MetadataValue.md("\n\n".join(parts))

@@ -1,8 +1,13 @@
-"""Run a day's STDF objects: parse once, write the Parquet tables and the wafer maps.
+"""One STDF day, from the bucket to a committed day: list, parse what is new, commit.
 
-Incremental like the fail-map runner: the processed ledger (pipeline ``stdf``) keys
-each object by (key, etag); a re-uploaded file is parsed again and its outputs are
-replaced (its Parquet file names derive from the key, not the content).
+The same protocol as the fail-map day (``failmap_day.py``, ``day_commit.py``): every
+STDF object of the day folder is one unit of work, done when its (key, etag) is in
+the committed units table. A new or re-uploaded file is parsed once; its Parquet
+tables are written under names carrying the file version and the run's tag (never a
+committed file's name), its wafers become test events, and the commit (one
+conditional PUT of the manifest) makes them the day's. Two files holding the same
+wafer (a retest file) are two test events of it: the wafer's PNG and JSON show the
+latest (by the file's start time, then key), whatever order they were parsed in.
 """
 
 from __future__ import annotations
@@ -12,20 +17,30 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from failmap_assets.pipeline import processed_ledger as ledger_mod
+from failmap_assets.discovery.listing import list_objects
 from failmap_assets.maps.coordinates import wafer_json
 from failmap_assets.maps.render import render_wafer_png
-from failmap_assets.storage.layout import file_id_of, json_key, png_key, stdf_table_key
-from failmap_assets.storage.parquet_io import write_table
-from failmap_assets.wafer.rejects import Rejected
-from failmap_assets.storage.object_store import ObjectStore
+from failmap_assets.pipeline import day_state as st
+from failmap_assets.pipeline.day_commit import DaySession
+from failmap_assets.pipeline.day_lease import LeaseOptions
+from failmap_assets.pipeline.day_totals import reject_totals, unit_totals, wafer_totals
+from failmap_assets.pipeline.progress import Progress
+from failmap_assets.pipeline.wafer_files import WaferFiles
 from failmap_assets.stdf.tables import TABLES, parse_stdf
 from failmap_assets.stdf.wafer_maps import wafer_maps
+from failmap_assets.storage.day_manifest import DayManifest
+from failmap_assets.storage.layout import STDF_SUFFIX, file_id_of, stdf_table_key, table_file
+from failmap_assets.storage.object_store import ObjectStore, PreconditionFailed
+from failmap_assets.storage.parquet_io import write_table
+from failmap_assets.storage.versions import entry_hash
+from failmap_assets.wafer.events import mark_latest
+from failmap_assets.wafer.rejects import Rejected
 
 PIPELINE = "stdf"
 
@@ -33,20 +48,39 @@ PIPELINE = "stdf"
 @dataclass
 class StdfDayReport:
     files_total: int = 0
-    files_done: int = 0
+    files_done: int = 0                # parsed by this run
     files_already_done: int = 0
+    files_dropped: int = 0
+    files_failed: int = 0              # could not be read (retried by the next run)
     parts: int = 0
     tests: int = 0
     results: int = 0
     bytes_in: int = 0
-    wafers: int = 0
     seconds: float = 0.0
+    waited_s: float = 0.0
+    committed: bool = False
+    generation: int = 0
     yield_by_wafer: dict[str, float] = field(default_factory=dict)
-    rejects: list[dict] = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+    manifest: DayManifest | None = None
+    events: pl.DataFrame | None = None
+
+
+def stdf_wafer_token(lot: str | None, wafer: str | None) -> str:
+    return f"{lot or 'lot'}_W{wafer or '0'}{STDF_SUFFIX}"
+
+
+def _start_time(mir: dict) -> datetime | None:
+    t = mir.get("start_t") or mir.get("setup_t")
+    if isinstance(t, datetime):
+        return t.replace(tzinfo=None)
+    try:
+        return datetime.fromtimestamp(int(t), UTC).replace(tzinfo=None) if t else None
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
 
 
 def run_stdf_day(
-    listing: pl.DataFrame,
     *,
     day: date,
     source: ObjectStore,
@@ -56,103 +90,222 @@ def run_stdf_day(
     run_id: str,
     force: bool = False,
     workers: int = 2,
+    lease: LeaseOptions | None = None,
     log: Callable[[str], None] = print,
 ) -> StdfDayReport:
     started = time.monotonic()
-    report = StdfDayReport(files_total=listing.height)
-    ledger = ledger_mod.load(out, PIPELINE, day)
-    units = listing.select(
-        pl.col("key").alias("a_key"), pl.col("etag").alias("a_etag"),
-        pl.lit(None, pl.String).alias("b_key"), pl.lit(None, pl.String).alias("b_etag"),
-    )
-    todo = ledger_mod.units_to_do(units, ledger, force=force)
-    report.files_already_done = units.height - todo.height
-    now = datetime.now(timezone.utc)
-    rows: list[dict] = []
-    rejects: list[dict] = []
-    lock = threading.Lock()
-
-    def one(key: str, etag: str) -> tuple[dict, list[dict], int]:
-        data = source.get(key)
-        return *_parse_and_write(key, etag, data), len(data)
-
-    def _parse_and_write(key: str, etag: str, data: bytes) -> tuple[dict, list[dict]]:
-        issues: list[dict] = []
-        try:
-            parsed = parse_stdf(data, file_id=file_id_of(key), name=key.rsplit("/", 1)[-1])
-        except Rejected as exc:
-            issues.append(_reject(key, etag, exc.reason, exc.detail, "error", now, run_id))
-            return _ledger_row(key, etag, "rejected", [], 0, now, run_id), issues
-        # Corrupt data inside a V4 file: everything before it is kept and used; the
-        # report says at which byte and why the rest was lost.
-        issues.extend(_reject(key, etag, i.reason, str(i), i.severity, now, run_id) for i in parsed.issues)
-        mir = parsed.tables["files"].to_pylist()[0] if parsed.tables["files"].num_rows else {}
-        fid = file_id_of(key)
-        written: list[str] = []
-        for table in TABLES:
-            t = parsed.tables[table]
-            tkey = stdf_table_key(table, day, mir.get("part_typ"), mir.get("test_cod"), fid)
-            if t.num_rows == 0:
-                out.delete(tkey)
-                continue
-            write_table(out, tkey, t.append_column("source_key", pa.repeat(pa.scalar(key, pa.string()), t.num_rows)))
-            written.append(tkey)
-        tokens = []
-        for wafer in wafer_maps(parsed, retest_rule=retest_rule):
-            token = f"{wafer.lot or 'lot'}_W{wafer.wafer or '0'}-stdf"
-            source_info = {"a_key": key, "a_etag": etag, "b_key": None, "b_etag": None}
-            out.put(png_key(day, token), render_wafer_png(wafer, pixels_per_die=pixels_per_die), content_type="image/png")
-            out.put(json_key(day, token), wafer_json(wafer, wafer_token=token, source=source_info, companion=None,
-                                                     pixels_per_die=pixels_per_die), content_type="application/json")
-            tokens.append(token)
-            written += [png_key(day, token), json_key(day, token)]
-            if wafer.die_count:
-                with lock:
-                    report.yield_by_wafer[token] = float(wafer.is_pass().mean())
-        t = parsed.tables
-        with lock:  # counters are shared by the worker threads
-            report.parts += t["parts"].num_rows
-            report.tests += t["tests"].num_rows
-            report.results += t["ptr_results"].num_rows + t["mpr_results"].num_rows + t["ftr_results"].num_rows
-            report.wafers += len(tokens)
-        return _ledger_row(key, etag, "ok", tokens, t["parts"].num_rows, now, run_id, written), issues
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stdf") as pool:
-        futures = [pool.submit(one, r["a_key"], r["a_etag"]) for r in todo.iter_rows(named=True)]
-        for i, fut in enumerate(futures, 1):
-            try:
-                row, issues, nbytes = fut.result()
-            except Exception as exc:  # noqa: BLE001 - one unreadable object must not stop the day
-                log(f"could not read an STDF object: {type(exc).__name__}: {exc}; it stays to do")
-                continue
-            rows.append(row)
-            rejects.extend(issues)
-            report.bytes_in += nbytes
-            report.files_done += 1
-            log(f"progress {i}/{len(futures)} STDF files")
-
-    new_ledger = pl.DataFrame(rows, schema=ledger_mod.LEDGER_SCHEMA)
-    for stale in ledger_mod.stale_outputs(ledger, new_ledger):
-        log(f"removing {stale}: its source was re-uploaded and no longer produces it")
-        out.delete(stale)
-    ledger_mod.save(out, PIPELINE, day, ledger_mod.merge(ledger, new_ledger))
-    new_rejects = pl.DataFrame(rejects, schema=ledger_mod.REJECT_SCHEMA)
-    old_rejects = ledger_mod.load_rejects(out, PIPELINE, day)
-    ledger_mod.save_rejects(out, PIPELINE, day, ledger_mod.merge_rejects(old_rejects, new_rejects, new_ledger["a_key"].to_list()))
-    report.rejects = rejects
+    report = StdfDayReport()
+    with DaySession(out, PIPELINE, day, run_id, lease=lease or LeaseOptions(), log=log,
+                    stdf_tables=tuple(TABLES)) as session:
+        report.waited_s = session.lease.waited_s
+        _StdfDay(session, source, retest_rule, pixels_per_die, force, workers, report, log).run()
     report.seconds = time.monotonic() - started
     return report
 
 
-def _ledger_row(key, etag, outcome, tokens, parts, now, run_id, outputs=()) -> dict:
-    return {
-        "a_key": key, "a_etag": etag, "b_key": None, "b_etag": None, "outcome": outcome, "part_file": None,
-        "wafer_tokens": tokens, "outputs": list(outputs), "dies": parts, "processed_at": now, "run_id": run_id,
-    }
+class _StdfDay:
+    def __init__(self, session: DaySession, source: ObjectStore, retest_rule: str, pixels_per_die: int,
+                 force: bool, workers: int, report: StdfDayReport, log) -> None:
+        self.session, self.source, self.out, self.day = session, source, session.store, session.day
+        self.retest_rule, self.ppd, self.force, self.workers = retest_rule, pixels_per_die, force, workers
+        self.report, self.log = report, log
+        self.run_id = session.run_id
+        self.now = datetime.now(UTC)
+        self.lock = threading.Lock()
 
+    def run(self) -> None:
+        listing = list_objects(self.source, self.day)
+        units = listing.select(
+            pl.col("key").alias("unit_key"), pl.col("etag").alias("unit_etag"),
+            pl.lit(None, pl.String).alias("partner_key"), pl.lit(None, pl.String).alias("partner_etag"),
+        )
+        self.report.files_total = units.height
+        committed_units = st.conform(self.session.state_table("units"), st.UNITS_SCHEMA)
+        committed_events = st.conform(self.session.state_table("events"), st.EVENTS_SCHEMA)
+        committed_rejects = st.conform(self.session.state_table("rejects"), st.REJECT_SCHEMA)
+        kept, todo, dropped = st.split_units(units, committed_units, force=self.force)
+        self.report.files_already_done = kept.height
+        self.report.files_dropped = dropped.height
+        kept_events = committed_events.join(kept.select("unit_key"), on="unit_key", how="semi")
 
-def _reject(key, etag, reason, detail, severity, now, run_id) -> dict:
-    return {
-        "key": key, "etag": etag, "bucket": "stdf", "member": None, "reason": reason, "detail": detail,
-        "line": None, "severity": severity, "a_key": key, "first_seen": now, "run_id": run_id,
-    }
+        manifest = self.session.manifest
+        garbage, stale_files = self.session.out_of_step()
+        undrawn = kept_events.filter(pl.col("latest") & ~pl.col("outputs_written")).height
+        if manifest is not None and todo.height == 0 and dropped.height == 0 and not garbage \
+                and not stale_files and not undrawn:
+            self.log(f"{self.day}: nothing new ({kept.height} STDF files committed); no commit")
+            self.report.totals, self.report.generation = manifest.totals, manifest.generation
+            self.report.manifest, self.report.events = manifest, committed_events
+            return
+        attempts = {(k, e): n for k, e, n in committed_units.filter(pl.col("outcome") == "read_error")
+                    .select("unit_key", "unit_etag", "attempts").iter_rows()}
+
+        writer = WaferFiles(self.session, kept_events, manifest.wafer_files if manifest else {}, stale_files)
+        events, rejects, unit_rows = [], [], []
+        progress = Progress(todo.height, 5.0, self.log, "STDF files")
+
+        def one(key: str, etag: str) -> None:
+            try:
+                data = self.source.get(key, if_match=etag)
+            except Exception as exc:  # noqa: BLE001 - one unreadable object must not stop the day
+                self._failed(key, etag, exc, attempts, rejects, unit_rows)
+                return
+            ev, rj, row = self._parse_and_write(key, etag, data, writer)
+            with self.lock:
+                events.extend(ev)
+                rejects.extend(rj)
+                unit_rows.append(row)
+                self.report.bytes_in += len(data)
+                self.report.files_done += 1
+            progress.tick()
+
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="stdf") as pool:
+            for fut in [pool.submit(one, r["unit_key"], r["unit_etag"]) for r in todo.iter_rows(named=True)]:
+                fut.result()  # output writes are not caught: an unwritable store fails the run
+
+        all_events = mark_latest(pl.concat([kept_events, pl.DataFrame(events, schema=st.EVENTS_SCHEMA)]))
+        all_events = writer.settle(all_events)
+        all_events = self._redraw(all_events, writer)
+        units_now = pl.concat([kept, pl.DataFrame(unit_rows, schema=st.UNITS_SCHEMA)], how="vertical_relaxed")
+        all_rejects = st.merge_rejects(committed_rejects, kept["unit_key"],
+                                       pl.DataFrame(rejects, schema=st.REJECT_SCHEMA))
+        self._commit(listing, units_now.select(list(st.UNITS_SCHEMA)), all_events, all_rejects, writer)
+
+    # ----- one file ----------------------------------------------------------------------
+    def _parse_and_write(self, key: str, etag: str, data: bytes, writer: WaferFiles):
+        events: list[dict] = []
+        rejects: list[dict] = []
+        try:
+            parsed = parse_stdf(data, file_id=file_id_of(key), name=key.rsplit("/", 1)[-1])
+        except Rejected as exc:
+            rejects.append(self._reject(key, etag, exc.reason, exc.detail, "error"))
+            return events, rejects, self._unit_row(key, etag, "rejected")
+        # Corrupt data inside a V4 file: everything before it is kept and used; the
+        # report says at which byte and why the rest was lost.
+        rejects.extend(self._reject(key, etag, i.reason, str(i), i.severity) for i in parsed.issues)
+        mir = parsed.tables["files"].to_pylist()[0] if parsed.tables["files"].num_rows else {}
+        event_time = _start_time(mir)
+        fid = f"{file_id_of(key, etag)}-{self.session.tag}"
+        files: list[str] = []
+        for table in TABLES:
+            t = parsed.tables[table]
+            if t.num_rows == 0:
+                continue
+            tkey = stdf_table_key(table, self.day, mir.get("part_typ"), mir.get("test_cod"), fid)
+            write_table(self.out, tkey, t.append_column("source_key", pa.repeat(pa.scalar(key, pa.string()), t.num_rows)))
+            files.append(tkey)
+        t = parsed.tables
+        with self.lock:
+            self.report.parts += t["parts"].num_rows
+            self.report.tests += t["tests"].num_rows
+            self.report.results += t["ptr_results"].num_rows + t["mpr_results"].num_rows + t["ftr_results"].num_rows
+        try:
+            maps = wafer_maps(parsed, retest_rule=self.retest_rule)
+        except Exception as exc:  # noqa: BLE001 - a reader bug on one file must not sink the day
+            rejects.append(self._reject(key, etag, "internal_error",
+                                        f"wafer maps: {type(exc).__name__}: {exc} (a bug in failmap-assets: please report it)",
+                                        "error"))
+            maps = []
+        for wafer in maps:
+            token = stdf_wafer_token(wafer.lot, wafer.wafer)
+            png, js = self._draw(wafer, token, key, etag)
+            writer.offer(token, key, event_time, png, js)
+            events.append(self._event(wafer, token, key, etag, event_time, png is not None))
+            if wafer.die_count:
+                with self.lock:
+                    self.report.yield_by_wafer[token] = float(wafer.is_pass().mean())
+        return events, rejects, self._unit_row(key, etag, "ok", files=files, dies=t["parts"].num_rows,
+                                               event_time=event_time)
+
+    def _draw(self, wafer, token: str, key: str, etag: str) -> tuple[bytes | None, bytes]:
+        source = {"a_key": key, "a_etag": etag, "b_key": None, "b_etag": None}
+        png = render_wafer_png(wafer, pixels_per_die=self.ppd)
+        js = wafer_json(wafer, wafer_token=token, source=source, companion=None, pixels_per_die=self.ppd)
+        return png, js
+
+    def _redraw(self, events: pl.DataFrame, writer: WaferFiles) -> pl.DataFrame:
+        stale = events.filter(pl.col("latest") & ~pl.col("outputs_written"))
+        if stale.height == 0:
+            return events
+        self.log(f"{self.day}: redrawing {stale.height} wafer(s) whose latest test event changed")
+        for (key, etag), group in stale.group_by(["unit_key", "unit_etag"]):
+            tokens = set(group["wafer_token"].to_list())
+            try:
+                parsed = parse_stdf(self.source.get(key, if_match=etag), file_id=file_id_of(key),
+                                    name=key.rsplit("/", 1)[-1])
+                event_time = _start_time(parsed.tables["files"].to_pylist()[0])
+                for wafer in wafer_maps(parsed, retest_rule=self.retest_rule):
+                    token = stdf_wafer_token(wafer.lot, wafer.wafer)
+                    if token in tokens:
+                        png, js = self._draw(wafer, token, key, etag)
+                        writer.offer(token, key, event_time, png, js, force=True)
+            except Exception as exc:  # noqa: BLE001 - the next run draws it (the event stays undrawn)
+                self.log(f"could not redraw {key!r}: {type(exc).__name__}: {exc}")
+        return writer.settle(events)
+
+    def _event(self, wafer, token, key, etag, event_time, png_ok: bool) -> dict:
+        bins, counts = np.unique(wafer.bin, return_counts=True)
+        return {
+            "wafer_token": token, "unit_key": key, "unit_etag": etag, "event_time": event_time,
+            "source_format": wafer.format, "lot": wafer.lot, "wafer": wafer.wafer, "product": wafer.product,
+            "step": wafer.step, "tester": wafer.tester, "stime": wafer.stime,
+            "dies": wafer.die_count, "pass_dies": int(wafer.is_pass().sum()), "b_only_dies": 0,
+            "retested_dies": int(wafer.retest_count.sum()), "with_b": False,
+            "bins": [int(b) for b in bins], "bin_counts": [int(c) for c in counts],
+            "latest": True, "outputs_written": False, "png_written": png_ok,
+        }
+
+    def _failed(self, key, etag, exc, attempts, rejects, unit_rows) -> None:
+        if isinstance(exc, PreconditionFailed):
+            reason, outcome, detail = "changed_since_listing", "changed", "replaced after it was listed; the next run reads the new version"
+        elif isinstance(exc, FileNotFoundError):
+            reason, outcome, detail = "vanished", "vanished", "deleted after it was listed"
+        else:
+            reason, outcome, detail = "read_error", "read_error", f"{type(exc).__name__}: {exc}"[:500]
+        tries = attempts.get((key, etag), 0) + 1 if outcome == "read_error" else st.MAX_READ_ATTEMPTS
+        self.log(f"could not read {key!r}: {detail}")
+        with self.lock:
+            self.report.files_failed += 1
+            rejects.append(self._reject(key, etag, reason, detail, "error" if outcome == "read_error" else "warning"))
+            unit_rows.append(self._unit_row(key, etag, outcome, attempts=tries))
+
+    def _reject(self, key, etag, reason, detail, severity) -> dict:
+        return {"key": key, "etag": etag, "bucket": "stdf", "member": None, "reason": reason, "detail": detail,
+                "line": None, "severity": severity, "unit_key": key, "first_seen": self.now, "run_id": self.run_id}
+
+    def _unit_row(self, key, etag, outcome, *, files=(), dies=0, attempts=0, event_time=None) -> dict:
+        return {"unit_key": key, "unit_etag": etag, "partner_key": None, "partner_etag": None, "outcome": outcome,
+                "attempts": attempts, "files": list(files), "dies": dies, "event_time": event_time,
+                "processed_at": self.now, "run_id": self.run_id}
+
+    # ----- commit ------------------------------------------------------------------------
+    def _commit(self, listing: pl.DataFrame, units: pl.DataFrame, events: pl.DataFrame,
+                rejects: pl.DataFrame, writer: WaferFiles) -> None:
+        s = self.session
+        events = events.select(list(st.EVENTS_SCHEMA))
+        day_rejects = rejects.drop("unit_key", "run_id").sort(["key", "reason"])
+        tables = {
+            "stdf_objects": [table_file("stdf_objects", self.day, s.tag, "objects")],
+            "stdf_rejects": [table_file("stdf_rejects", self.day, s.tag, "rejects")],
+        }
+        write_table(self.out, tables["stdf_objects"][0], listing)
+        write_table(self.out, tables["stdf_rejects"][0], day_rejects)
+        for table in TABLES:
+            tables[table] = sorted(f for fs in units["files"].to_list() for f in (fs or [])
+                                   if f.startswith(f"parquet/stdf/{table}/"))
+        state = {"units": s.write_state("units", units), "events": s.write_state("events", events),
+                 "rejects": s.write_state("rejects", rejects)}
+        retry = units.filter(pl.col("outcome") == "read_error")
+        manifest = DayManifest(
+            pipeline=PIPELINE, day=self.day, tables=tables, state=state, wafer_files=writer.files(events),
+            seen={entry_hash(k, e) for k, e in listing.select("key", "etag").iter_rows()},
+            open={entry_hash(k, e) for k, e in retry.select("unit_key", "unit_etag").iter_rows()},
+            next_due=datetime.min.isoformat(sep=" ") if retry.height else None,
+            totals={**wafer_totals(events), **unit_totals(units), **reject_totals(day_rejects),
+                    "files": listing.height, "parts": int(units.filter(pl.col("outcome") == "ok")["dies"].sum() or 0)},
+        )
+        s.commit(manifest)
+        self.report.committed, self.report.generation, self.report.totals = True, manifest.generation, manifest.totals
+        self.report.manifest, self.report.events = manifest, events
+        self.log(f"{self.day}: committed STDF generation {manifest.generation}: {units.height} file(s), "
+                 f"{events.height} wafer test event(s)")

@@ -35,6 +35,9 @@ class Unit:
     # Set for objects whose key does not fit the fail-map grammar (why, e.g. "pattern"):
     # used only if the content is an industry map format (G85, E142, TSK, KLARF, ASCII).
     key_skip_reason: str | None = None
+    # Whether this unit is its wafers' latest test event (wafer/events.py): its die rows
+    # say so, and only the latest event's PNG and JSON are drawn.
+    latest: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,14 +52,16 @@ class ProcessingOptions:
 @dataclass
 class WaferOutput:
     wafer_token: str
-    png: bytes
-    json: bytes
+    png: bytes | None                 # None: not drawn (not the latest event)
+    json: bytes | None
     die_count: int
     pass_count: int
     b_only_dies: int
     retests: int
     bins: dict[int, int]
     thumbnail: bytes | None = None
+    wafer: WaferMap | None = None     # the map itself (format, lot, product ... of the event)
+    with_b: bool = False
 
 
 @dataclass
@@ -84,6 +89,7 @@ def process_unit(unit: Unit, a_data: bytes, b_data: bytes | None, opts: Processi
 
     several = len(members) > 1
     tables = []
+    tokens: set[str] = set()
     for member in members:
         wafers = _read_member(unit, member, several, opts, result)
         for index, wafer in enumerate(wafers):
@@ -92,6 +98,9 @@ def process_unit(unit: Unit, a_data: bytes, b_data: bytes | None, opts: Processi
                 token = f"{token}#{member.name}"
             if len(wafers) > 1:
                 token = f"{token}#{index + 1}"
+            if token in tokens:  # two archive members of the same name: still two wafers
+                token = next(f"{token}#{n}" for n in range(2, len(tokens) + 3) if f"{token}#{n}" not in tokens)
+            tokens.add(token)
             companion = companions.get(member.name if several else None)
             if companion is None and len(companions) == 1 and len(members) == 1:
                 companion = next(iter(companions.values()))
@@ -165,17 +174,20 @@ def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
     if companion is not None:
         source.update(b_key=unit.b_key, b_etag=unit.b_etag)
     values, counts = np.unique(wafer.bin, return_counts=True)
+    draw = unit.latest
     return WaferOutput(
         wafer_token=token,
-        png=render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die),
+        png=render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die) if draw else None,
         json=wafer_json(wafer, wafer_token=token, source=source, companion=companion,
-                        pixels_per_die=opts.pixels_per_die, die_match=match),
+                        pixels_per_die=opts.pixels_per_die, die_match=match) if draw else None,
         die_count=wafer.die_count,
         pass_count=int(wafer.is_pass().sum()),
         b_only_dies=len(match[1]) if match is not None else 0,
         retests=int(wafer.retest_count.sum()),
         bins={int(b): int(c) for b, c in zip(values, counts)},
         thumbnail=render_thumbnail_png(wafer) if opts.thumbnail else None,
+        wafer=wafer,
+        with_b=companion is not None,
     )
 
 
@@ -222,6 +234,7 @@ def die_rows(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
         "a_key": _per_wafer(unit.a_key, every_row),
         "a_etag": _per_wafer(unit.a_etag, every_row),
         "retest_count": pa.array(np.concatenate([wafer.retest_count, np.zeros(m)]).astype(np.int16)),
+        "latest": pa.array(np.full(total, unit.latest, dtype=bool)),
     }
     a_pass = wafer.is_pass()
     if companion is None:

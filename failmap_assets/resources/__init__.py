@@ -16,11 +16,13 @@ _FIELDS = {
         "source_a": "source_a", "source_b": "source_b", "source_stdf": "source_stdf", "output": "output",
         "s3_endpoint_url": "s3_endpoint_url", "aws_region": "aws_region", "max_workers": "max_workers",
     },
-    "failmap_rules": {"window_s": "pair_window_s", "grace_s": "pair_grace_s", "pixels_per_die": "pixels_per_die"},
+    "failmap_rules": {"window_s": "pair_window_s", "grace_s": "pair_grace_s", "pixels_per_die": "pixels_per_die",
+                      "lease_seconds": "lease_seconds", "lease_wait_seconds": "lease_wait_seconds"},
     "sensor_rules": {
         "lookback_days": "sensor_lookback_days", "max_runs_per_tick": "sensor_max_runs_per_tick",
         "max_objects_per_tick": "sensor_max_objects_per_tick", "time_budget_seconds": "sensor_time_budget_seconds",
-        "tag_list_chars": "sensor_tag_list_chars",
+        "tag_list_chars": "sensor_tag_list_chars", "reconcile_days": "reconcile_days",
+        "reconcile_period_seconds": "reconcile_period_seconds",
     },
 }
 _CLASSES = {"storage": FailmapStorage, "failmap_rules": FailmapRules, "sensor_rules": SensorRules}

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from failmap_assets.pipeline.day_lease import LeaseOptions
+
 
 class FailmapRules(ConfigurableResource):
     window_s: int = Field(default=10, description="B partner written within [t_A, t_A + window] seconds")
@@ -22,6 +24,11 @@ class FailmapRules(ConfigurableResource):
     max_ratio: float = Field(default=1000.0, description="refuse objects with a higher compression ratio (bombs)")
     max_in_flight: int = Field(default=32, description="units held in memory at once inside a run")
     match_rate_warn: float = Field(default=0.9, description="warn when matched / (matched + a_only) is lower")
+    lease_seconds: float = Field(default=60.0, description="a day's writer that stops renewing its lease loses the day after this long")
+    lease_wait_seconds: float = Field(default=1800.0, description="how long a run waits while another run writes the same day")
+
+    def lease(self) -> LeaseOptions:
+        return LeaseOptions(ttl_s=self.lease_seconds, wait_s=self.lease_wait_seconds)
 
 
 class SensorRules(ConfigurableResource):
@@ -32,3 +39,5 @@ class SensorRules(ConfigurableResource):
     max_objects_per_tick: int = Field(default=5000, description="new objects taken per tick and sensor; the rest waits for the next tick")
     time_budget_seconds: float = Field(default=15.0, description="stop listing after this long (Dagster kills an evaluation at 60 s)")
     tag_list_chars: int = Field(default=500, description="characters of the object list in a run's tag")
+    reconcile_days: int = Field(default=30, description="days back the reconcile sweep looks for late files")
+    reconcile_period_seconds: float = Field(default=3600.0, description="a reconcile sweep starts this often")

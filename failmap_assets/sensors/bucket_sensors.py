@@ -48,13 +48,18 @@ from failmap_assets.discovery.seen_ledger import LedgerStore, Manifest, objects_
 from failmap_assets.pipeline.pairing import partner_days
 from failmap_assets.resources import FailmapRules, FailmapStorage, SensorRules
 from failmap_assets.settings import Settings
+from failmap_assets.storage.day_manifest import read_manifest
 from failmap_assets.storage.object_store import ObjectInfo, ObjectStore
+from failmap_assets.storage.versions import entry_hash
 
 TAG_PREFIX = "failmap/"
 KV_NAMESPACE = "failmap/sensors"
 
-# Dagster needs the interval when the code location loads.
-_INTERVAL_SECONDS = Settings.from_env().sensor_interval_seconds
+
+
+def interval_seconds() -> int:
+    """The sensors' minimum interval: Dagster needs it when the code location loads."""
+    return Settings.from_env().sensor_interval_seconds
 
 
 def current_time() -> datetime:
@@ -69,6 +74,7 @@ class BucketSpec:
     partners: str = ""  # "a" / "b": fail-map side whose files also re-run the day across midnight
     job: object = None
     description: str = ""
+    pipeline: str = "failmap"  # whose day commits say what is already processed
 
 
 def _truncated_list(keys: list[str], limit: int) -> str:
@@ -109,6 +115,7 @@ def build_run_requests(
             f"{TAG_PREFIX}objects_digest": digest[:32],
             f"{TAG_PREFIX}manifest": manifest_key,
             f"{TAG_PREFIX}sensor_gen": str(gen),
+            f"{TAG_PREFIX}day": f"{spec.pipeline}:{day:%Y-%m-%d}",
         }
         if partner_entries:
             tags[f"{TAG_PREFIX}partners_count"] = str(len(partner_entries))
@@ -148,6 +155,7 @@ def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: Failma
         partner_days=neighbours,
         last_day=last_day,
     )
+    covered = drop_covered(plan, storage.output_store(), spec.pipeline)
     has_runs = bool(plan.run_days)
     nxt = finalize(plan, previous, ledger_store, bump_gen=has_runs)
     requests = build_run_requests(spec, plan, nxt.gen, ledger_store, sensor_rules.tag_list_chars) if has_runs else []
@@ -160,7 +168,8 @@ def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: Failma
     partner_count = sum(len(v) for v in plan.partners.values())
     context.log.info(
         f"{spec.name} ({today:%Y-%m-%d} fab day): {stats.summary()}; "
-        f"{len(requests)} run requests"
+        + (f"{covered} already processed by another run; " if covered else "")
+        + f"{len(requests)} run requests"
         + (f" (+{partner_count} neighbour-day partner triggers across midnight)" if partner_count else "")
         + f"; {written} ledger values written; cursor {len(encoded)} chars; tick {time.monotonic() - t0:.3f}s"
     )
@@ -174,10 +183,31 @@ def evaluate(context: SensorEvaluationContext, spec: BucketSpec, storage: Failma
     return SkipReason(reason)
 
 
+def drop_covered(plan: TickPlan, out: ObjectStore, pipeline: str) -> int:
+    """Leave out of the plan the objects a committed run of their day has already
+    processed (a backfill, a CLI run, the other sensor's run): a day whose new objects
+    are all covered gets no run. One manifest read per day with new objects."""
+    dropped = 0
+    for day in plan.run_days:
+        manifest, _ = read_manifest(out, pipeline, day)
+        if manifest is None:
+            continue
+        objects = plan.new_objects.get(day, [])
+        keep = [o for o in objects if manifest.needs_run(entry_hash(o.key, o.etag))]
+        partners = [(o, own) for o, own in plan.partners.get(day, []) if manifest.needs_run(entry_hash(o.key, o.etag))]
+        dropped += len(objects) - len(keep)
+        for table, rows in ((plan.new_objects, keep), (plan.partners, partners)):
+            if rows:
+                table[day] = rows
+            else:
+                table.pop(day, None)
+    return dropped
+
+
 def bucket_sensor(spec: BucketSpec) -> SensorDefinition:
     """The Dagster sensor of one bucket: every tick is ``evaluate``."""
 
-    @sensor(name=spec.name, job=spec.job, minimum_interval_seconds=_INTERVAL_SECONDS, description=spec.description)
+    @sensor(name=spec.name, job=spec.job, minimum_interval_seconds=interval_seconds(), description=spec.description)
     def _sensor(context: SensorEvaluationContext, storage: FailmapStorage, failmap_rules: FailmapRules,
                 sensor_rules: SensorRules):
         return evaluate(context, spec, storage, failmap_rules, sensor_rules)
@@ -197,9 +227,8 @@ SPECS = (
         "(and the previous day for B files written just after midnight).",
     ),
     BucketSpec(
-        "stdf_sensor", lambda s: s.stdf_store(), job=stdf_day_job,
+        "stdf_sensor", lambda s: s.stdf_store(), job=stdf_day_job, pipeline="stdf",
         description="New or re-uploaded STDF files -> stdf_day_job for their day partitions.",
     ),
 )
 bucket_a_sensor, bucket_b_sensor, stdf_sensor = (bucket_sensor(spec) for spec in SPECS)
-SENSORS = [bucket_a_sensor, bucket_b_sensor, stdf_sensor]

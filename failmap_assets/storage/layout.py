@@ -1,9 +1,16 @@
 """Where every output lives inside FAILMAP_OUTPUT, and safe names for untrusted text.
 
-    parquet/<table>/date=YYYY-MM-DD/<file>.parquet   tables (Hive-style, queryable as a dataset)
-    png/YYYY-MM-DD/<wafer_token>.png                 one wafer map per wafer
-    json/YYYY-MM-DD/<wafer_token>.json               one coordinate file per wafer
-    state/<pipeline>/date=YYYY-MM-DD/ledger.parquet  what has been processed, by (key, etag)
+    parquet/<table>/date=YYYY-MM-DD/<file>.parquet      tables (Hive-style, queryable as a dataset)
+    png/YYYY-MM-DD/<wafer>.png                          one wafer map per wafer (its latest test event)
+    json/YYYY-MM-DD/<wafer>.json                        one coordinate file per wafer
+    state/<pipeline>/date=YYYY-MM-DD/manifest.json      the day's commit: names exactly the live files
+    state/<pipeline>/date=YYYY-MM-DD/lease.json         who is writing the day (one writer at a time)
+    state/<pipeline>/date=YYYY-MM-DD/<kind>-<tag>.parquet   processed units, test events, rejects
+
+A file written by a run carries the run's *tag* (``g<generation>-<run id prefix>``)
+in its name, so no run ever overwrites a file another commit names; the manifest,
+written last, decides which files are the day's. PNG and JSON keep fixed names
+(the users' tools open them by wafer) and are each replaced atomically.
 """
 
 from __future__ import annotations
@@ -14,59 +21,120 @@ from datetime import date
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
+#: Tables of each pipeline: each lives in ``parquet/<table>/date=.../`` and is committed
+#: through that pipeline's manifest.
+FAILMAP_TABLES = ("bucket_a_objects", "bucket_b_objects", "failmap_pairs", "failmap_dies", "failmap_rejects")
+STDF_LISTING_TABLES = ("stdf_objects", "stdf_rejects")
+#: STDF wafer files end with this; fail-map wafer files never do (see ``wafer_stem``).
+STDF_SUFFIX = "-stdf"
 
-def safe_name(text: str, max_len: int = 120) -> str:
-    """A file-name-safe rendering of untrusted text (wafer tokens with archive member names).
 
-    Unsafe characters become ``_``; whenever anything was changed (or the name is
-    too long, or is ``.``/``..``), a short digest of the original is appended so two
-    different names can never collide on one file.
+def safe_name(text: str, max_len: int = 120, *, force_digest: bool = False) -> str:
+    """A file-name-safe rendering of untrusted text (wafer tokens, member names, MIR lots).
+
+    Unsafe characters become ``_``; whenever anything was changed (or the name is too
+    long, or starts with ``.``, which would make it hidden, ``.``/``..`` or a store's
+    reserved temp-file name such as ``.tmp-...``), a short digest of the original is
+    appended, so two different names never collide on one file and no result is ever
+    a reserved name: every result starts with a letter, digit, ``_`` or ``-``.
     """
     cleaned = _SAFE.sub("_", text)
-    if cleaned == text and 0 < len(text) <= max_len and text not in (".", ".."):
+    if not force_digest and cleaned == text and 0 < len(text) <= max_len and not text.startswith("."):
         return text
     digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    return f"{cleaned[: max_len - 11].strip('.') or 'x'}-{digest}"
+    return f"{cleaned[: max_len - 11].lstrip('.') or 'x'}-{digest}"
+
+
+def run_tag(generation: int, run_id: str, nonce: str) -> str:
+    """What a run's files carry in their names: the manifest generation it means to
+    commit, its run id and a random nonce of the session, so files of different runs
+    (a crashed one, or one that lost its lease and is still writing) never collide."""
+    run = re.sub(r"[^A-Za-z0-9]", "", run_id)[:8] or "run"
+    return f"g{generation:06d}-{run}-{nonce}"
 
 
 def table_dir(table: str, day: date) -> str:
     return f"parquet/{table}/date={day.isoformat()}/"
 
 
-def listing_key(table: str, day: date) -> str:
-    """A listing asset's one file (bucket_a_objects, bucket_b_objects, stdf_objects)."""
-    return f"{table_dir(table, day)}objects.parquet"
+def table_file(table: str, day: date, tag: str, stem: str = "rows") -> str:
+    """A run's file of a table (listings, pairs, rejects): ``<stem>-<tag>.parquet``."""
+    return f"{table_dir(table, day)}{stem}-{tag}.parquet"
 
 
-def pairs_key(day: date) -> str:
-    return f"{table_dir('failmap_pairs', day)}pairs.parquet"
+def die_part_key(day: date, tag: str, number: int) -> str:
+    return f"{table_dir('failmap_dies', day)}part-{tag}-{number:04d}.parquet"
 
 
 def stdf_table_key(table: str, day: date, product: str | None, test_type: str | None, file_id: str) -> str:
-    """One STDF file's rows of one table, Hive-partitioned by product and test type."""
+    """One STDF file version's rows of one table, Hive-partitioned by product and test type."""
     return (
         f"parquet/stdf/{table}/date={day.isoformat()}/product={safe_name(product or 'unknown', 80)}/"
         f"test_type={safe_name(test_type or 'unknown', 80)}/{file_id}.parquet"
     )
 
 
-def file_id_of(key: str) -> str:
-    """Stable per source key, so a re-upload replaces its own files instead of adding new ones."""
-    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+def stdf_table_dir(table: str, day: date) -> str:
+    return f"parquet/stdf/{table}/date={day.isoformat()}/"
 
 
-def png_key(day: date, wafer_token: str) -> str:
-    return f"png/{day.isoformat()}/{safe_name(wafer_token)}.png"
+def file_id_of(key: str, etag: str = "") -> str:
+    """One source object version's id in file names: the same key and etag always give
+    the same id, a re-upload (new etag) a new one."""
+    text = key if not etag else f"{key}\0{etag}"
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def json_key(day: date, wafer_token: str) -> str:
-    return f"json/{day.isoformat()}/{safe_name(wafer_token)}.json"
+def wafer_stem(token: str, pipeline: str) -> str:
+    """The file stem of a wafer's PNG and JSON. Both pipelines write into the same
+    ``png/<day>/`` and ``json/<day>/`` folders; an STDF stem always ends with
+    ``STDF_SUFFIX`` and a fail-map stem never does, so each pipeline knows its own
+    files (``stem_pipeline``) and never touches the other's."""
+    if pipeline == "stdf":
+        base = token[: -len(STDF_SUFFIX)] if token.endswith(STDF_SUFFIX) else token
+        return safe_name(base, 120 - len(STDF_SUFFIX)) + STDF_SUFFIX
+    stem = safe_name(token)
+    return safe_name(token, force_digest=True) if stem.endswith(STDF_SUFFIX) else stem
 
 
-def ledger_key(pipeline: str, day: date) -> str:
-    return f"state/{pipeline}/date={day.isoformat()}/ledger.parquet"
+def stem_pipeline(stem: str) -> str:
+    return "stdf" if stem.endswith(STDF_SUFFIX) else "failmap"
 
 
-def unit_rejects_key(pipeline: str, day: date) -> str:
-    """The rejects the day's processed units reported (the ledger's companion)."""
-    return f"state/{pipeline}/date={day.isoformat()}/rejects.parquet"
+def png_key(day: date, wafer_token: str, pipeline: str = "failmap") -> str:
+    return f"png/{day.isoformat()}/{wafer_stem(wafer_token, pipeline)}.png"
+
+
+def json_key(day: date, wafer_token: str, pipeline: str = "failmap") -> str:
+    return f"json/{day.isoformat()}/{wafer_stem(wafer_token, pipeline)}.json"
+
+
+def wafer_dirs(day: date) -> tuple[str, str]:
+    return f"png/{day.isoformat()}/", f"json/{day.isoformat()}/"
+
+
+def state_dir(pipeline: str, day: date) -> str:
+    return f"state/{pipeline}/date={day.isoformat()}/"
+
+
+def manifest_key(pipeline: str, day: date) -> str:
+    return f"{state_dir(pipeline, day)}manifest.json"
+
+
+def lease_key(pipeline: str, day: date) -> str:
+    return f"{state_dir(pipeline, day)}lease.json"
+
+
+def state_file(pipeline: str, day: date, kind: str, tag: str) -> str:
+    """A run's state table (units, events, rejects) of the day."""
+    return f"{state_dir(pipeline, day)}{kind}-{tag}.parquet"
+
+
+def day_prefixes(pipeline: str, day: date, stdf_tables: tuple[str, ...] = ()) -> list[str]:
+    """Every folder whose files the pipeline's manifest of ``day`` accounts for (besides
+    the shared PNG / JSON folders): what garbage collection may clean."""
+    if pipeline == "failmap":
+        tables = [table_dir(t, day) for t in FAILMAP_TABLES]
+    else:
+        tables = [table_dir(t, day) for t in STDF_LISTING_TABLES] + [stdf_table_dir(t, day) for t in stdf_tables]
+    return [state_dir(pipeline, day), *tables]

@@ -104,6 +104,7 @@ DIE_TABLE_SCHEMA = pa.schema(
         ("bin", pa.int32()),
         ("pass", pa.bool_()),
         ("retest_count", pa.int16()),
+        ("latest", pa.bool_()),            # the wafer's latest test event (wafer/events.py)
         ("in_a", pa.bool_()),              # False: a B die with no A die at this (x, y)
         ("b_bin", pa.int32()),
         ("b_tester", pa.string()),

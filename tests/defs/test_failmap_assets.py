@@ -26,7 +26,7 @@ from tests.support.contract_examples import A_EXAMPLE, B_EXAMPLE
 
 DAY = date(2026, 1, 11)
 PARTITION = DAY.isoformat()
-AS_OF = {"ops": {"failmap_pairs": {"config": {"as_of": "2026-01-13 00:00:00"}}}}
+AS_OF = {"ops": {"failmap_day": {"config": {"as_of": "2026-01-13 00:00:00"}}}}
 
 A_TEXT = A_EXAMPLE.decode()
 B_TEXT = B_EXAMPLE.decode()
@@ -71,7 +71,8 @@ def env(request, tmp_path, monkeypatch):
 
 
 def run(settings: Settings, instance: DagsterInstance, config: dict | None = None):
-    cfg = {"ops": {**AS_OF["ops"], **((config or {}).get("ops", {}))}}
+    extra = (config or {}).get("ops", {}).get("failmap_day", {}).get("config", {})
+    cfg = {"ops": {"failmap_day": {"config": {**AS_OF["ops"]["failmap_day"]["config"], **extra}}}}
     result = materialize(
         FAILMAP_ASSETS, partition_key=PARTITION, instance=instance,
         resources=build_resources(settings), run_config=cfg,
@@ -88,10 +89,16 @@ def metadata(result, asset: str) -> dict:
     raise AssertionError(f"{asset} not materialized")
 
 
+def table(stores, name: str) -> pl.DataFrame:
+    """A table's folder read as a plain glob would: after a successful run it holds
+    exactly the day's rows."""
+    files = [o.key for o in stores["out"].list(f"parquet/{name}/date={PARTITION}/")]
+    assert files, f"no {name} files"
+    return pl.concat([pl.read_parquet(io.BytesIO(stores["out"].get(k))) for k in files], how="vertical")
+
+
 def dies_table(stores) -> pl.DataFrame:
-    parts = [o.key for o in stores["out"].list(f"parquet/failmap_dies/date={PARTITION}/")]
-    assert parts, "no failmap_dies part files"
-    return pl.concat([pl.read_parquet(io.BytesIO(stores["out"].get(k))) for k in parts], how="vertical")
+    return table(stores, "failmap_dies")
 
 
 def test_contract_example_end_to_end(env):
@@ -158,10 +165,10 @@ def test_incremental_reupload_late_partner_and_force(env):
     stores["a"].put(k1, gzip.compress(a_file("01", "20260111_080000", [(0, 0, 1), (1, 0, 2)]).encode()))
     stores["a"].put(k2, a_file("02", "20260111_090000", [(0, 0, 1)]).encode())
     first = metadata(run(settings, instance), "failmap_dies")
-    assert first["units_processed"] == 2 and first["dies"] == 3
+    assert first["run_processed"] == 2 and first["dies"] == 3
 
     again = metadata(run(settings, instance), "failmap_dies")
-    assert again["units_processed"] == 0 and again["units_already_done"] == 2
+    assert again["run_processed"] == 0 and again["run_already_done"] == 2
 
     # Re-upload with new content (new etag): only that wafer is redone, rows replaced.
     stores["a"].put(k2, a_file("02", "20260111_090000", [(0, 0, 7), (0, 1, 1), (1, 1, 1)]).encode())
@@ -169,15 +176,15 @@ def test_incremental_reupload_late_partner_and_force(env):
     b_text = "FAILMAP-B 1\nSTIME 20260111_080004\nVALUES 1 V\nDIES 1\n0 0 1 0.5\nEND\n"
     stores["b"].put("20260111/L1_01P_20260111_080004.txt", b_text.encode())
     redo = metadata(run(settings, instance), "failmap_dies")
-    assert redo["units_processed"] == 2
+    assert redo["run_processed"] == 2
     dies = dies_table(stores)
     assert dies.height == 5
     assert dies.filter(pl.col("wafer_token") == "L1_02P").sort("y", "x")["bin"].to_list() == [7, 1, 1]
     w1 = dies.filter(pl.col("wafer_token") == "L1_01P").sort("x")
     assert w1["b_values"].to_list() == [[0.5], None]
 
-    forced = metadata(run(settings, instance, {"ops": {"wafer_outputs": {"config": {"force": True}}}}), "failmap_dies")
-    assert forced["units_processed"] == 2
+    forced = metadata(run(settings, instance, {"ops": {"failmap_day": {"config": {"force": True}}}}), "failmap_dies")
+    assert forced["run_processed"] == 2
     assert dies_table(stores).height == 5  # replaced, not duplicated
 
 
@@ -195,7 +202,7 @@ def test_bad_objects_are_rejected_and_the_rest_succeeds(env):
     assert metadata(result, "failmap_dies")["wafers"] == 1
     assert metadata(result, "failmap_rejects")["rejects"] == 3
 
-    rejects = pl.read_parquet(io.BytesIO(stores["out"].get(f"parquet/failmap_rejects/date={PARTITION}/rejects.parquet")))
+    rejects = table(stores, "failmap_rejects")
     by_key = {r["key"]: r for r in rejects.iter_rows(named=True)}
     assert by_key["20260111/L2_04P_20260111_100100.txt"]["reason"] == "truncated"
     assert by_key["20260111/L2_05P_20260111_100200.txt"]["reason"] == "bad_row"
@@ -206,7 +213,7 @@ def test_bad_objects_are_rejected_and_the_rest_succeeds(env):
 
     # Rejected objects are not retried on the next run (same etag), and stay reported.
     again = run(settings, instance)
-    assert metadata(again, "failmap_dies")["units_processed"] == 0
+    assert metadata(again, "failmap_dies")["run_processed"] == 0
     assert metadata(again, "failmap_rejects")["rejects"] == 3
 
 
@@ -245,6 +252,6 @@ def test_a_reader_bug_on_one_object_is_a_reject_not_a_failed_day(env, monkeypatc
     monkeypatch.setattr(wp, "read_wafer_maps", flaky)
     result = run(settings, instance)
     assert metadata(result, "failmap_dies")["wafers"] == 1
-    rejects = pl.read_parquet(io.BytesIO(stores["out"].get(f"parquet/failmap_rejects/date={PARTITION}/rejects.parquet")))
+    rejects = table(stores, "failmap_rejects")
     bug = rejects.filter(pl.col("key") == "20260111/L3_02P_20260111_100100.txt").row(0, named=True)
     assert bug["reason"] == "internal_error" and "simulated reader bug" in bug["detail"]

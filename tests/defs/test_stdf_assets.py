@@ -64,7 +64,7 @@ def test_real_and_synthetic_files_incremental_with_rejects(env):
     meta = run(settings, instance)
     assert meta["stdf_objects"]["objects"] == 4
     tables = meta["stdf_tables"]
-    assert tables["files_processed"] == 4
+    assert tables["run_processed"] == 4
     assert tables["parts"] == 1569 + synth.counts["PRR"]  # lot2's PRRs + the synthetic wafer's
     assert tables["rejects"] >= 1  # the V3 file, at least
 
@@ -72,7 +72,9 @@ def test_real_and_synthetic_files_incremental_with_rejects(env):
     assert parts.filter(pl.col("source_key") == "20260111/lot2.stdf.gz").height == 1569
     assert parts.filter(pl.col("source_key") == "20260111/SYN1_04_20260111_101010.stdf").height == synth.counts["PRR"]
 
-    rejects = pl.read_parquet(io.BytesIO(out.get(f"state/stdf/date={DAY.isoformat()}/rejects.parquet")))
+    assert meta["stdf_rejects"]["rejects"] >= 1
+    rejects = pl.concat([pl.read_parquet(io.BytesIO(out.get(o.key)))
+                         for o in out.list(f"parquet/stdf_rejects/date={DAY.isoformat()}/")])
     v3 = rejects.filter(pl.col("key") == "20260111/in_v3.std")
     assert v3.height == 1 and "V3" in v3["detail"][0].upper() + v3["reason"][0].upper()
     salvage = rejects.filter(pl.col("key") == f"20260111/{corrupt}")
@@ -88,11 +90,11 @@ def test_real_and_synthetic_files_incremental_with_rejects(env):
     assert img.mode == "P" and img.size[0] > 0
 
     again = run(settings, instance)
-    assert again["stdf_tables"]["files_processed"] == 0 and again["stdf_tables"]["files_already_done"] == 4
+    assert again["stdf_tables"]["run_processed"] == 0 and again["stdf_tables"]["run_already_done"] == 4
 
     # A re-upload is parsed again and replaces its own rows (no duplicates).
     smaller = build_wafer_sort(4, dies=120, tests_per_die=20, lot_id="SYN1", wafer_id="04")
     stdf.put("20260111/SYN1_04_20260111_101010.stdf", smaller.data)
     redo = run(settings, instance)
-    assert redo["stdf_tables"]["files_processed"] == 1
+    assert redo["stdf_tables"]["run_processed"] == 1
     assert table(out, "parts").filter(pl.col("source_key") == "20260111/SYN1_04_20260111_101010.stdf").height == smaller.counts["PRR"]

@@ -1,96 +1,150 @@
-"""The day runner on local folders: die rows split over several Parquet parts written
-on the part thread, the ledger naming each unit's part, and a failing part upload
-failing the run without a ledger (so the rerun redoes everything)."""
+"""The fail-map day runner on local folders: parts, commits, retests across runs in
+either order, deletions, no-op runs, and a failed write that leaves the old day."""
 
 from __future__ import annotations
 
 import io
-from datetime import date
+import json
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from failmap_assets.pipeline import processed_ledger
-from failmap_assets.pipeline.failmap_day import DIES_TABLE, PIPELINE, RunnerOptions, run_day
-from failmap_assets.wafer.model import DIE_TABLE_SCHEMA
-from failmap_assets.storage.layout import table_dir
-from failmap_assets.storage.local_store import LocalObjectStore
-from failmap_synth.day import generate_day
+from failmap_assets.pipeline.failmap_day import DIES_TABLE, PIPELINE, PairingRules, RunnerOptions, run_day
 from failmap_assets.pipeline.unit import ProcessingOptions
+from failmap_assets.storage.day_manifest import read_manifest
+from failmap_assets.storage.layout import json_key, png_key, table_dir
+from failmap_assets.storage.local_store import LocalObjectStore
+from failmap_assets.wafer.model import DIE_TABLE_SCHEMA
+from failmap_synth.day import generate_day
+from tests.support.days import committed, globbed
 
 DAY = date(2026, 1, 11)
+NOW = datetime(2026, 1, 13)
 
 
-def _day(tmp_path: Path, wafers: int = 12) -> tuple[dict[str, LocalObjectStore], pl.DataFrame]:
+def stores_in(tmp_path: Path) -> dict[str, LocalObjectStore]:
     for name in ("a", "b", "out"):
-        (tmp_path / name).mkdir()
-    stores = {name: LocalObjectStore(tmp_path / name) for name in ("a", "b", "out")}
-    objects = [o for o in generate_day(DAY, wafers, 7, broken=False, dies_range=(300, 3000), typical_dies=1500)
-               if o.bucket in ("a", "b")]
-    etags = {(o.bucket, o.key): stores[o.bucket].put(o.key, o.data).etag for o in objects}
-    rows = []
-    for o in objects:
-        if o.bucket != "a" or o.maps != 1:
-            continue
-        token = o.key.rsplit("/", 1)[-1].rsplit("_", 2)[0]
-        rows.append({"a_key": o.key, "a_etag": etags["a", o.key], "wafer_token": token,
-                     "b_key": o.partner, "b_etag": etags["b", o.partner] if o.partner else None})
-    return stores, pl.DataFrame(rows, schema={"a_key": pl.String, "a_etag": pl.String, "wafer_token": pl.String,
-                                              "b_key": pl.String, "b_etag": pl.String})
+        (tmp_path / name).mkdir(parents=True, exist_ok=True)
+    return {name: LocalObjectStore(tmp_path / name) for name in ("a", "b", "out")}
 
 
-def _run(stores, units, *, part_rows: int, run_id: str = "run1"):
-    return run_day(units, day=DAY, a_store=stores["a"], b_store=stores["b"], out_store=stores["out"],
-                   processing=ProcessingOptions(), run_id=run_id, log=lambda _: None,
-                   options=RunnerOptions(max_workers=4, max_in_flight=4, part_rows=part_rows))
+def synthetic_day(stores, wafers: int = 12) -> None:
+    for o in generate_day(DAY, wafers, 7, broken=False, dies_range=(300, 3000), typical_dies=1500):
+        if o.bucket in ("a", "b"):
+            stores[o.bucket].put(o.key, o.data)
+
+
+def run(stores, *, part_rows: int = 250_000, run_id: str = "run1", force: bool = False):
+    return run_day(day=DAY, a_store=stores["a"], b_store=stores["b"], out_store=stores["out"], now=NOW,
+                   pairing=PairingRules(), processing=ProcessingOptions(), run_id=run_id, log=lambda _: None,
+                   options=RunnerOptions(max_workers=4, max_in_flight=4, part_rows=part_rows, force=force))
+
+
+def a_file(wafer: str, stime: str, dies: list[tuple[int, int, int]]) -> bytes:
+    rows = "\n".join(f"{x} {y} {b}" for x, y, b in dies)
+    return f"FAILMAP 1\nLOT L1\nWAFER {wafer}\nSTIME {stime}\nDIES {len(dies)}\n{rows}\nEND\n".encode()
 
 
 def test_rows_spread_over_parts_each_unit_in_exactly_one(tmp_path: Path) -> None:
-    stores, units = _day(tmp_path)
-    report = _run(stores, units, part_rows=4000)
-    assert report.units_done == units.height and report.download_errors == []
-    assert len(report.part_files) >= 3  # small parts: the writer thread really took turns
-    listed = sorted(o.key for o in stores["out"].list(table_dir(DIES_TABLE, DAY)))
-    assert listed == sorted(report.part_files)
+    stores = stores_in(tmp_path)
+    synthetic_day(stores)
+    report = run(stores, part_rows=4000)
+    assert report.committed and report.download_errors == []
+    parts = report.manifest.tables[DIES_TABLE]
+    assert len(parts) >= 3  # small parts: the writer thread really took turns
+    # after a successful run the folder holds exactly the committed parts
+    assert sorted(o.key for o in stores["out"].list(table_dir(DIES_TABLE, DAY))) == sorted(parts)
 
-    ledger = processed_ledger.load(stores["out"], PIPELINE, DAY)
-    assert ledger.height == units.height and ledger["part_file"].null_count() == 0
+    units = committed(stores["out"], PIPELINE, DAY, "units")
+    done = units.filter(pl.col("outcome") == "ok")
     rows_per_key = {}
-    for part in report.part_files:
+    for part in parts:
         table = pq.read_table(io.BytesIO(stores["out"].get(part)))
         assert [(f.name, f.type) for f in table.schema] == [(f.name, f.type) for f in DIE_TABLE_SCHEMA]
         frame = pl.from_arrow(table)
-        assert frame.height < 4000 + 3100  # a part closes at the unit that reaches part_rows
         for a_key, n in frame.group_by("a_key").len().iter_rows():
             assert a_key not in rows_per_key, f"{a_key} in two parts"
-            rows_per_key[a_key] = (part, n)
-            # The ledger names the part that really holds the unit's rows.
-            assert ledger.filter(pl.col("a_key") == a_key)["part_file"].item() == part
-        # Dictionary-encoded per-wafer strings came back as the right value on every row.
-        tokens = frame.select("a_key", "wafer_token").unique()
-        assert tokens.height == frame["a_key"].n_unique()
-        assert all(a.rsplit("/", 1)[-1].startswith(t) for a, t in tokens.iter_rows())
-    assert set(rows_per_key) == set(units["a_key"])
-    assert sum(n for _, n in rows_per_key.values()) == report.dies + report.b_only_dies
+            rows_per_key[a_key] = n
+            assert units.filter(pl.col("unit_key") == a_key)["files"].item().to_list() == [part]
+    assert set(rows_per_key) == set(done.filter(pl.col("dies") > 0)["unit_key"])
+    events = committed(stores["out"], PIPELINE, DAY, "events")
+    assert sum(rows_per_key.values()) == int((events["dies"] + events["b_only_dies"]).sum())
+
+
+def test_retests_across_runs_in_either_order_give_the_same_day(tmp_path: Path) -> None:
+    early = ("20260111/L1_07P_20260111_080000.txt", a_file("07", "20260111_080000", [(0, 0, 1), (1, 0, 1)]))
+    late = ("20260111/L1_07P_20260111_150000.txt", a_file("07", "20260111_150000", [(0, 0, 2), (1, 0, 1), (2, 0, 1)]))
+    results = []
+    for order in ((early, late), (late, early)):
+        stores = stores_in(tmp_path / f"order{len(results)}")
+        for key, data in order:
+            stores["a"].put(key, data)
+            run(stores, run_id=f"r{key[-10:-4]}")
+        dies = globbed(stores["out"], table_dir(DIES_TABLE, DAY))
+        # every event keeps its rows; only the later one is the wafer's latest
+        assert dies.height == 5
+        assert dies.filter(pl.col("latest"))["a_key"].unique().to_list() == [late[0]]
+        assert dies.group_by("wafer_token", "a_key", "x", "y").len()["len"].max() == 1
+        doc = json.loads(stores["out"].get(json_key(DAY, "L1_07P")))
+        assert doc["source"]["a_key"] == late[0] and len(doc["chips"]) == 3
+        results.append((dies.drop("a_etag").sort("a_key", "x", "y"), stores["out"].get(png_key(DAY, "L1_07P")), doc))
+    (d1, p1, j1), (d2, p2, j2) = results
+    assert d1.equals(d2) and p1 == p2
+    assert {k: v for k, v in j1.items() if k != "source"} == {k: v for k, v in j2.items() if k != "source"}
+
+
+def test_a_deleted_object_loses_its_rows_and_the_earlier_event_is_redrawn(tmp_path: Path) -> None:
+    stores = stores_in(tmp_path)
+    early = "20260111/L1_07P_20260111_080000.txt"
+    late = "20260111/L1_07P_20260111_150000.txt"
+    stores["a"].put(early, a_file("07", "20260111_080000", [(0, 0, 1), (1, 0, 1)]))
+    stores["a"].put(late, a_file("07", "20260111_150000", [(0, 0, 2)]))
+    run(stores)
+    assert json.loads(stores["out"].get(json_key(DAY, "L1_07P")))["source"]["a_key"] == late
+    stores["a"].delete(late)
+    report = run(stores, run_id="r2")
+    assert report.units_dropped == 1 and report.wafers_redrawn == 1
+    dies = globbed(stores["out"], table_dir(DIES_TABLE, DAY))
+    assert dies["a_key"].unique().to_list() == [early] and dies["latest"].all()
+    assert json.loads(stores["out"].get(json_key(DAY, "L1_07P")))["source"]["a_key"] == early
+    stores["a"].delete(early)
+    run(stores, run_id="r3")
+    assert globbed(stores["out"], table_dir(DIES_TABLE, DAY)) is None
+    assert stores["out"].head(json_key(DAY, "L1_07P")) is None and stores["out"].head(png_key(DAY, "L1_07P")) is None
+
+
+def test_a_run_with_nothing_new_commits_nothing(tmp_path: Path) -> None:
+    stores = stores_in(tmp_path)
+    synthetic_day(stores, wafers=4)
+    first = run(stores)
+    again = run(stores, run_id="r2")
+    assert not again.committed and again.units_done == 0 and again.generation == first.generation
+    assert again.totals == first.totals
+    forced = run(stores, run_id="r3", force=True)
+    assert forced.committed and forced.units_done == first.units_done
+    assert forced.totals == first.totals
 
 
 class _PartUploadFails(LocalObjectStore):
-    def put(self, key, data, content_type=None):
+    def put(self, key, data, content_type=None, **kw):
         if "/failmap_dies/" in key:
             raise OSError("injected: disk full while writing a part")
-        return super().put(key, data, content_type)
+        return super().put(key, data, content_type, **kw)
 
 
-def test_a_failed_part_upload_fails_the_run_and_writes_no_ledger(tmp_path: Path) -> None:
-    stores, units = _day(tmp_path, wafers=6)
+def test_a_failed_part_upload_fails_the_run_and_leaves_the_old_day(tmp_path: Path) -> None:
+    stores = stores_in(tmp_path)
+    synthetic_day(stores, wafers=6)
     stores["out"] = _PartUploadFails(tmp_path / "out")
     with pytest.raises(OSError, match="disk full"):
-        _run(stores, units, part_rows=2000)
-    assert processed_ledger.load(stores["out"], PIPELINE, DAY).height == 0
+        run(stores, part_rows=2000)
+    assert read_manifest(stores["out"], PIPELINE, DAY) == (None, None)
     # The rerun on a healthy store completes everything.
     stores["out"] = LocalObjectStore(tmp_path / "out")
-    report = _run(stores, units, part_rows=2000, run_id="run2")
-    assert report.units_done == units.height and report.units_skipped_done == 0
-    assert processed_ledger.load(stores["out"], PIPELINE, DAY)["part_file"].null_count() == 0
+    report = run(stores, part_rows=2000, run_id="run2")
+    assert report.committed and report.units_skipped_done == 0
+    units = committed(stores["out"], PIPELINE, DAY, "units")
+    assert units["outcome"].to_list() == ["ok"] * units.height

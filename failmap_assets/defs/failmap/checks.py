@@ -1,73 +1,72 @@
-"""Asset checks over a whole day's outputs (not just what one run wrote)."""
+"""The fail-map day's checks: specs (partitioned, per day) and their results from the commit."""
 
 from __future__ import annotations
 
-import io
-from datetime import date
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 
-import numpy as np
-import pyarrow.parquet as pq
-from dagster import AssetCheckResult, AssetCheckSeverity
-
-from failmap_assets.storage.layout import table_dir
+from failmap_assets.defs.partitions import daily_partitions
+from failmap_assets.pipeline.day_checks import check_die_rows, missing_wafer_files
+from failmap_assets.storage.day_manifest import DayManifest
+from failmap_assets.storage.layout import json_key, png_key
 from failmap_assets.storage.object_store import ObjectStore
 
+CHECK_SPECS = [
+    AssetCheckSpec(
+        "unique_die", asset="failmap_dies", blocking=True, partitions_def=daily_partitions,
+        description="One row per die of each test event: no two rows for the same (wafer_token, a_key, x, y).",
+    ),
+    AssetCheckSpec(
+        "dies_complete", asset="failmap_dies", blocking=True, partitions_def=daily_partitions,
+        description="Every test event of the day has exactly its dies in the table (A dies + B-only dies): "
+        "no rows missing, none left over.",
+    ),
+    AssetCheckSpec(
+        "json_has_png", asset="wafer_coordinates_json", partitions_def=daily_partitions,
+        description="Every wafer's latest test event has its JSON, and its PNG unless the map was too large to draw.",
+    ),
+    AssetCheckSpec(
+        "match_rate", asset="failmap_pairs", partitions_def=daily_partitions,
+        description="matched / (matched + a_only) above the configured threshold (a warning).",
+    ),
+]
 
-def unique_die_check(out: ObjectStore, day: date) -> AssetCheckResult:
-    """A die is one row: a retest replaces, a B-only die does not duplicate an A die.
 
-    Reads only (wafer_token, x, y), part by part, and packs each die into one int64
-    (token code, x, y), so a day of millions of dies is checked in tens of MB.
-    """
-    codes: dict[str, int] = {}
-    keys = []
-    for obj in out.list(table_dir("failmap_dies", day)):
-        if not obj.key.endswith(".parquet"):
-            continue
-        part = pq.read_table(io.BytesIO(out.get(obj.key)), columns=["wafer_token", "x", "y"], read_dictionary=["wafer_token"])
-        if part.num_rows == 0:
-            continue
-        tokens = part.column("wafer_token").combine_chunks()
-        local = np.array([codes.setdefault(t, len(codes)) for t in tokens.dictionary.to_pylist()], dtype=np.int64)
-        token_code = local[tokens.indices.to_numpy(zero_copy_only=False)]
-        x = part.column("x").to_numpy().astype(np.int64) & 0xFFFFF
-        y = part.column("y").to_numpy().astype(np.int64) & 0xFFFFF
-        keys.append((token_code << 40) | (x << 20) | y)
-    packed = np.sort(np.concatenate(keys)) if keys else np.empty(0, np.int64)
-    dup = np.unique(packed[1:][packed[1:] == packed[:-1]])
-    names = {code: token for token, code in codes.items()}
-    examples = [(names[int(k >> 40)], _signed20((k >> 20) & 0xFFFFF), _signed20(k & 0xFFFFF)) for k in dup[:5]]
+def die_row_checks(out: ObjectStore, manifest: DayManifest, events: pl.DataFrame) -> list[AssetCheckResult]:
+    r = check_die_rows(out, manifest, events)
+    return [
+        AssetCheckResult(
+            check_name="unique_die", asset_key="failmap_dies", passed=r.duplicated == 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"die_rows": r.rows, "duplicated_dies": r.duplicated, "examples": str(r.duplicate_examples)},
+        ),
+        AssetCheckResult(
+            check_name="dies_complete", asset_key="failmap_dies",
+            passed=r.missing_events == 0 and r.extra_events == 0, severity=AssetCheckSeverity.ERROR,
+            metadata={"test_events": events.height, "events_missing_rows": r.missing_events,
+                      "events_with_extra_rows": r.extra_events, "examples": str(r.count_examples)},
+        ),
+    ]
+
+
+def wafer_file_check(out: ObjectStore, manifest: DayManifest, events: pl.DataFrame) -> AssetCheckResult:
+    day = manifest.day
+    pngs, jsons, no_json, no_png = missing_wafer_files(
+        out, manifest, events, json_key=lambda t: json_key(day, t), png_key=lambda t: png_key(day, t))
     return AssetCheckResult(
-        check_name="unique_die",
-        asset_key="failmap_dies",
-        passed=len(dup) == 0,
+        check_name="json_has_png", asset_key="wafer_coordinates_json", passed=not no_json and not no_png,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"dies": int(len(packed)), "duplicated_dies": int(len(dup)), "examples": str(examples)},
+        metadata={"png": pngs, "json": jsons, "wafers_without_json": str(no_json[:10]),
+                  "wafers_without_png": str(no_png[:10])},
     )
 
 
-def _signed20(v: int) -> int:
-    # Coordinates are packed as 20-bit two's complement (wafers span far less than +-524,288 dies).
-    v = int(v)
-    return v - (1 << 20) if v >= (1 << 19) else v
-
-
-def json_png_check(out: ObjectStore, day: date) -> AssetCheckResult:
-    def stems(kind: str) -> set[str]:
-        suffix = f".{kind}"
-        return {o.key[len(f"{kind}/{day.isoformat()}/") : -len(suffix)] for o in out.list(f"{kind}/{day.isoformat()}/") if o.key.endswith(suffix)}
-
-    pngs, jsons = stems("png"), stems("json")
-    missing_png, missing_json = sorted(jsons - pngs), sorted(pngs - jsons)
+def match_rate_check(totals: dict, threshold: float) -> AssetCheckResult:
+    rate = totals.get("match_rate")
+    decided = totals.get("pairs", {}).get("matched", 0) + totals.get("pairs", {}).get("a_only", 0)
     return AssetCheckResult(
-        check_name="json_has_png",
-        asset_key="wafer_coordinates_json",
-        passed=not missing_png and not missing_json,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "png": len(pngs),
-            "json": len(jsons),
-            "json_without_png": str(missing_png[:10]),
-            "png_without_json": str(missing_json[:10]),
-        },
+        check_name="match_rate", asset_key="failmap_pairs", passed=rate is None or rate >= threshold,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"match_rate": rate if rate is not None else "no decided pairs", "threshold": threshold,
+                  "decided": decided},
     )

@@ -1,38 +1,26 @@
-"""STDF assets: the day's listing, Parquet tables per file, wafer maps. Wiring only."""
+"""STDF assets: one op per fab day lists, parses what is new and commits the day. Wiring only."""
 
 from datetime import date
 
-import polars as pl
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
     Config,
     MaterializeResult,
     MetadataValue,
-    asset,
     multi_asset,
 )
 from pydantic import Field
 
-from failmap_assets.defs import metadata as reporting
+from failmap_assets.defs import metadata as md
 from failmap_assets.defs.jobs import STDF_GROUP
-from failmap_assets.discovery.listing import list_objects
-from failmap_assets.storage.layout import listing_key
-from failmap_assets.storage.parquet_io import read_table, write_table
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
-from failmap_assets.resources.rules import FailmapRules
-from failmap_assets.resources.storage import FailmapStorage
 from failmap_assets.pipeline.stdf_day import run_stdf_day
-
-_COMMON = dict(group_name=STDF_GROUP, partitions_def=daily_partitions, backfill_policy=daily_backfill_policy)
-
-
-@asset(**_COMMON, kinds={"s3", "parquet"}, description="The day's STDF objects (key, size, etag, last modified).")
-def stdf_objects(context: AssetExecutionContext, storage: FailmapStorage) -> MaterializeResult:
-    day = date.fromisoformat(context.partition_key)
-    df = list_objects(storage.stdf_store(), day)
-    write_table(storage.output_store(), listing_key("stdf_objects", day), df)
-    return MaterializeResult(metadata={"objects": df.height, "bytes": int(df["size"].sum() or 0)})
+from failmap_assets.resources import FailmapRules, FailmapStorage
+from failmap_assets.stdf.wafer_maps import RETEST_RULES
 
 
 class StdfConfig(Config):
@@ -40,50 +28,66 @@ class StdfConfig(Config):
     retest_rule: str = Field(default="last", description="which test of a retested die counts: last, first, best, worst")
 
 
+SPECS = [
+    AssetSpec("stdf_objects", kinds={"s3", "parquet"},
+              description="The day's STDF objects (key, size, etag, last modified): parquet/stdf_objects/date=YYYY-MM-DD/"),
+    AssetSpec("stdf_tables", deps=["stdf_objects"], kinds={"parquet"}, description=(
+        "files, wafers, parts, tests, ptr/mpr/ftr results, bins, test summaries, generic records: "
+        "parquet/stdf/<table>/date=.../product=.../test_type=...")),
+    AssetSpec("stdf_wafer_maps", deps=["stdf_objects"], kinds={"png", "json"},
+              description="PNG + JSON per wafer (its latest test event) from PRR x/y and hard bin, WCR orientation."),
+    AssetSpec("stdf_rejects", deps=["stdf_objects"], kinds={"parquet"},
+              description="Every STDF object that could not be (fully) used, with the reason and byte offset: "
+              "parquet/stdf_rejects/date=YYYY-MM-DD/"),
+]
+
+CHECK_SPECS = [
+    AssetCheckSpec("files_accounted", asset="stdf_tables", partitions_def=daily_partitions, description=(
+        "Every STDF object of the day is parsed, rejected with a reason, or waiting for a retry of its read.")),
+]
+
+
 @multi_asset(
-    specs=[
-        AssetSpec("stdf_tables", deps=["stdf_objects"], kinds={"parquet"},
-                  description="files, wafers, parts, tests, ptr/mpr/ftr results, bins, test summaries, generic records: parquet/stdf/<table>/date=.../product=.../test_type=..."),
-        AssetSpec("stdf_wafer_maps", deps=["stdf_objects"], kinds={"png", "json"},
-                  description="PNG + JSON per wafer from PRR x/y and hard bin, WCR orientation."),
-    ],
-    **_COMMON,
+    name="stdf_day",
+    specs=SPECS,
+    check_specs=CHECK_SPECS,
+    group_name=STDF_GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
     can_subset=False,
 )
-def stdf_outputs(context: AssetExecutionContext, config: StdfConfig, storage: FailmapStorage, failmap_rules: FailmapRules):
+def stdf_day(context: AssetExecutionContext, config: StdfConfig, storage: FailmapStorage, failmap_rules: FailmapRules):
+    if config.retest_rule not in RETEST_RULES:
+        raise ValueError(f"retest_rule must be one of {RETEST_RULES}, not {config.retest_rule!r}")
     day = date.fromisoformat(context.partition_key)
-    out = storage.output_store()
-    listing = read_table(out, listing_key("stdf_objects", day))
     report = run_stdf_day(
-        listing, day=day, source=storage.stdf_store(), out=out, retest_rule=config.retest_rule,
-        pixels_per_die=failmap_rules.pixels_per_die, run_id=context.run.run_id, force=config.force, log=context.log.info,
+        day=day, source=storage.stdf_store(), out=storage.output_store(), retest_rule=config.retest_rule,
+        pixels_per_die=failmap_rules.pixels_per_die, run_id=context.run.run_id, force=config.force,
+        lease=failmap_rules.lease(), log=context.log.info,
     )
-    errors = [r for r in report.rejects if r["severity"] == "error"]
-    seconds = max(report.seconds, 1e-9)
-    yield MaterializeResult(
-        asset_key="stdf_tables",
-        metadata={
-            "files_in_day": report.files_total,
-            "files_processed": report.files_done,
-            "files_already_done": report.files_already_done,
-            "parts": report.parts,
-            "tests": report.tests,
-            "results": report.results,
-            "rejects": len(errors),
-            "mb_per_s": MetadataValue.float(round(report.bytes_in / seconds / 1e6, 2)),
-            "issues": MetadataValue.md(reporting.markdown_table(
-                [(r["key"], r["severity"], r["reason"], r["detail"][:160]) for r in report.rejects[:20]],
-                ["key", "severity", "reason", "detail"])),
-        },
-    )
-    yield MaterializeResult(
-        asset_key="stdf_wafer_maps",
-        metadata={
-            "wafers": report.wafers,
-            "yield_by_wafer": MetadataValue.md(reporting.markdown_table(
-                sorted((k, f"{v:.2%}") for k, v in report.yield_by_wafer.items())[:50], ["wafer", "yield"])),
-        },
+    t = report.totals
+    run = md.run_figures(processed=report.files_done, already_done=report.files_already_done,
+                         dropped=report.files_dropped, failed=report.files_failed, seconds=report.seconds,
+                         committed=report.committed, waited_s=report.waited_s, bytes_in=report.bytes_in,
+                         generation=report.generation)
+    yield MaterializeResult(asset_key="stdf_objects", metadata={"objects": t.get("files", 0)})
+    yield MaterializeResult(asset_key="stdf_tables", metadata={
+        "files": t.get("files", 0), "parts": t.get("parts", 0), **md.wafer_figures(t), **run})
+    latest = report.events.filter(report.events["latest"]) if report.events is not None else None
+    rows = [] if latest is None else sorted(
+        (r["wafer_token"], f"{r['pass_dies'] / r['dies']:.2%}" if r["dies"] else "")
+        for r in latest.iter_rows(named=True))[:50]
+    yield MaterializeResult(asset_key="stdf_wafer_maps", metadata={
+        **md.day_yield(t), "wafers": t.get("wafers", 0),
+        "yield_by_wafer": MetadataValue.md(md.markdown_table(rows, ["wafer", "yield"])),
+    })
+    yield MaterializeResult(asset_key="stdf_rejects", metadata=md.rejects_by_reason(t))
+    outcomes = t.get("units_by_outcome", {})
+    accounted = sum(outcomes.get(k, 0) for k in ("ok", "rejected", "read_error", "changed", "vanished"))
+    yield AssetCheckResult(
+        check_name="files_accounted", asset_key="stdf_tables", passed=accounted == t.get("files", 0),
+        severity=AssetCheckSeverity.ERROR, metadata={"files": t.get("files", 0), **outcomes},
     )
 
 
-STDF_ASSETS = [stdf_objects, stdf_outputs]
+STDF_ASSETS = [stdf_day]

@@ -1,0 +1,140 @@
+"""Late files: a slow sweep over the days the bucket sensors no longer look at.
+
+The bucket sensors re-list only the last few days (their look-back). A file that
+lands in an older day folder, a pending A whose grace has passed, or a read that
+failed would otherwise wait for nobody. The reconcile sweep walks the day folders of
+the reconcile window (default the last 30 days), oldest first, lists each day's own
+folders and compares every object version with the day's commit
+(``DayManifest.needs_run``): a day with an unaccounted version, or with open objects
+that have fallen due, gets a run. A sweep starts every ``period`` and is spread over
+ticks by a time budget; its position is in the cursor, so a restart resumes it.
+
+Cost per sweep: one LIST page per 1,000 keys of every day folder in the window, in
+each watched bucket, plus one manifest GET per day and pipeline.
+
+Pure: no Dagster import; the sensor (``sensors/reconcile_sensor.py``) wires it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from failmap_assets.discovery.keys import day_prefix
+from failmap_assets.storage.day_manifest import DayManifest
+from failmap_assets.storage.object_store import ObjectStore
+from failmap_assets.storage.versions import entry_hash
+
+CURSOR_VERSION = 1
+
+
+@dataclass
+class ReconcileCursor:
+    sweep_started: float | None = None   # epoch seconds; None: no sweep in progress
+    position: int = 0                    # next (pipeline, day) of the sweep
+    last_done: float | None = None       # when the last sweep finished
+    sweeps: int = 0
+
+    def encode(self) -> str:
+        return json.dumps({"v": CURSOR_VERSION, "started": self.sweep_started, "pos": self.position,
+                           "done": self.last_done, "sweeps": self.sweeps}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str | None) -> "ReconcileCursor":
+        if not text:
+            return cls()
+        try:
+            d = json.loads(text)
+            if d.get("v") != CURSOR_VERSION:
+                raise ValueError(f"unknown cursor version {d.get('v')!r}")
+            return cls(d["started"], int(d["pos"]), d["done"], int(d.get("sweeps", 0)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"unreadable reconcile cursor ({exc}); reset the sensor cursor") from exc
+
+
+@dataclass(frozen=True)
+class Watched:
+    """One pipeline and the source buckets whose day folders hold its objects."""
+
+    pipeline: str
+    stores: Sequence[ObjectStore]
+
+
+@dataclass
+class DayVerdict:
+    pipeline: str
+    day: date
+    listed: int                 # objects in the day's own folders
+    unaccounted: int            # ... whose version the commit does not account for
+    due: bool                   # open objects (pending A, failed reads) have fallen due
+    committed: bool             # the day has a commit at all
+
+    @property
+    def needs_run(self) -> bool:
+        return self.unaccounted > 0 or self.due
+
+
+@dataclass
+class ReconcilePlan:
+    cursor: ReconcileCursor
+    verdicts: list[DayVerdict] = field(default_factory=list)
+    swept_all: bool = False
+
+    @property
+    def runs(self) -> list[DayVerdict]:
+        return [v for v in self.verdicts if v.needs_run]
+
+
+def sweep_days(today: date, first_day: date, window_days: int) -> list[date]:
+    start = max(first_day, today - timedelta(days=window_days))
+    return [start + timedelta(days=i) for i in range((today - start).days + 1)]
+
+
+def verdict(watched: Watched, day: date, manifest: DayManifest | None, fab_now: datetime) -> DayVerdict:
+    listed = unaccounted = 0
+    for store in watched.stores:
+        for obj in store.list(day_prefix(day)):
+            listed += 1
+            if manifest is None or manifest.needs_run(entry_hash(obj.key, obj.etag), fab_now):
+                unaccounted += 1
+    return DayVerdict(watched.pipeline, day, listed, unaccounted,
+                      due=manifest is not None and manifest.due(fab_now), committed=manifest is not None)
+
+
+def plan(
+    cursor: ReconcileCursor,
+    watched: Sequence[Watched],
+    *,
+    today: date,
+    first_day: date,
+    window_days: int,
+    period_s: float,
+    time_budget_s: float,
+    read_manifest: Callable[[str, date], DayManifest | None],
+    fab_now: datetime,
+    wall: Callable[[], float] = time.time,
+    clock: Callable[[], float] = time.monotonic,
+) -> ReconcilePlan:
+    """Continue (or start, once ``period_s`` has passed since the last one) the sweep."""
+    nxt = ReconcileCursor(cursor.sweep_started, cursor.position, cursor.last_done, cursor.sweeps)
+    now = wall()
+    if nxt.sweep_started is None:
+        if nxt.last_done is not None and now - nxt.last_done < period_s:
+            return ReconcilePlan(nxt)
+        nxt.sweep_started, nxt.position = now, 0
+    work = [(w, d) for d in sweep_days(today, first_day, window_days) for w in watched]
+    deadline = clock() + time_budget_s
+    result = ReconcilePlan(nxt)
+    while nxt.position < len(work):
+        if clock() > deadline:
+            return result
+        w, d = work[nxt.position]
+        result.verdicts.append(verdict(w, d, read_manifest(w.pipeline, d), fab_now))
+        nxt.position += 1
+    nxt.sweep_started, nxt.position, nxt.last_done = None, 0, now
+    nxt.sweeps += 1
+    result.swept_all = True
+    return result
