@@ -20,25 +20,44 @@ listing a million files needs one ``lstat`` each and no reads, and ``put``,
 fresh temp file), so a rewrite changes the ETag even when the file system's
 clock has not ticked. Copying the folder elsewhere changes every ETag, which
 makes consumers see the objects as new once. Content types are not stored.
+
+Conditional writes hold an exclusive ``flock`` on a lock file beside the target
+(``.tmp-lock-<hash of the name>``, never listed) while they check the condition and
+rename, so they are atomic among conditional writers of any process on this host
+(and on file systems whose flock is shared between hosts). An unconditional ``put``
+takes no lock: it may land between another writer's check and its rename, as an
+unconditional PUT may on S3. Create-if-absent links the new file into place, which
+fails if anything got there first, unconditional writers included.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import secrets
 import stat
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from failmap_assets.storage.object_store import ObjectInfo, ObjectStore, UnsafeKey
+from failmap_assets.storage.object_store import (
+    ObjectInfo,
+    ObjectStore,
+    PreconditionFailed,
+    UnsafeKey,
+    check_aware,
+    check_conditions,
+)
 
 #: Name prefix of in-progress writes; such files are never listed, and keys may not use it.
 TEMP_PREFIX = ".tmp-"
+#: Lock files of conditional writes: temp files too, so never listed and cleaned up alike.
+LOCK_PREFIX = f"{TEMP_PREFIX}lock-"
 #: S3's own key limit; keeps keys portable between the two backends.
 MAX_KEY_BYTES = 1024
 #: NAME_MAX on Linux file systems.
@@ -49,6 +68,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # no effect on reading regular files, the only kind we go on to read.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _FORBIDDEN_CHARS = frozenset(chr(c) for c in range(0x20)) | {"\x7f", "\\"}
 
 
@@ -108,6 +128,10 @@ def _info(key: str, st: os.stat_result) -> ObjectInfo:
     modified = datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nanos // 1000)
     return ObjectInfo(key=key, size=st.st_size, etag=hashlib.md5(tag, usedforsecurity=False).hexdigest(),
                       last_modified=modified)
+
+
+def _epoch_ns(when: datetime) -> int:
+    return (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
 def _open_subdir(dir_fd: int, name: str, *, create: bool = False) -> int:
@@ -185,7 +209,8 @@ class LocalObjectStore(ObjectStore):
             raise UnsafeKey(f"key {key!r} is a symlink; symlinks below the store root are refused")
         return _info(key, st) if stat.S_ISREG(st.st_mode) else None
 
-    def open(self, key: str) -> BinaryIO:
+    def _open_object(self, key: str) -> tuple[int, os.stat_result]:
+        """A read descriptor of the object's file and its fstat."""
         names = check_key(key)
         try:
             with self._dir(names[:-1]) as dir_fd:
@@ -196,38 +221,77 @@ class LocalObjectStore(ObjectStore):
             if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
                 raise UnsafeKey(f"key {key!r} is a symlink; symlinks below the store root are refused") from None
             raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder (a prefix, not an object), FIFO, ...
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a folder (a prefix, not an object), FIFO, ...
             os.close(fd)
             raise FileNotFoundError(errno.ENOENT, "no such object", f"{self.root}/{key}")
-        return os.fdopen(fd, "rb")
+        return fd, st
 
-    def get(self, key: str) -> bytes:
-        with self.open(key) as f:
-            return f.read()
+    def open(self, key: str) -> BinaryIO:
+        return os.fdopen(self._open_object(key)[0], "rb")
+
+    def get(self, key: str, *, if_match: str | None = None) -> bytes:
+        """With ``if_match``, the etag is computed from the open descriptor, so the bytes
+        read are those of the version checked (a later put renames a new file in and
+        leaves this one as it was)."""
+        fd, before = self._open_object(key)
+        with os.fdopen(fd, "rb") as f:
+            if if_match is not None and _info(key, before).etag != if_match:
+                raise PreconditionFailed(f"get of {key!r} in {self.root}: if_match {if_match!r} does not hold, "
+                                         "the object has been replaced")
+            data = f.read()
+            if if_match is None:
+                return data
+            after = os.fstat(fd)
+        # Our puts never write in place, but another program may: its writes show in size or mtime
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise PreconditionFailed(f"get of {key!r} in {self.root}: if_match {if_match!r} does not hold, "
+                                     "the file was rewritten in place while being read")
+        return data
 
     # -- writes -------------------------------------------------------------------------
 
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
+    def put(self, key: str, data: bytes, content_type: str | None = None, *,
+            if_match: str | None = None, if_none_match: bool = False) -> ObjectInfo:
         """Write ``data`` to a temp file beside the target, fsync it, then rename it over
-        the target. ``content_type`` is accepted for interface parity and not stored."""
+        the target. ``content_type`` is accepted for interface parity and not stored.
+        Conditional writes do so under the target's lock (see the module docstring)."""
+        check_conditions(if_match, if_none_match)
         names = check_key(key)
         with self._dir(names[:-1], create=True) as dir_fd:
-            temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-            fd = os.open(temp, _TEMP_FLAGS, 0o666, dir_fd=dir_fd)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    # Without fsync a crash after the rename can leave an empty file
-                    # where the old one was (delayed allocation), breaking atomicity.
-                    os.fsync(f.fileno())
-                    st = os.fstat(f.fileno())  # rename keeps inode, size and mtime: same ETag as head()
-                os.replace(temp, names[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            except BaseException:
-                with suppress(FileNotFoundError):
-                    os.unlink(temp, dir_fd=dir_fd)
-                raise
+            if if_match is None and not if_none_match:
+                with _temp_file(dir_fd, data, time.time_ns()) as (temp, st):
+                    os.replace(temp, names[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            else:
+                with _name_lock(dir_fd, names[-1]):
+                    st = self._put_locked(dir_fd, names[-1], key, data, if_match)
         return _info(key, st)
+
+    def _put_locked(self, dir_fd: int, name: str, key: str, data: bytes, if_match: str | None) -> os.stat_result:
+        """A conditional put, under the name's lock; the new file's stat."""
+        current = _object_stat(dir_fd, name, key)
+        if if_match is None:
+            if current is not None:
+                raise PreconditionFailed(f"put of {key!r} in {self.root}: if_none_match does not hold, "
+                                         "the object exists")
+            with _temp_file(dir_fd, data, time.time_ns()) as (temp, st):
+                try:
+                    # link, unlike rename, refuses to replace what an unconditional put just wrote
+                    os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                except FileExistsError:
+                    raise PreconditionFailed(f"put of {key!r} in {self.root}: if_none_match does not hold, "
+                                             "the object exists") from None
+                finally:
+                    os.unlink(temp, dir_fd=dir_fd)
+            return st
+        if current is None or _info(key, current).etag != if_match:
+            raise PreconditionFailed(f"put of {key!r} in {self.root}: if_match {if_match!r} does not hold, "
+                                     + ("no such object" if current is None else "the object has been replaced"))
+        # A later mtime than the version replaced: the etag can never come back, even
+        # when this file gets the inode of one freed before
+        with _temp_file(dir_fd, data, max(time.time_ns(), current.st_mtime_ns + 1)) as (temp, st):
+            os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        return st
 
     def delete(self, key: str) -> None:
         """Remove the file. Emptied folders are kept: removing them could race a
@@ -240,6 +304,25 @@ class LocalObjectStore(ObjectStore):
                 os.unlink(names[-1], dir_fd=dir_fd)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return  # missing, or a folder (a prefix, not an object): nothing to delete
+
+    def remove_stale_temporaries(self, prefix: str, older_than: datetime) -> list[str]:
+        """Remove ``.tmp-*`` files (temp files and lock files of writers that died) last
+        modified before ``older_than``, in every folder below ``prefix``; lock files only
+        when nobody holds them. Returns their paths relative to the root."""
+        check_aware(older_than, "older_than")
+        dirs, _ = self._prefix_dirs(prefix)
+        removed: list[str] = []
+        with ExitStack() as cleanup:
+            try:
+                top = cleanup.enter_context(self._dir(dirs))
+            except (NotADirectoryError, UnsafeKey):
+                return removed
+            except FileNotFoundError as exc:
+                if exc.filename == self.root:
+                    raise  # a missing store folder is a configuration error, like a missing bucket
+                return removed
+            _clean_tree(top, "".join(f"{name}/" for name in dirs), prefix, _epoch_ns(older_than), removed)
+        return removed
 
     # -- listing ------------------------------------------------------------------------
 
@@ -347,6 +430,164 @@ class LocalObjectStore(ObjectStore):
             if cut >= 0:
                 found.add(info.key[: cut + len(delimiter)])
         return sorted(found)
+
+
+@contextmanager
+def _temp_file(dir_fd: int, data: bytes, mtime_ns: int) -> Iterator[tuple[str, os.stat_result]]:
+    """A new, fsynced temp file in ``dir_fd`` holding ``data``: its name and stat. The
+    body moves it into place; if the body fails, the temp file is removed."""
+    temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    fd = os.open(temp, _TEMP_FLAGS, 0o666, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            # The kernel may stamp mtime from a coarse clock (a tick is milliseconds), and
+            # a freed inode comes back at once: a stamp in nanoseconds keeps
+            # inode:size:mtime, the ETag, from repeating for a rewrite of the same size.
+            os.utime(f.fileno(), ns=(mtime_ns, mtime_ns))
+            # Without fsync a crash after the rename can leave an empty file
+            # where the old one was (delayed allocation), breaking atomicity.
+            os.fsync(f.fileno())
+            st = os.fstat(f.fileno())  # rename keeps inode, size and mtime: same ETag as head()
+        yield temp, st
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=dir_fd)
+        raise
+
+
+def _object_stat(dir_fd: int, name: str, key: str) -> os.stat_result | None:
+    """The stat of the object file ``name``, None when there is none; what a put could
+    not replace raises as a put would (a folder) or as every call does (a symlink)."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeKey(f"key {key!r} is a symlink; symlinks below the store root are refused")
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "a folder, not an object", key)
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _lock_name(name: str) -> str:
+    return f"{LOCK_PREFIX}{hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:16]}"
+
+
+def _is_linked_as(fd: int, dir_fd: int, name: str) -> bool:
+    """Whether the open file ``fd`` is still the file called ``name``."""
+    try:
+        there = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+@contextmanager
+def _name_lock(dir_fd: int, name: str) -> Iterator[None]:
+    """Exclusive flock on the lock file of ``name``, among threads and processes. The
+    holder removes the file on release (and so may remove_stale_temporaries), so a
+    waiter can wake up holding a file no longer linked: it then starts again."""
+    lock = _lock_name(name)
+    while True:
+        fd = os.open(lock, _LOCK_FLAGS, 0o666, dir_fd=dir_fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _is_linked_as(fd, dir_fd, lock):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(lock, dir_fd=dir_fd)  # before the unlock, or a waiter could lock a file we remove
+        os.close(fd)
+
+
+def _clean_tree(top_fd: int, top_key: str, prefix: str, cutoff_ns: int, removed: list[str]) -> None:
+    """_clean_folder on ``top_fd`` and every folder below it, depth first, holding one
+    descriptor per level (never one per folder: a folder may have thousands)."""
+    stack = [(top_fd, top_key, iter(_clean_folder(top_fd, top_key, prefix, cutoff_ns, removed)))]
+    try:
+        while stack:
+            dir_fd, dir_key, pending = stack[-1]
+            name = next(pending, None)
+            if name is None:
+                stack.pop()
+                if stack:  # the top folder is the caller's to close
+                    os.close(dir_fd)
+                continue
+            try:
+                child = _open_subdir(dir_fd, name)
+            except (FileNotFoundError, NotADirectoryError, UnsafeKey):
+                continue  # removed, or swapped for a symlink, since the scan
+            key = f"{dir_key}{name}/"
+            stack.append((child, key, iter(())))  # so that ``finally`` closes it
+            stack[-1] = (child, key, iter(_clean_folder(child, key, prefix, cutoff_ns, removed)))
+    finally:
+        for dir_fd, _, _ in stack[1:]:
+            os.close(dir_fd)
+
+
+def _clean_folder(dir_fd: int, dir_key: str, prefix: str, cutoff_ns: int, removed: list[str]) -> list[str]:
+    """Remove the stale temporaries of one folder whose keys start with ``prefix``
+    (appending their keys to ``removed``); the subfolders that may hold more."""
+    subfolders = []
+    with os.scandir(dir_fd) as it:
+        entries = [(entry.name, entry.is_file(follow_symlinks=False), entry.is_dir(follow_symlinks=False))
+                   for entry in it]
+    for name, is_file, is_dir in entries:
+        key = dir_key + name
+        if name.startswith(TEMP_PREFIX):
+            if is_file and key.startswith(prefix) and _remove_if_stale(dir_fd, name, cutoff_ns):
+                removed.append(key)
+        elif is_dir and _is_listable_name(name) and (f"{key}/".startswith(prefix) or prefix.startswith(f"{key}/")):
+            subfolders.append(name)
+    return sorted(subfolders)
+
+
+def _remove_if_stale(dir_fd: int, name: str, cutoff_ns: int) -> bool:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns >= cutoff_ns:
+        return False
+    if name.startswith(LOCK_PREFIX):
+        return _remove_idle_lock(dir_fd, name)
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _remove_idle_lock(dir_fd: int, name: str) -> bool:
+    """Remove a lock file nobody holds; leave a held one alone."""
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # swapped for a symlink since the stat
+            return False
+        raise
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a conditional write holds it
+        if not _is_linked_as(fd, dir_fd, name):
+            return False
+        os.unlink(name, dir_fd=dir_fd)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _sorted_entries(dir_fd: int, dir_key: str,

@@ -4,11 +4,18 @@ Keys are ``/``-separated, relative to the store's root (an ``s3://bucket/prefix`
 or a local folder). Listing is lexicographic by key with S3 ``StartAfter``
 semantics, so the sensors can resume from a cursor and never list a whole bucket.
 Keys are untrusted: backends must refuse any key that would escape the root.
+
+Conditional requests (create-if-absent, compare-and-swap, version-pinned reads) are
+what a commit manifest and a lease are built on. Not every S3-compatible server
+honours them (``rclone serve s3`` ignores the headers), so code that relies on them
+calls ``check_conditional_writes`` first instead of assuming.
 """
 
 from __future__ import annotations
 
 import abc
+import secrets
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +32,33 @@ class ObjectInfo:
 
 class UnsafeKey(ValueError):
     """A key that could escape the store root or is otherwise unusable as a name."""
+
+
+class PreconditionFailed(Exception):
+    """A conditional write or read whose condition did not hold."""
+
+
+class ConditionalWritesUnsupported(RuntimeError):
+    """The store ignores conditional requests (found by ``check_conditional_writes``)."""
+
+
+#: Where the probe of ``check_conditional_writes`` writes, below the store root.
+PROBE_PREFIX = ".failmap-probe/"
+# Creates the per-store probe locks; held only for that, never during a probe.
+_probe_locks_guard = threading.Lock()
+
+
+def check_conditions(if_match: str | None, if_none_match: bool) -> None:
+    """ValueError for the one combination no backend can honour."""
+    if if_match is not None and if_none_match:
+        raise ValueError("give if_match or if_none_match, not both")
+    if if_match is not None and (not isinstance(if_match, str) or not if_match):
+        raise ValueError(f"if_match must be a non-empty etag string, got {if_match!r}")
+
+
+def check_aware(when: datetime, what: str) -> None:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got {when!r}")
 
 
 class ObjectStore(abc.ABC):
@@ -50,20 +84,80 @@ class ObjectStore(abc.ABC):
         """Metadata of one object, or None when it does not exist."""
 
     @abc.abstractmethod
-    def get(self, key: str) -> bytes:
-        """The whole object. Raises FileNotFoundError when missing."""
+    def get(self, key: str, *, if_match: str | None = None) -> bytes:
+        """The whole object. Raises FileNotFoundError when missing. With ``if_match``
+        (an etag from ``list`` or ``head``), PreconditionFailed when the object has been
+        replaced since: the bytes returned are always those of that version."""
 
     @abc.abstractmethod
     def open(self, key: str) -> BinaryIO:
         """A streaming, readable binary file object; the caller closes it."""
 
     @abc.abstractmethod
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
-        """Write atomically: readers see the old object or the whole new one, never a part."""
+    def put(self, key: str, data: bytes, content_type: str | None = None, *,
+            if_match: str | None = None, if_none_match: bool = False) -> ObjectInfo:
+        """Write atomically: readers see the old object or the whole new one, never a part.
+
+        ``if_none_match=True`` writes only if no object exists at ``key`` (create-if-absent);
+        ``if_match=etag`` only if the current object has that etag (compare-and-swap).
+        Otherwise PreconditionFailed, and nothing is written. Both at once: ValueError.
+        The etag returned is the one ``head`` and ``list`` report for the new object."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove one object; missing is not an error."""
+
+    def remove_stale_temporaries(self, prefix: str, older_than: datetime) -> list[str]:
+        """Remove what writers that died left below ``prefix`` (temp files, incomplete
+        multipart uploads) begun before ``older_than``; returns what was removed."""
+        check_aware(older_than, "older_than")
+        return []
+
+    def check_conditional_writes(self) -> None:
+        """ConditionalWritesUnsupported unless this store really honours conditional
+        requests. Probes once per store object (a few requests below ``.failmap-probe/``)
+        and remembers the verdict; other errors (network, permissions) are not remembered."""
+        verdict = getattr(self, "_conditional_verdict", None)
+        if verdict is None:
+            with _probe_locks_guard:
+                lock = self.__dict__.setdefault("_conditional_lock", threading.Lock())
+            with lock:  # one probe at a time per store; the others wait for its verdict
+                verdict = getattr(self, "_conditional_verdict", None)
+                if verdict is None:
+                    verdict = self._conditional_verdict = self._probe_conditional_requests()
+        if verdict:
+            raise ConditionalWritesUnsupported(
+                f"{self.location} ignores conditional requests ({verdict}); a manifest or lease here "
+                "needs an S3 store that honours If-None-Match and If-Match on PutObject (and If-Match "
+                "on GetObject), as AWS S3, MinIO and SeaweedFS do")
+
+    def _probe_conditional_requests(self) -> str:
+        """What the store got wrong, or "" when every condition held."""
+        key = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
+        first = self.put(key, b"probe", if_none_match=True)
+        try:
+            wrong = "0" * 32 if first.etag != "0" * 32 else "1" * 32
+            attempts = {
+                "a second If-None-Match: * PUT of an existing key succeeded":
+                    lambda: self.put(key, b"probe: overwritten", if_none_match=True),
+                "a PUT with a wrong If-Match etag succeeded":
+                    lambda: self.put(key, b"probe: swapped", if_match=wrong),
+                "a GET with a wrong If-Match etag succeeded":
+                    lambda: self.get(key, if_match=wrong),
+            }
+            for problem, attempt in attempts.items():
+                try:
+                    attempt()
+                except PreconditionFailed:
+                    continue
+                return problem
+            try:  # a store that refused everything would pass so far, and no swap could ever succeed
+                self.put(key, b"probe: swapped", if_match=first.etag)
+            except PreconditionFailed:
+                return "a PUT with the current If-Match etag was refused"
+            return ""
+        finally:
+            self.delete(key)
 
     def get_many(self, keys: Iterable[str], max_workers: int = 16) -> Iterator[tuple[str, bytes | BaseException]]:
         """GET many objects on a bounded thread pool, yielding (key, bytes or the error)

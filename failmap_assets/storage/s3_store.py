@@ -33,6 +33,14 @@ Server differences worth knowing (measured against SeaweedFS 4.x):
 - SeaweedFS collapses ``//`` in keys to ``/`` and drops a leading ``/``.
 - ETags: MD5 hex for single PUTs, ``<md5-of-part-md5s>-<parts>`` for multipart,
   as on AWS. LastModified has 1-second resolution on both.
+
+Conditional requests. Conditional PUTs go through boto3 (``IfNoneMatch="*"``,
+``IfMatch``): they are few (manifests, leases) and need the server's answer code.
+412 ``PreconditionFailed`` and 409 ``ConditionalRequestConflict`` (a concurrent
+conditional write, on AWS) both become PreconditionFailed, as does an ``If-Match``
+PUT of a missing key (SeaweedFS answers 412, AWS 404). A conditional PUT that boto3
+retried after a lost answer may be refused by its own first attempt: the message
+then says so. Conditional GETs stay on obstore, which sends ``If-Match``.
 """
 
 from __future__ import annotations
@@ -50,10 +58,18 @@ import obstore
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 from obstore.exceptions import BaseError as ObstoreError
+from obstore.exceptions import PreconditionError as ObstorePreconditionError
 from obstore.store import S3Store
 
 from failmap_assets.storage.local_store import check_key
-from failmap_assets.storage.object_store import ObjectInfo, ObjectStore, UnsafeKey
+from failmap_assets.storage.object_store import (
+    ObjectInfo,
+    ObjectStore,
+    PreconditionFailed,
+    UnsafeKey,
+    check_aware,
+    check_conditions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +81,8 @@ PART_SIZE = 16 * MiB
 #: ListObjectsV2's maximum page size.
 PAGE_SIZE = 1000
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+# 409 only with this code: other 409s (OperationAborted, ...) are not about our condition
+_PRECONDITION = {"412", "PreconditionFailed", "ConditionalRequestConflict"}
 
 
 def s3_client(endpoint_url: str | None, region: str | None, max_pool: int, *, max_attempts: int = 5) -> Any:
@@ -177,6 +195,11 @@ def _is_not_found(exc: ClientError) -> bool:
     return error.get("Code") in _NOT_FOUND or (status == 404 and error.get("Code") != "NoSuchBucket")
 
 
+def _is_precondition(exc: ClientError) -> bool:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return exc.response.get("Error", {}).get("Code") in _PRECONDITION or status == 412
+
+
 def _server_time(response: dict) -> datetime:
     # PutObject returns no LastModified; the response's Date header is the server's
     # clock at the write, which matches LastModified to the second (its resolution).
@@ -286,28 +309,53 @@ class S3ObjectStore(ObjectStore):
             raise
         return cast(BinaryIO, resp["Body"])
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, if_match: str | None = None) -> bytes:
         full = self._full(key)
         try:
-            return bytes(obstore.get(self._data_store(), full).bytes())
+            if if_match is None:
+                return bytes(obstore.get(self._data_store(), full).bytes())
+            return bytes(obstore.get(self._data_store(), full, options={"if_match": f'"{if_match}"'}).bytes())
+        except ObstorePreconditionError:
+            raise self._get_refused(key, if_match) from None
         except (ObstoreError, OSError) as exc:
             raise self._data_error(exc, "GetObject", key) from None
         except ValueError:
             # obstore refuses some names S3 allows (control characters): boto3 reads those
-            body = self.open(key)
-            try:
-                return body.read()
-            finally:
-                body.close()
+            return self._get_by_boto3(key, if_match)
+
+    def _get_by_boto3(self, key: str, if_match: str | None) -> bytes:
+        condition = {"IfMatch": f'"{if_match}"'} if if_match is not None else {}
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key), **condition)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise self._missing(key) from exc
+            if if_match is not None and _is_precondition(exc):
+                raise self._get_refused(key, if_match) from None
+            raise
+        with resp["Body"] as body:
+            return body.read()
+
+    def _get_refused(self, key: str, if_match: str | None) -> PreconditionFailed:
+        return PreconditionFailed(f"get of {key!r} in {self.location}: if_match {if_match!r} does not hold, "
+                                  "the object has been replaced")
 
     # -- writes -------------------------------------------------------------------------
 
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
+    def put(self, key: str, data: bytes, content_type: str | None = None, *,
+            if_match: str | None = None, if_none_match: bool = False) -> ObjectInfo:
         """One PUT up to ``multipart_threshold`` bytes, else a multipart upload. Both
-        are atomic on S3: the object appears only when the PUT or the Complete succeeds."""
+        are atomic on S3: the object appears only when the PUT or the Complete succeeds.
+        Conditional puts are single PUTs only (ValueError above the threshold)."""
+        check_conditions(if_match, if_none_match)
         check_key(key)
         full = self._full(key)
         extra = {"ContentType": content_type} if content_type else {}
+        if if_match is not None or if_none_match:
+            if len(data) > self.multipart_threshold:
+                raise ValueError(f"conditional put of {key!r}: {len(data)} bytes is over the single-PUT limit "
+                                 f"of {self.multipart_threshold}; conditional multipart uploads are not supported")
+            return self._put_conditional(key, full, data, extra, if_match)
         if len(data) > self.multipart_threshold:
             resp = self._put_multipart(full, data, extra)
             return ObjectInfo(key=key, size=len(data), etag=resp["ETag"].strip('"'), last_modified=_server_time(resp))
@@ -320,6 +368,26 @@ class S3ObjectStore(ObjectStore):
         # (PutObject reports none either; nothing we write depends on it).
         return ObjectInfo(key=key, size=len(data), etag=(result["e_tag"] or "").strip('"'),
                           last_modified=datetime.now(UTC).replace(microsecond=0))
+
+    def _put_conditional(self, key: str, full: str, data: bytes, extra: dict[str, str],
+                         if_match: str | None) -> ObjectInfo:
+        condition = {"IfNoneMatch": "*"} if if_match is None else {"IfMatch": f'"{if_match}"'}
+        try:
+            resp = self.client.put_object(Bucket=self.bucket, Key=full, Body=data, **extra, **condition)
+        except ClientError as exc:
+            # an If-Match PUT of a missing key: 404 NoSuchKey on AWS (412 on SeaweedFS)
+            if _is_precondition(exc) or (if_match is not None and _is_not_found(exc)):
+                raise self._put_refused(key, if_match, exc) from None
+            raise
+        return ObjectInfo(key=key, size=len(data), etag=resp["ETag"].strip('"'), last_modified=_server_time(resp))
+
+    def _put_refused(self, key: str, if_match: str | None, exc: ClientError) -> PreconditionFailed:
+        condition = "if_none_match" if if_match is None else f"if_match {if_match!r}"
+        error = exc.response.get("Error", {}).get("Code", "?")
+        retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        doubt = (f"; the request was retried {retries} time(s), so an earlier attempt may have written it"
+                 if retries else "")
+        return PreconditionFailed(f"put of {key!r} in {self.location}: {condition} does not hold ({error}){doubt}")
 
     def _put_multipart(self, full: str, data: bytes, extra: dict[str, str]) -> dict:
         upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full, **extra)["UploadId"]
@@ -350,3 +418,27 @@ class S3ObjectStore(ObjectStore):
         except ClientError as exc:
             if not _is_not_found(exc):
                 raise
+
+    def remove_stale_temporaries(self, prefix: str, older_than: datetime) -> list[str]:
+        """Abort the multipart uploads below ``prefix`` initiated before ``older_than``
+        (their parts cost storage and never expire unless a lifecycle rule says so);
+        returns their keys. Single PUTs leave nothing behind."""
+        check_aware(older_than, "older_than")
+        aborted = []
+        cut = len(self.prefix)
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix)
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < older_than and self._abort(upload["Key"], upload["UploadId"]):
+                    aborted.append(upload["Key"][cut:])
+        return aborted
+
+    def _abort(self, full: str, upload_id: str) -> bool:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return False  # completed or aborted meanwhile
+            raise
+        return True

@@ -1,11 +1,17 @@
 """The ObjectStore contract, run against both backends: a local folder and a real
-S3 server (SeaweedFS on 127.0.0.1, see tests/s3_server.py). Then what only the
-local backend must guarantee (hostile keys, symlinks, atomic writes, pruned
-listing) and how FailmapStorage picks a backend."""
+S3 server (SeaweedFS on 127.0.0.1, see tests/s3_server.py), conditional requests
+included. Then what only the local backend must guarantee (hostile keys, symlinks,
+atomic writes, pruned listing, conditional writes across processes, clean-up of
+temporaries), what only S3 has (incomplete multipart uploads) and how
+FailmapStorage picks a backend."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -16,10 +22,13 @@ import pytest
 
 from failmap_assets.storage import local_store
 from failmap_assets.storage.local_store import LocalObjectStore
-from failmap_assets.storage.object_store import ObjectStore, UnsafeKey
+from failmap_assets.storage.object_store import ObjectStore, PreconditionFailed, UnsafeKey
 from failmap_assets.storage.s3_store import S3ObjectStore
 from failmap_assets.resources.storage import FailmapStorage
 from failmap_assets.storage.locations import open_store
+from tests.support.cas_counter import increment
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
@@ -201,10 +210,100 @@ BOTH_HOSTILE_KEYS = ["../decoy", "../store-decoy", "a/../../decoy", "./a", "a/./
 
 def test_keys_that_could_leave_the_store_are_refused_on_every_backend(store: ObjectStore) -> None:
     for key in BOTH_HOSTILE_KEYS:
-        for call in (store.head, store.get, store.open, store.delete, lambda k: store.put(k, b"x")):
+        for call in (store.head, store.get, store.open, store.delete, lambda k: store.put(k, b"x"),
+                     lambda k: store.put(k, b"x", if_none_match=True), lambda k: store.get(k, if_match="0" * 32)):
             with pytest.raises(UnsafeKey):
                 call(key)
     assert keys_of(store.list()) == []
+
+
+# -- conditional requests, on both backends ---------------------------------------------------
+
+
+def test_create_if_absent_refuses_a_second_create(store: ObjectStore) -> None:
+    first = store.put("20260111/_lease", b"holder A", if_none_match=True)
+    with pytest.raises(PreconditionFailed, match="20260111/_lease"):
+        store.put("20260111/_lease", b"holder B", if_none_match=True)
+    assert store.get("20260111/_lease") == b"holder A"
+    assert store.head("20260111/_lease").etag == first.etag
+    store.delete("20260111/_lease")
+    store.put("20260111/_lease", b"holder B", if_none_match=True)  # free again once deleted
+    assert store.get("20260111/_lease") == b"holder B"
+
+
+def test_compare_and_swap_with_the_current_etag(store: ObjectStore) -> None:
+    old = store.put("m/manifest.json", b'{"parts": 1}', content_type="application/json")
+    new = store.put("m/manifest.json", b'{"parts": 2}', content_type="application/json", if_match=old.etag)
+    assert new.etag != old.etag and new.size == 12
+    head = store.head("m/manifest.json")
+    assert head.etag == new.etag  # what the next compare-and-swap will be given
+    assert [(i.key, i.etag) for i in store.list("m/")] == [("m/manifest.json", new.etag)]
+    assert store.get("m/manifest.json") == b'{"parts": 2}'
+    again = store.put("m/manifest.json", b'{"parts": 3}', if_match=head.etag)
+    assert store.head("m/manifest.json").etag == again.etag
+
+
+def test_compare_and_swap_with_a_stale_etag_is_refused(store: ObjectStore) -> None:
+    old = store.put("m/manifest.json", b"v1")
+    current = store.put("m/manifest.json", b"v2")
+    with pytest.raises(PreconditionFailed, match="m/manifest.json"):
+        store.put("m/manifest.json", b"v3", if_match=old.etag)
+    assert store.get("m/manifest.json") == b"v2"
+    assert store.head("m/manifest.json").etag == current.etag
+    with pytest.raises(PreconditionFailed):  # nothing there: no etag can match
+        store.put("m/missing.json", b"v1", if_match=old.etag)
+    assert store.head("m/missing.json") is None
+
+
+def test_conditions_are_one_at_a_time(store: ObjectStore) -> None:
+    info = store.put("k", b"v")
+    with pytest.raises(ValueError, match="not both"):
+        store.put("k", b"w", if_match=info.etag, if_none_match=True)
+    with pytest.raises(ValueError):
+        store.put("k", b"w", if_match="")
+    assert store.get("k") == b"v"
+
+
+def test_conditional_get_is_tied_to_the_listed_version(store: ObjectStore) -> None:
+    store.put("20260111/a.txt", b"version 1")
+    listed = next(iter(store.list("20260111/")))
+    assert store.get("20260111/a.txt", if_match=listed.etag) == b"version 1"
+    store.put("20260111/a.txt", b"version 2")
+    with pytest.raises(PreconditionFailed, match="20260111/a.txt"):
+        store.get("20260111/a.txt", if_match=listed.etag)
+    assert store.get("20260111/a.txt", if_match=store.head("20260111/a.txt").etag) == b"version 2"
+    with pytest.raises(FileNotFoundError):
+        store.get("20260111/missing.txt", if_match=listed.etag)
+
+
+def test_conditional_writes_probe_passes_once_and_leaves_no_object(
+        store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    probes = []
+    real = type(store)._probe_conditional_requests
+    monkeypatch.setattr(type(store), "_probe_conditional_requests",
+                        lambda self: probes.append(1) or real(self))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: store.check_conditional_writes(), range(16)))
+    store.check_conditional_writes()
+    assert len(probes) == 1  # once per store object, whatever the threads
+    assert keys_of(store.list()) == []
+
+
+def test_remove_stale_temporaries_needs_an_aware_time(store: ObjectStore) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        store.remove_stale_temporaries("", datetime.now())
+    assert store.remove_stale_temporaries("nothing/here/", datetime.now(UTC)) == []
+
+
+def test_compare_and_swap_loses_no_increment_across_threads(store: ObjectStore) -> None:
+    store.put("counter", b"0", if_none_match=True)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: increment(store, "counter", 25), range(8)))
+    written = sorted(value for values, _ in results for value in values)
+    # every successful write was an increment of the value before it: no two wrote the same
+    assert written == list(range(1, 8 * 25 + 1))
+    assert store.get("counter") == b"200"
+    assert sum(refused for _, refused in results) > 0  # they did race
 
 
 # -- local backend: untrusted keys, symlinks, atomicity, pruned listing ----------------------
@@ -232,7 +331,9 @@ def _tree(path: Path) -> dict[str, bytes | None]:
 def test_local_refuses_hostile_keys(jail: tuple[LocalObjectStore, Path], key: str) -> None:
     store, outside = jail
     before = _tree(outside)
-    for call in (store.head, store.get, store.open, store.delete, lambda k: store.put(k, b"pwned")):
+    for call in (store.head, store.get, store.open, store.delete, lambda k: store.put(k, b"pwned"),
+                 lambda k: store.put(k, b"pwned", if_none_match=True),
+                 lambda k: store.put(k, b"pwned", if_match="e"), lambda k: store.get(k, if_match="e")):
         with pytest.raises(UnsafeKey):
             call(key)
     assert _tree(outside) == before
@@ -263,6 +364,12 @@ def test_local_refuses_symlinks_out_of_and_inside_the_root(jail: tuple[LocalObje
             store.head(key)
     with pytest.raises(UnsafeKey):
         store.put("link/new.txt", b"pwned")
+    with pytest.raises(UnsafeKey):
+        store.put("link/new.txt", b"pwned", if_none_match=True)
+    with pytest.raises(UnsafeKey):
+        store.put("file-link", b"pwned", if_match=store.head("real/file").etag)
+    with pytest.raises(UnsafeKey):
+        store.get("file-link", if_match="0" * 32)
     with pytest.raises(UnsafeKey):
         store.delete("file-link")
     assert not (outside / "new.txt").exists()
@@ -407,6 +514,201 @@ def test_local_etag_is_cheap_but_tracks_every_write(jail: tuple[LocalObjectStore
     etags = {store.put("k", b"same bytes").etag for _ in range(5)}
     assert len(etags) == 5  # a rewrite is a new version even with equal content and size
     assert store.head("k").etag in etags
+
+
+def test_local_create_if_absent_never_replaces_an_unconditional_write(
+        jail: tuple[LocalObjectStore, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    # An unconditional put takes no lock: one landing between the check and the write
+    # must still make create-if-absent fail, not be overwritten by it.
+    store, _ = jail
+    real_link = local_store.os.link
+
+    def put_first(src, dst, **kwargs):
+        store.put("day/_lease", b"unconditional")
+        return real_link(src, dst, **kwargs)
+
+    monkeypatch.setattr(local_store.os, "link", put_first)
+    with pytest.raises(PreconditionFailed):
+        store.put("day/_lease", b"conditional", if_none_match=True)
+    monkeypatch.undo()
+    assert store.get("day/_lease") == b"unconditional"
+    assert os.listdir(Path(store.root, "day")) == ["_lease"]  # no temp file, no lock file left
+
+
+def test_local_conditional_get_refuses_a_file_rewritten_in_place_while_read(
+        jail: tuple[LocalObjectStore, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Our puts never write in place, but another program may.
+    store, _ = jail
+    info = store.put("a.txt", b"0123456789")
+    path = Path(store.root, "a.txt")
+    real_fdopen = local_store.os.fdopen
+
+    class RewrittenWhileRead:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+        def read(self):
+            data = self.f.read()
+            with open(path, "ab") as other:  # same inode, one byte longer
+                other.write(b"!")
+            return data
+
+    monkeypatch.setattr(local_store.os, "fdopen", lambda fd, mode: RewrittenWhileRead(real_fdopen(fd, mode)))
+    with pytest.raises(PreconditionFailed, match="in place"):
+        store.get("a.txt", if_match=info.etag)
+
+
+def test_local_conditional_writes_are_never_listed_and_leave_no_lock(jail: tuple[LocalObjectStore, Path]) -> None:
+    store, _ = jail
+    info = store.put("d/k", b"1", if_none_match=True)
+    store.put("d/k", b"2", if_match=info.etag)
+    store.check_conditional_writes()
+    assert os.listdir(Path(store.root, "d")) == ["k"]
+    assert keys_of(store.list()) == ["d/k"]
+    assert store.list_prefixes() == ["d/"]  # the probe's emptied folder holds no object
+
+
+def test_local_compare_and_swap_loses_no_increment_across_processes(tmp_path: Path) -> None:
+    """4 processes and 8 threads of this one race on one counter."""
+    store = LocalObjectStore(tmp_path / "root")
+    store.put("day/counter", b"0", if_none_match=True)
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.support.cas_counter", store.root, "day/counter", "25"],
+                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline() == "ready\n"
+        for proc in procs:  # start them together, and the threads with them
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda _: increment(store, "day/counter", 25), range(8)))
+        for proc in procs:
+            out, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0
+            child = json.loads(out)
+            results.append((child["written"], child["refused"]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    written = sorted(value for values, _ in results for value in values)
+    assert written == list(range(1, 12 * 25 + 1))
+    assert store.get("day/counter") == b"300"
+    assert sum(refused for _, refused in results[8:]) > 0  # the processes did race
+    assert os.listdir(Path(store.root, "day")) == ["counter"]
+
+
+def _plant(path: Path, age: timedelta | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"left behind")
+    if age is not None:
+        when = (datetime.now(UTC) - age).timestamp()
+        os.utime(path, (when, when))
+    return path
+
+
+def test_local_remove_stale_temporaries(jail: tuple[LocalObjectStore, Path]) -> None:
+    store, outside = jail
+    root = Path(store.root)
+    store.put("20260111/lot 7/a", b"object")
+    old = timedelta(hours=3)
+    stale = [_plant(root / "20260111" / ".tmp-0123456789abcdef", old),
+             _plant(root / "20260111" / "lot 7" / ".tmp-fedcba9876543210", old),
+             _plant(root / "20260111" / ".tmp-lock-00aa00aa00aa00aa", old)]  # nobody holds it
+    held = _plant(root / "20260111" / ".tmp-lock-11bb11bb11bb11bb", old)
+    fresh = _plant(root / "20260111" / ".tmp-aaaaaaaaaaaaaaaa")
+    elsewhere = _plant(root / "20260112" / ".tmp-bbbbbbbbbbbbbbbb", old)
+    at_root = _plant(root / ".tmp-cccccccccccccccc", old)
+    (root / "20260111" / "link").symlink_to(outside, target_is_directory=True)
+    beyond_link = _plant(outside / ".tmp-dddddddddddddddd", old)
+    with open(held, "rb") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # a conditional write in progress
+        removed = store.remove_stale_temporaries("20260111/", datetime.now(UTC) - timedelta(hours=1))
+    assert sorted(removed) == sorted(str(p.relative_to(root)) for p in stale)
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in (held, fresh, elsewhere, at_root, beyond_link))
+    assert store.get("20260111/lot 7/a") == b"object"
+    assert store.remove_stale_temporaries("20260111/", datetime.now(UTC) - timedelta(hours=1)) == [
+        "20260111/.tmp-lock-11bb11bb11bb11bb"]  # free now
+    assert sorted(store.remove_stale_temporaries("", datetime.now(UTC) - timedelta(hours=1))) == [
+        ".tmp-cccccccccccccccc", "20260112/.tmp-bbbbbbbbbbbbbbbb"]
+    assert fresh.exists() and beyond_link.exists()
+
+
+def test_local_remove_stale_temporaries_spares_a_lock_taken_meanwhile(
+        jail: tuple[LocalObjectStore, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A conditional put that opened the lock file just before the cleanup removed it
+    # must notice that it holds a removed file and lock the name afresh.
+    store, _ = jail
+    info = store.put("d/k", b"1")
+    lock = Path(store.root, "d", local_store._lock_name("k"))
+    real_flock = local_store.fcntl.flock
+    calls, removed = [], []
+
+    def cleanup_first(fd, op):
+        calls.append(op)
+        if len(calls) == 1:
+            os.utime(lock, (0, 0))
+            removed.append(store.remove_stale_temporaries("d/", datetime.now(UTC)))
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(local_store.fcntl, "flock", cleanup_first)
+    store.put("d/k", b"2", if_match=info.etag)
+    monkeypatch.undo()
+    assert removed == [["d/" + lock.name]]
+    # the put's flock, the cleanup's (non-blocking), and the put's again on a new lock file
+    assert calls == [fcntl.LOCK_EX, fcntl.LOCK_EX | fcntl.LOCK_NB, fcntl.LOCK_EX]
+    assert store.get("d/k") == b"2"
+    assert os.listdir(Path(store.root, "d")) == ["k"]
+
+
+# -- S3 backend: what has no local counterpart -------------------------------------------------
+
+
+@pytest.mark.s3
+def test_s3_remove_stale_temporaries_aborts_incomplete_uploads(s3_env: str, s3_server) -> None:
+    bucket = s3_env.removeprefix("s3://")
+    client = s3_server.client()
+    store = open_store(f"{s3_env}/out", endpoint_url=os.environ["FAILMAP_S3_ENDPOINT_URL"],
+                       region=os.environ["AWS_REGION"])
+    planted = {}
+    for key in ("out/20260111/part-0001.parquet", "out/20260112/part-0001.parquet", "other/20260111/x"):
+        upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x" * 1000)
+        planted[key] = upload  # and no complete: a writer that died
+    store.put("20260111/done.json", b"{}")
+
+    def pending() -> set[str]:
+        return {u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+
+    # started after the cutoff (S3 times have 1-second resolution): kept
+    assert store.remove_stale_temporaries("20260111/", datetime.now(UTC) - timedelta(minutes=10)) == []
+    assert pending() == set(planted)
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert store.remove_stale_temporaries("20260111/", later) == ["20260111/part-0001.parquet"]
+    assert pending() == {"out/20260112/part-0001.parquet", "other/20260111/x"}
+    assert store.remove_stale_temporaries("", later) == ["20260112/part-0001.parquet"]
+    assert pending() == {"other/20260111/x"}  # outside the store's prefix
+    assert store.get("20260111/done.json") == b"{}"
+
+
+@pytest.mark.s3
+def test_s3_conditional_put_is_a_single_put_only(s3_env: str) -> None:
+    store = open_store(f"{s3_env}/out", endpoint_url=os.environ["FAILMAP_S3_ENDPOINT_URL"],
+                       region=os.environ["AWS_REGION"])
+    store.multipart_threshold = 1024
+    with pytest.raises(ValueError, match="single-PUT"):
+        store.put("big", b"x" * 2048, if_none_match=True)
+    assert store.head("big") is None
+    assert store.put("small", b"x" * 1024, if_none_match=True).size == 1024
 
 
 # -- FailmapStorage / open_store ------------------------------------------------------------

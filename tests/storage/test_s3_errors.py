@@ -1,6 +1,7 @@
 """S3 backend failure paths: bad credentials and missing buckets against the real
-SeaweedFS server, multipart upload (and its abort), and retries against a small
-fault-injecting HTTP server on 127.0.0.1 (SeaweedFS cannot be made to throttle)."""
+SeaweedFS server, multipart upload (and its abort), retries and refused conditional
+writes against a small fault-injecting HTTP server on 127.0.0.1 (SeaweedFS cannot be
+made to throttle), and a server that ignores conditional requests (rclone)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from failmap_assets.storage.object_store import ConditionalWritesUnsupported, ObjectStore, PreconditionFailed
 from failmap_assets.storage.s3_store import MiB, S3ObjectStore, s3_client
 from failmap_assets.storage.locations import open_store
+from tests.support.rclone_server import BUCKET as RCLONE_BUCKET
+from tests.support.rclone_server import rclone_s3  # noqa: F401
+from tests.support.s3_server import S3Server
 
 
 def _store(url: str, **kwargs: Any) -> S3ObjectStore:
@@ -115,16 +120,18 @@ def test_failed_multipart_upload_is_aborted_and_the_old_object_stays(s3_env: str
 
 
 class _FaultyS3(BaseHTTPRequestHandler):
-    """Fails the first ``server.failures`` requests with ``server.error``, then serves b"hello"."""
+    """Fails the first ``server.failures`` requests with ``server.error``, then answers
+    every request with ``server.then`` if set, else serves b"hello" (and takes every PUT)."""
 
-    def _answer(self, with_body: bool) -> None:
+    def _answer(self, with_body: bool, served: bytes = b"hello") -> None:
         self.server.requests += 1  # type: ignore[attr-defined]
-        if self.server.requests <= self.server.failures:  # type: ignore[attr-defined]
-            status, code = self.server.error  # type: ignore[attr-defined]
+        failing = self.server.requests <= self.server.failures  # type: ignore[attr-defined]
+        if failing or self.server.then:  # type: ignore[attr-defined]
+            status, code = self.server.error if failing else self.server.then  # type: ignore[attr-defined]
             body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected</Message></Error>"
             self._send(status, body.encode(), with_body, {"Content-Type": "application/xml"})
         else:
-            self._send(200, b"hello", with_body, {"ETag": '"5d41402abc4b2a76b9719d911017c592"',
+            self._send(200, served, with_body, {"ETag": '"5d41402abc4b2a76b9719d911017c592"',
                                                   "Last-Modified": "Sun, 11 Jan 2026 10:00:00 GMT"})
 
     def _send(self, status: int, body: bytes, with_body: bool, headers: dict[str, str]) -> None:
@@ -142,6 +149,10 @@ class _FaultyS3(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._answer(with_body=False)
 
+    def do_PUT(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer(with_body=True, served=b"")  # botocore takes a body on a PUT's 200 for an error
+
     def log_message(self, *args: Any) -> None:
         pass
 
@@ -156,6 +167,7 @@ def faulty(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Threadin
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fault-test-secret")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FaultyS3)
     server.requests, server.failures, server.error = 0, 0, (500, "InternalError")  # type: ignore[attr-defined]
+    server.then = None  # type: ignore[attr-defined]
     # short poll so shutdown() returns quickly
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -190,6 +202,70 @@ def test_retries_stop_after_max_attempts(faulty: ThreadingHTTPServer) -> None:
         _faulty_store(faulty, max_attempts=3).get("k")
     assert faulty.requests == 3  # type: ignore[attr-defined]
     assert "fault-test-secret" not in "".join(traceback.format_exception(info.value))
+
+
+# -- refused conditional writes, against the fault-injecting server --------------------------------
+
+
+def test_a_conflicting_conditional_write_is_a_precondition_failure(faulty: ThreadingHTTPServer) -> None:
+    # AWS answers 409 ConditionalRequestConflict when another conditional write of the
+    # key is under way; not retried (the other may win), refused like a 412
+    faulty.failures, faulty.error = 1, (409, "ConditionalRequestConflict")  # type: ignore[attr-defined]
+    with pytest.raises(PreconditionFailed, match="'day/_lease'.*if_none_match.*ConditionalRequestConflict"):
+        _faulty_store(faulty, max_attempts=5).put("day/_lease", b"me", if_none_match=True)
+    assert faulty.requests == 1  # type: ignore[attr-defined]
+
+
+def test_a_refusal_after_a_retry_says_the_first_attempt_may_have_landed(faulty: ThreadingHTTPServer) -> None:
+    faulty.failures, faulty.then = 1, (412, "PreconditionFailed")  # type: ignore[attr-defined]
+    with pytest.raises(PreconditionFailed, match="retried 1 time") as info:
+        _faulty_store(faulty, max_attempts=5).put("m.json", b"{}", if_match="5d41402abc4b2a76b9719d911017c592")
+    assert faulty.requests == 2  # type: ignore[attr-defined]
+    assert "fault-test-secret" not in "".join(traceback.format_exception(info.value))
+
+
+def test_a_conditional_put_that_succeeds_reports_the_servers_etag(faulty: ThreadingHTTPServer) -> None:
+    info = _faulty_store(faulty, max_attempts=5).put("m.json", b"{}", if_none_match=True)
+    assert info.etag == "5d41402abc4b2a76b9719d911017c592"
+
+
+# -- a server that ignores conditional requests: the probe must say so -----------------------------
+
+
+@pytest.fixture
+def ignoring_store(rclone_s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3ObjectStore:
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", rclone_s3.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", rclone_s3.secret_key)
+    return S3ObjectStore(RCLONE_BUCKET, "out", s3_client(rclone_s3.endpoint_url, rclone_s3.region, max_pool=4))
+
+
+def test_rclone_really_ignores_conditional_puts(ignoring_store: S3ObjectStore) -> None:
+    # why the probe exists: the server answers 200 and overwrites
+    first = ignoring_store.put("k", b"1", if_none_match=True)
+    ignoring_store.put("k", b"2", if_none_match=True)
+    ignoring_store.put("k", b"3", if_match=first.etag)
+    assert ignoring_store.get("k") == b"3"
+
+
+def test_probe_finds_a_store_that_ignores_conditional_writes(
+        ignoring_store: S3ObjectStore, rclone_s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    probes = []
+    real = ObjectStore._probe_conditional_requests
+    monkeypatch.setattr(S3ObjectStore, "_probe_conditional_requests", lambda self: probes.append(1) or real(self))
+    for _ in range(2):
+        with pytest.raises(ConditionalWritesUnsupported) as info:
+            ignoring_store.check_conditional_writes()
+        text = str(info.value)
+        assert f"s3://{RCLONE_BUCKET}/out/" in text
+        assert "If-None-Match" in text and "If-Match" in text and "PutObject" in text
+        assert "second If-None-Match" in text  # what the server got wrong
+        assert rclone_s3.secret_key not in "".join(traceback.format_exception(info.value))
+    assert len(probes) == 1  # the verdict is kept
+    assert list(ignoring_store.list()) == []  # the probe removed its object
 
 
 # -- keys other tools wrote: every name S3 allows reads back byte for byte --------------------------
