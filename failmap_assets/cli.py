@@ -1,4 +1,4 @@
-"""The `failmap` command: synth, demo, render, stdf2parquet, sql."""
+"""The `failmap` command: synth, demo, run-day, render, stdf2parquet, sql."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wafers", type=int, default=100)
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run-day", help="bring one fab day up to date outside Dagster (same lease and commit as the assets)")
+    p.add_argument("day", type=date.fromisoformat, help="the fab day, YYYY-MM-DD")
+    p.add_argument("--pipeline", choices=("failmap", "stdf", "both"), default="both", help="which pipeline's day")
+    p.add_argument("--force", action="store_true", help="reprocess every object of the day")
+    p.add_argument("--as-of", default="", help="fab time 'YYYY-MM-DD HH:MM:SS' that decides pending vs a_only (default: now)")
+    p.add_argument("--run-id", default=None, help="the run id in the day's commit and its lease (default: random)")
+    p.set_defaults(func=cmd_run_day)
 
     p = sub.add_parser("render", help="render wafer map files to PNG + JSON + Parquet")
     p.add_argument("files", nargs="+")
@@ -143,6 +151,37 @@ def _print_summary(result, day: date, seconds: float) -> None:
         line = ", ".join(f"{k}={v}" for k, v in list(shown.items())[:9])
         print(f"  {m.asset_key.to_user_string():<26} {line}")
     print("\nOpen the Dagster UI with `make dev` to browse runs, metadata, checks and previews.")
+
+
+def cmd_run_day(args) -> int:
+    """One day, both pipelines or one, with the configured resources; prints one JSON
+    line per pipeline (the day's totals after the run, and what the run did)."""
+    import json
+    import uuid
+
+    from failmap_assets.defs.failmap.assets import run_failmap_day
+    from failmap_assets.defs.stdf.assets import run_stdf
+    from failmap_assets.resources import build_resources
+    from failmap_assets.settings import Settings
+
+    res = build_resources(Settings.from_env())
+    run_id = args.run_id or f"cli-{uuid.uuid4()}"
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if args.pipeline in ("failmap", "both"):
+        r = run_failmap_day(args.day, res["storage"], res["failmap_rules"], force=args.force, as_of=args.as_of,
+                            run_id=run_id, log=log)
+        print(json.dumps({"pipeline": "failmap", "day": str(args.day), "committed": r.committed,
+                          "generation": r.generation, "processed": r.units_done, "failed": r.units_failed,
+                          "seconds": round(r.seconds, 3), "totals": r.totals}, default=str), flush=True)
+    if args.pipeline in ("stdf", "both"):
+        r = run_stdf(args.day, res["storage"], res["failmap_rules"], force=args.force, run_id=run_id, log=log)
+        print(json.dumps({"pipeline": "stdf", "day": str(args.day), "committed": r.committed,
+                          "generation": r.generation, "processed": r.files_done, "failed": r.files_failed,
+                          "seconds": round(r.seconds, 3), "totals": r.totals}, default=str), flush=True)
+    return 0
 
 
 def cmd_render(args) -> int:

@@ -62,7 +62,7 @@ def check_aware(when: datetime, what: str) -> None:
 
 
 class ObjectStore(abc.ABC):
-    """Operations every backend provides (see resources/local_store.py, s3_store.py)."""
+    """Operations every backend provides (see storage/local_store.py, storage/s3_store.py)."""
 
     #: human-readable location, e.g. ``s3://bucket/prefix`` or ``/abs/folder``; never credentials
     location: str
@@ -71,7 +71,7 @@ class ObjectStore(abc.ABC):
     def list(self, prefix: str = "", start_after: str | None = None, limit: int | None = None) -> Iterator[ObjectInfo]:
         """Objects whose key starts with ``prefix`` and sorts strictly after ``start_after``,
         in lexicographic (UTF-8 byte) order, paginating transparently; at most ``limit``.
-        (SeaweedFS orders ``a/b`` before ``a!``: see resources/s3_store.py.)"""
+        (SeaweedFS orders ``a/b`` before ``a!``: see storage/s3_store.py.)"""
 
     @abc.abstractmethod
     def list_prefixes(self, prefix: str = "", delimiter: str = "/") -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import BinaryIO
 
-from failmap_assets.storage.object_store import ObjectInfo, ObjectStore
+from failmap_assets.storage.object_store import ObjectInfo, ObjectStore, PreconditionFailed
 from failmap_assets.discovery.seen_ledger import DictKeyValueStore, LedgerStore
 from failmap_assets.discovery.cursor import SensorCursor, TickPlan, finalize, scan
 
@@ -31,7 +31,11 @@ class MemoryStore(ObjectStore):
         if len(self._sorted) != len(self._data):
             self._sorted = sorted(k.encode() for k in self._data)
 
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
+    def put(self, key: str, data: bytes, content_type: str | None = None, *,
+            if_match: str | None = None, if_none_match: bool = False) -> ObjectInfo:
+        current = self._info(key).etag if key in self._data else None
+        if (if_none_match and current is not None) or (if_match is not None and current != if_match):
+            raise PreconditionFailed(f"{key}: condition not met")
         if key not in self._data:
             self._sorted = []
         self._data[key] = (data, datetime.now(UTC).replace(microsecond=0))
@@ -74,9 +78,11 @@ class MemoryStore(ObjectStore):
     def head(self, key: str) -> ObjectInfo | None:
         return self._info(key) if key in self._data else None
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, if_match: str | None = None) -> bytes:
         if key not in self._data:
             raise FileNotFoundError(key)
+        if if_match is not None and self._info(key).etag != if_match:
+            raise PreconditionFailed(f"{key}: changed")
         return self._data[key][0]
 
     def open(self, key: str) -> BinaryIO:

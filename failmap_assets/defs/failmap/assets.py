@@ -61,6 +61,28 @@ SPECS = [
 ]
 
 
+def run_failmap_day(day: date, storage: FailmapStorage, rules: FailmapRules, *, force: bool = False,
+                    as_of: str = "", run_id: str, log=print):
+    """The day run with the resources' settings (the asset, and ``failmap run-day``)."""
+    return run_day(
+        day=day,
+        a_store=storage.source_a_store(),
+        b_store=storage.source_b_store(),
+        out_store=storage.output_store(),
+        now=fab_now(as_of),
+        pairing=PairingRules(window_s=rules.window_s, grace_s=rules.grace_s),
+        processing=ProcessingOptions(
+            pixels_per_die=rules.pixels_per_die,
+            max_bytes=rules.max_decompressed_mb << 20,
+            max_ratio=rules.max_ratio,
+        ),
+        options=RunnerOptions(max_workers=storage.max_workers, max_in_flight=rules.max_in_flight,
+                              force=force, lease=rules.lease()),
+        run_id=run_id,
+        log=log,
+    )
+
+
 @multi_asset(
     name="failmap_day",
     specs=SPECS,
@@ -75,23 +97,8 @@ def failmap_day(context: AssetExecutionContext, config: FailmapDayConfig, storag
     """List, pair, process what is new, commit: the whole fail-map day in one pass."""
     day = date.fromisoformat(context.partition_key)
     out = storage.output_store()
-    report = run_day(
-        day=day,
-        a_store=storage.source_a_store(),
-        b_store=storage.source_b_store(),
-        out_store=out,
-        now=fab_now(config.as_of),
-        pairing=PairingRules(window_s=failmap_rules.window_s, grace_s=failmap_rules.grace_s),
-        processing=ProcessingOptions(
-            pixels_per_die=failmap_rules.pixels_per_die,
-            max_bytes=failmap_rules.max_decompressed_mb << 20,
-            max_ratio=failmap_rules.max_ratio,
-        ),
-        options=RunnerOptions(max_workers=storage.max_workers, max_in_flight=failmap_rules.max_in_flight,
-                              force=config.force, lease=failmap_rules.lease()),
-        run_id=context.run.run_id,
-        log=context.log.info,
-    )
+    report = run_failmap_day(day, storage, failmap_rules, force=config.force, as_of=config.as_of,
+                             run_id=context.run.run_id, log=context.log.info)
     t = report.totals
     run = md.run_figures(processed=report.units_done, already_done=report.units_skipped_done,
                          dropped=report.units_dropped, failed=report.units_failed, seconds=report.seconds,

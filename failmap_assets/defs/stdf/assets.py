@@ -47,6 +47,17 @@ CHECK_SPECS = [
 ]
 
 
+def run_stdf(day: date, storage: FailmapStorage, rules: FailmapRules, *, force: bool = False,
+             retest_rule: str = "last", run_id: str, log=print):
+    """The STDF day run with the resources' settings (the asset, and ``failmap run-day``)."""
+    if retest_rule not in RETEST_RULES:
+        raise ValueError(f"retest_rule must be one of {RETEST_RULES}, not {retest_rule!r}")
+    return run_stdf_day(
+        day=day, source=storage.stdf_store(), out=storage.output_store(), retest_rule=retest_rule,
+        pixels_per_die=rules.pixels_per_die, run_id=run_id, force=force, lease=rules.lease(), log=log,
+    )
+
+
 @multi_asset(
     name="stdf_day",
     specs=SPECS,
@@ -57,14 +68,9 @@ CHECK_SPECS = [
     can_subset=False,
 )
 def stdf_day(context: AssetExecutionContext, config: StdfConfig, storage: FailmapStorage, failmap_rules: FailmapRules):
-    if config.retest_rule not in RETEST_RULES:
-        raise ValueError(f"retest_rule must be one of {RETEST_RULES}, not {config.retest_rule!r}")
     day = date.fromisoformat(context.partition_key)
-    report = run_stdf_day(
-        day=day, source=storage.stdf_store(), out=storage.output_store(), retest_rule=config.retest_rule,
-        pixels_per_die=failmap_rules.pixels_per_die, run_id=context.run.run_id, force=config.force,
-        lease=failmap_rules.lease(), log=context.log.info,
-    )
+    report = run_stdf(day, storage, failmap_rules, force=config.force, retest_rule=config.retest_rule,
+                      run_id=context.run.run_id, log=context.log.info)
     t = report.totals
     run = md.run_figures(processed=report.files_done, already_done=report.files_already_done,
                          dropped=report.files_dropped, failed=report.files_failed, seconds=report.seconds,
