@@ -121,7 +121,8 @@ def run_day(
         # Output writes are not caught: an unwritable output store fails the run, and the
         # rerun completes the work.
         for w in result.wafers:
-            out_store.put(png_key(day, w.wafer_token), w.png, content_type="image/png")
+            if w.png is not None:  # None: too large for a PNG (a png_too_large warning)
+                out_store.put(png_key(day, w.wafer_token), w.png, content_type="image/png")
             out_store.put(json_key(day, w.wafer_token), w.json, content_type="application/json")
         return result
 
@@ -214,7 +215,9 @@ def _account(report: DayReport, result: UnitResult, nbytes: int, ledger_rows, wr
             "outcome": "rejected" if errors and not result.wafers else "ok",
             "part_file": None,
             "wafer_tokens": [w.wafer_token for w in result.wafers],
-            "outputs": [k for w in result.wafers for k in (png_key(day, w.wafer_token), json_key(day, w.wafer_token))],
+            # A wafer too large for a PNG has none (its JSON says so): not an output.
+            "outputs": [k for w in result.wafers for k in (png_key(day, w.wafer_token), json_key(day, w.wafer_token))
+                        if w.png is not None or k != png_key(day, w.wafer_token)],
             "dies": sum(w.die_count for w in result.wafers),
             "processed_at": now,
             "run_id": run_id,

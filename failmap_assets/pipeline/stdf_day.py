@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from failmap_assets.pipeline import processed_ledger as ledger_mod
 from failmap_assets.maps.coordinates import wafer_json
-from failmap_assets.maps.render import render_wafer_png
+from failmap_assets.maps.render import MapTooLarge, render_wafer_png
 from failmap_assets.storage.layout import file_id_of, json_key, png_key, stdf_table_key
 from failmap_assets.storage.parquet_io import write_table
 from failmap_assets.wafer.rejects import Rejected
@@ -101,11 +101,15 @@ def run_stdf_day(
         for wafer in wafer_maps(parsed, retest_rule=retest_rule):
             token = f"{wafer.lot or 'lot'}_W{wafer.wafer or '0'}-stdf"
             source_info = {"a_key": key, "a_etag": etag, "b_key": None, "b_etag": None}
-            out.put(png_key(day, token), render_wafer_png(wafer, pixels_per_die=pixels_per_die), content_type="image/png")
+            try:
+                out.put(png_key(day, token), render_wafer_png(wafer, pixels_per_die=pixels_per_die), content_type="image/png")
+                written.append(png_key(day, token))
+            except MapTooLarge as exc:  # no PNG; the JSON (png.written false) and tables are kept
+                issues.append(_reject(key, etag, "png_too_large", f"wafer {token}: no PNG written: {exc}", "warning", now, run_id))
             out.put(json_key(day, token), wafer_json(wafer, wafer_token=token, source=source_info, companion=None,
                                                      pixels_per_die=pixels_per_die), content_type="application/json")
             tokens.append(token)
-            written += [png_key(day, token), json_key(day, token)]
+            written.append(json_key(day, token))
             if wafer.die_count:
                 with lock:
                     report.yield_by_wafer[token] = float(wafer.is_pass().mean())

@@ -19,7 +19,7 @@ from failmap_assets.wafer.model import DIE_ROWS_SCHEMA, CompanionMap, WaferMap, 
 from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.formats.failmap_text import parse_failmap_b, sniff_failmap
 from failmap_assets.maps.coordinates import wafer_json
-from failmap_assets.maps.render import render_thumbnail_png, render_wafer_png
+from failmap_assets.maps.render import MapTooLarge, render_thumbnail_png, render_wafer_png
 from failmap_assets.wafer.rejects import Rejected, RejectRow
 
 
@@ -49,7 +49,7 @@ class ProcessingOptions:
 @dataclass
 class WaferOutput:
     wafer_token: str
-    png: bytes
+    png: bytes | None                 # None: the map is too large for a PNG (JSON says so)
     json: bytes
     die_count: int
     pass_count: int
@@ -98,7 +98,7 @@ def process_unit(unit: Unit, a_data: bytes, b_data: bytes | None, opts: Processi
             result.b_used |= companion is not None
             match = match_dies(wafer.x, wafer.y, companion.x, companion.y) if companion is not None else None
             tables.append(die_rows(wafer, token, unit, companion, match))
-            result.wafers.append(_outputs(wafer, token, unit, companion, match, opts))
+            result.wafers.append(_outputs(wafer, token, unit, companion, match, opts, result.rejects))
     if tables:
         result.dies = pa.concat_tables(tables)
     return result
@@ -160,14 +160,24 @@ def _skipped(key, etag, bucket: str, member: Member) -> RejectRow:
     return RejectRow(key, etag, bucket, "skipped_member", what, member=member.name, severity="warning")
 
 
-def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None, match, opts) -> WaferOutput:
+def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None, match, opts,
+             rejects: list[RejectRow]) -> WaferOutput:
     source = {"a_key": unit.a_key, "a_etag": unit.a_etag, "b_key": None, "b_etag": None}
     if companion is not None:
         source.update(b_key=unit.b_key, b_etag=unit.b_etag)
     values, counts = np.unique(wafer.bin, return_counts=True)
+    try:
+        png = render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die)
+    except MapTooLarge as exc:
+        # Dies too far apart for any PNG: no PNG for this wafer; its die rows and JSON
+        # (which says png.written false) are kept.
+        png = None
+        rejects.append(RejectRow(unit.a_key, unit.a_etag, "a", "png_too_large",
+                                 f"wafer {token}: no PNG written: {exc}",
+                                 severity="warning"))
     return WaferOutput(
         wafer_token=token,
-        png=render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die),
+        png=png,
         json=wafer_json(wafer, wafer_token=token, source=source, companion=companion,
                         pixels_per_die=opts.pixels_per_die, die_match=match),
         die_count=wafer.die_count,
