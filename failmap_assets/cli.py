@@ -206,9 +206,10 @@ def cmd_render(args) -> int:
         failed += any(r.severity == "error" and r.bucket == "a" for r in result.rejects) and not result.wafers
         for w in result.wafers:
             png, js = f"{safe_name(w.wafer_token)}.png", f"{safe_name(w.wafer_token)}.json"
-            out.put(png, w.png)
+            if w.png is not None:  # None: too large for a PNG (reported as png_too_large above)
+                out.put(png, w.png)
             out.put(js, w.json)
-            print(f"{path}: {w.wafer_token}: {w.die_count} dies, yield {w.pass_count / max(w.die_count, 1):.1%} -> {args.out}/{png}")
+            print(f"{path}: {w.wafer_token}: {w.die_count} dies, yield {w.pass_count / max(w.die_count, 1):.1%} -> {args.out}/{png if w.png is not None else js}")
         if result.dies is not None:
             write_table(out, f"{Path(name).stem}.dies.parquet", result.dies)
     return 1 if failed else 0

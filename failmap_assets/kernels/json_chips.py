@@ -426,7 +426,8 @@ def row_major_order(x, y, max_cells):
         return False, empty
     width = x_max - x_min + 1     # <= 2**32: no overflow in int64
     height = y_max - y_min + 1
-    if width > max_cells or height > max_cells or width * height > max_cells:
+    # Division, not width * height: that product can exceed int64 when max_cells is huge.
+    if max_cells < 1 or width > max_cells or height > max_cells // width:
         return False, empty
     cell_die = np.full(width * height, -1, dtype=np.int64)
     distinct = 0

@@ -1,12 +1,19 @@
 """WaferMap (+ optional bucket-B companion) -> the users' per-wafer JSON.
 
 The schema is the contract in shared/docs/failmap-format.md ("The JSON we write"):
-the top-level header, ``source``, ``flat``, ``grid`` (identical to
-``render.grid_for`` so a reader can find each die's pixel box in the PNG) and
+the top-level header, ``source``, ``flat``, ``grid`` (``render.png_fields``, the
+PNG's own grid, so a reader can find each die's pixel box in the PNG) and
 ``chips``, one per distinct A die in row-major order (y, then x). Extra fields we
-add: ``format``, ``die_count``, ``b_die_count``, ``b_only_dies``,
+add: ``png`` (whether the PNG was written, at what scale, and why not or why
+reduced), ``format``, ``die_count``, ``b_die_count``, ``b_only_dies``,
 ``b_value_names``, ``bins`` (the colour legend with die counts) and ``pass`` per
 chip. Nothing of the contract is renamed.
+
+Any wafer gets its JSON, however far apart its dies: the PNG's scale is decided by
+``render.png_fields`` (the decision ``render_wafer_png`` makes), ``grid.pixels_per_die``
+is the scale the PNG really has (the requested one when no PNG can be written:
+``png.written`` is then false), and coordinates are int64 everywhere here and in
+the kernels, written in full.
 
 Speed: a wafer has up to ~120,000 dies (~20 MB of JSON with a B companion), and
 ``json.dumps`` over one dict per die takes most of a second. So the header goes
@@ -39,9 +46,10 @@ import pyarrow as pa
 from failmap_assets.wafer.model import CompanionMap, WaferMap, match_dies
 from failmap_assets.kernels import json_chips as kj
 from failmap_assets.maps.palette import bin_colors, rgb_hex
-from failmap_assets.maps.render import bin_summary, grid_for
+from failmap_assets.maps.render import bin_summary, png_fields
 
 SOURCE_KEYS = ("a_key", "a_etag", "b_key", "b_etag")
+_I32 = np.iinfo(np.int32)
 
 
 def _json_str(value: str | None) -> str:
@@ -154,13 +162,19 @@ def _row_major(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     dense, order = kj.row_major_order(x, y, 4 * len(x) + 65536)
     if dense:
         return order
-    # One int64 per die, monotone in (y, x): a single argsort beats np.lexsort.
-    key = (y << 32) + (x + (1 << 31))
-    order = np.argsort(key, kind="stable")  # stable: equal (x, y) keep file order
-    if len(order) > 1:
+    if len(x) and (x.min() < _I32.min or x.max() > _I32.max or y.min() < _I32.min or y.max() > _I32.max):
+        # Beyond int32 (WaferMap holds int32; a caller may hand int64): no packed key.
+        order = np.lexsort((x, y))  # stable: equal (x, y) keep file order
+        same = (x[order][1:] == x[order][:-1]) & (y[order][1:] == y[order][:-1])
+    else:
+        # One int64 per die, monotone in (y, x): a single argsort beats np.lexsort.
+        key = (y << 32) + (x + (1 << 31))
+        order = np.argsort(key, kind="stable")  # stable: equal (x, y) keep file order
         k = key[order]
+        same = k[1:] == k[:-1]
+    if len(order) > 1:
         last_of_group = np.ones(len(order), dtype=bool)
-        last_of_group[:-1] = k[1:] != k[:-1]
+        last_of_group[:-1] = ~same
         order = order[last_of_group]
     return order
 
@@ -173,15 +187,19 @@ def wafer_json(
     companion: CompanionMap | None,
     pixels_per_die: int = 4,
     die_match: tuple[np.ndarray, np.ndarray] | None = None,
+    max_pixels: int | None = None,
 ) -> bytes:
     """The per-wafer JSON document as UTF-8 bytes (see module docstring).
 
     ``die_match`` is ``match_dies(A, B)`` when the caller already has it.
+    ``pixels_per_die`` and ``max_pixels`` are those given to ``render_wafer_png``:
+    ``grid`` and ``png`` describe the PNG it writes (or that it writes none).
     """
     x = _arg(wafer.x, np.int64)
     y = _arg(wafer.y, np.int64)
     order = _row_major(x, y)
     bins, passed, counts, inverse = bin_summary(wafer)
+    grid, png = png_fields(wafer, pixels_per_die, max_pixels)
 
     header: dict = {
         "wafer_token": wafer_token,
@@ -194,7 +212,8 @@ def wafer_json(
         "stime": wafer.stime,
         "source": {**{k: source.get(k) for k in SOURCE_KEYS}, **{k: v for k, v in source.items() if k not in SOURCE_KEYS}},
         "flat": wafer.flat,
-        "grid": grid_for(wafer, pixels_per_die),
+        "grid": grid,
+        "png": png,
         "format": wafer.format,
         "die_count": int(len(order)),
         "b_die_count": companion.die_count if companion is not None else None,
@@ -244,3 +263,24 @@ def wafer_json(
         _arg(_u8(b_tail), np.uint8),
         _arg(_u8(b"]}"), np.uint8),
     )
+
+
+CHIPS_KEY = b',"chips":['
+
+
+def png_written(head: bytes) -> bool | None:
+    """``png.written`` of a JSON document we wrote, from its start (at least up to
+    ``CHIPS_KEY``; the chips are never parsed), or None when it does not say (a
+    document written before the field existed, or not ours).
+
+    ``CHIPS_KEY`` cannot occur inside a header string (its quote would be escaped),
+    so its first occurrence is where the header ends.
+    """
+    end = head.find(CHIPS_KEY)
+    try:
+        doc = json.loads(head[:end] + b"}" if end >= 0 else head)
+    except ValueError:
+        return None
+    png = doc.get("png") if isinstance(doc, dict) else None
+    written = png.get("written") if isinstance(png, dict) else None
+    return written if isinstance(written, bool) else None

@@ -15,12 +15,22 @@ distinct bins keeps the 254 most frequent bins (ties: lower bin first) exact and
 draws each rarer bin with the kept colour nearest to its own stable colour (RGB
 distance, preferring a bin with the same pass/fail verdict). The JSON and the
 legend still carry every die's exact bin.
+
+Size: die coordinates come from untrusted files, so the grid can be anything from
+one die to 2**32 x 2**32 cells. ``png_scale`` decides, before anything is
+allocated, the pixels per die the PNG gets: the requested number if the image fits
+``MAX_IMAGE_PIXELS``, else the largest smaller whole number that fits, else None:
+``render_wafer_png`` then raises ``MapTooLarge`` and the caller writes no PNG
+(the JSON, which ``coordinates.wafer_json`` writes with the same decision in its
+``grid`` and ``png`` fields, and the die rows are kept). Grid extents are Python
+ints, never int32, so spans at the int32 extremes are exact.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import math
 
 import numpy as np
 from PIL import Image
@@ -33,9 +43,28 @@ NOTCH_INDEX = 1
 FIRST_BIN_INDEX = 2
 MAX_BIN_COLORS = 256 - FIRST_BIN_INDEX
 # Die coordinates come from untrusted files: one stray die at x=10**6 must not make
-# us allocate gigabytes. 64 Mpx is far above any real wafer (120k dies at 4 px/die
-# is about 2.6 Mpx).
+# us allocate gigabytes. 64 Mpx (64 MB of palette indices) is far above any real
+# wafer (120k dies at 4 px/die is about 2.6 Mpx; at 20 px/die still fits), and
+# below Pillow's own decompression-bomb warning (Image.MAX_IMAGE_PIXELS, ~89 Mpx),
+# so a reader opening our PNG with Pillow gets no warning.
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+
+
+class MapTooLarge(ValueError):
+    """The wafer map does not fit ``max_pixels`` even at 1 pixel per die: no PNG.
+
+    ``width`` and ``height`` are the grid in dies (margin lane included).
+    """
+
+    def __init__(self, grid: dict, max_pixels: int | None = None):
+        self.width, self.height = _grid_cells(grid)
+        self.max_pixels = _limit(max_pixels)
+        self.grid = dict(grid)
+        super().__init__(
+            f"wafer map would be {self.width} x {self.height} pixels even at 1 pixel per die "
+            f"({self.width * self.height} pixels, limit {self.max_pixels}); die coordinates span "
+            f"x {grid['x_min']}..{grid['x_max']}, y {grid['y_min']}..{grid['y_max']} (margin lane included)"
+        )
 
 
 def bin_summary(wafer: WaferMap) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -79,11 +108,54 @@ def grid_for(wafer: WaferMap, pixels_per_die: int = 4) -> dict:
     return {"x_min": x_min, "x_max": x_max, "y_min": y_min, "y_max": y_max, "pixels_per_die": ppd}
 
 
-def render_wafer_png(wafer: WaferMap, pixels_per_die: int = 4, *, max_pixels: int = MAX_IMAGE_PIXELS) -> bytes:
-    """The wafer map PNG: mode P, ``pixels_per_die`` square pixels per die."""
-    grid = grid_for(wafer, pixels_per_die)
+def png_scale(wafer: WaferMap, requested_ppd: int = 4, max_pixels: int | None = None) -> int | None:
+    """Pixels per die of the wafer's PNG: ``requested_ppd`` if the image fits
+    ``max_pixels``, else the largest smaller whole number that fits, else None (even
+    1 pixel per die is over the limit: no PNG). Cheap: no image is allocated."""
+    return _scale(grid_for(wafer, requested_ppd), max_pixels)
+
+
+def too_large(wafer: WaferMap, requested_ppd: int = 4, max_pixels: int | None = None) -> MapTooLarge | None:
+    """Why the wafer can have no PNG (the MapTooLarge ``render_wafer_png`` would raise),
+    or None when it can. Cheap: the same decision as ``png_scale``."""
+    grid = grid_for(wafer, requested_ppd)
+    return MapTooLarge(grid, max_pixels) if _scale(grid, max_pixels) is None else None
+
+
+def png_fields(wafer: WaferMap, requested_ppd: int = 4, max_pixels: int | None = None) -> tuple[dict, dict]:
+    """The JSON's ``grid`` and ``png`` fields for the PNG ``render_wafer_png`` writes
+    with these arguments (same decision as ``png_scale``).
+
+    ``grid.pixels_per_die`` is the PNG's real scale (the requested one when no PNG
+    can be written). ``png`` is ``{"written", "pixels_per_die", "reason"}``:
+    ``reason`` is None when the PNG has the requested scale, else why it was reduced
+    or not written.
+    """
+    grid = grid_for(wafer, requested_ppd)
     ppd = grid["pixels_per_die"]
-    cells, palette = _die_cells(wafer, grid, max_pixels=max_pixels)
+    scale = _scale(grid, max_pixels)
+    if scale is None:
+        return grid, {"written": False, "pixels_per_die": None, "reason": str(MapTooLarge(grid, max_pixels))}
+    reason = None
+    if scale != ppd:
+        w, h = _grid_cells(grid)
+        reason = (
+            f"reduced from {ppd} to {scale} pixels per die: at {ppd} the map would be "
+            f"{w * ppd} x {h * ppd} pixels (limit {_limit(max_pixels)})"
+        )
+        grid["pixels_per_die"] = scale
+    return grid, {"written": True, "pixels_per_die": scale, "reason": reason}
+
+
+def render_wafer_png(wafer: WaferMap, pixels_per_die: int = 4, *, max_pixels: int | None = None) -> bytes:
+    """The wafer map PNG: mode P, ``png_scale(wafer, pixels_per_die, max_pixels)``
+    square pixels per die; raises ``MapTooLarge`` (before allocating) when even 1
+    pixel per die exceeds ``max_pixels``."""
+    grid = grid_for(wafer, pixels_per_die)
+    ppd = _scale(grid, max_pixels)
+    if ppd is None:
+        raise MapTooLarge(grid, max_pixels)
+    cells, palette = _die_cells(wafer, grid)
     h, w = cells.shape
     # Upscale with one broadcast copy instead of a loop per die (reshaping the
     # broadcast view forces the copy; with ppd 1 it would stay a read-only view).
@@ -96,29 +168,81 @@ def render_thumbnail_png(wafer: WaferMap, max_px: int = 96) -> bytes:
     """A small palette PNG for markdown previews; its long side is at most ``max_px``.
 
     Uses the largest whole ``pixels_per_die`` (at least 1) that fits. A wafer wider
-    than ``max_px`` dies is sampled nearest-neighbour (first and last die rows/columns
-    always kept, so the margin lane and its notch marker survive); a preview only,
+    than ``max_px`` dies is sampled: evenly spaced die rows/columns, the first and
+    last always kept (so the margin lane and its notch marker survive, in a pixel
+    line of their own); each pixel shows the die nearest to its sample among the
+    dies closer to that sample than to any other, so sparse dies far apart (a stray
+    die at 2**31) still show. Built from the dies directly, never from a full grid:
+    memory is bounded by the thumbnail, whatever the coordinates. A preview only,
     the full PNG and the JSON remain exact.
     """
     max_px = int(max_px)
     if max_px < 1:
         raise ValueError("max_px must be at least 1")
     grid = grid_for(wafer, 1)
-    cells, palette = _die_cells(wafer, grid, max_pixels=MAX_IMAGE_PIXELS)
-    h, w = cells.shape
-    ppd = max(1, max_px // max(h, w))
-    if max(h, w) * ppd <= max_px:
-        rows = np.repeat(np.arange(h), ppd)
-        cols = np.repeat(np.arange(w), ppd)
-        lane = ppd
+    w, h = _grid_cells(grid)
+    long_side = max(h, w)
+    if long_side <= max_px:
+        ppd = max_px // long_side
+        rows, cols = np.arange(h, dtype=np.int64), np.arange(w, dtype=np.int64)
     else:
-        scale = max_px / max(h, w)
-        rows = np.rint(np.linspace(0, h - 1, max(1, round(h * scale)))).astype(np.int64)
-        cols = np.rint(np.linspace(0, w - 1, max(1, round(w * scale)))).astype(np.int64)
-        lane = 1
-    pixels = np.ascontiguousarray(cells[np.ix_(rows, cols)])
-    _draw_notch(pixels, wafer.flat, lane_px=lane)
+        ppd = 1
+        rows, cols = _samples(h, max_px / long_side), _samples(w, max_px / long_side)
+    small = np.zeros((len(rows), len(cols)), dtype=np.uint8)
+    die_index, palette = _die_palette(wafer)
+    if wafer.die_count:
+        flat = wafer.flat
+        i, di = _nearest_sample(rows, np.asarray(wafer.y, dtype=np.int64) - grid["y_min"], h, flat == "U", flat == "D")
+        j, dj = _nearest_sample(cols, np.asarray(wafer.x, dtype=np.int64) - grid["x_min"], w, flat == "L", flat == "R")
+        cell = i * len(cols) + j
+        dist = np.maximum(di, dj)
+        # Per pixel, the die nearest its sample (Chebyshev distance); ties: the later
+        # die, as a retest replaces. Two unbuffered reductions, no sort.
+        best = np.full(small.size, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(best, cell, dist)
+        nearest = np.flatnonzero(dist == best[cell])
+        winner = np.full(small.size, -1, dtype=np.int64)
+        np.maximum.at(winner, cell[nearest], nearest)
+        shown = np.flatnonzero(winner >= 0)
+        small.reshape(-1)[shown] = die_index[winner[shown]]
+    sh, sw = small.shape
+    pixels = small if ppd == 1 else np.broadcast_to(small[:, None, :, None], (sh, ppd, sw, ppd)).reshape(sh * ppd, sw * ppd)
+    _draw_notch(pixels, wafer.flat, lane_px=ppd)
     return _encode(pixels, palette, compress_level=9)
+
+
+def _samples(n: int, scale: float) -> np.ndarray:
+    """Evenly spaced cells ``0 .. n - 1`` (first and last kept), about ``n * scale`` of them."""
+    count = max(min(n, 2), round(n * scale))
+    return np.unique(np.rint(np.linspace(0, n - 1, count)).astype(np.int64))
+
+
+def _nearest_sample(samples: np.ndarray, pos: np.ndarray, n: int, lane_first: bool, lane_last: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For each position in ``0 .. n - 1``, the index of the nearest sample and the distance to it.
+
+    The margin lane's sample (first or last cell) is never chosen: no die lies in the
+    lane, and it keeps its own pixel line for the notch marker. ``samples`` are
+    increasing int64, ``pos`` int64 (offsets within the grid, below 2**33).
+    """
+    lo = 1 if lane_first and len(samples) > 1 else 0
+    hi = len(samples) - 1 if lane_last and len(samples) - lo > 1 else len(samples)
+    cand = samples[lo:hi]
+    if n <= max(4 * len(pos), 1 << 16):
+        # A normal wafer: answer every cell of the axis once (a few hundred), then look up.
+        index, dist = _nearest(cand, np.arange(n, dtype=np.int64))
+        return index[pos] + lo, dist[pos]
+    index, dist = _nearest(cand, pos)
+    return index + lo, dist
+
+
+def _nearest(cand: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    k = np.searchsorted(cand, pos)
+    above = np.minimum(k, len(cand) - 1)
+    below = np.maximum(k - 1, 0)
+    d_above = np.abs(cand[above] - pos)
+    d_below = np.abs(pos - cand[below])
+    take_below = d_below <= d_above
+    return np.where(take_below, below, above), np.where(take_below, d_below, d_above)
 
 
 def png_data_uri(png_bytes: bytes) -> str:
@@ -133,32 +257,54 @@ def _check_ppd(pixels_per_die: int) -> int:
     return ppd
 
 
-def _die_cells(wafer: WaferMap, grid: dict, *, max_pixels: int) -> tuple[np.ndarray, bytes]:
-    """One palette index per grid cell (die units) and the image's RGB palette bytes."""
-    w = grid["x_max"] - grid["x_min"] + 1
-    h = grid["y_max"] - grid["y_min"] + 1
-    ppd = grid["pixels_per_die"]
-    if w * h * ppd * ppd > max_pixels:
-        raise ValueError(
-            f"wafer map would be {w * ppd} x {h * ppd} pixels (limit {max_pixels}); "
-            f"die coordinates span x {grid['x_min']}..{grid['x_max']}, y {grid['y_min']}..{grid['y_max']}"
-        )
-    cells = np.zeros((h, w), dtype=np.uint8)
+def _grid_cells(grid: dict) -> tuple[int, int]:
+    """``(width, height)`` of the grid in dies, as Python ints (no int32 overflow)."""
+    return int(grid["x_max"]) - int(grid["x_min"]) + 1, int(grid["y_max"]) - int(grid["y_min"]) + 1
+
+
+def _limit(max_pixels: int | None) -> int:
+    """``max_pixels``, or ``MAX_IMAGE_PIXELS`` (read at call time) when None."""
+    return MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
+
+
+def _scale(grid: dict, max_pixels: int | None) -> int | None:
+    """The largest pixels per die <= the grid's that keeps the image within ``max_pixels``, or None."""
+    w, h = _grid_cells(grid)
+    fit = math.isqrt(max(_limit(max_pixels), 0) // (w * h))   # largest s with s*s*w*h <= max_pixels
+    scale = min(grid["pixels_per_die"], fit)
+    return scale if scale >= 1 else None
+
+
+def _die_palette(wafer: WaferMap) -> tuple[np.ndarray, bytes]:
+    """The palette index of each die (uint8) and the image's RGB palette bytes."""
     palette = bytearray(NO_DIE_RGBA[:3]) + bytearray(NOTCH_RGB)
+    if not wafer.die_count:
+        return np.zeros(0, dtype=np.uint8), bytes(palette)
+    bins, passed, counts, inverse = bin_summary(wafer)
+    colors = bin_colors(bins, passed)
+    slot = _palette_slots(colors, passed, counts)
+    kept = np.flatnonzero(slot == np.arange(len(slot)))  # bins that own their index
+    index_of = np.zeros(len(bins), dtype=np.int64)
+    index_of[kept] = FIRST_BIN_INDEX + np.arange(len(kept))
+    index_of = index_of[slot]
+    palette += colors[kept].tobytes()
+    return index_of[inverse].astype(np.uint8), bytes(palette)
+
+
+def _die_cells(wafer: WaferMap, grid: dict) -> tuple[np.ndarray, bytes]:
+    """One palette index per grid cell (die units) and the image's RGB palette bytes.
+
+    Allocates the whole grid: the caller has checked its size (``_scale``).
+    """
+    w, h = _grid_cells(grid)
+    cells = np.zeros((h, w), dtype=np.uint8)
+    die_index, palette = _die_palette(wafer)
     if wafer.die_count:
-        bins, passed, counts, inverse = bin_summary(wafer)
-        colors = bin_colors(bins, passed)
-        slot = _palette_slots(colors, passed, counts)
-        kept = np.flatnonzero(slot == np.arange(len(slot)))  # bins that own their index
-        index_of = np.zeros(len(bins), dtype=np.int64)
-        index_of[kept] = FIRST_BIN_INDEX + np.arange(len(kept))
-        index_of = index_of[slot]
-        palette += colors[kept].tobytes()
         # int64 offsets: coordinates are int32 and a span could overflow int32.
         cols = np.asarray(wafer.x, dtype=np.int64) - grid["x_min"]
         rows = np.asarray(wafer.y, dtype=np.int64) - grid["y_min"]
-        cells[rows, cols] = index_of[inverse].astype(np.uint8)
-    return cells, bytes(palette)
+        cells[rows, cols] = die_index
+    return cells, palette
 
 
 def _palette_slots(colors: np.ndarray, passed: np.ndarray, counts: np.ndarray) -> np.ndarray:

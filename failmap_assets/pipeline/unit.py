@@ -19,7 +19,7 @@ from failmap_assets.wafer.model import DIE_ROWS_SCHEMA, CompanionMap, WaferMap, 
 from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.formats.failmap_text import parse_failmap_b, sniff_failmap
 from failmap_assets.maps.coordinates import wafer_json
-from failmap_assets.maps.render import render_thumbnail_png, render_wafer_png
+from failmap_assets.maps.render import render_thumbnail_png, render_wafer_png, too_large
 from failmap_assets.wafer.rejects import Rejected, RejectRow
 
 
@@ -52,8 +52,8 @@ class ProcessingOptions:
 @dataclass
 class WaferOutput:
     wafer_token: str
-    png: bytes | None                 # None: not drawn (not the latest event)
-    json: bytes | None
+    png: bytes | None                 # None: not drawn (not the latest event), or too large for a PNG
+    json: bytes | None                # None: not drawn
     die_count: int
     pass_count: int
     b_only_dies: int
@@ -62,6 +62,7 @@ class WaferOutput:
     thumbnail: bytes | None = None
     wafer: WaferMap | None = None     # the map itself (format, lot, product ... of the event)
     with_b: bool = False
+    drawable: bool = True             # False: dies too far apart for any PNG (JSON only)
 
 
 @dataclass
@@ -107,7 +108,7 @@ def process_unit(unit: Unit, a_data: bytes, b_data: bytes | None, opts: Processi
             result.b_used |= companion is not None
             match = match_dies(wafer.x, wafer.y, companion.x, companion.y) if companion is not None else None
             tables.append(die_rows(wafer, token, unit, companion, match))
-            result.wafers.append(_outputs(wafer, token, unit, companion, match, opts))
+            result.wafers.append(_outputs(wafer, token, unit, companion, match, opts, result.rejects))
     if tables:
         result.dies = pa.concat_tables(tables)
     return result
@@ -169,15 +170,23 @@ def _skipped(key, etag, bucket: str, member: Member) -> RejectRow:
     return RejectRow(key, etag, bucket, "skipped_member", what, member=member.name, severity="warning")
 
 
-def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None, match, opts) -> WaferOutput:
+def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | None, match, opts,
+             rejects: list[RejectRow]) -> WaferOutput:
     source = {"a_key": unit.a_key, "a_etag": unit.a_etag, "b_key": None, "b_etag": None}
     if companion is not None:
         source.update(b_key=unit.b_key, b_etag=unit.b_etag)
     values, counts = np.unique(wafer.bin, return_counts=True)
     draw = unit.latest
+    # Whether the map fits a PNG is a property of the event (reported whether or not
+    # this run draws it), so the day's rejects never depend on which run drew what.
+    refused = too_large(wafer, opts.pixels_per_die)
+    drawable = refused is None
+    if refused is not None:
+        rejects.append(RejectRow(unit.a_key, unit.a_etag, "a", "png_too_large",
+                                 f"wafer {token}: no PNG (die rows and JSON kept): {refused}", severity="warning"))
     return WaferOutput(
         wafer_token=token,
-        png=render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die) if draw else None,
+        png=render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die) if draw and drawable else None,
         json=wafer_json(wafer, wafer_token=token, source=source, companion=companion,
                         pixels_per_die=opts.pixels_per_die, die_match=match) if draw else None,
         die_count=wafer.die_count,
@@ -188,6 +197,7 @@ def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
         thumbnail=render_thumbnail_png(wafer) if opts.thumbnail else None,
         wafer=wafer,
         with_b=companion is not None,
+        drawable=drawable,
     )
 
 

@@ -321,3 +321,58 @@ def test_row_major_order_sparse_or_beyond_int32_falls_back():
     assert kj.row_major_order(np.array([0, 5000], np.int64), np.array([0, 5000], np.int64), 1000)[0] is False
     with pytest.raises(ValueError, match="x and y differ"):
         kj.row_major_order(np.zeros(3, np.int64), np.zeros(2, np.int64), 100)
+
+
+# ------------------------------------------------------------ extreme coordinates
+
+
+I32 = np.iinfo(np.int32)
+
+
+def extreme_ints(rng: np.random.Generator, k: int, *, int64: bool) -> np.ndarray:
+    """Coordinates anywhere: at and near the int32 (optionally int64) limits, uniform
+    over the whole range, and small."""
+    lo, hi = (I64.min, I64.max) if int64 else (I32.min, I32.max)
+    pools = [
+        rng.integers(lo, hi, k, endpoint=True, dtype=np.int64),
+        lo + rng.integers(0, 3, k), hi - rng.integers(0, 3, k),
+        rng.integers(-3, 4, k),
+        rng.choice(np.array([I32.min, I32.max, I32.min + 1, I32.max - 1, -(2**31 - 10**9), 10**9], np.int64), k),
+    ]
+    pick = rng.integers(0, len(pools), k)
+    return np.choose(pick, pools).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_fuzz_extreme_coordinates_match_reference(seed):
+    rng = np.random.default_rng(1000 + seed)
+    a = make_args(rng, n=int(rng.integers(1, 400)), with_b=seed % 3 != 0)
+    n = len(a["x"])
+    a["x"] = extreme_ints(rng, n, int64=seed % 2 == 0)
+    a["y"] = extreme_ints(rng, n, int64=seed % 2 == 0)
+    a["b_bin"] = extreme_ints(rng, len(a["b_bin"]), int64=True)
+    out = call(a)
+    assert out == reference(a)
+    chips = [c for c in out.split(b'{"x_abs":')[1:]]
+    got = [(int(c.split(b",", 1)[0]), int(c.split(b'"y_abs":', 1)[1].split(b",", 1)[0])) for c in chips]
+    assert got == [(int(a["x"][i]), int(a["y"][i])) for i in a["order"].tolist()]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_row_major_order_extreme_coordinates(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    x = extreme_ints(rng, n, int64=False)
+    y = extreme_ints(rng, n, int64=False)
+    for max_cells in (4 * n + 65536, 2**62, I64.max):
+        dense, order = kj.row_major_order(x, y, max_cells)
+        if dense:
+            assert order.tolist() == reference_order(x, y).tolist()
+    # The whole int32 square is 2**64 cells: never "dense", whatever max_cells says
+    # (width * height would wrap around in int64 and index outside the cell array).
+    corners = np.array([I32.min, I32.max], np.int64)
+    for max_cells in (2**32, 2**62, I64.max):
+        assert kj.row_major_order(corners, corners.copy(), max_cells)[0] is False
+    assert kj.row_major_order(corners, corners.copy(), 0)[0] is False
+    # A line across the whole int32 range is dense only when allowed that many cells.
+    assert kj.row_major_order(corners, np.zeros(2, np.int64), 2**32 - 1)[0] is False

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from failmap_assets.wafer.model import CompanionMap, WaferMap, match_dies
 from failmap_assets.maps.palette import legend
-from failmap_assets.maps.render import bin_summary, grid_for
+from failmap_assets.maps.render import bin_summary, png_fields
 
 SOURCE_KEYS = ("a_key", "a_etag", "b_key", "b_etag")
 
@@ -122,6 +122,7 @@ def wafer_json(
     companion: CompanionMap | None,
     pixels_per_die: int = 4,
     die_match: tuple[np.ndarray, np.ndarray] | None = None,
+    max_pixels: int | None = None,
 ) -> bytes:
     """The per-wafer JSON document as UTF-8 bytes (see module docstring).
 
@@ -141,7 +142,8 @@ def wafer_json(
         "stime": wafer.stime,
         "source": {**{k: source.get(k) for k in SOURCE_KEYS}, **{k: v for k, v in source.items() if k not in SOURCE_KEYS}},
         "flat": wafer.flat,
-        "grid": grid_for(wafer, pixels_per_die),
+        "grid": png_fields(wafer, pixels_per_die, max_pixels)[0],
+        "png": png_fields(wafer, pixels_per_die, max_pixels)[1],
         "format": wafer.format,
         "die_count": int(len(order)),
         "b_die_count": companion.die_count if companion is not None else None,

@@ -72,3 +72,22 @@ def test_text_latin1_fallback_in_kernel_strings():
     valid = np.packbits(np.array([1, 1, 0], bool), bitorder="little")
     assert D.text_array(off, data, valid, 3).to_pylist() == ["°C", "µ", None]
     assert D.text_array(off[:2], data[:2], np.packbits([1], bitorder="little"), 1).type == pa.string()
+
+
+def test_all_null_columns_on_many_threads_never_slice_past_the_shared_zeros():
+    """STDF files are parsed on several threads; the shared zero buffer grows under them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+
+    from failmap_assets.stdf.decode import arrow
+
+    def work(i: int) -> int:
+        total = 0
+        for n in range(1, 3000, 7):
+            total += len(arrow.null_array(pa.float64(), n * (1 + i % 5) * 37))
+        return total
+
+    arrow.ZEROS.buf = None
+    with ThreadPoolExecutor(8) as pool:
+        assert all(t > 0 for t in pool.map(work, range(32)))

@@ -38,17 +38,21 @@ def _bitmap_nonneg(x):
 
 
 class _Zeros:
-    """One lazily-zeroed buffer shared by all-null columns (calloc: pages are never touched)."""
+    """One lazily-zeroed buffer shared by all-null columns (calloc: pages are never touched).
+
+    Files are parsed on several threads: the buffer is swapped for a larger one as a
+    whole (one reference), so a thread never slices a buffer another thread has just
+    declared larger than it is."""
 
     def __init__(self):
-        self.buf = None
-        self.size = 0
+        self.buf: pa.Buffer | None = None
 
     def get(self, nbytes: int) -> pa.Buffer:
-        if self.buf is None or nbytes > self.size:
-            self.size = max(nbytes, 1 << 16)
-            self.buf = pa.py_buffer(np.zeros(self.size, dtype=np.uint8))
-        return self.buf.slice(0, max(nbytes, 0))
+        buf = self.buf
+        if buf is None or nbytes > buf.size:
+            buf = pa.py_buffer(np.zeros(max(nbytes, 1 << 16), dtype=np.uint8))
+            self.buf = buf
+        return buf.slice(0, max(nbytes, 0))
 
 
 ZEROS = _Zeros()
