@@ -46,6 +46,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("FAILMAP_PAIR_WINDOW_S", "pair_window_s", int, 0),
     Variable("FAILMAP_PAIR_GRACE_S", "pair_grace_s", int, 0),
     Variable("FAILMAP_PIXELS_PER_DIE", "pixels_per_die", int, 1),
+    Variable("FAILMAP_MEMORY_BUDGET_MB", "memory_budget_mb", int, 16),
     Variable("FAILMAP_LEASE_SECONDS", "lease_seconds", float, 1),
     Variable("FAILMAP_LEASE_WAIT_SECONDS", "lease_wait_seconds", float, 0),
     Variable("FAILMAP_SENSOR_LOOKBACK_DAYS", "sensor_lookback_days", int, 0),
@@ -74,6 +75,7 @@ class Settings:
     pair_window_s: int = 10               # B partner written within [t_A, t_A + window]
     pair_grace_s: int = 600               # an unmatched A is pending until t_A + window + grace
     pixels_per_die: int = 4
+    memory_budget_mb: int = 256           # objects and decompressed bytes a run holds at once
     lease_seconds: float = 60.0           # a day's writer that stops renewing loses the day after this
     lease_wait_seconds: float = 1800.0    # how long a run waits for another run of the same day
     sensor_lookback_days: int = 2

@@ -122,15 +122,20 @@ def detect_compression(data: bytes) -> str:
 
 
 class _Budget:
-    """How many decompressed bytes one object may produce in total."""
+    """How many decompressed bytes one object may produce in total; ``charge`` (the
+    caller's memory budget) is told every new total before the bytes are kept."""
 
-    def __init__(self, compressed_size: int, max_bytes: int, max_ratio: float):
+    def __init__(self, compressed_size: int, max_bytes: int, max_ratio: float,
+                 charge: Callable[[int], None] | None = None):
         self.compressed_size = compressed_size
         self.max_bytes = max_bytes
         self.max_ratio = max_ratio
         self.limit = max(0, min(max_bytes, int(max_ratio * max(compressed_size, 1))))
+        self.charge = charge
 
     def check(self, produced: int, what: str = "decompressed size") -> None:
+        if self.charge is not None:
+            self.charge(produced)
         if produced > self.limit:
             if produced > self.max_bytes:
                 why = f"exceeds the {self.max_bytes}-byte limit"
@@ -375,14 +380,19 @@ def _unpack_7z(data: bytes, budget: _Budget) -> list[Member]:
     return _sorted([Member(name, w.buf.getvalue()) for name, w in writers.files])
 
 
-def unpack(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_ratio: float = DEFAULT_MAX_RATIO) -> list[Member]:
+def unpack(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_ratio: float = DEFAULT_MAX_RATIO,
+           charge: Callable[[int], None] | None = None) -> list[Member]:
     """The regular-file members of one object, decompressed, in member-name order.
+
+    ``charge``, when given, is called with the running total of decompressed bytes
+    (declared sizes first, where the format has them) before they are allocated; it
+    may raise a ``Rejected`` subclass to stop (a memory budget that is spent).
 
     Raises ``Rejected`` (``bomb`` or ``corrupt_archive``). An archive without any
     regular file returns ``[]``: the caller decides what an empty archive means.
     """
     data = bytes(data)
-    budget = _Budget(len(data), max_bytes, max_ratio)
+    budget = _Budget(len(data), max_bytes, max_ratio, charge)
     kind = detect_compression(data)
     if kind == "plain":
         if len(data) > max_bytes:

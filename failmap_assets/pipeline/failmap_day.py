@@ -42,6 +42,7 @@ from failmap_assets.pipeline import day_state as st
 from failmap_assets.pipeline.day_commit import DaySession
 from failmap_assets.pipeline.day_lease import LeaseOptions
 from failmap_assets.pipeline.day_totals import failmap_totals
+from failmap_assets.pipeline.memory_budget import MemoryBudget, OverBudget, Reservation
 from failmap_assets.pipeline.pairing import UNIT_STATUSES, pair_day
 from failmap_assets.pipeline.progress import Progress
 from failmap_assets.pipeline.wafer_files import WaferFiles
@@ -68,6 +69,7 @@ class RunnerOptions:
     progress_every_s: float = 5.0
     force: bool = False
     lease: LeaseOptions = field(default_factory=LeaseOptions)
+    memory_budget_bytes: int = 256 << 20  # objects and their decompressed bytes held at once
 
 
 @dataclass(frozen=True)
@@ -207,12 +209,20 @@ class _Day:
         progress = Progress(len(work), self.options.progress_every_s, self.log)
         self.log(f"{self.day}: {len(work)} unit(s) to process, {self.report.units_skipped_done} already done")
 
-        def process(i: int, unit: Unit, a_data: bytes, b_data: bytes | None) -> UnitResult:
+        budget = MemoryBudget(self.options.memory_budget_bytes)
+        held: dict[str, Reservation] = {}
+        aside: list[tuple[int, Unit]] = []
+
+        def process(i: int, unit: Unit, a_data: bytes, b_data: bytes | None, alone: bool = False) -> UnitResult | None:
             opts = self.processing
             if i < self.options.previews and not opts.thumbnail:
                 opts = replace(opts, thumbnail=True)
             try:
-                result = process_unit(unit, a_data, b_data, opts)
+                result = process_unit(unit, a_data, b_data, opts, memory=held[unit.a_key])
+            except OverBudget as exc:
+                if not alone:
+                    return None  # set aside: processed alone once the others are done
+                result = UnitResult(unit, rejects=[RejectRow(unit.a_key, unit.a_etag, "a", exc.reason, exc.detail)])
             except Exception as exc:  # noqa: BLE001 - a reader bug on one object must not sink the day
                 self.log(f"internal error on {unit.a_key!r}: {type(exc).__name__}: {exc}")
                 result = UnitResult(unit, rejects=[RejectRow(
@@ -228,6 +238,7 @@ class _Day:
 
         def account(result: UnitResult, nbytes: int, parts: _PartWriter) -> None:
             unit = result.unit
+            held.pop(unit.a_key).release()
             self.report.units_done += 1
             self.report.bytes_in += nbytes
             for w in result.wafers:
@@ -242,6 +253,7 @@ class _Day:
                                             dies=sum(w.die_count for w in result.wafers)))
 
         def failed(unit: Unit, exc: BaseException) -> None:
+            held.pop(unit.a_key).release()
             row = meta[unit.a_key]
             which = "b" if isinstance(exc, _PartnerError) else "a"
             key, etag = (unit.b_key, unit.b_etag) if which == "b" else (unit.a_key, unit.a_etag)
@@ -280,33 +292,59 @@ class _Day:
                 ThreadPoolExecutor(cpu_threads, thread_name_prefix="wafer") as cpu_pool, \
                 _PartWriter(self.out, self.day, self.session.tag, self.options.part_rows) as parts:
             pending: dict[Future, tuple[str, int, Unit, int]] = {}
-            queue = iter(enumerate(work))
+            queue = list(enumerate(work))[::-1]   # popped from the end: in order
 
-            def start_next() -> None:
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending[io_pool.submit(download, nxt[1])] = ("get", nxt[0], nxt[1], 0)
-
-            for _ in range(self.options.max_in_flight):
-                start_next()
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    stage, i, unit, nbytes = pending.pop(fut)
-                    exc = fut.exception()
-                    if exc is not None:
-                        if stage != "get":
-                            raise exc
-                        failed(unit, exc)
-                    elif stage == "get":
-                        a_data, b_data = fut.result()
-                        size = len(a_data) + (len(b_data) if b_data else 0)
-                        pending[cpu_pool.submit(process, i, unit, a_data, b_data)] = ("process", i, unit, size)
+            def fill(alone: bool = False) -> None:
+                """Start downloads while units fit the memory budget by their listed size
+                (a unit larger than the budget is rejected unread; one always runs)."""
+                while queue and len(pending) < (1 if alone else self.options.max_in_flight):
+                    i, unit = queue[-1]
+                    size = meta[unit.a_key]["unit_size"] or 0
+                    if size > budget.total:
+                        queue.pop()
+                        too_big = OverBudget(size, budget.total)
+                        held[unit.a_key] = budget.reservation(0)
+                        account(UnitResult(unit, rejects=[RejectRow(unit.a_key, unit.a_etag, "a", too_big.reason,
+                                                                    f"{size} bytes as listed: {too_big.detail}")]),
+                                0, parts)
+                        progress.tick()
                         continue
-                    else:
-                        account(fut.result(), nbytes, parts)
-                    progress.tick()
-                    start_next()
+                    if not budget.try_take(size, force=not pending):
+                        return
+                    queue.pop()
+                    held[unit.a_key] = budget.reservation(size)
+                    pending[io_pool.submit(download, unit)] = ("get", i, unit, 0)
+
+            def drain(alone: bool = False) -> None:
+                fill(alone)
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        stage, i, unit, nbytes = pending.pop(fut)
+                        exc = fut.exception()
+                        if exc is not None:
+                            if stage != "get":
+                                raise exc
+                            failed(unit, exc)
+                        elif stage == "get":
+                            a_data, b_data = fut.result()
+                            size = len(a_data) + (len(b_data) if b_data else 0)
+                            pending[cpu_pool.submit(process, i, unit, a_data, b_data, alone)] = ("process", i, unit, size)
+                            continue
+                        elif fut.result() is None:
+                            held.pop(unit.a_key).release()
+                            aside.append((i, unit))
+                            self.log(f"{unit.a_key!r} needs more memory than is free: processed alone at the end")
+                            fill(alone)
+                            continue
+                        else:
+                            account(fut.result(), nbytes, parts)
+                        progress.tick()
+                    fill(alone)
+
+            drain()
+            queue.extend(aside[::-1])
+            drain(alone=True)
         for row in unit_rows:
             part = parts.part_of.get(row["unit_key"])
             row["files"] = [part] if part else []
@@ -449,6 +487,10 @@ def _units_of(pairs: pl.DataFrame, a: pl.DataFrame, b: pl.DataFrame) -> pl.DataF
         units = units.with_columns(pl.lit(None, pl.String).alias("key_skip_reason"))
     if "a_time" not in units.columns:
         units = units.with_columns(pl.lit(None, pl.Datetime("us")).alias("a_time"))
+    a_size = a.select(pl.col("key").alias("a_key"), pl.col("etag").alias("a_etag"), pl.col("size").alias("_a_size"))
+    b_size = b.select(pl.col("key").alias("b_key"), pl.col("etag").alias("b_etag"), pl.col("size").alias("_b_size"))
+    units = (units.join(a_size.unique(["a_key", "a_etag"]), on=["a_key", "a_etag"], how="left")
+             .join(b_size.unique(["b_key", "b_etag"]), on=["b_key", "b_etag"], how="left"))
     return units.select(
         pl.col("a_key").alias("unit_key"),
         pl.col("a_etag").alias("unit_etag"),
@@ -457,6 +499,8 @@ def _units_of(pairs: pl.DataFrame, a: pl.DataFrame, b: pl.DataFrame) -> pl.DataF
         "wafer_token",
         "key_skip_reason",
         pl.col("a_time").cast(pl.Datetime("us")).alias("event_time"),
+        # what holding the unit's objects costs: the memory budget admits units by it
+        (pl.col("_a_size").fill_null(0) + pl.col("_b_size").fill_null(0)).alias("unit_size"),
     )
 
 

@@ -20,6 +20,7 @@ from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.formats.failmap_text import parse_failmap_b, sniff_failmap
 from failmap_assets.maps.coordinates import wafer_json
 from failmap_assets.maps.render import render_thumbnail_png, render_wafer_png, too_large
+from failmap_assets.pipeline.memory_budget import OverBudget, Reservation
 from failmap_assets.wafer.rejects import Rejected, RejectRow
 
 
@@ -74,12 +75,18 @@ class UnitResult:
     b_used: bool = False
 
 
-def process_unit(unit: Unit, a_data: bytes, b_data: bytes | None, opts: ProcessingOptions) -> UnitResult:
+def process_unit(unit: Unit, a_data: bytes, b_data: bytes | None, opts: ProcessingOptions,
+                 memory: Reservation | None = None) -> UnitResult:
+    """``memory``: the unit's reservation in the run's memory budget; decompression
+    charges it, and ``OverBudget`` propagates (the caller sets the unit aside)."""
     result = UnitResult(unit)
-    companions = _read_companions(unit, b_data, opts, result) if b_data is not None else {}
+    companions = _read_companions(unit, b_data, opts, result, memory) if b_data is not None else {}
 
     try:
-        members = unpack(a_data, max_bytes=opts.max_bytes, max_ratio=opts.max_ratio)
+        members = unpack(a_data, max_bytes=opts.max_bytes, max_ratio=opts.max_ratio,
+                         charge=memory.charger("a") if memory else None)
+    except OverBudget:
+        raise
     except Rejected as exc:
         if unit.key_skip_reason is not None:
             exc = Rejected("not_a_failmap_key", f"key does not fit the fail-map pattern ({unit.key_skip_reason}); {exc}")
@@ -114,10 +121,14 @@ def process_unit(unit: Unit, a_data: bytes, b_data: bytes | None, opts: Processi
     return result
 
 
-def _read_companions(unit: Unit, b_data: bytes, opts: ProcessingOptions, result: UnitResult) -> dict:
+def _read_companions(unit: Unit, b_data: bytes, opts: ProcessingOptions, result: UnitResult,
+                     memory: Reservation | None) -> dict:
     """B maps by archive member name (None for a plain, single-member B)."""
     try:
-        members = unpack(b_data, max_bytes=opts.max_bytes, max_ratio=opts.max_ratio)
+        members = unpack(b_data, max_bytes=opts.max_bytes, max_ratio=opts.max_ratio,
+                         charge=memory.charger("b") if memory else None)
+    except OverBudget:
+        raise
     except Rejected as exc:
         result.rejects.append(_reject(unit.b_key, unit.b_etag, "b", exc))
         return {}

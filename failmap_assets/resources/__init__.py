@@ -17,7 +17,8 @@ _FIELDS = {
         "s3_endpoint_url": "s3_endpoint_url", "aws_region": "aws_region", "max_workers": "max_workers",
     },
     "failmap_rules": {"window_s": "pair_window_s", "grace_s": "pair_grace_s", "pixels_per_die": "pixels_per_die",
-                      "lease_seconds": "lease_seconds", "lease_wait_seconds": "lease_wait_seconds"},
+                      "lease_seconds": "lease_seconds", "lease_wait_seconds": "lease_wait_seconds",
+                      "memory_budget_mb": "memory_budget_mb"},
     "sensor_rules": {
         "lookback_days": "sensor_lookback_days", "max_runs_per_tick": "sensor_max_runs_per_tick",
         "max_objects_per_tick": "sensor_max_objects_per_tick", "time_budget_seconds": "sensor_time_budget_seconds",

@@ -23,6 +23,8 @@ class FailmapRules(ConfigurableResource):
     max_decompressed_mb: int = Field(default=1024, description="refuse objects that decompress to more (bombs)")
     max_ratio: float = Field(default=1000.0, description="refuse objects with a higher compression ratio (bombs)")
     max_in_flight: int = Field(default=32, description="units held in memory at once inside a run")
+    memory_budget_mb: int = Field(default=256, description="objects and their decompressed bytes a run holds at once; "
+                                  "a unit that needs more alone is rejected as too_large")
     match_rate_warn: float = Field(default=0.9, description="warn when matched / (matched + a_only) is lower")
     lease_seconds: float = Field(default=60.0, description="a day's writer that stops renewing its lease loses the day after this long")
     lease_wait_seconds: float = Field(default=1800.0, description="how long a run waits while another run writes the same day")

@@ -77,7 +77,7 @@ def run_failmap_day(day: date, storage: FailmapStorage, rules: FailmapRules, *, 
             max_ratio=rules.max_ratio,
         ),
         options=RunnerOptions(max_workers=storage.max_workers, max_in_flight=rules.max_in_flight,
-                              force=force, lease=rules.lease()),
+                              force=force, lease=rules.lease(), memory_budget_bytes=rules.memory_budget_mb << 20),
         run_id=run_id,
         log=log,
     )
