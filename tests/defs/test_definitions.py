@@ -51,4 +51,4 @@ def test_shipped_instance_config_loads_with_run_queue_limits(tmp_path):
         settings = instance.get_concurrency_config().run_queue_config
         assert settings.max_concurrent_runs == 2
         keys = {limit["key"] for limit in settings.tag_concurrency_limits}
-        assert {"failmap/pipeline", "dagster/partition", "dagster/backfill"} <= keys
+        assert {"failmap/pipeline", "failmap/day", "dagster/backfill"} <= keys
