@@ -255,3 +255,35 @@ def test_a_reader_bug_on_one_object_is_a_reject_not_a_failed_day(env, monkeypatc
     rejects = table(stores, "failmap_rejects")
     bug = rejects.filter(pl.col("key") == "20260111/L3_02P_20260111_100100.txt").row(0, named=True)
     assert bug["reason"] == "internal_error" and "simulated reader bug" in bug["detail"]
+
+
+@pytest.mark.parametrize("env", ["local"], indirect=True)
+def test_the_ui_shows_the_day_not_the_run(env):
+    """After runs that each saw part of the day (a retest, a late B, a run with nothing
+    new), the last materialization's figures equal the day's totals computed from the
+    committed outputs themselves; a day without dies shows no yield at all."""
+    settings, stores, instance = env
+    empty = metadata(run(settings, instance), "failmap_dies")
+    assert "yield_pct" not in empty and empty["wafers"] == 0
+
+    stores["a"].put("20260111/L1_01P_20260111_080000.txt", a_file("01", "20260111_080000", [(0, 0, 1), (1, 0, 2)]).encode())
+    stores["a"].put("20260111/L1_02P_20260111_090000.txt", a_file("02", "20260111_090000", [(0, 0, 1)]).encode())
+    run(settings, instance)
+    # a retest of wafer 01 hours later, and a B partner for wafer 02
+    stores["a"].put("20260111/L1_01P_20260111_150000.txt", a_file("01", "20260111_150000", [(0, 0, 1), (1, 0, 1), (2, 0, 3)]).encode())
+    stores["b"].put("20260111/L1_02P_20260111_090004.txt",
+                    b"FAILMAP-B 1\nSTIME 20260111_090004\nVALUES 1 V\nDIES 1\n0 0 1 0.5\nEND\n")
+    run(settings, instance)
+    last = metadata(run(settings, instance), "failmap_dies")  # nothing new: still the whole day
+    assert last["run_processed"] == 0 and last["run_committed"] is False
+
+    dies = table(stores, "failmap_dies")
+    latest_a = dies.filter(pl.col("latest") & pl.col("in_a"))
+    assert last["wafers"] == dies["wafer_token"].n_unique() == 2
+    assert last["test_events"] == dies.select("wafer_token", "a_key").unique().height == 3
+    assert last["die_rows"] == dies.height
+    assert last["dies"] == latest_a.height == 4
+    assert last["yield_pct"] == pytest.approx(round(100 * latest_a["pass"].sum() / latest_a.height, 2))
+    pareto = last["bin_pareto"]
+    for b, n in latest_a.group_by("bin").len().iter_rows():
+        assert f"| {b} | {n} |" in pareto
