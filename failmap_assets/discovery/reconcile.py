@@ -8,6 +8,9 @@ folders and compares every object version with the day's commit
 (``DayManifest.needs_run``): a day with an unaccounted version, or with open objects
 that have fallen due, gets a run. A sweep starts every ``period`` and is spread over
 ticks by a time budget; its position is in the cursor, so a restart resumes it.
+Between sweeps, every tick also reads the manifests of the days still in the bucket
+sensors' look-back: a pending A whose grace has passed (or a failed read) gets its
+run within a sensor interval, not at the next sweep.
 
 Cost per sweep: one LIST page per 1,000 keys of every day folder in the window, in
 each watched bucket, plus one manifest GET per day and pipeline.
@@ -71,6 +74,8 @@ class DayVerdict:
     unaccounted: int            # ... whose version the commit does not account for
     due: bool                   # open objects (pending A, failed reads) have fallen due
     committed: bool             # the day has a commit at all
+    generation: int = 0         # of the commit read (run keys: one run per commit that fell due)
+    swept: bool = True          # listed (a sweep) or only its manifest read (a due check)
 
     @property
     def needs_run(self) -> bool:
@@ -101,7 +106,21 @@ def verdict(watched: Watched, day: date, manifest: DayManifest | None, fab_now: 
             if manifest is None or manifest.needs_run(entry_hash(obj.key, obj.etag), fab_now):
                 unaccounted += 1
     return DayVerdict(watched.pipeline, day, listed, unaccounted,
-                      due=manifest is not None and manifest.due(fab_now), committed=manifest is not None)
+                      due=manifest is not None and manifest.due(fab_now), committed=manifest is not None,
+                      generation=manifest.generation if manifest else 0)
+
+
+def due_checks(watched: Sequence[Watched], days: Sequence[date],
+               read_manifest: Callable[[str, date], DayManifest | None], fab_now: datetime) -> list[DayVerdict]:
+    """Days whose committed open objects have fallen due (one manifest read per day)."""
+    out = []
+    for d in days:
+        for w in watched:
+            manifest = read_manifest(w.pipeline, d)
+            if manifest is not None and manifest.due(fab_now):
+                out.append(DayVerdict(w.pipeline, d, 0, 0, due=True, committed=True,
+                                      generation=manifest.generation, swept=False))
+    return out
 
 
 def plan(
@@ -113,23 +132,29 @@ def plan(
     window_days: int,
     period_s: float,
     time_budget_s: float,
+    recent_days: int = 0,
     read_manifest: Callable[[str, date], DayManifest | None],
     fab_now: datetime,
     wall: Callable[[], float] = time.time,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReconcilePlan:
-    """Continue (or start, once ``period_s`` has passed since the last one) the sweep."""
+    """Continue (or start, once ``period_s`` has passed since the last one) the sweep;
+    and check the last ``recent_days`` + today for open objects that fell due."""
     nxt = ReconcileCursor(cursor.sweep_started, cursor.position, cursor.last_done, cursor.sweeps)
     now = wall()
+    recent = [today - timedelta(days=i) for i in range(recent_days, -1, -1) if today - timedelta(days=i) >= first_day]
     if nxt.sweep_started is None:
         if nxt.last_done is not None and now - nxt.last_done < period_s:
-            return ReconcilePlan(nxt)
+            return ReconcilePlan(nxt, due_checks(watched, recent, read_manifest, fab_now))
         nxt.sweep_started, nxt.position = now, 0
     work = [(w, d) for d in sweep_days(today, first_day, window_days) for w in watched]
     deadline = clock() + time_budget_s
     result = ReconcilePlan(nxt)
     while nxt.position < len(work):
         if clock() > deadline:
+            swept = {(v.pipeline, v.day) for v in result.verdicts}
+            result.verdicts += [v for v in due_checks(watched, recent, read_manifest, fab_now)
+                                if (v.pipeline, v.day) not in swept]
             return result
         w, d = work[nxt.position]
         result.verdicts.append(verdict(w, d, read_manifest(w.pipeline, d), fab_now))

@@ -51,6 +51,7 @@ def reconcile_sensor(context: SensorEvaluationContext, storage: FailmapStorage, 
         window_days=sensor_rules.reconcile_days,
         period_s=sensor_rules.reconcile_period_seconds,
         time_budget_s=sensor_rules.time_budget_seconds,
+        recent_days=sensor_rules.lookback_days,
         read_manifest=lambda pipeline, day: read_manifest(out, pipeline, day)[0],
         fab_now=fab_now,
         wall=lambda: now.timestamp(),
@@ -62,11 +63,13 @@ def reconcile_sensor(context: SensorEvaluationContext, storage: FailmapStorage, 
             metadata={"reconciled_at": stamp, "objects_listed": v.listed, "objects_unaccounted": v.unaccounted,
                       "pending_due": v.due, "committed_before": v.committed, "run_requested": v.needs_run},
         )
-        for v in result.verdicts
+        for v in result.verdicts if v.swept
     ]
     requests = [
         RunRequest(
-            run_key=f"reconcile:{v.pipeline}:{v.day}:{result.cursor.sweeps}:{cursor.sweep_started or stamp}",
+            # one run per sweep and day; for a due check, one per commit that fell due
+            run_key=(f"reconcile:{v.pipeline}:{v.day}:{result.cursor.sweeps}:{cursor.sweep_started or stamp}"
+                     if v.swept else f"reconcile-due:{v.pipeline}:{v.day}:g{v.generation}"),
             job_name=JOB_OF[v.pipeline].name,
             partition_key=v.day.isoformat(),
             tags={"failmap/trigger": "reconcile_sensor", "failmap/day": f"{v.pipeline}:{v.day}",
