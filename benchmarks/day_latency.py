@@ -97,6 +97,9 @@ def main() -> int:
     # pending for the pairing grace (10 min) by the contract, and are reported apart.
     with_b = {a.key for a in a_objs if a.partner and a.partner in by_key}
 
+    from dagster import DagsterInstance
+
+    DagsterInstance.get().dispose()  # create the SQLite storage once, before two processes race to
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -118,6 +118,14 @@ class DaySession:
     def garbage(self, keep: set[str]) -> list[str]:
         return sorted(k for k in self.files_on_disk() if k not in keep)
 
+    def sweep_temporaries(self) -> int:
+        """Remove temp files and unfinished uploads of writers that died (every run does,
+        also one with nothing to commit: they are never listed, so nothing else sees them)."""
+        self.lease.check()
+        cutoff = datetime.now(UTC) - STALE_TEMP_AGE
+        return sum(len(self.store.remove_stale_temporaries(prefix, cutoff))
+                   for prefix in [*self.prefixes, *wafer_dirs(self.day)])
+
     def commit(self, manifest: DayManifest) -> DayManifest:
         """Make ``manifest`` the day's (see the module docstring), then remove what it no
         longer names. Raises ManifestConflict / LeaseLost when this run lost the day."""
@@ -136,10 +144,7 @@ class DaySession:
         for key in self.garbage(keep):
             self.store.delete(key)
             removed += 1
-        cutoff = datetime.now(UTC) - STALE_TEMP_AGE
-        for prefix in [*self.prefixes, *wafer_dirs(self.day)]:
-            stale = self.store.remove_stale_temporaries(prefix, cutoff)
-            removed += len(stale)
+        removed += self.sweep_temporaries()
         if removed:
             self.log(f"removed {removed} superseded or left-over file(s) of {self.pipeline} {self.day}")
         return removed

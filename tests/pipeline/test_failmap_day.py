@@ -148,3 +148,21 @@ def test_a_failed_part_upload_fails_the_run_and_leaves_the_old_day(tmp_path: Pat
     assert report.committed and report.units_skipped_done == 0
     units = committed(stores["out"], PIPELINE, DAY, "units")
     assert units["outcome"].to_list() == ["ok"] * units.height
+
+
+def test_temp_files_of_dead_writers_are_removed_even_by_a_run_with_nothing_new(tmp_path: Path) -> None:
+    import os
+    import time
+
+    stores = stores_in(tmp_path)
+    synthetic_day(stores, wafers=2)
+    run(stores)
+    folder = tmp_path / "out" / "json" / DAY.isoformat()
+    dead, live = folder / ".tmp-0123456789abcdef", folder / ".tmp-fedcba9876543210"
+    dead.write_bytes(b"half a JSON")   # left by a writer killed an hour ago
+    live.write_bytes(b"being written")  # a writer busy right now
+    an_hour_ago = time.time() - 3600
+    os.utime(dead, (an_hour_ago, an_hour_ago))
+    again = run(stores, run_id="r2")
+    assert not again.committed
+    assert not dead.exists() and live.exists()
