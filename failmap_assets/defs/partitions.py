@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import BackfillPolicy, BetaWarning, DailyPartitionsDefinition
+from dagster import BackfillPolicy, BetaWarning, DailyPartitionsDefinition, PreviewWarning
 
 from failmap_assets.settings import Settings
 
@@ -28,3 +28,6 @@ daily_partitions = DailyPartitionsDefinition(
 daily_backfill_policy = BackfillPolicy.multi_run(max_partitions_per_run=1)
 # Chosen deliberately (see above); Dagster's beta notice for it would greet every load.
 warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy`", category=BetaWarning)
+# The day's checks are partitioned (a check result belongs to its day, so one bad day
+# cannot turn a later day's badge red, nor a good day hide a bad one): chosen too.
+warnings.filterwarnings("ignore", message=r"Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
