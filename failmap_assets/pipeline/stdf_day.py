@@ -234,6 +234,7 @@ class _StdfDay:
         self.log(f"{self.day}: redrawing {stale.height} wafer(s) whose latest test event changed")
         for (key, etag), group in stale.group_by(["unit_key", "unit_etag"]):
             tokens = set(group["wafer_token"].to_list())
+            drawn = []
             try:
                 parsed = parse_stdf(self.source.get(key, if_match=etag), file_id=file_id_of(key),
                                     name=key.rsplit("/", 1)[-1])
@@ -241,10 +242,13 @@ class _StdfDay:
                 for wafer in wafer_maps(parsed, retest_rule=self.retest_rule):
                     token = stdf_wafer_token(wafer.lot, wafer.wafer)
                     if token in tokens:
-                        png, js = self._draw(wafer, token, key, etag)
-                        writer.offer(token, key, event_time, png, js, force=True)
+                        drawn.append((token, event_time, *self._draw(wafer, token, key, etag)))
             except Exception as exc:  # noqa: BLE001 - the next run draws it (the event stays undrawn)
                 self.log(f"could not redraw {key!r}: {type(exc).__name__}: {exc}")
+            # Output writes are not caught (as in the fail-map day): an unwritable store
+            # fails the run instead of committing the wafer undrawn as if all were well.
+            for token, event_time, png, js in drawn:
+                writer.offer(token, key, event_time, png, js, force=True)
         return writer.settle(events)
 
     def _event(self, wafer, token, key, etag, event_time, png_ok: bool) -> dict:
