@@ -303,7 +303,8 @@ class _StdfDay:
                                    if f.startswith(f"parquet/stdf/{table}/"))
         state = {"units": s.write_state("units", units), "events": s.write_state("events", events),
                  "rejects": s.write_state("rejects", rejects)}
-        retry = units.filter(pl.col("outcome") == "read_error")
+        # retried while it has attempts left; after that a final read_error (not open)
+        retry = units.filter((pl.col("outcome") == "read_error") & (pl.col("attempts") < st.MAX_READ_ATTEMPTS))
         manifest = DayManifest(
             pipeline=PIPELINE, day=self.day, tables=tables, state=state, wafer_files=writer.files(events),
             seen={entry_hash(k, e) for k, e in listing.select("key", "etag").iter_rows()},
