@@ -17,7 +17,8 @@ from failmap_assets.defs.jobs import failmap_day_job, stdf_day_job
 from failmap_assets.defs.partitions import daily_partitions
 from failmap_assets.discovery.reconcile import ReconcileCursor, Watched, plan
 from failmap_assets.resources import FailmapStorage, SensorRules
-from failmap_assets.sensors.bucket_sensors import current_time, interval_seconds
+from failmap_assets.sensors import bucket_sensors
+from failmap_assets.sensors.bucket_sensors import interval_seconds
 from failmap_assets.storage.day_manifest import read_manifest
 
 JOB_OF = {"failmap": failmap_day_job, "stdf": stdf_day_job}
@@ -36,7 +37,7 @@ ASSET_OF = {"failmap": "failmap_dies", "stdf": "stdf_tables"}
     ),
 )
 def reconcile_sensor(context: SensorEvaluationContext, storage: FailmapStorage, sensor_rules: SensorRules):
-    now = current_time()
+    now = bucket_sensors.current_time()  # looked up at each tick: tests replace the sensors' clock
     tz = ZoneInfo(daily_partitions.timezone)
     fab_now = now.astimezone(tz).replace(tzinfo=None)
     today = fab_now.date()
