@@ -1,12 +1,14 @@
 """Late files: a slow sweep over the days the bucket sensors no longer look at.
 
 The bucket sensors re-list only the last few days (their look-back). A file that
-lands in an older day folder, a pending A whose grace has passed, or a read that
-failed would otherwise wait for nobody. The reconcile sweep walks the day folders of
-the reconcile window (default the last 30 days), oldest first, lists each day's own
-folders and compares every object version with the day's commit
-(``DayManifest.needs_run``): a day with an unaccounted version, or with open objects
-that have fallen due, gets a run. A sweep starts every ``period`` and is spread over
+lands in an older day folder, a pending A whose grace has passed, a read that
+failed, or an object deleted from a committed day (the bucket sensors request runs
+for new versions only) would otherwise wait for nobody. The reconcile sweep walks
+the day folders of the reconcile window (default the last 30 days), oldest first,
+lists each day's own folders and compares every object version with the day's commit
+(``DayManifest.needs_run``): a day with an unaccounted version, with open objects
+that have fallen due, or whose commit was computed from more objects of its own
+folders than are still there, gets a run. A sweep starts every ``period`` and is spread over
 ticks by a time budget; its position is in the cursor, so a restart resumes it.
 
 Cost per sweep: one LIST page per 1,000 keys of every day folder in the window, in
@@ -71,10 +73,11 @@ class DayVerdict:
     unaccounted: int            # ... whose version the commit does not account for
     due: bool                   # open objects (pending A, failed reads) have fallen due
     committed: bool             # the day has a commit at all
+    gone: int = 0               # objects the commit was computed from that are no longer there
 
     @property
     def needs_run(self) -> bool:
-        return self.unaccounted > 0 or self.due
+        return self.unaccounted > 0 or self.due or self.gone > 0
 
 
 @dataclass
@@ -93,15 +96,37 @@ def sweep_days(today: date, first_day: date, window_days: int) -> list[date]:
     return [start + timedelta(days=i) for i in range((today - start).days + 1)]
 
 
+def committed_objects(manifest: DayManifest) -> int | None:
+    """How many objects of the day's own folders the commit was computed from (the
+    figures of its listings), or None when the manifest does not say."""
+    totals = manifest.totals or {}
+    try:
+        if manifest.pipeline == "stdf":
+            return int(totals["files"])
+        listings = totals["listings"]
+        return sum(int(listings[name]["objects"]) for name in ("bucket_a_objects", "bucket_b_objects"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def verdict(watched: Watched, day: date, manifest: DayManifest | None, fab_now: datetime) -> DayVerdict:
-    listed = unaccounted = 0
+    listed = unaccounted = known = 0
     for store in watched.stores:
         for obj in store.list(day_prefix(day)):
             listed += 1
-            if manifest is None or manifest.needs_run(entry_hash(obj.key, obj.etag), fab_now):
+            version = entry_hash(obj.key, obj.etag)
+            if manifest is None or manifest.needs_run(version, fab_now):
                 unaccounted += 1
+            if manifest is not None and version in manifest.seen:
+                known += 1
+    # Every object of the day's folders the commit listed is still listed with the same
+    # version unless it was deleted or replaced since: fewer known ones means the commit
+    # still holds rows of objects that are gone (a replacement is also unaccounted).
+    committed = committed_objects(manifest) if manifest is not None else None
+    gone = max(0, committed - known) if committed is not None else 0
     return DayVerdict(watched.pipeline, day, listed, unaccounted,
-                      due=manifest is not None and manifest.due(fab_now), committed=manifest is not None)
+                      due=manifest is not None and manifest.due(fab_now), committed=manifest is not None,
+                      gone=gone)
 
 
 def plan(
