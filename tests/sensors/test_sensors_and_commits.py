@@ -123,7 +123,7 @@ def test_a_day_committed_between_the_request_and_the_run_makes_the_run_a_quick_n
     requests = {s.name: tick(s, instance, storage, None).run_requests for s in (bucket_a_sensor, stdf_sensor)}
     assert [r.partition_key for r in requests["bucket_a_sensor"]] == [TODAY.isoformat()]
     run_day_cli(TODAY, capsys)   # another run does the day first (a backfill, the other sensor's run)
-    seconds = {}
+    seconds, inner = {}, {}
     for name, assets in (("bucket_a_sensor", FAILMAP_ASSETS), ("stdf_sensor", STDF_ASSETS)):
         (rr,) = requests[name]
         started = time.perf_counter()
@@ -136,8 +136,10 @@ def test_a_day_committed_between_the_request_and_the_run_makes_the_run_a_quick_n
         dies_or_tables = mats.get("failmap_dies") or mats["stdf_tables"]
         assert dies_or_tables["run_committed"].value is False and dies_or_tables["run_processed"].value == 0
         assert all(c.passed for c in result.get_asset_check_evaluations())
-    print(f"no-op day runs through materialize: failmap {seconds['bucket_a_sensor']:.2f} s, "
-          f"stdf {seconds['stdf_sensor']:.2f} s (wall time, including Dagster's run overhead)")
+        inner[name] = dies_or_tables["run_seconds"].value
+    print(f"no-op day runs through materialize (wall time): failmap {seconds['bucket_a_sensor']:.2f} s "
+          f"(the day runner itself {inner['bucket_a_sensor']:.2f} s), stdf {seconds['stdf_sensor']:.2f} s "
+          f"(runner {inner['stdf_sensor']:.2f} s); the rest is Dagster's run, events and checks")
 
 
 # ----- the reconcile sensor -------------------------------------------------------------------------
