@@ -1,12 +1,14 @@
 """Late files: a slow sweep over the days the bucket sensors no longer look at.
 
 The bucket sensors re-list only the last few days (their look-back). A file that
-lands in an older day folder, a pending A whose grace has passed, or a read that
-failed would otherwise wait for nobody. The reconcile sweep walks the day folders of
-the reconcile window (default the last 30 days), oldest first, lists each day's own
-folders and compares every object version with the day's commit
-(``DayManifest.needs_run``): a day with an unaccounted version, or with open objects
-that have fallen due, gets a run. A sweep starts every ``period`` and is spread over
+lands in an older day folder, a pending A whose grace has passed, a read that
+failed, or an object deleted from a committed day (the bucket sensors request runs
+for new versions only) would otherwise wait for nobody. The reconcile sweep walks
+the day folders of the reconcile window (default the last 30 days), oldest first,
+lists each day's own folders and compares every object version with the day's commit
+(``DayManifest.needs_run``): a day with an unaccounted version, with open objects
+that have fallen due, or whose commit was computed from more objects of its own
+folders than are still there, gets a run. A sweep starts every ``period`` and is spread over
 ticks by a time budget; its position is in the cursor, so a restart resumes it.
 Between sweeps, every tick also reads the manifests of the days still in the bucket
 sensors' look-back: a pending A whose grace has passed (or a failed read) gets its
@@ -76,10 +78,11 @@ class DayVerdict:
     committed: bool             # the day has a commit at all
     generation: int = 0         # of the commit read (run keys: one run per commit that fell due)
     swept: bool = True          # listed (a sweep) or only its manifest read (a due check)
+    gone: int = 0               # objects the commit was computed from that are no longer there
 
     @property
     def needs_run(self) -> bool:
-        return self.unaccounted > 0 or self.due
+        return self.unaccounted > 0 or self.due or self.gone > 0
 
 
 @dataclass
@@ -100,14 +103,20 @@ def sweep_days(today: date, first_day: date, window_days: int) -> list[date]:
 
 def verdict(watched: Watched, day: date, manifest: DayManifest | None, fab_now: datetime) -> DayVerdict:
     listed = unaccounted = 0
+    versions: set[int] = set()
     for store in watched.stores:
         for obj in store.list(day_prefix(day)):
             listed += 1
-            if manifest is None or manifest.needs_run(entry_hash(obj.key, obj.etag), fab_now):
+            version = entry_hash(obj.key, obj.etag)
+            versions.add(version)
+            if manifest is None or manifest.needs_run(version, fab_now):
                 unaccounted += 1
+    # The commit's own objects that are no longer listed were deleted or replaced since:
+    # the commit still holds their rows.
+    gone = len(manifest.own - versions) if manifest is not None else 0
     return DayVerdict(watched.pipeline, day, listed, unaccounted,
                       due=manifest is not None and manifest.due(fab_now), committed=manifest is not None,
-                      generation=manifest.generation if manifest else 0)
+                      generation=manifest.generation if manifest else 0, gone=gone)
 
 
 def due_checks(watched: Sequence[Watched], days: Sequence[date],

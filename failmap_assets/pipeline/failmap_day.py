@@ -463,9 +463,11 @@ class _Day:
         }
         wafer_files = writer.files(events)
         seen, open_, due = _versions(a, b, pairs, unit_rows, self.pairing)
+        own = {entry_hash(k, e) for df in (a, b)
+               for k, e in df.filter(pl.col("in_partition")).select("key", "etag").iter_rows()}
         manifest = DayManifest(
             pipeline=PIPELINE, day=self.day, tables=tables, state=state, wafer_files=wafer_files,
-            seen=seen, open=open_, next_due=due, inputs=inputs,
+            seen=seen, own=own, open=open_, next_due=due, inputs=inputs,
             totals=failmap_totals(events, unit_rows, day_rejects, pairs, a, b),
         )
         s.commit(manifest)
@@ -558,7 +560,8 @@ def _versions(a: pl.DataFrame, b: pl.DataFrame, pairs: pl.DataFrame, unit_rows: 
     seen = {entry_hash(k, e) for df in (a, b) for k, e in df.select("key", "etag").iter_rows()}
     pending = pairs.filter(pl.col("status") == "pending")
     open_ = {entry_hash(k, e) for k, e in pending.select("a_key", "a_etag").iter_rows()}
-    retry = unit_rows.filter(pl.col("outcome") == "read_error")
+    # a failed read is retried while it has attempts left; after that it is final (not open)
+    retry = unit_rows.filter((pl.col("outcome") == "read_error") & (pl.col("attempts") < st.MAX_READ_ATTEMPTS))
     for k, e, pk, pe in retry.select("unit_key", "unit_etag", "partner_key", "partner_etag").iter_rows():
         open_.add(entry_hash(k, e))
         if pk:

@@ -235,6 +235,7 @@ class _StdfDay:
         self.log(f"{self.day}: redrawing {stale.height} wafer(s) whose latest test event changed")
         for (key, etag), group in stale.group_by(["unit_key", "unit_etag"]):
             tokens = set(group["wafer_token"].to_list())
+            drawn = []
             try:
                 parsed = parse_stdf(self.source.get(key, if_match=etag), file_id=file_id_of(key),
                                     name=key.rsplit("/", 1)[-1])
@@ -242,10 +243,13 @@ class _StdfDay:
                 for wafer in wafer_maps(parsed, retest_rule=self.retest_rule):
                     token = stdf_wafer_token(wafer.lot, wafer.wafer)
                     if token in tokens:
-                        png, js = self._draw(wafer, token, key, etag)
-                        writer.offer(token, key, event_time, png, js, force=True)
+                        drawn.append((token, event_time, *self._draw(wafer, token, key, etag)))
             except Exception as exc:  # noqa: BLE001 - the next run draws it (the event stays undrawn)
                 self.log(f"could not redraw {key!r}: {type(exc).__name__}: {exc}")
+            # Output writes are not caught (as in the fail-map day): an unwritable store
+            # fails the run instead of committing the wafer undrawn as if all were well.
+            for token, event_time, png, js in drawn:
+                writer.offer(token, key, event_time, png, js, force=True)
         return writer.settle(events)
 
     def _event(self, wafer, token, key, etag, event_time, png_ok: bool) -> dict:
@@ -300,10 +304,12 @@ class _StdfDay:
                                    if f.startswith(f"parquet/stdf/{table}/"))
         state = {"units": s.write_state("units", units), "events": s.write_state("events", events),
                  "rejects": s.write_state("rejects", rejects)}
-        retry = units.filter(pl.col("outcome") == "read_error")
+        # retried while it has attempts left; after that a final read_error (not open)
+        retry = units.filter((pl.col("outcome") == "read_error") & (pl.col("attempts") < st.MAX_READ_ATTEMPTS))
         manifest = DayManifest(
             pipeline=PIPELINE, day=self.day, tables=tables, state=state, wafer_files=writer.files(events),
             seen={entry_hash(k, e) for k, e in listing.select("key", "etag").iter_rows()},
+            own={entry_hash(k, e) for k, e in listing.select("key", "etag").iter_rows()},
             open={entry_hash(k, e) for k, e in retry.select("unit_key", "unit_etag").iter_rows()},
             next_due=datetime.min.isoformat(sep=" ") if retry.height else None,
             totals={**wafer_totals(events), **unit_totals(units), **reject_totals(day_rejects),

@@ -1,4 +1,4 @@
-"""reconcile_sensor: late files, pending A files past their grace, failed reads.
+"""reconcile_sensor: late files, pending A files past their grace, failed reads, deletions.
 
 Dagster wiring of ``discovery/reconcile.py``. Each swept day also gets an
 observation on its ``failmap_dies`` / ``stdf_tables`` partition (when it was last
@@ -17,7 +17,8 @@ from failmap_assets.defs.jobs import failmap_day_job, stdf_day_job
 from failmap_assets.defs.partitions import daily_partitions
 from failmap_assets.discovery.reconcile import ReconcileCursor, Watched, plan
 from failmap_assets.resources import FailmapStorage, SensorRules
-from failmap_assets.sensors.bucket_sensors import current_time, interval_seconds
+from failmap_assets.sensors import bucket_sensors
+from failmap_assets.sensors.bucket_sensors import interval_seconds
 from failmap_assets.storage.day_manifest import read_manifest
 
 JOB_OF = {"failmap": failmap_day_job, "stdf": stdf_day_job}
@@ -31,12 +32,12 @@ ASSET_OF = {"failmap": "failmap_dies", "stdf": "stdf_tables"}
     description=(
         "Every reconcile period, sweeps the day folders of the reconcile window (default 30 days back) and "
         "requests a run for any day with an object its commit does not account for (a late file), a pending "
-        "A file past its grace, or a failed read to retry. Each swept day gets an observation: when it was "
-        "last reconciled."
+        "A file past its grace, a failed read to retry, or objects deleted since its commit. Each swept day "
+        "gets an observation: when it was last reconciled."
     ),
 )
 def reconcile_sensor(context: SensorEvaluationContext, storage: FailmapStorage, sensor_rules: SensorRules):
-    now = current_time()
+    now = bucket_sensors.current_time()  # looked up at each tick: tests replace the sensors' clock
     tz = ZoneInfo(daily_partitions.timezone)
     fab_now = now.astimezone(tz).replace(tzinfo=None)
     today = fab_now.date()
@@ -61,7 +62,8 @@ def reconcile_sensor(context: SensorEvaluationContext, storage: FailmapStorage, 
         AssetObservation(
             asset_key=ASSET_OF[v.pipeline], partition=v.day.isoformat(),
             metadata={"reconciled_at": stamp, "objects_listed": v.listed, "objects_unaccounted": v.unaccounted,
-                      "pending_due": v.due, "committed_before": v.committed, "run_requested": v.needs_run},
+                      "objects_gone": v.gone, "pending_due": v.due, "committed_before": v.committed,
+                      "run_requested": v.needs_run},
         )
         for v in result.verdicts if v.swept
     ]
@@ -73,7 +75,7 @@ def reconcile_sensor(context: SensorEvaluationContext, storage: FailmapStorage, 
             job_name=JOB_OF[v.pipeline].name,
             partition_key=v.day.isoformat(),
             tags={"failmap/trigger": "reconcile_sensor", "failmap/day": f"{v.pipeline}:{v.day}",
-                  "failmap/objects_count": str(v.unaccounted)},
+                  "failmap/objects_count": str(v.unaccounted), "failmap/objects_gone": str(v.gone)},
         )
         for v in result.runs
     ]

@@ -42,6 +42,7 @@ class DayManifest:
     state: dict[str, str] = field(default_factory=dict)         # units / events / rejects -> file
     wafer_files: dict[str, str] = field(default_factory=dict)   # PNG / JSON of the day's wafers -> ETag written
     seen: set[int] = field(default_factory=set)                 # object versions accounted for
+    own: set[int] = field(default_factory=set)                  # ... of which in the day's own folders
     open: set[int] = field(default_factory=set)                 # ... of which still need a run
     next_due: str | None = None                                 # fab time a pending object falls due
     inputs: str = ""                                            # digest of what the commit was computed from
@@ -80,6 +81,7 @@ class DayManifest:
                 "state": dict(sorted(self.state.items())),
                 "wafer_files": dict(sorted(self.wafer_files.items())),
                 "seen": encode_hashes(self.seen),
+                "own": encode_hashes(self.own),
                 "open": encode_hashes(self.open),
                 "next_due": self.next_due,
                 "inputs": self.inputs,
@@ -105,6 +107,7 @@ class DayManifest:
                 state=dict(d["state"]),
                 wafer_files=dict(d["wafer_files"]),
                 seen=decode_hashes(d["seen"]),
+                own=decode_hashes(d["own"]) if "own" in d else set(),
                 open=decode_hashes(d["open"]),
                 next_due=d.get("next_due"),
                 inputs=d.get("inputs", ""),
