@@ -401,9 +401,10 @@ class _Day:
         changed = flags.join(written, on=["wafer_token", "unit_key"], how="inner").filter(
             pl.col("latest") != pl.col("_was"))["unit_key"].unique().to_list()
         dropped_keys = set(dropped["unit_key"].to_list())
-        touched = set(changed) | dropped_keys
+        # parts whose flags are stale (old or new parts), and old parts holding rows of
+        # dropped units (a redone unit's new rows are in a new part already)
         part_of_unit = unit_rows.select("unit_key", pl.col("files").list.first().alias("part"))
-        affected = set(part_of_unit.filter(pl.col("unit_key").is_in(list(touched)))["part"].drop_nulls().to_list())
+        affected = set(part_of_unit.filter(pl.col("unit_key").is_in(changed))["part"].drop_nulls().to_list())
         if dropped_keys and manifest is not None:
             committed_units = st.conform(self.session.state_table("units"), st.UNITS_SCHEMA)
             for files in committed_units.filter(pl.col("unit_key").is_in(list(dropped_keys)))["files"].to_list():

@@ -166,3 +166,12 @@ def test_temp_files_of_dead_writers_are_removed_even_by_a_run_with_nothing_new(t
     again = run(stores, run_id="r2")
     assert not again.committed
     assert not dead.exists() and live.exists()
+
+
+def test_a_forced_run_writes_each_part_once(tmp_path: Path) -> None:
+    stores = stores_in(tmp_path)
+    synthetic_day(stores, wafers=6)
+    first = run(stores, part_rows=4000)
+    forced = run(stores, part_rows=4000, run_id="r2", force=True)
+    assert forced.parts_rewritten == 0 and len(forced.part_files) == len(first.part_files)
+    assert forced.totals == first.totals
