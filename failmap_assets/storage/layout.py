@@ -34,7 +34,7 @@ def safe_name(text: str, max_len: int = 120, *, force_digest: bool = False) -> s
 
     Unsafe characters become ``_``; whenever anything was changed (or the name is too
     long, or starts with ``.``, which would make it hidden, ``.``/``..`` or a store's
-    reserved temp-file name such as ``.tmp-...``), a short digest of the original is
+    reserved temp-file name such as ``.~tmp-...``), a short digest of the original is
     appended, so two different names never collide on one file and no result is ever
     a reserved name: every result starts with a letter, digit, ``_`` or ``-``.
     """

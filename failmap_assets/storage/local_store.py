@@ -22,7 +22,7 @@ clock has not ticked. Copying the folder elsewhere changes every ETag, which
 makes consumers see the objects as new once. Content types are not stored.
 
 Conditional writes hold an exclusive ``flock`` on a lock file beside the target
-(``.tmp-lock-<hash of the name>``, never listed) while they check the condition and
+(``.~tmp-lock-<hash of the name>``, never listed) while they check the condition and
 rename, so they are atomic among conditional writers of any process on this host
 (and on file systems whose flock is shared between hosts). An unconditional ``put``
 takes no lock: it may land between another writer's check and its rename, as an
@@ -55,7 +55,7 @@ from failmap_assets.storage.object_store import (
 )
 
 #: Name prefix of in-progress writes; such files are never listed, and keys may not use it.
-TEMP_PREFIX = ".tmp-"
+TEMP_PREFIX = ".~tmp-"
 #: Lock files of conditional writes: temp files too, so never listed and cleaned up alike.
 LOCK_PREFIX = f"{TEMP_PREFIX}lock-"
 #: S3's own key limit; keeps keys portable between the two backends.
@@ -306,7 +306,7 @@ class LocalObjectStore(ObjectStore):
             return  # missing, or a folder (a prefix, not an object): nothing to delete
 
     def remove_stale_temporaries(self, prefix: str, older_than: datetime) -> list[str]:
-        """Remove ``.tmp-*`` files (temp files and lock files of writers that died) last
+        """Remove ``.~tmp-*`` files (temp files and lock files of writers that died) last
         modified before ``older_than``, in every folder below ``prefix``; lock files only
         when nobody holds them. Returns their paths relative to the root."""
         check_aware(older_than, "older_than")

@@ -78,9 +78,8 @@ TMP_KEY = "20260111/.tmp-x_01P_20260111_120000.txt"
 @pytest.mark.parametrize("output", ["local", "s3"])
 def test_a_lot_token_starting_with_tmp_is_processed_and_gets_safe_file_names(s3_env, s3_server, output,
                                                                              tmp_path: Path) -> None:
-    """``.tmp-x`` fits the key grammar's lot token. A local folder reserves such names for
-    its own temp files (it cannot hold this key), so the source is S3, written by another
-    tool (boto3, as a tester's uploader would)."""
+    """``.tmp-x`` fits the key grammar's lot token; here the source is S3, written by
+    another tool (boto3, as a tester's uploader would)."""
     endpoint = os.environ["FAILMAP_S3_ENDPOINT_URL"]
     bucket = s3_env.removeprefix("s3://")
     s3_server.client().put_object(Bucket=bucket, Key=f"a/{TMP_KEY}", Body=a_file(".tmp-x", "01", "20260111_120000"))
@@ -107,6 +106,18 @@ def test_a_lot_token_starting_with_tmp_is_processed_and_gets_safe_file_names(s3_
     again = fm_run(a, b, out, "run2")  # nothing stays to do
     assert not again.committed and again.units_done == 0
     assert_clean(out, "failmap", DAY)
+
+
+def test_a_tmp_lot_token_in_a_local_source_folder_is_listed_and_processed(tmp_path: Path) -> None:
+    """A local folder's own temp files use a prefix no fail-map key can start with
+    (``.~tmp-``: ``~`` is outside the grammar), so ``.tmp-x`` keys are ordinary objects."""
+    a, b, out = local(tmp_path, "a", "b", "out")
+    a.put(TMP_KEY, a_file(".tmp-x", "01", "20260111_120000"))
+    assert [o.key for o in a.list("20260111/")] == [TMP_KEY]
+    report = fm_run(a, b, out, "run1")
+    assert report.committed and report.units_done == 1
+    assert committed(out, "failmap", "failmap_dies").filter(pl.col("a_key") == TMP_KEY).height == 12
+    assert out.head(json_key(DAY, ".tmp-x_01P")) is not None
 
 
 def test_an_stdf_file_whose_mir_lot_is_tmp_x_is_processed(tmp_path: Path) -> None:

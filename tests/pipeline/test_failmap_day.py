@@ -158,7 +158,7 @@ def test_temp_files_of_dead_writers_are_removed_even_by_a_run_with_nothing_new(t
     synthetic_day(stores, wafers=2)
     run(stores)
     folder = tmp_path / "out" / "json" / DAY.isoformat()
-    dead, live = folder / ".tmp-0123456789abcdef", folder / ".tmp-fedcba9876543210"
+    dead, live = folder / ".~tmp-0123456789abcdef", folder / ".~tmp-fedcba9876543210"
     dead.write_bytes(b"half a JSON")   # left by a writer killed an hour ago
     live.write_bytes(b"being written")  # a writer busy right now
     an_hour_ago = time.time() - 3600

@@ -310,7 +310,7 @@ def test_compare_and_swap_loses_no_increment_across_threads(store: ObjectStore) 
 
 HOSTILE_KEYS = [
     "", "/abs", "/etc/passwd", "../x", "a/../../b", "..", ".", "./a", "a/.", "a/./b", "a//b", "a/", "a\x00b",
-    "a\\b", "..\\x", "a\nb", "a\rb", "\x7f", ".tmp-x", "a/.tmp-1234", "\udcff", "x" * 256, "a/" * 600 + "b",
+    "a\\b", "..\\x", "a\nb", "a\rb", "\x7f", ".~tmp-x", "a/.~tmp-1234", "\udcff", "x" * 256, "a/" * 600 + "b",
 ]
 
 
@@ -447,9 +447,9 @@ def test_local_temp_files_and_odd_names_are_never_listed(jail: tuple[LocalObject
     store, outside = jail
     root = outside / "root"
     store.put("day/a", b"1")
-    (root / "day" / ".tmp-0123abcd").write_bytes(b"in progress")
+    (root / "day" / ".~tmp-0123abcd").write_bytes(b"in progress")
     (root / "only-temp").mkdir()
-    (root / "only-temp" / ".tmp-0123abcd").write_bytes(b"in progress")
+    (root / "only-temp" / ".~tmp-0123abcd").write_bytes(b"in progress")
     (root / "empty").mkdir()
     os.mkfifo(root / "day" / "fifo")
     with open(os.path.join(os.fsencode(root), b"bad-\xff-name"), "wb") as f:  # not UTF-8
@@ -620,15 +620,15 @@ def test_local_remove_stale_temporaries(jail: tuple[LocalObjectStore, Path]) -> 
     root = Path(store.root)
     store.put("20260111/lot 7/a", b"object")
     old = timedelta(hours=3)
-    stale = [_plant(root / "20260111" / ".tmp-0123456789abcdef", old),
-             _plant(root / "20260111" / "lot 7" / ".tmp-fedcba9876543210", old),
-             _plant(root / "20260111" / ".tmp-lock-00aa00aa00aa00aa", old)]  # nobody holds it
-    held = _plant(root / "20260111" / ".tmp-lock-11bb11bb11bb11bb", old)
-    fresh = _plant(root / "20260111" / ".tmp-aaaaaaaaaaaaaaaa")
-    elsewhere = _plant(root / "20260112" / ".tmp-bbbbbbbbbbbbbbbb", old)
-    at_root = _plant(root / ".tmp-cccccccccccccccc", old)
+    stale = [_plant(root / "20260111" / ".~tmp-0123456789abcdef", old),
+             _plant(root / "20260111" / "lot 7" / ".~tmp-fedcba9876543210", old),
+             _plant(root / "20260111" / ".~tmp-lock-00aa00aa00aa00aa", old)]  # nobody holds it
+    held = _plant(root / "20260111" / ".~tmp-lock-11bb11bb11bb11bb", old)
+    fresh = _plant(root / "20260111" / ".~tmp-aaaaaaaaaaaaaaaa")
+    elsewhere = _plant(root / "20260112" / ".~tmp-bbbbbbbbbbbbbbbb", old)
+    at_root = _plant(root / ".~tmp-cccccccccccccccc", old)
     (root / "20260111" / "link").symlink_to(outside, target_is_directory=True)
-    beyond_link = _plant(outside / ".tmp-dddddddddddddddd", old)
+    beyond_link = _plant(outside / ".~tmp-dddddddddddddddd", old)
     with open(held, "rb") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # a conditional write in progress
         removed = store.remove_stale_temporaries("20260111/", datetime.now(UTC) - timedelta(hours=1))
@@ -637,9 +637,9 @@ def test_local_remove_stale_temporaries(jail: tuple[LocalObjectStore, Path]) -> 
     assert all(p.exists() for p in (held, fresh, elsewhere, at_root, beyond_link))
     assert store.get("20260111/lot 7/a") == b"object"
     assert store.remove_stale_temporaries("20260111/", datetime.now(UTC) - timedelta(hours=1)) == [
-        "20260111/.tmp-lock-11bb11bb11bb11bb"]  # free now
+        "20260111/.~tmp-lock-11bb11bb11bb11bb"]  # free now
     assert sorted(store.remove_stale_temporaries("", datetime.now(UTC) - timedelta(hours=1))) == [
-        ".tmp-cccccccccccccccc", "20260112/.tmp-bbbbbbbbbbbbbbbb"]
+        ".~tmp-cccccccccccccccc", "20260112/.~tmp-bbbbbbbbbbbbbbbb"]
     assert fresh.exists() and beyond_link.exists()
 
 
