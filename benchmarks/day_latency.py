@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,16 +36,6 @@ BIN = Path(sys.executable).parent
 def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
 
 
 def main() -> int:
@@ -72,6 +61,7 @@ def main() -> int:
         (fab / sub).mkdir(parents=True)
 
     from failmap_assets.discovery.keys import parse_failmap_key
+    from tests.support.processes import stop_process
     from failmap_assets.storage.day_manifest import committed_files, read_manifest
     from failmap_assets.storage.local_store import LocalObjectStore
     from failmap_synth.day import generate_day
@@ -160,7 +150,7 @@ def main() -> int:
                              r.status.value))
                 noop_ids.append(r.run_id)
     finally:
-        stop(daemon)
+        stop_process(daemon)
 
     # a no-op day run in process (what the op itself costs)
     from failmap_assets.defs.failmap.assets import run_failmap_day

@@ -22,7 +22,6 @@ The server runs on the same cores, so no way can finish faster than
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import json
 import os

@@ -112,7 +112,7 @@ class OurSensor:
         from dagster import DagsterInstance
 
         from failmap_assets.sensors import bucket_sensors
-        from tests.support.sensor_simulation import sensor_resources, stub_definitions
+        from tests.support.sensor_simulation import stub_definitions
 
         bucket_sensors.current_time = lambda: NOW
         instance_dir.mkdir(parents=True, exist_ok=True)
@@ -127,10 +127,12 @@ class OurSensor:
         from dagster import build_sensor_context
 
         from failmap_assets.discovery.seen_ledger import LedgerStore
+        from tests.support.sensor_simulation import sensor_resources
 
+        resources = sensor_resources(self.storage)  # as the deployment's environment says now
         t0 = time.perf_counter()
         ctx = build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs,
-                                   resources=sensor_resources(self.storage), sensor_name="bucket_a_sensor")
+                                   resources=resources, sensor_name="bucket_a_sensor")
         data = self.sensor.evaluate_tick(ctx)
         seconds = time.perf_counter() - t0
         if data.cursor is not None:

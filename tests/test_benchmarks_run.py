@@ -29,3 +29,15 @@ def test_failmap_day_benchmark_runs() -> None:
 def test_s3_clients_benchmark_runs() -> None:
     out = _run("benchmarks/s3_clients.py", "--objects", "20", "--workers", "4")
     assert "boto3 put_object" in out and "obstore (S3ObjectStore.get)" in out
+
+
+@pytest.mark.s3
+def test_sensor_tick_benchmark_runs() -> None:
+    out = _run("benchmarks/sensor_tick.py", "--local", "300", "--s3", "0", "--new", "10", "--repeat", "1")
+    assert "our tick" in out and "| local | 300 |" in out
+
+
+@pytest.mark.slow
+def test_day_latency_benchmark_runs() -> None:
+    out = _run("benchmarks/day_latency.py", "--minutes", "0.25", "--rate", "0.5", "--interval", "5", "--noop-runs", "1")
+    assert "latency landing -> commit" in out and "no-op run via the daemon" in out and "(SUCCESS)" in out

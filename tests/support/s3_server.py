@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,10 +29,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests.support.processes import stop_process, wait_s3_ready
+
 ACCESS_KEY = "failmap-test"
 REGION = "us-east-1"
-READY_TIMEOUT_S = 30.0
-STOP_GRACE_S = 5.0
 # Every listener `weed mini -h` offers that we keep enabled. Left at defaults, the
 # gRPC ports are http port + 10000 and could collide with anything.
 PORT_FLAGS = (
@@ -103,36 +102,6 @@ def _log_tail(path: Path, lines: int = 40) -> str:
         return f"(no log: {exc})"
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def _wait_ready(proc: subprocess.Popen, server: S3Server) -> str | None:
-    """None once a signed ListBuckets succeeds, else why not (the process died or time ran out)."""
-    probe = boto3.session.Session().client(
-        "s3", endpoint_url=server.endpoint_url, region_name=server.region,
-        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
-        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1},
-                      connect_timeout=1, read_timeout=2))
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return f"weed exited with code {proc.returncode}"
-        try:
-            probe.list_buckets()
-            return None
-        except Exception:  # not listening yet, or identities not loaded yet
-            time.sleep(0.1)
-    return f"weed did not answer S3 requests within {READY_TIMEOUT_S:.0f} s"
-
-
 def _start(workdir: Path, secret_key: str) -> tuple[subprocess.Popen, S3Server]:
     ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS)), strict=True))
     (workdir / "data").mkdir(exist_ok=True)
@@ -155,9 +124,9 @@ def _start(workdir: Path, secret_key: str) -> tuple[subprocess.Popen, S3Server]:
                                 env=env, cwd=workdir, preexec_fn=_die_with_parent)
     server = S3Server(endpoint_url=f"http://127.0.0.1:{ports['s3.port']}", access_key=ACCESS_KEY,
                       secret_key=secret_key, ports=ports)
-    problem = _wait_ready(proc, server)
+    problem = wait_s3_ready(proc, server, "weed")
     if problem is not None:
-        _stop(proc)
+        stop_process(proc)
         _remove_stray_sockets(ports.values())
         raise RuntimeError(f"{problem}; last lines of {log_path}:\n{_log_tail(log_path)}")
     return proc, server
@@ -215,7 +184,7 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, S3Server]:
 
 
 def stop_server(proc: subprocess.Popen, server: S3Server) -> None:
-    _stop(proc)
+    stop_process(proc)
     _remove_stray_sockets(server.ports.values())
 
 

@@ -1,0 +1,44 @@
+"""Servers and daemons the tests start: stopped by the PID we started (SIGTERM, then
+SIGKILL), never by name; S3 servers are ready once a signed request succeeds."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import boto3
+from botocore.config import Config
+
+STOP_GRACE_S = 5.0
+READY_TIMEOUT_S = 30.0
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def wait_s3_ready(proc: subprocess.Popen, server, name: str) -> str | None:
+    """None once a signed ListBuckets succeeds, else why not (the process died or time ran out)."""
+    probe = boto3.session.Session().client(
+        "s3", endpoint_url=server.endpoint_url, region_name=server.region,
+        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
+        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1},
+                      connect_timeout=1, read_timeout=2))
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"{name} exited with code {proc.returncode}"
+        try:
+            probe.list_buckets()
+            return None
+        except Exception:  # not listening yet, or identities not loaded yet
+            time.sleep(0.1)
+    return f"{name} did not answer S3 requests within {READY_TIMEOUT_S:.0f} s"
