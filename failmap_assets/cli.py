@@ -1,4 +1,4 @@
-"""The `failmap` command: synth, demo, run-day, render, stdf2parquet, sql."""
+"""The `failmap` command: synth, demo, run-day, render, stdf2parquet, sql, warm, doctor."""
 
 from __future__ import annotations
 
@@ -52,6 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="the --out folder of stdf2parquet")
     p.add_argument("query", nargs="?", default=None, help="run one query and print it (default: interactive)")
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("warm", help="compile every Numba kernel into Numba's cache (NUMBA_CACHE_DIR) on synthetic data")
+    p.add_argument("--cache-dir", default=None,
+                   help="Numba's cache directory; the command re-executes itself with NUMBA_CACHE_DIR set to it "
+                        "(default: $NUMBA_CACHE_DIR, else Numba's default, __pycache__ beside the sources)")
+    p.set_defaults(func=cmd_warm)
+
+    p = sub.add_parser("doctor", help="check this deployment's configuration end to end; exit 1 when anything is wrong")
+    p.add_argument("--expect-start", type=date.fromisoformat, default=None,
+                   help="the partition start the daemon and code server use (YYYY-MM-DD): fail when it differs")
+    p.add_argument("--expect-timezone", default=None,
+                   help="the fab time zone the daemon and code server use: fail when it differs")
+    p.set_defaults(func=cmd_doctor)
 
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
@@ -221,6 +234,44 @@ def _token_of(name: str) -> str:
 
     parsed = parse_file_name(name)
     return parsed.wafer_token if parsed else Path(name).stem
+
+
+def cmd_warm(args) -> int:
+    from failmap_assets.settings import numba_cache_dir
+
+    if args.cache_dir is not None:
+        wanted = os.path.abspath(args.cache_dir)
+        if numba_cache_dir() != wanted:
+            # Numba reads NUMBA_CACHE_DIR once, when it is imported: run again in a new
+            # process that has it from the start.
+            sys.stdout.flush()
+            env = {**os.environ, "NUMBA_CACHE_DIR": wanted}
+            os.execve(sys.executable, [sys.executable, "-m", "failmap_assets.cli", "warm", "--cache-dir", wanted], env)
+    from failmap_assets.admin.kernels import cache_dir_problem
+    from failmap_assets.admin.warm import warm
+
+    where = numba_cache_dir()
+    if where:
+        problem = cache_dir_problem(where)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
+    print(f"compiling every Numba kernel into {where or 'the default cache (__pycache__ beside the sources)'} ...",
+          flush=True)
+    report = warm(log=lambda line: print(f"  {line}", flush=True))
+    print(f"{report.kernels - len(report.not_compiled)} of {report.kernels} kernels compiled "
+          f"({report.signatures} signatures, {report.cache_files} cache files) in {report.seconds:.1f} s")
+    if report.not_compiled:
+        print("not compiled by the representative work (a new kernel? give warm a file that reaches it):\n  "
+              + "\n  ".join(report.not_compiled), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from failmap_assets.admin.doctor import main as doctor
+
+    return doctor(args.expect_start, args.expect_timezone)
 
 
 def cmd_stdf2parquet(args) -> int:

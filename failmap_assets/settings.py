@@ -17,8 +17,9 @@ start, fab time zone, sensor interval) is read at import, through ``Settings``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_ROOT = ".failmap"
 
@@ -122,6 +123,12 @@ def parse(var: Variable, raw: str):
             return date.fromisoformat(raw)
         except ValueError as exc:
             raise ValueError(f"{var.name}={raw!r} is not a date (YYYY-MM-DD)") from exc
+    if var.field == "fab_timezone":
+        try:
+            ZoneInfo(raw)
+        except (ValueError, ZoneInfoNotFoundError) as exc:
+            raise ValueError(f"{var.name}={raw!r} is not a time zone (an IANA name such as Asia/Seoul)") from exc
+        return raw
     if var.kind is str:
         return raw
     try:
@@ -131,6 +138,69 @@ def parse(var: Variable, raw: str):
     if var.minimum is not None and value < var.minimum:
         raise ValueError(f"{var.name}={value} must be >= {var.kind(var.minimum)}")
     return value
+
+
+def problems(environ: os._Environ | dict[str, str] | None = None) -> list[str]:
+    """Every FAILMAP_* value of the environment that does not parse (all of them, where
+    ``Settings.from_env`` stops at the first), and FAILMAP_* names no setting has (a
+    typo leaves the setting at its default without a word)."""
+    env = os.environ if environ is None else environ
+    out = []
+    for var in VARIABLES:
+        raw = _text(env, var.name)
+        if raw:
+            try:
+                parse(var, raw)
+            except ValueError as exc:
+                out.append(str(exc))
+    known = {v.name for v in VARIABLES} | {"FAILMAP_HOME"}
+    for name in sorted(env):
+        if name.startswith("FAILMAP_") and name not in known:
+            out.append(f"{name} is set, but no setting has that name (see the README's Configuration)")
+    return out
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Variables of the programs around us that ``failmap doctor`` looks at (never a
+    FAILMAP_* setting; Dagster and Numba read them themselves)."""
+
+    dagster_home: str = ""
+    pg_host: str = ""
+    pg_port: str = ""
+    pg_user: str = ""
+    pg_password: str = field(default="", repr=False)
+    pg_db: str = ""
+
+    @property
+    def uses_postgres(self) -> bool:
+        return any((self.pg_host, self.pg_port, self.pg_user, self.pg_password, self.pg_db))
+
+    @classmethod
+    def from_env(cls, environ: os._Environ | dict[str, str] | None = None) -> "Deployment":
+        env = os.environ if environ is None else environ
+        return cls(dagster_home=_text(env, "DAGSTER_HOME"), pg_host=_text(env, "DAGSTER_PG_HOST"),
+                   pg_port=_text(env, "DAGSTER_PG_PORT"), pg_user=_text(env, "DAGSTER_PG_USER"),
+                   pg_password=env.get("DAGSTER_PG_PASSWORD", ""), pg_db=_text(env, "DAGSTER_PG_DB"))
+
+
+#: environment variables whose values are secrets: never printed
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "DAGSTER_PG_PASSWORD")
+
+
+def secret_values(environ: os._Environ | dict[str, str] | None = None) -> list[str]:
+    """The values of the secret variables (and of any variable whose name says it holds
+    a password, secret or token) that are set, longest first: what to scrub from text."""
+    env = os.environ if environ is None else environ
+    names = set(SECRET_VARIABLES) | {n for n in env if any(w in n.upper() for w in ("PASSWORD", "SECRET", "TOKEN"))}
+    return sorted({env[n] for n in names if len(env.get(n, "")) >= 4}, key=len, reverse=True)
+
+
+def numba_cache_dir() -> str:
+    """``NUMBA_CACHE_DIR``, Numba's own variable (read by Numba at import), as an absolute
+    path; "" when unset (Numba then caches beside the sources)."""
+    raw = _text(os.environ, "NUMBA_CACHE_DIR")
+    return os.path.abspath(raw) if raw else ""
 
 
 def is_set(name: str) -> bool:

@@ -502,8 +502,12 @@ def _override_columns(ctx: _Ctx, fields: tuple[R.Field, ...], n: int, ov_row, ov
     return cols
 
 
-def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int = D.PTR_CHUNK_BYTES) -> tuple[pa.Table, _Tests]:
-    """PTR through the specialised one-pass kernel (see decode.ptr._ptr_kernel)."""
+def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int | None = None) -> tuple[pa.Table, _Tests]:
+    """PTR through the specialised one-pass kernel (see decode.ptr._ptr_kernel), in
+    chunks of ``chunk_bytes`` (default ``D.PTR_CHUNK_BYTES``, read at each call:
+    ``failmap warm`` lowers it to compile the chunking kernel on a small file)."""
+    if chunk_bytes is None:
+        chunk_bytes = D.PTR_CHUNK_BYTES
     rec = R.BY_NAME["PTR"]
     n = int(ctx.counts[R.CODE["PTR"]])
     chunks, t, overrides = D.ptr_decode(ctx.buf, ctx.index, w.rec_part, n, ctx.be, chunk_bytes)

@@ -85,10 +85,12 @@ _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _PRECONDITION = {"412", "PreconditionFailed", "ConditionalRequestConflict"}
 
 
-def s3_client(endpoint_url: str | None, region: str | None, max_pool: int, *, max_attempts: int = 5) -> Any:
+def s3_client(endpoint_url: str | None, region: str | None, max_pool: int, *, max_attempts: int = 5,
+              connect_timeout: float = 10, read_timeout: float = 120) -> Any:
     """A thread-safe boto3 S3 client for an AWS or S3-compatible endpoint.
 
-    ``max_attempts`` is the number of tries in total, the first included.
+    ``max_attempts`` is the number of tries in total, the first included (``failmap
+    doctor`` asks for few tries and short timeouts: it must answer within a health check).
     Built with boto3 directly: dagster-aws's ``S3Resource`` cannot set the
     addressing style or the connection-pool size. Path-style addressing because
     S3-compatible servers rarely have per-bucket DNS names (AWS still accepts it);
@@ -105,8 +107,8 @@ def s3_client(endpoint_url: str | None, region: str | None, max_pool: int, *, ma
         # count only retries, one more request than the name says
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max_pool,
-        connect_timeout=10,
-        read_timeout=120,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
     )
     # A session per client: boto3's default session is not thread-safe to create clients from.
     session = boto3.session.Session()

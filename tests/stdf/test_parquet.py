@@ -10,7 +10,7 @@ import pytest
 
 from failmap_assets.stdf import SCHEMAS, TABLES, convert_many, open_views, parse_stdf, parse_to_parquet, sql_shell
 from failmap_assets.stdf.sql import read_table
-from tests.stdf.writer import stdf
+from failmap_synth.stdf_any import stdf
 from tests.support.testdata import requires_shared
 
 

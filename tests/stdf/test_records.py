@@ -1,6 +1,6 @@
 """The record table, every V4-2007 record type, both byte orders, truncation, the default-data rule.
 
-Synthetic records are written by tests/stdf/writer.py from the same record table and
+Synthetic records are written by failmap_synth/stdf_any.py from the same record table and
 checked against values written by hand here.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from failmap_assets.stdf import override_bits, parse_stdf
 from failmap_assets.stdf import records as R
-from tests.stdf.writer import body, far, record, stdf
+from failmap_synth.stdf_any import body, far, record, stdf
 
 SPEC_TYPES = {
     "FAR": (0, 10), "ATR": (0, 20), "VUR": (0, 30), "MIR": (1, 10), "MRR": (1, 20), "PCR": (1, 30),

@@ -7,7 +7,7 @@ import pytest
 
 from failmap_assets.wafer.model import WaferMap
 from failmap_assets.stdf import parse_stdf, wafer_maps
-from tests.stdf.writer import stdf
+from failmap_synth.stdf_any import stdf
 from tests.support.testdata import requires_shared
 
 

@@ -1,7 +1,11 @@
-"""A minimal STDF writer for synthetic test files, driven by the same record table.
+"""A minimal STDF writer for hand-made files, driven by the reader's own record table
+(``failmap_assets.stdf.records``): the tests' special files, and ``every_record_type``
+for ``failmap warm`` (the rare records: pin lists, generic data, V4-2007 arrays).
 
 Fields are written in layout order until the first one missing from ``values``, so
-a truncated record is simply a record with fewer values.
+a truncated record is simply a record with fewer values. (The realistic wafer-sort
+files come from ``stdf_writer.py``, which has a table of its own on purpose: it is
+an oracle independent of the reader.)
 """
 
 from __future__ import annotations
@@ -106,3 +110,41 @@ def stdf(recs: list[tuple], e: str = "<", mir: dict | None = None) -> bytes:
         else:
             out += record(item[0], item[1], e)
     return out + record("MRR", {"FINISH_T": 3, "DISP_COD": " ", "USR_DESC": "", "EXC_DESC": ""}, e)
+
+
+# One value per element type for ``every_record_type``: small, valid, never "missing".
+_SAMPLE = {"U1": 3, "U2": 2, "U4": 4, "U8": 8, "I1": -1, "I2": -2, "I4": -4, "I8": -8, "R4": 1.5, "R8": 2.5,
+           "B1": 1, "N1": 5, "C1": "A", "Cn": "text", "Sn": "long text", "Bn": b"\x01\x02", "Dn": (9, b"\x0f\x01"),
+           "Uf": 7, "Cf": "ab"}
+# GDR values of every type code (0 = pad byte, 12 = Dn, 13 = N1).
+_GDR = [(1, 7), (0, None), (2, 513), (3, 70000), (4, -5), (5, -300), (6, -70000), (7, 1.5), (8, 2.5),
+        (10, "gdr text"), (11, "bytes"), (12, (9, b"\x0f\x01")), (13, 4)]
+
+
+def _sample_values(rec: R.RecordDef, elements: int = 2) -> dict:
+    """Values for every field of ``rec``: arrays of ``elements`` entries, widths of 2."""
+    counts = {f.count for f in rec.fields if f.is_array}
+    widths = {f.width for f in rec.fields if f.width}
+    values: dict = {}
+    for f in rec.fields:
+        if f.type == "Vn":
+            values[f.name] = _GDR
+            values[f.count] = len(_GDR)
+        elif f.is_array:
+            values[f.name] = [_SAMPLE[f.type]] * elements
+        elif f.name in widths:
+            values[f.name] = 2
+        elif f.name in counts:
+            values[f.name] = elements
+        else:
+            values[f.name] = _SAMPLE[f.type]
+    return values
+
+
+def every_record_type(e: str = "<") -> bytes:
+    """A small STDF file holding one record of every type in the record table (FAR,
+    MIR and MRR once, at their places), each with every field present and arrays of
+    two elements: it takes every decoding path the reader has for a field type."""
+    middle = [record(rec.name, _sample_values(rec), e) for rec in R.RECORDS
+              if rec.name not in ("FAR", "MIR", "MRR")]
+    return stdf(middle, e)
