@@ -174,7 +174,8 @@ class Deployment:
 
     @property
     def uses_postgres(self) -> bool:
-        return any((self.pg_host, self.pg_port, self.pg_user, self.pg_password, self.pg_db))
+        # The host says so; the Helm chart gives every pod DAGSTER_PG_PASSWORD alone.
+        return bool(self.pg_host)
 
     @classmethod
     def from_env(cls, environ: os._Environ | dict[str, str] | None = None) -> "Deployment":

@@ -15,7 +15,8 @@ runs read (the same environment) and does what they will do, on a small scale:
   compare-and-swap, what the day's lease and manifest are built on);
 * the Dagster instance (``$DAGSTER_HOME/dagster.yaml``): it parses, every ``env:``
   variable it names is set, its run coordinator is ours; PostgreSQL, when the instance
-  uses it (DAGSTER_PG_* set), answers a connection with a short timeout;
+  uses it (its ``postgres_db`` connection, ``env:`` values resolved, as the Helm chart
+  writes it; without an instance file, DAGSTER_PG_*), answers a connection within 5 s;
 * Numba's cache: the directory is usable (Numba ignores one it cannot write to) and
   holds code for every kernel that this machine, this Numba and this source can load.
 
@@ -48,6 +49,7 @@ class Doctor:
         self.expect_start = expect_start
         self.expect_timezone = expect_timezone
         self.findings: list[Finding] = []
+        self.secrets: list[str] = []    # found while checking (a password written in the instance file)
 
     def add(self, status: str, check: str, text: str) -> None:
         self.findings.append(Finding(status, check, text))
@@ -165,14 +167,19 @@ class Doctor:
         from failmap_assets.settings import Deployment
 
         dep = Deployment.from_env()
+        config = None
         if not dep.dagster_home:
             self.add(WARN, "instance", "DAGSTER_HOME is not set: Dagster would use a temporary instance")
         else:
-            self.check_instance_yaml(os.path.join(dep.dagster_home, "dagster.yaml"))
-        if dep.uses_postgres:
-            self.check_postgres(dep)
+            config = self.check_instance_yaml(os.path.join(dep.dagster_home, "dagster.yaml"))
+        pg = _postgres_of(config) if config else None
+        if pg is None and dep.uses_postgres:   # no instance file to read: what the environment says
+            pg = {"hostname": dep.pg_host, "port": dep.pg_port, "username": dep.pg_user,
+                  "password": dep.pg_password, "db_name": dep.pg_db}
+        if pg is not None:
+            self.check_postgres(pg)
 
-    def check_instance_yaml(self, path: str) -> None:
+    def check_instance_yaml(self, path: str) -> dict | None:
         import yaml
 
         try:
@@ -181,39 +188,48 @@ class Doctor:
         except FileNotFoundError:
             self.add(WARN, "instance", f"{path} does not exist: Dagster's defaults (SQLite under DAGSTER_HOME, "
                      "no run queue limits); copy deploy/dagster.yaml or deploy/dagster-postgres.yaml there")
-            return
+            return None
         except (OSError, yaml.YAMLError) as exc:
             self.add(FAIL, "instance", f"{path} cannot be read: {_error(exc)}")
-            return
+            return None
+        if not isinstance(config, dict):
+            self.add(FAIL, "instance", f"{path} is not a mapping of settings")
+            return None
         missing = sorted({name for name in _env_refs(config) if not os.environ.get(name)})
         if missing:
             self.add(FAIL, "instance", f"{path} reads {', '.join(missing)} from the environment, which "
                      f"{'is' if len(missing) == 1 else 'are'} not set")
-        coordinator = (config.get("run_coordinator") or {}) if isinstance(config, dict) else {}
+        coordinator = config.get("run_coordinator") or {}
         limits = coordinator.get("config") or {}
-        storage = "PostgreSQL" if "postgres" in str(config.get("storage", "")) else "SQLite"
+        storage = "PostgreSQL" if _postgres_of(config) is not None else "SQLite"
         if coordinator.get("class") == "DayRunCoordinator":
             self.add(OK, "instance", f"{path}: {storage} storage, DayRunCoordinator, max_concurrent_runs "
                      f"{limits.get('max_concurrent_runs', '(default)')}")
         else:
             self.add(WARN, "instance", f"{path}: run coordinator {coordinator.get('class') or '(default)'}, not "
                      "DayRunCoordinator: runs of one day are not kept apart by the queue (see deploy/dagster.yaml)")
+        return config
 
-    def check_postgres(self, dep) -> None:
-        missing = [n for n, v in (("DAGSTER_PG_HOST", dep.pg_host), ("DAGSTER_PG_USER", dep.pg_user),
-                                  ("DAGSTER_PG_PASSWORD", dep.pg_password), ("DAGSTER_PG_DB", dep.pg_db)) if not v]
+    def check_postgres(self, pg: dict) -> None:
+        values = {k: _resolve(v) for k, v in pg.items()}
+        if values.get("password"):
+            self.secrets.append(str(values["password"]))
+        missing = [k for k in ("hostname", "username", "db_name") if not values.get(k)]
         if missing:
-            self.add(FAIL, "PostgreSQL", f"DAGSTER_PG_* is set in part: {', '.join(missing)} missing")
+            self.add(FAIL, "PostgreSQL", f"the connection lacks {', '.join(missing)} (DAGSTER_PG_HOST, "
+                     "DAGSTER_PG_USER, DAGSTER_PG_DB)")
             return
         try:
             import psycopg2
         except ImportError:
             self.add(FAIL, "PostgreSQL", "psycopg2 is not installed: pip install 'failmap-assets[postgres]'")
             return
-        where = f"{dep.pg_host}:{dep.pg_port or 5432}/{dep.pg_db} as {dep.pg_user}"
+        port = int(values.get("port") or 5432)
+        where = f"{values['hostname']}:{port}/{values['db_name']} as {values['username']}"
         try:
-            conn = psycopg2.connect(host=dep.pg_host, port=int(dep.pg_port or 5432), user=dep.pg_user,
-                                    password=dep.pg_password, dbname=dep.pg_db, connect_timeout=TIMEOUT_S)
+            conn = psycopg2.connect(host=values["hostname"], port=port, user=values["username"],
+                                    password=values.get("password") or None, dbname=values["db_name"],
+                                    connect_timeout=TIMEOUT_S, **(values.get("params") or {}))
             try:
                 with conn.cursor() as cur:
                     cur.execute("show server_version")
@@ -249,6 +265,23 @@ class Doctor:
         self.add(FAIL, "Numba cache", f"{label}: {len(cold)} of {len(states)} kernels have no cached code this "
                  f"machine can load{why}: each process would compile them (about 20-40 s); run `failmap warm` "
                  f"(first: {', '.join(cold[:3])})")
+
+
+def _postgres_of(config: dict) -> dict | None:
+    """The ``postgres_db`` connection of an instance config whose storage is PostgreSQL
+    (``storage: postgres:``, as deploy/dagster-postgres.yaml and the Helm chart write it)."""
+    storage = config.get("storage") if isinstance(config, dict) else None
+    postgres = storage.get("postgres") if isinstance(storage, dict) else None
+    if not isinstance(postgres, dict):
+        return None
+    return dict(postgres.get("postgres_db") or {})
+
+
+def _resolve(value):
+    """A config value, ``{env: NAME}`` read from the environment."""
+    if isinstance(value, dict) and set(value) == {"env"}:
+        return os.environ.get(value["env"], "")
+    return value
 
 
 def _env_refs(node) -> list[str]:
@@ -288,8 +321,9 @@ def main(expect_start: date | None = None, expect_timezone: str | None = None,
          write: Callable[[str], None] = print) -> int:
     from failmap_assets.settings import secret_values
 
-    secrets = secret_values()
-    findings = Doctor(expect_start, expect_timezone).run()
+    doctor = Doctor(expect_start, expect_timezone)
+    findings = doctor.run()
+    secrets = sorted(set(secret_values() + doctor.secrets), key=len, reverse=True)
     for f in findings:
         write(scrub(f"{f.status:<4}  {f.check:<12} {f.text}", secrets))
     failed = sum(f.status == FAIL for f in findings)

@@ -18,6 +18,11 @@ free once one of these holds:
   clock (so a run starting long after a crash does not wait a whole lease time);
 * it was taken on this host by a process that no longer exists.
 
+The lease body carries ``format`` (``LEASE_FORMAT``). A lease of a format this version
+does not know (a newer release beside an older one, during an upgrade) is treated as
+held until it has been seen unchanged for a whole lease time: none of its other
+fields is trusted.
+
 A holder that loses its lease (it stalled for longer than the lease time and
 someone took over) notices at the next renewal or ``check`` and must stop writing;
 its commit would fail anyway, because the manifest's compare-and-swap names a
@@ -37,6 +42,10 @@ from datetime import UTC, date, datetime
 
 from failmap_assets.storage.layout import lease_key
 from failmap_assets.storage.object_store import ObjectStore, PreconditionFailed
+
+
+#: version of the lease body; readers rely on nothing but its ETag in one they do not know
+LEASE_FORMAT = 1
 
 
 class DayBusy(RuntimeError):
@@ -86,6 +95,7 @@ class DayLease:
         now = self._wall()
         expires = 0.0 if released else now + self.options.ttl_s
         body = {
+            "format": LEASE_FORMAT,
             "run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid(),
             "renewed_at": datetime.fromtimestamp(now, UTC).isoformat(), "expires_at": expires,
             "released": released,
@@ -94,14 +104,16 @@ class DayLease:
 
     def _free(self, holder: dict, etag: str, first_seen: dict[str, float]) -> str | None:
         """Why the lease described by ``holder`` may be taken, or None while it is held."""
-        if holder.get("released"):
-            return "released"
-        if holder.get("run_id") == self.run_id:
-            return "held by this run"
         now = self._monotonic()
         seen = first_seen.setdefault(etag, now)
         if now - seen >= self.options.ttl_s:
             return f"not renewed for {now - seen:.0f} s"
+        if holder.get("format", LEASE_FORMAT) != LEASE_FORMAT:
+            return None  # another release's lease: only the unchanged-for-a-lease-time rule applies
+        if holder.get("released"):
+            return "released"
+        if holder.get("run_id") == self.run_id:
+            return "held by this run"
         try:
             expires = float(holder.get("expires_at", 0))
         except (TypeError, ValueError):

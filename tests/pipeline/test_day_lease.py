@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from failmap_assets.pipeline.day_lease import DayBusy, DayLease, LeaseLost, LeaseOptions
+from failmap_assets.pipeline.day_lease import LEASE_FORMAT, DayBusy, DayLease, LeaseLost, LeaseOptions
 from failmap_assets.pipeline.failmap_day import PairingRules, RunnerOptions, run_day
 from failmap_assets.pipeline.unit import ProcessingOptions
 from failmap_assets.storage.layout import lease_key
@@ -168,6 +168,20 @@ def test_a_holder_on_another_host_that_stops_renewing_is_taken_over_after_one_le
         assert any("from run run-abroad (not renewed for 1 s)" in x for x in lines), lines
     finally:
         taker.release()
+
+
+def test_a_lease_of_an_unknown_format_is_held_until_unchanged_for_a_lease_time(where: Where) -> None:
+    # Another release's lease (during an upgrade): released, expired and of a dead PID by
+    # its fields, none of which this version may trust; only a whole lease time unchanged frees it.
+    body = json.loads(_foreign_body("run-newer", 60, now=time.time() - 3600))
+    body.update(format=LEASE_FORMAT + 1, released=True, host=socket.gethostname(), pid=2**22 + 12345)
+    where.store.put(lease_key("failmap", DAY), json.dumps(body).encode())
+    lines: list[str] = []
+    started = time.monotonic()
+    with lease(where, "run-now", ttl=1.0, log=lines.append):
+        assert 1.0 <= time.monotonic() - started < 6
+        assert holder(where)["format"] == LEASE_FORMAT
+    assert any("from run run-newer (not renewed for 1 s)" in x for x in lines), lines
 
 
 def test_an_expired_foreign_lease_is_taken_at_once(where: Where) -> None:
