@@ -12,6 +12,7 @@ import pytest
 
 from failmap_assets.admin.kernels import cached_kernels
 from tests.support.numba_cache import BIN, clean_env
+from tests.support.testdata import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def test_a_day_of_both_pipelines_after_warm_compiles_nothing(warm_numba_cache, t
     report = tmp_path / "compiles.json"
     day = subprocess.run([sys.executable, "-m", "tests.support.count_compiles", str(report), "run-day", "2026-02-03",
                           "--pipeline", "both", "--as-of", "2026-02-04 12:00:00"],
-                         env=env, capture_output=True, text=True, timeout=300)
+                         env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert day.returncode == 0, day.stderr[-3000:]
     lines = [json.loads(line) for line in day.stdout.splitlines() if line.startswith("{")]
     assert {r["pipeline"] for r in lines} == {"failmap", "stdf"}
