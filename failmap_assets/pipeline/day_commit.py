@@ -136,10 +136,20 @@ class DaySession:
         for key in self.garbage(keep):
             self.store.delete(key)
             removed += 1
-        cutoff = datetime.now(UTC) - STALE_TEMP_AGE
-        for prefix in [*self.prefixes, *wafer_dirs(self.day)]:
-            stale = self.store.remove_stale_temporaries(prefix, cutoff)
-            removed += len(stale)
+        removed += self.remove_stale_temporaries(log=False)
         if removed:
             self.log(f"removed {removed} superseded or left-over file(s) of {self.pipeline} {self.day}")
+        return removed
+
+    def remove_stale_temporaries(self, *, log: bool = True) -> int:
+        """Remove the temp files / multipart uploads of writers that died (older than
+        STALE_TEMP_AGE) in the day's folders. Every run does this, also one that has
+        nothing to commit: a killed run's temporaries must not wait for the day's next
+        commit, which a finished day never gets."""
+        self.lease.check()
+        cutoff = datetime.now(UTC) - STALE_TEMP_AGE
+        removed = sum(len(self.store.remove_stale_temporaries(prefix, cutoff))
+                      for prefix in [*self.prefixes, *wafer_dirs(self.day)])
+        if removed and log:
+            self.log(f"removed {removed} left-over temporary file(s) of {self.pipeline} {self.day}")
         return removed

@@ -160,6 +160,7 @@ class _Day:
         if (manifest is not None and todo.height == 0 and dropped.height == 0 and manifest.inputs == inputs
                 and not garbage and not stale_files and not undrawn):
             self.log(f"{self.day}: nothing new ({kept.height} units committed); no commit")
+            self.session.remove_stale_temporaries()
             self.report.totals, self.report.generation = manifest.totals, manifest.generation
             self.report.manifest, self.report.events = manifest, committed_events
             return

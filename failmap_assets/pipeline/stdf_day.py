@@ -134,6 +134,7 @@ class _StdfDay:
         if manifest is not None and todo.height == 0 and dropped.height == 0 and not garbage \
                 and not stale_files and not undrawn:
             self.log(f"{self.day}: nothing new ({kept.height} STDF files committed); no commit")
+            self.session.remove_stale_temporaries()
             self.report.totals, self.report.generation = manifest.totals, manifest.generation
             self.report.manifest, self.report.events = manifest, committed_events
             return
