@@ -22,6 +22,7 @@ see the old day; a plain glob may also see the dead run's files.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -153,3 +154,16 @@ class DaySession:
         if removed and log:
             self.log(f"removed {removed} left-over temporary file(s) of {self.pipeline} {self.day}")
         return removed
+
+
+def inputs_digest(*frames: pl.DataFrame) -> str:
+    """What a commit was computed from: the listings (and, for fail maps, the pairs, which
+    carry the pairing rules' decisions). Equal digests and nothing to process: nothing to
+    commit. Every column counts, ``last_modified`` too: an object put again with the same
+    bytes keeps its ETag on S3 (the MD5) but not its time, and the committed listing must
+    show the object as it is."""
+    h = hashlib.sha256()
+    for df in frames:
+        cols = sorted(df.columns)
+        h.update(df.select(cols).sort(cols, nulls_last=True).write_csv().encode())
+    return h.hexdigest()

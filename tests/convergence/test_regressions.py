@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from failmap_assets.pipeline.day_commit import STALE_TEMP_AGE
@@ -15,6 +15,8 @@ from failmap_assets.pipeline.unit import ProcessingOptions
 from failmap_assets.storage.layout import table_dir
 from failmap_assets.storage.local_store import LocalObjectStore
 from failmap_synth.stdf_writer import make_wafer_sort_stdf
+from tests.support.days import committed
+from tests.support.memory_store import MemoryStore
 
 DAY = date(2026, 1, 11)
 NOW = datetime(2026, 1, 13)
@@ -64,3 +66,32 @@ def test_a_run_with_nothing_new_still_removes_a_killed_runs_old_temporaries(tmp_
     assert not _stdf(s["stdf"], s["out"], "r2").committed
     assert [p for p in left if p.exists()] == []
     assert fresh.exists()  # a writer that may still be at it: not touched
+
+
+def _put_again_later(store: MemoryStore, key: str, seconds: int) -> datetime:
+    """The same bytes put again ``seconds`` later: on S3 the ETag (the MD5) stays, the
+    time does not."""
+    data, modified = store._data[key]
+    store._data[key] = (data, modified + timedelta(seconds=seconds))
+    return store._data[key][1]
+
+
+def test_the_same_bytes_put_again_refresh_the_committed_listings(tmp_path: Path) -> None:
+    """Seed 413 (S3): an STDF file deleted and put back with the same bytes kept its ETag,
+    so its unit stood and the run saw nothing new; the committed stdf_objects listing kept
+    the old last_modified, while a clean run lists the new one. The fail-map runner had
+    the same gap: its inputs digest left last_modified out."""
+    out = _local(tmp_path)["out"]
+    a, b, stdf = MemoryStore(), MemoryStore(), MemoryStore()
+    a.put(A_KEY, A_TEXT)
+    stdf.put(STDF_KEY, make_wafer_sort_stdf(3, dies=20, tests_per_die=4, lot_id="L1", wafer_id="07"))
+    assert _failmap(a, b, out, "r1").committed and _stdf(stdf, out, "r1").committed
+
+    a_time, stdf_time = _put_again_later(a, A_KEY, 5), _put_again_later(stdf, STDF_KEY, 5)
+    f, s = _failmap(a, b, out, "r2"), _stdf(stdf, out, "r2")
+    assert f.committed and f.units_done == 0  # nothing to process, but a listing to commit
+    assert s.committed and s.files_done == 0
+    for pipeline, table, when in (("failmap", "bucket_a_objects", a_time), ("failmap", "failmap_pairs", a_time),
+                                  ("stdf", "stdf_objects", stdf_time)):
+        assert committed(out, pipeline, DAY, table)["last_modified"].to_list() == [when], table
+    assert not _failmap(a, b, out, "r3").committed and not _stdf(stdf, out, "r3").committed
