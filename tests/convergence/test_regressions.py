@@ -8,12 +8,15 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from failmap_assets.pipeline.day_commit import STALE_TEMP_AGE
 from failmap_assets.pipeline.failmap_day import PairingRules, RunnerOptions, run_day
 from failmap_assets.pipeline.stdf_day import run_stdf_day
 from failmap_assets.pipeline.unit import ProcessingOptions
-from failmap_assets.storage.layout import table_dir
+from failmap_assets.storage.layout import json_key, table_dir
 from failmap_assets.storage.local_store import LocalObjectStore
+from failmap_assets.storage.object_store import PreconditionFailed
 from failmap_synth.stdf_writer import make_wafer_sort_stdf
 from tests.support.days import committed
 from tests.support.memory_store import MemoryStore
@@ -95,3 +98,42 @@ def test_the_same_bytes_put_again_refresh_the_committed_listings(tmp_path: Path)
                                   ("stdf", "stdf_objects", stdf_time)):
         assert committed(out, pipeline, DAY, table)["last_modified"].to_list() == [when], table
     assert not _failmap(a, b, out, "r3").committed and not _stdf(stdf, out, "r3").committed
+
+
+class _GoneOnce(MemoryStore):
+    """The first GET of ``key`` finds it deleted (or replaced), as if it went between the
+    run's listing and its read; then it is back with the very same bytes (same ETag)."""
+
+    def __init__(self, key: str, error: type[Exception]) -> None:
+        super().__init__()
+        self.key, self.error, self.fired = key, error, False
+
+    def get(self, key: str, *, if_match: str | None = None) -> bytes:
+        if key == self.key and not self.fired:
+            self.fired = True
+            raise self.error(key)
+        return super().get(key, if_match=if_match)
+
+
+@pytest.mark.parametrize(("error", "outcome"), [(FileNotFoundError, "vanished"), (PreconditionFailed, "changed")])
+def test_an_object_that_went_between_listing_and_reading_is_read_when_it_is_back(tmp_path, error, outcome):
+    """Seed 437 (S3): an A file was deleted between a run's listing and its read, then put
+    back with the same bytes. The unit was recorded ``vanished`` with its attempts used up,
+    and a unit with attempts used up counted as done: the same (key, ETag) listed again was
+    kept, with no rows, events or files, forever. Likewise a partner or STDF file replaced
+    and then put back as it was (``changed``)."""
+    out = _local(tmp_path)["out"]
+    a, b, stdf = _GoneOnce(A_KEY, error), MemoryStore(), _GoneOnce(STDF_KEY, error)
+    a.put(A_KEY, A_TEXT)
+    stdf.put(STDF_KEY, make_wafer_sort_stdf(3, dies=20, tests_per_die=4, lot_id="L1", wafer_id="07"))
+    _failmap(a, b, out, "r1"), _stdf(stdf, out, "r1")
+    for pipeline in ("failmap", "stdf"):
+        assert committed(out, pipeline, DAY, "units")["outcome"].to_list() == [outcome]
+
+    f, s = _failmap(a, b, out, "r2"), _stdf(stdf, out, "r2")
+    assert f.units_done == 1 and s.files_done == 1
+    for pipeline in ("failmap", "stdf"):
+        assert committed(out, pipeline, DAY, "units")["outcome"].to_list() == ["ok"]
+        assert committed(out, pipeline, DAY, "events")["latest"].to_list() == [True]
+    assert committed(out, "failmap", DAY, "failmap_dies").height == 2
+    assert out.head(json_key(DAY, "L1_07P")) is not None
