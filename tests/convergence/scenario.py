@@ -19,7 +19,9 @@ Batch modes (``MODES``):
 ``pause``      (with ``pauses``) deliver, start a run, SIGSTOP it at a kill point; a second
                run takes the day over once the lease is not renewed (3 s), and finishes;
                then SIGCONT the first: it must stop writing (exit 1, lease lost) or
-               have nothing left to write; the next run repairs whatever it did
+               have nothing left to write; the next run repairs whatever it did. (Frozen
+               inside a conditional write of a local folder, it holds that file's flock:
+               no run can take the day until it runs again, so it is resumed earlier.)
 
 The run after a kill gets a lease time of 3 s (``FAILMAP_LEASE_SECONDS``), so a dead
 holder would lose the day quickly even if its PID were not checked.
@@ -40,7 +42,7 @@ from failmap_assets.storage.layout import manifest_key, table_dir, wafer_dirs
 from failmap_assets.storage.object_store import ObjectStore
 from tests.support import day_outputs as outputs
 from tests.support.day_history import History, Op, make_history, plan_batches
-from tests.support.day_runs import DayRuns, RunProc, lease_holder
+from tests.support.day_runs import DayRuns, RunProc, lease_holder, wait_until
 
 DAY = date(2026, 1, 11)
 MODES = ("run", "pair", "kill", "pair_kill", "overlap", "pause")
@@ -67,6 +69,7 @@ class Figures:
     pauses: int = 0             # runs stopped (SIGSTOP), taken over, resumed
     paused_lost: int = 0        # ... which then stopped with their lease lost
     paused_at: Counter = field(default_factory=Counter)
+    paused_in_lock: int = 0     # ... frozen while holding a local file lock: resumed before the takeover
     killed_at: Counter = field(default_factory=Counter)   # what the killed run had logged last
     temporaries_aged: int = 0
     comparisons: int = 0        # tables, PNG and JSON files and manifests compared
@@ -80,7 +83,8 @@ class Figures:
                 f"{self.runs} runs ({self.forced} forced), "
                 f"{self.concurrent_pairs} concurrent pairs, {self.kills} kills ({self.kills_missed} after the end; "
                 f"{dict(self.killed_at)}), "
-                + (f"{self.pauses} paused ({self.paused_lost} lost the day; {dict(self.paused_at)}), " if self.pauses else "")
+                + (f"{self.pauses} paused ({self.paused_lost} lost the day, {self.paused_in_lock} frozen holding a "
+                   f"file lock; {dict(self.paused_at)}), " if self.pauses else "")
                 + f"{self.comparisons} comparisons over {self.rows} rows, "
                 f"{'all equal' if self.equal else 'DIFFERENT'}, {self.seconds:.1f} s")
 
@@ -188,7 +192,7 @@ def kill_point(rng: random.Random, run: RunProc, out: ObjectStore) -> tuple[str,
 
 def converge(seed: int, *, backend: str, sources: dict[str, ObjectStore], out: ObjectStore, clean: ObjectStore,
              env: dict[str, str], clean_location: str, logs: Path, launcher: str = "fork",
-             batches: tuple[int, int] = (3, 6), local_out: Path | None = None, pauses: bool = False) -> Figures:
+             batches: tuple[int, int] = (3, 8), local_out: Path | None = None, pauses: bool = True) -> Figures:
     """Run one seed (see the module docstring); raises AssertionError with the details
     when a run fails or the day differs from the clean run."""
     started = time.monotonic()
@@ -277,8 +281,17 @@ def converge(seed: int, *, backend: str, sources: dict[str, ObjectStore], out: O
                 if runs.kill_when(stalled, event, delay, pause=True):
                     fig.pauses += 1
                     fig.paused_at[f"{point} -> {_last_words(stalled)}"] += 1
+                    successor = runs.start(f"{name}t", lease_s=SUCCESSOR_LEASE_S)
                     try:
-                        runs.finish(runs.start(f"{name}t", lease_s=SUCCESSOR_LEASE_S))
+                        if wait_until(successor, lambda: False, SUCCESSOR_LEASE_S + 15, kill=False) is None:
+                            pass  # it took the day over and finished
+                        else:
+                            # Still going: the stopped run froze inside a conditional write
+                            # of the local store, holding that file's flock, so nobody can
+                            # write it (the lease) until it runs again. Let it run.
+                            fig.paused_in_lock += 1
+                            stalled.resume()
+                        runs.finish(successor)
                     finally:
                         stalled.resume()
                     code = stalled.wait(180)

@@ -217,9 +217,10 @@ class DayRuns:
                 run.kill()  # SIGKILL ends a stopped (paused) process too
 
 
-def wait_until(run: RunProc, event: Callable[[], bool], timeout: float) -> float | None:
+def wait_until(run: RunProc, event: Callable[[], bool], timeout: float, *, kill: bool = True) -> float | None:
     """The monotonic time at which ``event()`` was first seen to hold while ``run`` was
-    alive, or None when the run ended before that."""
+    alive, or None when the run ended before that. After ``timeout``: kill the run and
+    fail, or (``kill=False``) return the time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if run.poll() is not None:
@@ -227,6 +228,8 @@ def wait_until(run: RunProc, event: Callable[[], bool], timeout: float) -> float
         if event():
             return time.monotonic()
         time.sleep(0.003)
+    if not kill:
+        return time.monotonic()
     run.kill()
     raise AssertionError(f"run {run.run_id}: what it was to be killed at did not happen within {timeout:.0f} s\n"
                          f"{run.tail()}")
