@@ -1,5 +1,9 @@
-"""What the convergence property found, each pinned down by a small deterministic test
-(the seed that found it stays in ``test_day_converges.REGRESSIONS``)."""
+"""What the convergence property found, each pinned down by a small deterministic test.
+
+The seeds that found them ran under an earlier version of the history generator; the
+seeds that catch them under the current one (with the fix reverted) are in
+``test_day_converges.REGRESSIONS``. The third bug is a race between a run's listing
+and its reads that no seed hits reliably: only its test here pins it."""
 
 from __future__ import annotations
 
@@ -46,9 +50,9 @@ def _local(tmp_path: Path) -> dict[str, LocalObjectStore]:
 
 
 def test_a_run_with_nothing_new_still_removes_a_killed_runs_old_temporaries(tmp_path: Path) -> None:
-    """Seed 121: a run killed while writing an STDF table left ``.tmp-`` files; every later
-    run had nothing new, committed nothing and so never removed them (only a commit's
-    garbage collection did), however old they got."""
+    """Found by seed 121 (now local 33): a run killed while writing an STDF table left
+    ``.tmp-`` files; every later run had nothing new, committed nothing and so never
+    removed them (only a commit's garbage collection did), however old they got."""
     s = _local(tmp_path)
     s["a"].put(A_KEY, A_TEXT)
     s["stdf"].put(STDF_KEY, make_wafer_sort_stdf(3, dies=20, tests_per_die=4, lot_id="L1", wafer_id="07"))
@@ -80,10 +84,10 @@ def _put_again_later(store: MemoryStore, key: str, seconds: int) -> datetime:
 
 
 def test_the_same_bytes_put_again_refresh_the_committed_listings(tmp_path: Path) -> None:
-    """Seed 413 (S3): an STDF file deleted and put back with the same bytes kept its ETag,
-    so its unit stood and the run saw nothing new; the committed stdf_objects listing kept
-    the old last_modified, while a clean run lists the new one. The fail-map runner had
-    the same gap: its inputs digest left last_modified out."""
+    """Found by seed 413 (now s3 4 and 7): an STDF file deleted and put back with the same
+    bytes kept its ETag, so its unit stood and the run saw nothing new; the committed
+    stdf_objects listing kept the old last_modified, while a clean run lists the new
+    one. The fail-map runner had the same gap: its inputs digest left last_modified out."""
     out = _local(tmp_path)["out"]
     a, b, stdf = MemoryStore(), MemoryStore(), MemoryStore()
     a.put(A_KEY, A_TEXT)
@@ -117,11 +121,11 @@ class _GoneOnce(MemoryStore):
 
 @pytest.mark.parametrize(("error", "outcome"), [(FileNotFoundError, "vanished"), (PreconditionFailed, "changed")])
 def test_an_object_that_went_between_listing_and_reading_is_read_when_it_is_back(tmp_path, error, outcome):
-    """Seed 437 (S3): an A file was deleted between a run's listing and its read, then put
-    back with the same bytes. The unit was recorded ``vanished`` with its attempts used up,
-    and a unit with attempts used up counted as done: the same (key, ETag) listed again was
-    kept, with no rows, events or files, forever. Likewise a partner or STDF file replaced
-    and then put back as it was (``changed``)."""
+    """Found by seed 437 (S3, a race): an A file was deleted between a run's listing and its
+    read, then put back with the same bytes. The unit was recorded ``vanished`` with its
+    attempts used up, and a unit with attempts used up counted as done: the same (key,
+    ETag) listed again was kept, with no rows, events or files, forever. Likewise a
+    partner or STDF file replaced and then put back as it was (``changed``)."""
     out = _local(tmp_path)["out"]
     a, b, stdf = _GoneOnce(A_KEY, error), MemoryStore(), _GoneOnce(STDF_KEY, error)
     a.put(A_KEY, A_TEXT)

@@ -12,13 +12,14 @@ retest             a later A file of a wafer token already tested (other dies an
 retest_b           the retest's B partner (sometimes delivered only after the retest ran)
 retest_tie         an A file of the same wafer token at the same second, under another key
 lone_a / late_b    an A without partner, and its B arriving in a later batch than the A
+                   (``late_b`` also marks a quarter of the generated B partners)
 prev_day_a         an A of the previous day seconds before midnight; ``midnight_b`` its B in
                    this day's folder (an orphan of this day until that A is there)
 reupload           new content under an existing key (A, B or STDF)
 reupload_same      the very same bytes put again (a new ETag on local folders, not on S3)
 revert             a re-uploaded object put back to its earlier bytes
 break / repair     a re-upload that makes a good A unreadable, or a broken one good
-delete             an object removed; ``revive`` puts it (or new content) back later
+delete             an object removed; ``revive`` puts the same bytes back later
 stdf / stdf_retest STDF files; a second file of the same lot and wafer with a later start
 stdf_tie           an STDF file of the same wafer and start time under another key
 stdf_broken        a cut STDF file; ``stdf_junk`` a file that is no STDF at all
