@@ -284,14 +284,20 @@ def converge(seed: int, *, backend: str, sources: dict[str, ObjectStore], out: O
                     successor = runs.start(f"{name}t", lease_s=SUCCESSOR_LEASE_S)
                     try:
                         if wait_until(successor, lambda: False, SUCCESSOR_LEASE_S + 15, kill=False) is None:
-                            pass  # it took the day over and finished
+                            runs.finish(successor)  # it took the day over and finished
                         else:
                             # Still going: the stopped run froze inside a conditional write
                             # of the local store, holding that file's flock, so nobody can
-                            # write it (the lease) until it runs again. Let it run.
+                            # write that file (the lease, the manifest) until it runs again.
+                            # Let it run. If it froze inside its manifest PUT (its lease
+                            # checked just before), its commit wins the compare-and-swap and
+                            # the successor must lose with ManifestConflict: both are safe.
                             fig.paused_in_lock += 1
                             stalled.resume()
-                        runs.finish(successor)
+                            code = successor.wait(180)
+                            lost = "ManifestConflict" in successor.stderr() or "LeaseLost" in successor.stderr()
+                            assert code == 0 or code == 1 and lost, \
+                                f"the successor exited with {code}\n{successor.tail()}"
                     finally:
                         stalled.resume()
                     code = stalled.wait(180)
