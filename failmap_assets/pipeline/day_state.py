@@ -5,8 +5,10 @@ named by the manifest (``storage/day_manifest.py``):
 
 ``units``    one row per unit of work (an A object with its B partner; an STDF
              file), by the identity of the object versions it was made from;
-             outcome ``ok`` / ``rejected`` (done: see the rejects) or ``read_error``
-             (retried by later runs, up to ``MAX_READ_ATTEMPTS``)
+             outcome ``ok`` / ``rejected`` (done: see the rejects), ``read_error``
+             (retried by later runs, up to ``MAX_READ_ATTEMPTS``), or ``changed`` /
+             ``vanished`` (replaced or deleted between listing and reading: never
+             done, so read again whenever that version is listed again)
 ``events``   one row per wafer test event the units produced: the wafer's figures,
              whether it is the wafer's latest event, whether its PNG / JSON are the
              ones on disk
@@ -103,7 +105,10 @@ def split_units(current: pl.DataFrame, done: pl.DataFrame, *, force: bool = Fals
     partner changed, no longer a unit).
 
     ``current`` has the IDENTITY columns; ``done`` is the committed units table. A unit
-    whose last read failed is retried while it has attempts left; ``force`` redoes all.
+    whose last read failed is retried while it has attempts left; one whose object was
+    replaced or deleted between listing and reading (``changed`` / ``vanished``) was never
+    read, so it is redone whenever the same versions are listed again (on S3 the same
+    bytes put back have the same ETag); ``force`` redoes all.
     """
     keyed_cur = _filled(current, "_")
     keyed_done = _filled(done, "_")
@@ -112,7 +117,8 @@ def split_units(current: pl.DataFrame, done: pl.DataFrame, *, force: bool = Fals
         kept = done.head(0)
     else:
         settled = keyed_done.filter(
-            pl.col("outcome").is_in(FINAL_OUTCOMES) | (pl.col("attempts") >= MAX_READ_ATTEMPTS)
+            pl.col("outcome").is_in(FINAL_OUTCOMES)
+            | ((pl.col("outcome") == "read_error") & (pl.col("attempts") >= MAX_READ_ATTEMPTS))
         )
         kept = settled.join(keyed_cur.select(on), on=on, how="semi").drop(on)
     todo = keyed_cur.join(_filled(kept, "_").select(on), on=on, how="anti").drop(on)

@@ -22,7 +22,6 @@ A run with nothing new (the same listings, nothing to process) commits nothing.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import time
@@ -37,7 +36,7 @@ import pyarrow.parquet as pq
 
 from failmap_assets.discovery.listing import list_day_with_neighbours
 from failmap_assets.pipeline import day_state as st
-from failmap_assets.pipeline.day_commit import DaySession
+from failmap_assets.pipeline.day_commit import DaySession, inputs_digest
 from failmap_assets.pipeline.day_lease import LeaseOptions
 from failmap_assets.pipeline.day_totals import failmap_totals
 from failmap_assets.pipeline.memory_budget import MemoryBudget, OverBudget, Reservation
@@ -153,14 +152,14 @@ class _Day:
         self.report.units_dropped = dropped.height
         kept_events = committed_events.join(kept.select("unit_key"), on="unit_key", how="semi")
 
-        inputs = _digest(a, b, pairs)
+        inputs = inputs_digest(a, b, pairs)
         manifest = self.session.manifest
         garbage, stale_files = self.session.out_of_step()
         undrawn = kept_events.filter(pl.col("latest") & ~pl.col("outputs_written")).height
         if (manifest is not None and todo.height == 0 and dropped.height == 0 and manifest.inputs == inputs
                 and not garbage and not stale_files and not undrawn):
             self.log(f"{self.day}: nothing new ({kept.height} units committed); no commit")
-            self.session.sweep_temporaries()
+            self.session.remove_stale_temporaries()
             self.report.totals, self.report.generation = manifest.totals, manifest.generation
             self.report.manifest, self.report.events = manifest, committed_events
             return
@@ -540,16 +539,6 @@ def failmap_rejects_table(rejects: pl.DataFrame, b_listing: pl.DataFrame) -> pl.
     )
     units = rejects.drop("unit_key", "run_id")
     return pl.concat([units, skipped], how="diagonal_relaxed").sort(["key", "member", "reason"], nulls_last=True)
-
-
-def _digest(*frames: pl.DataFrame) -> str:
-    """What a commit was computed from: the listings and the pairs (which carry the
-    pairing rules' decisions). Equal digests and nothing to process: nothing to commit."""
-    h = hashlib.sha256()
-    for df in frames:
-        cols = sorted(c for c in df.columns if c != "last_modified")
-        h.update(df.select(cols).sort(cols, nulls_last=True).write_csv().encode())
-    return h.hexdigest()
 
 
 def _versions(a: pl.DataFrame, b: pl.DataFrame, pairs: pl.DataFrame, unit_rows: pl.DataFrame,
