@@ -165,8 +165,7 @@ class _Day:
             return
         if stale_files:
             self.log(f"{self.day}: {len(stale_files)} wafer file(s) were drawn by a run that did not commit: redrawing")
-        attempts = {(k, e): n for k, e, n in committed_units.filter(pl.col("outcome") == "read_error")
-                    .select("unit_key", "unit_etag", "attempts").iter_rows()}
+        attempts = st.failed_attempts(committed_units)
 
         # Each unit's place among its wafer's events (the base wafer token: the key's).
         ranks = units.with_columns(pl.struct(["event_time", "unit_key"]).alias("_r"))
@@ -265,7 +264,7 @@ class _Day:
             else:
                 reason, outcome = "read_error", "read_error"
                 detail = f"{type(cause).__name__}: {cause}"[:500]
-            tries = attempts.get((unit.a_key, unit.a_etag), 0) + 1 if outcome == "read_error" else st.MAX_READ_ATTEMPTS
+            tries = attempts.get((unit.a_key, unit.a_etag), 0) + 1
             self.report.units_failed += 1
             self.report.download_errors.append((key, detail))
             self.log(f"could not read {key!r}: {detail}" + (
@@ -544,12 +543,11 @@ def failmap_rejects_table(rejects: pl.DataFrame, b_listing: pl.DataFrame) -> pl.
 def _versions(a: pl.DataFrame, b: pl.DataFrame, pairs: pl.DataFrame, unit_rows: pl.DataFrame,
               pairing: PairingRules) -> tuple[set[int], set[int], str | None]:
     """Object versions the commit accounted for; those that still need a run (pending
-    A files, failed reads); and when the first pending A falls due (fab time)."""
+    A files, ``day_state.open_units``); and when the first of them falls due (fab time)."""
     seen = {entry_hash(k, e) for df in (a, b) for k, e in df.select("key", "etag").iter_rows()}
     pending = pairs.filter(pl.col("status") == "pending")
     open_ = {entry_hash(k, e) for k, e in pending.select("a_key", "a_etag").iter_rows()}
-    # a failed read is retried while it has attempts left; after that it is final (not open)
-    retry = unit_rows.filter((pl.col("outcome") == "read_error") & (pl.col("attempts") < st.MAX_READ_ATTEMPTS))
+    retry = st.open_units(unit_rows)
     for k, e, pk, pe in retry.select("unit_key", "unit_etag", "partner_key", "partner_etag").iter_rows():
         open_.add(entry_hash(k, e))
         if pk:
@@ -558,7 +556,7 @@ def _versions(a: pl.DataFrame, b: pl.DataFrame, pairs: pl.DataFrame, unit_rows: 
     if pending.height:
         first = pending["a_time"].min()
         due = (first + timedelta(seconds=pairing.window_s + pairing.grace_s)).isoformat(sep=" ")
-    if retry.height:  # a failed read is due at once: the next reconcile retries it
+    if retry.height:  # due at once: the next reconcile check runs the day again
         due = datetime.min.isoformat(sep=" ")
     return seen, open_, due
 

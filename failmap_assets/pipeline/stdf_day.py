@@ -139,8 +139,7 @@ class _StdfDay:
             self.report.totals, self.report.generation = manifest.totals, manifest.generation
             self.report.manifest, self.report.events = manifest, committed_events
             return
-        attempts = {(k, e): n for k, e, n in committed_units.filter(pl.col("outcome") == "read_error")
-                    .select("unit_key", "unit_etag", "attempts").iter_rows()}
+        attempts = st.failed_attempts(committed_units)
 
         writer = WaferFiles(self.session, kept_events, manifest.wafer_files if manifest else {}, stale_files)
         events, rejects, unit_rows = [], [], []
@@ -272,7 +271,7 @@ class _StdfDay:
             reason, outcome, detail = "vanished", "vanished", "deleted after it was listed"
         else:
             reason, outcome, detail = "read_error", "read_error", f"{type(exc).__name__}: {exc}"[:500]
-        tries = attempts.get((key, etag), 0) + 1 if outcome == "read_error" else st.MAX_READ_ATTEMPTS
+        tries = attempts.get((key, etag), 0) + 1
         self.log(f"could not read {key!r}: {detail}")
         with self.lock:
             self.report.files_failed += 1
@@ -305,8 +304,7 @@ class _StdfDay:
                                    if f.startswith(f"parquet/stdf/{table}/"))
         state = {"units": s.write_state("units", units), "events": s.write_state("events", events),
                  "rejects": s.write_state("rejects", rejects)}
-        # retried while it has attempts left; after that a final read_error (not open)
-        retry = units.filter((pl.col("outcome") == "read_error") & (pl.col("attempts") < st.MAX_READ_ATTEMPTS))
+        retry = st.open_units(units)
         manifest = DayManifest(
             pipeline=PIPELINE, day=self.day, tables=tables, state=state, wafer_files=writer.files(events),
             seen={entry_hash(k, e) for k, e in listing.select("key", "etag").iter_rows()},
