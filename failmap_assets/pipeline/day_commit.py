@@ -22,6 +22,7 @@ see the old day; a plain glob may also see the dead run's files.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -118,14 +119,6 @@ class DaySession:
     def garbage(self, keep: set[str]) -> list[str]:
         return sorted(k for k in self.files_on_disk() if k not in keep)
 
-    def sweep_temporaries(self) -> int:
-        """Remove temp files and unfinished uploads of writers that died (every run does,
-        also one with nothing to commit: they are never listed, so nothing else sees them)."""
-        self.lease.check()
-        cutoff = datetime.now(UTC) - STALE_TEMP_AGE
-        return sum(len(self.store.remove_stale_temporaries(prefix, cutoff))
-                   for prefix in [*self.prefixes, *wafer_dirs(self.day)])
-
     def commit(self, manifest: DayManifest) -> DayManifest:
         """Make ``manifest`` the day's (see the module docstring), then remove what it no
         longer names. Raises ManifestConflict / LeaseLost when this run lost the day."""
@@ -144,7 +137,33 @@ class DaySession:
         for key in self.garbage(keep):
             self.store.delete(key)
             removed += 1
-        removed += self.sweep_temporaries()
+        removed += self.remove_stale_temporaries(log=False)
         if removed:
             self.log(f"removed {removed} superseded or left-over file(s) of {self.pipeline} {self.day}")
         return removed
+
+    def remove_stale_temporaries(self, *, log: bool = True) -> int:
+        """Remove the temp files / multipart uploads of writers that died (older than
+        STALE_TEMP_AGE) in the day's folders. Every run does this, also one that has
+        nothing to commit: a killed run's temporaries must not wait for the day's next
+        commit, which a finished day never gets."""
+        self.lease.check()
+        cutoff = datetime.now(UTC) - STALE_TEMP_AGE
+        removed = sum(len(self.store.remove_stale_temporaries(prefix, cutoff))
+                      for prefix in [*self.prefixes, *wafer_dirs(self.day)])
+        if removed and log:
+            self.log(f"removed {removed} left-over temporary file(s) of {self.pipeline} {self.day}")
+        return removed
+
+
+def inputs_digest(*frames: pl.DataFrame) -> str:
+    """What a commit was computed from: the listings (and, for fail maps, the pairs, which
+    carry the pairing rules' decisions). Equal digests and nothing to process: nothing to
+    commit. Every column counts, ``last_modified`` too: an object put again with the same
+    bytes keeps its ETag on S3 (the MD5) but not its time, and the committed listing must
+    show the object as it is."""
+    h = hashlib.sha256()
+    for df in frames:
+        cols = sorted(df.columns)
+        h.update(df.select(cols).sort(cols, nulls_last=True).write_csv().encode())
+    return h.hexdigest()

@@ -5,8 +5,11 @@ named by the manifest (``storage/day_manifest.py``):
 
 ``units``    one row per unit of work (an A object with its B partner; an STDF
              file), by the identity of the object versions it was made from;
-             outcome ``ok`` / ``rejected`` (done: see the rejects) or ``read_error``
-             (retried by later runs, up to ``MAX_READ_ATTEMPTS``)
+             outcome ``ok`` / ``rejected`` (done: see the rejects), ``read_error``
+             (retried by later runs, up to ``MAX_READ_ATTEMPTS``), or ``changed`` /
+             ``vanished`` (replaced or deleted between listing and reading: never
+             done, so read again whenever that version is listed again; the day
+             stays due for it while it has attempts left)
 ``events``   one row per wafer test event the units produced: the wafer's figures,
              whether it is the wafer's latest event, whether its PNG / JSON are the
              ones on disk
@@ -23,6 +26,7 @@ import polars as pl
 
 MAX_READ_ATTEMPTS = 3
 FINAL_OUTCOMES = ("ok", "rejected")
+FAILED_OUTCOMES = ("read_error", "changed", "vanished")
 IDENTITY = ["unit_key", "unit_etag", "partner_key", "partner_etag"]
 
 UNITS_SCHEMA = {
@@ -31,7 +35,7 @@ UNITS_SCHEMA = {
     "partner_key": pl.String,
     "partner_etag": pl.String,
     "outcome": pl.String,
-    "attempts": pl.Int32,             # failed reads so far (read_error)
+    "attempts": pl.Int32,             # failed reads so far (read_error, changed, vanished)
     "files": pl.List(pl.String),      # table files holding the unit's rows
     "dies": pl.Int64,                 # its rows in the die table (fail maps) / parts (STDF)
     "event_time": pl.Datetime("us"),  # when it was tested (naive fab time), if known
@@ -103,7 +107,10 @@ def split_units(current: pl.DataFrame, done: pl.DataFrame, *, force: bool = Fals
     partner changed, no longer a unit).
 
     ``current`` has the IDENTITY columns; ``done`` is the committed units table. A unit
-    whose last read failed is retried while it has attempts left; ``force`` redoes all.
+    whose last read failed is retried while it has attempts left; one whose object was
+    replaced or deleted between listing and reading (``changed`` / ``vanished``) was never
+    read, so it is redone whenever the same versions are listed again (on S3 the same
+    bytes put back have the same ETag); ``force`` redoes all.
     """
     keyed_cur = _filled(current, "_")
     keyed_done = _filled(done, "_")
@@ -112,12 +119,29 @@ def split_units(current: pl.DataFrame, done: pl.DataFrame, *, force: bool = Fals
         kept = done.head(0)
     else:
         settled = keyed_done.filter(
-            pl.col("outcome").is_in(FINAL_OUTCOMES) | (pl.col("attempts") >= MAX_READ_ATTEMPTS)
+            pl.col("outcome").is_in(FINAL_OUTCOMES)
+            | ((pl.col("outcome") == "read_error") & (pl.col("attempts") >= MAX_READ_ATTEMPTS))
         )
         kept = settled.join(keyed_cur.select(on), on=on, how="semi").drop(on)
     todo = keyed_cur.join(_filled(kept, "_").select(on), on=on, how="anti").drop(on)
     dropped = keyed_done.join(_filled(kept, "_").select(on), on=on, how="anti").drop(on)
     return kept, todo, dropped
+
+
+def open_units(units: pl.DataFrame) -> pl.DataFrame:
+    """Units whose objects still need a run of the day: a failed read with attempts left,
+    and an object that changed or vanished while the run read it (when that version is
+    listed again, be it put back unchanged, a run must take it; a sensor that has seen
+    the version before would not ask for one)."""
+    # bounded like read errors: a store whose listing keeps naming a version it cannot
+    # serve must not make the reconcile sensor run the day on every tick
+    return units.filter(pl.col("outcome").is_in(FAILED_OUTCOMES) & (pl.col("attempts") < MAX_READ_ATTEMPTS))
+
+
+def failed_attempts(units: pl.DataFrame) -> dict[tuple[str, str], int]:
+    """``(unit_key, unit_etag) -> failed reads so far`` of the committed units."""
+    failed = units.filter(pl.col("outcome").is_in(FAILED_OUTCOMES))
+    return {(k, e): n for k, e, n in failed.select("unit_key", "unit_etag", "attempts").iter_rows()}
 
 
 def merge_rejects(old: pl.DataFrame, kept_units: pl.Series, new_rejects: pl.DataFrame) -> pl.DataFrame:

@@ -22,7 +22,6 @@ A run with nothing new (the same listings, nothing to process) commits nothing.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import time
@@ -37,7 +36,7 @@ import pyarrow.parquet as pq
 
 from failmap_assets.discovery.listing import list_day_with_neighbours
 from failmap_assets.pipeline import day_state as st
-from failmap_assets.pipeline.day_commit import DaySession
+from failmap_assets.pipeline.day_commit import DaySession, inputs_digest
 from failmap_assets.pipeline.day_lease import LeaseOptions
 from failmap_assets.pipeline.day_totals import failmap_totals
 from failmap_assets.pipeline.memory_budget import MemoryBudget, OverBudget, Reservation
@@ -153,21 +152,20 @@ class _Day:
         self.report.units_dropped = dropped.height
         kept_events = committed_events.join(kept.select("unit_key"), on="unit_key", how="semi")
 
-        inputs = _digest(a, b, pairs)
+        inputs = inputs_digest(a, b, pairs)
         manifest = self.session.manifest
         garbage, stale_files = self.session.out_of_step()
         undrawn = kept_events.filter(pl.col("latest") & ~pl.col("outputs_written")).height
         if (manifest is not None and todo.height == 0 and dropped.height == 0 and manifest.inputs == inputs
                 and not garbage and not stale_files and not undrawn):
             self.log(f"{self.day}: nothing new ({kept.height} units committed); no commit")
-            self.session.sweep_temporaries()
+            self.session.remove_stale_temporaries()
             self.report.totals, self.report.generation = manifest.totals, manifest.generation
             self.report.manifest, self.report.events = manifest, committed_events
             return
         if stale_files:
             self.log(f"{self.day}: {len(stale_files)} wafer file(s) were drawn by a run that did not commit: redrawing")
-        attempts = {(k, e): n for k, e, n in committed_units.filter(pl.col("outcome") == "read_error")
-                    .select("unit_key", "unit_etag", "attempts").iter_rows()}
+        attempts = st.failed_attempts(committed_units)
 
         # Each unit's place among its wafer's events (the base wafer token: the key's).
         ranks = units.with_columns(pl.struct(["event_time", "unit_key"]).alias("_r"))
@@ -266,7 +264,7 @@ class _Day:
             else:
                 reason, outcome = "read_error", "read_error"
                 detail = f"{type(cause).__name__}: {cause}"[:500]
-            tries = attempts.get((unit.a_key, unit.a_etag), 0) + 1 if outcome == "read_error" else st.MAX_READ_ATTEMPTS
+            tries = attempts.get((unit.a_key, unit.a_etag), 0) + 1
             self.report.units_failed += 1
             self.report.download_errors.append((key, detail))
             self.log(f"could not read {key!r}: {detail}" + (
@@ -542,25 +540,14 @@ def failmap_rejects_table(rejects: pl.DataFrame, b_listing: pl.DataFrame) -> pl.
     return pl.concat([units, skipped], how="diagonal_relaxed").sort(["key", "member", "reason"], nulls_last=True)
 
 
-def _digest(*frames: pl.DataFrame) -> str:
-    """What a commit was computed from: the listings and the pairs (which carry the
-    pairing rules' decisions). Equal digests and nothing to process: nothing to commit."""
-    h = hashlib.sha256()
-    for df in frames:
-        cols = sorted(c for c in df.columns if c != "last_modified")
-        h.update(df.select(cols).sort(cols, nulls_last=True).write_csv().encode())
-    return h.hexdigest()
-
-
 def _versions(a: pl.DataFrame, b: pl.DataFrame, pairs: pl.DataFrame, unit_rows: pl.DataFrame,
               pairing: PairingRules) -> tuple[set[int], set[int], str | None]:
     """Object versions the commit accounted for; those that still need a run (pending
-    A files, failed reads); and when the first pending A falls due (fab time)."""
+    A files, ``day_state.open_units``); and when the first of them falls due (fab time)."""
     seen = {entry_hash(k, e) for df in (a, b) for k, e in df.select("key", "etag").iter_rows()}
     pending = pairs.filter(pl.col("status") == "pending")
     open_ = {entry_hash(k, e) for k, e in pending.select("a_key", "a_etag").iter_rows()}
-    # a failed read is retried while it has attempts left; after that it is final (not open)
-    retry = unit_rows.filter((pl.col("outcome") == "read_error") & (pl.col("attempts") < st.MAX_READ_ATTEMPTS))
+    retry = st.open_units(unit_rows)
     for k, e, pk, pe in retry.select("unit_key", "unit_etag", "partner_key", "partner_etag").iter_rows():
         open_.add(entry_hash(k, e))
         if pk:
@@ -569,7 +556,7 @@ def _versions(a: pl.DataFrame, b: pl.DataFrame, pairs: pl.DataFrame, unit_rows: 
     if pending.height:
         first = pending["a_time"].min()
         due = (first + timedelta(seconds=pairing.window_s + pairing.grace_s)).isoformat(sep=" ")
-    if retry.height:  # a failed read is due at once: the next reconcile retries it
+    if retry.height:  # due at once: the next reconcile check runs the day again
         due = datetime.min.isoformat(sep=" ")
     return seen, open_, due
 

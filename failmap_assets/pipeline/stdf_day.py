@@ -27,7 +27,7 @@ from failmap_assets.discovery.listing import list_objects
 from failmap_assets.maps.coordinates import wafer_json
 from failmap_assets.maps.render import render_wafer_png, too_large
 from failmap_assets.pipeline import day_state as st
-from failmap_assets.pipeline.day_commit import DaySession
+from failmap_assets.pipeline.day_commit import DaySession, inputs_digest
 from failmap_assets.pipeline.day_lease import LeaseOptions
 from failmap_assets.pipeline.day_totals import reject_totals, unit_totals, wafer_totals
 from failmap_assets.pipeline.progress import Progress
@@ -129,17 +129,17 @@ class _StdfDay:
         kept_events = committed_events.join(kept.select("unit_key"), on="unit_key", how="semi")
 
         manifest = self.session.manifest
+        inputs = inputs_digest(listing)
         garbage, stale_files = self.session.out_of_step()
         undrawn = kept_events.filter(pl.col("latest") & ~pl.col("outputs_written")).height
-        if manifest is not None and todo.height == 0 and dropped.height == 0 and not garbage \
-                and not stale_files and not undrawn:
+        if manifest is not None and todo.height == 0 and dropped.height == 0 and manifest.inputs == inputs \
+                and not garbage and not stale_files and not undrawn:
             self.log(f"{self.day}: nothing new ({kept.height} STDF files committed); no commit")
-            self.session.sweep_temporaries()
+            self.session.remove_stale_temporaries()
             self.report.totals, self.report.generation = manifest.totals, manifest.generation
             self.report.manifest, self.report.events = manifest, committed_events
             return
-        attempts = {(k, e): n for k, e, n in committed_units.filter(pl.col("outcome") == "read_error")
-                    .select("unit_key", "unit_etag", "attempts").iter_rows()}
+        attempts = st.failed_attempts(committed_units)
 
         writer = WaferFiles(self.session, kept_events, manifest.wafer_files if manifest else {}, stale_files)
         events, rejects, unit_rows = [], [], []
@@ -170,7 +170,7 @@ class _StdfDay:
         units_now = pl.concat([kept, pl.DataFrame(unit_rows, schema=st.UNITS_SCHEMA)], how="vertical_relaxed")
         all_rejects = st.merge_rejects(committed_rejects, kept["unit_key"],
                                        pl.DataFrame(rejects, schema=st.REJECT_SCHEMA))
-        self._commit(listing, units_now.select(list(st.UNITS_SCHEMA)), all_events, all_rejects, writer)
+        self._commit(listing, units_now.select(list(st.UNITS_SCHEMA)), all_events, all_rejects, writer, inputs)
 
     # ----- one file ----------------------------------------------------------------------
     def _parse_and_write(self, key: str, etag: str, data: bytes, writer: WaferFiles):
@@ -271,7 +271,7 @@ class _StdfDay:
             reason, outcome, detail = "vanished", "vanished", "deleted after it was listed"
         else:
             reason, outcome, detail = "read_error", "read_error", f"{type(exc).__name__}: {exc}"[:500]
-        tries = attempts.get((key, etag), 0) + 1 if outcome == "read_error" else st.MAX_READ_ATTEMPTS
+        tries = attempts.get((key, etag), 0) + 1
         self.log(f"could not read {key!r}: {detail}")
         with self.lock:
             self.report.files_failed += 1
@@ -289,7 +289,7 @@ class _StdfDay:
 
     # ----- commit ------------------------------------------------------------------------
     def _commit(self, listing: pl.DataFrame, units: pl.DataFrame, events: pl.DataFrame,
-                rejects: pl.DataFrame, writer: WaferFiles) -> None:
+                rejects: pl.DataFrame, writer: WaferFiles, inputs: str) -> None:
         s = self.session
         events = events.select(list(st.EVENTS_SCHEMA))
         day_rejects = rejects.drop("unit_key", "run_id").sort(["key", "reason"])
@@ -304,14 +304,13 @@ class _StdfDay:
                                    if f.startswith(f"parquet/stdf/{table}/"))
         state = {"units": s.write_state("units", units), "events": s.write_state("events", events),
                  "rejects": s.write_state("rejects", rejects)}
-        # retried while it has attempts left; after that a final read_error (not open)
-        retry = units.filter((pl.col("outcome") == "read_error") & (pl.col("attempts") < st.MAX_READ_ATTEMPTS))
+        retry = st.open_units(units)
         manifest = DayManifest(
             pipeline=PIPELINE, day=self.day, tables=tables, state=state, wafer_files=writer.files(events),
             seen={entry_hash(k, e) for k, e in listing.select("key", "etag").iter_rows()},
             own={entry_hash(k, e) for k, e in listing.select("key", "etag").iter_rows()},
             open={entry_hash(k, e) for k, e in retry.select("unit_key", "unit_etag").iter_rows()},
-            next_due=datetime.min.isoformat(sep=" ") if retry.height else None,
+            next_due=datetime.min.isoformat(sep=" ") if retry.height else None, inputs=inputs,
             totals={**wafer_totals(events), **unit_totals(units), **reject_totals(day_rejects),
                     "files": listing.height, "parts": int(units.filter(pl.col("outcome") == "ok")["dies"].sum() or 0)},
         )

@@ -165,10 +165,13 @@ def test_an_object_deleted_between_listing_and_get_ends_as_a_vanished_warning(tm
     units = committed(out, "failmap", "units")
     assert units.filter(pl.col("unit_key") == gone)["outcome"].to_list() == ["vanished"]
     manifest, _ = read_manifest(out, "failmap", DAY)
-    assert entry_hash(gone, etag) in manifest.seen and not manifest.open  # done with, not to retry
-    # the next run: the object is gone, so is its warning
+    # never read, so still open: the day is due once more, and a run takes that version if
+    # it is listed again (put back with the same bytes, the same ETag)
+    assert entry_hash(gone, etag) in manifest.seen and manifest.open == {entry_hash(gone, etag)}
+    # the next run: the object is gone, so is its warning, and nothing is open
     fm_run(a, b, out, "run2")
     assert committed(out, "failmap", "failmap_rejects").filter(pl.col("key") == gone).height == 0
+    assert not read_manifest(out, "failmap", DAY)[0].open
 
     # the same for an STDF file
     src.put("20260111/gone.stdf", stdf(2, "L5", "01", T0))
@@ -178,6 +181,8 @@ def test_an_object_deleted_between_listing_and_get_ends_as_a_vanished_warning(tm
     assert report.committed and report.files_failed == 1 and report.files_done == 1
     rejects = committed(out, "stdf", "stdf_rejects")
     assert rejects.select("key", "reason", "severity").rows() == [("20260111/gone.stdf", "vanished", "warning")]
+    assert len(read_manifest(out, "stdf", DAY)[0].open) == 1
+    stdf_run(src, out, "run2")
     assert not read_manifest(out, "stdf", DAY)[0].open
 
 
@@ -198,8 +203,8 @@ def test_an_object_replaced_between_listing_and_get_is_not_processed_with_the_ol
         (key, old_etag, "changed_since_listing", "warning")]
     assert out.head(png_key(DAY, "L1_05P")) is None
     manifest, _ = read_manifest(out, "failmap", DAY)
-    assert not manifest.needs_run(entry_hash(key, old_etag), FAB_NOW)
     assert manifest.needs_run(entry_hash(key, new_etag), FAB_NOW)  # the sensors will request the new one
+    assert manifest.needs_run(entry_hash(key, old_etag), FAB_NOW)  # and the old one, were it put back
     # the next run takes the new version
     report = fm_run(a, b, out, "run2")
     assert report.units_done == 1
@@ -364,3 +369,22 @@ def test_two_stdf_files_of_one_wafer_show_the_later_start_time_whatever_the_orde
     assert doc == solo_doc
     parts = committed(out, "stdf", "parts")
     assert set(parts["source_key"]) == {LATER, EARLIER}  # both events keep their rows
+
+
+def test_a_version_that_keeps_vanishing_stops_making_the_day_due(tmp_path: Path) -> None:
+    """A store whose listing keeps naming a version it cannot serve: the day stays due for
+    it for ``MAX_READ_ATTEMPTS`` runs, then no longer (the reconcile sensor must not run
+    the day on every tick); a run still takes that version whenever it is listed."""
+    a, b, out, _ = local(tmp_path, "a", "b", "out", "stdf")
+    key = "20260111/L1_07P_20260111_090000.txt"
+    a.put(key, a_file("L1", "07", "20260111_090000"))
+    etag = a.head(key).etag
+    ghost = FaultyStore(a, before_get=lambda k: (_ for _ in ()).throw(FileNotFoundError(k)) if k == key else None)
+    for run in range(1, st.MAX_READ_ATTEMPTS + 1):
+        fm_run(ghost, b, out, f"run{run}")
+        manifest, _ = read_manifest(out, "failmap", DAY)
+        units = committed(out, "failmap", "units")
+        assert units.select("outcome", "attempts").rows() == [("vanished", run)]
+        assert (entry_hash(key, etag) in manifest.open) == (run < st.MAX_READ_ATTEMPTS)
+    report = fm_run(a, b, out, "served")
+    assert report.units_done == 1 and not read_manifest(out, "failmap", DAY)[0].open
