@@ -53,6 +53,7 @@ from failmap_assets.formats.g85 import (
     original_attrs,
     parse_xml,
 )
+from failmap_assets.formats.values import finite_float, parse_int, quote
 from failmap_assets.wafer.rejects import Rejected
 
 FORMAT = "e142"
@@ -168,10 +169,11 @@ def _dimension(layout: Element | None) -> tuple[int | None, int | None]:
         return None, None
     for dim in children(layout, "dimension"):
         a = attrs(dim)
-        try:
-            return int(a["x"]), int(a["y"])
-        except (KeyError, ValueError):
-            raise Rejected("bad_header", f"layout {attrs(layout).get('layoutid')!r}: Dimension needs integer X and Y") from None
+        what = f"E142 Layout {quote(attrs(layout).get('layoutid'))} Dimension"
+        if "x" not in a or "y" not in a:
+            raise Rejected("bad_header", f"{what} needs integer X and Y")
+        return (parse_int(a["x"], f"{what} X", lo=0, reason="bad_header"),
+                parse_int(a["y"], f"{what} Y", lo=0, reason="bad_header"))
     return None, None
 
 
@@ -179,13 +181,13 @@ def _frame(s: dict[str, str], what: str) -> tuple[str, str]:
     origin_raw = s.get("originlocation")
     origin = _ORIGINS.get((origin_raw or "lowerleft").strip().lower())
     if origin is None:
-        raise Rejected("bad_orientation", f"{what}: unknown OriginLocation {origin_raw!r}")
+        raise Rejected("bad_orientation", f"{what}: unknown OriginLocation {quote(origin_raw)}")
     axes_raw = s.get("axisdirection")
     if axes_raw is None or not axes_raw.strip():
         return origin, _DEFAULT_AXES[origin]
     axes = _AXES.get(axes_raw.strip().lower())
     if axes is None:
-        raise Rejected("bad_orientation", f"{what}: unknown AxisDirection {axes_raw!r}")
+        raise Rejected("bad_orientation", f"{what}: unknown AxisDirection {quote(axes_raw)}")
     return origin, axes
 
 
@@ -197,11 +199,9 @@ def _size_mm(layout: Element | None) -> tuple[float, float] | None:
         for el in children(layout, name):
             a = attrs(el)
             factor = _UNITS_MM.get(a.get("units", default_units).strip().lower())
-            try:
-                if factor is not None:
-                    return float(a["x"]) * factor, float(a["y"]) * factor
-            except (KeyError, ValueError):
-                continue
+            x, y = finite_float(a.get("x")), finite_float(a.get("y"))
+            if factor is not None and x is not None and y is not None:
+                return x * factor, y * factor
     return None
 
 
@@ -210,8 +210,7 @@ def _reference_devices(overlay: Element) -> list[tuple[int, int]]:
     for ref in descendants(overlay, "referencedevice"):
         for c in children(ref, "coordinates"):
             a = attrs(c)
-            try:
-                refs.append((int(a["x"]), int(a["y"])))
-            except (KeyError, ValueError):
-                continue
+            if "x" in a and "y" in a:
+                refs.append((parse_int(a["x"], "E142 ReferenceDevice Coordinates X", reason="bad_header"),
+                             parse_int(a["y"], "E142 ReferenceDevice Coordinates Y", reason="bad_header")))
     return refs
