@@ -30,6 +30,7 @@ passes" rule would be meaningless for defect counts.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class _Wafer:
     plan: list[tuple[str, str, int]] = field(default_factory=list)     # (XINDEX, YINDEX as written, line)
     defects: list[tuple[str, str, int]] = field(default_factory=list)  # (XINDEX, YINDEX as written, line)
     summary: list[dict[str, str]] = field(default_factory=list)
+    images: list[dict] = field(default_factory=list)                   # image references per defect
 
 
 class _Tokens:
@@ -158,7 +160,11 @@ def _read_v1(tokens: _Tokens) -> tuple[list[_Wafer], str]:
         elif key == "defectlist":
             if spec is None:
                 raise Rejected("bad_syntax", "KLARF: DefectList before any DefectRecordSpec", line=line)
-            (current or _implicit(wafers)).defects.extend(_defects(values, spec, line))
+            target = current or _implicit(wafers)
+            tiff = (current.meta if current is not None else common).get("TiffFileName", [""])
+            defects, images = _defects(values, spec, line, tiff[0] if tiff else "")
+            target.defects.extend(defects)
+            target.images.extend(images)
         elif key == "summaryspec":
             summary_spec = _spec(values, "SummarySpec", line)
         elif key == "summarylist" and summary_spec:
@@ -200,28 +206,45 @@ def _rows_of(values: list[str], width: int, what: str, line: int) -> list[list[s
     return [values[i : i + width] for i in range(0, len(values), width)]
 
 
-def _defects(values: list[str], spec: list[str], line: int) -> list[tuple[str, str, int]]:
+def _defects(values: list[str], spec: list[str], line: int, tiff: str) -> tuple[list[tuple[str, str, int]], list[dict]]:
+    """(XINDEX, YINDEX, line) per defect record, and the image references of the records that list images.
+
+    KLARF 1.1/1.2 ``IMAGELIST`` column: a count n, then n (image number, image type)
+    pairs, the images of the preceding ``TiffFileName`` (so a record is longer than
+    DefectRecordSpec says by 2n values). Source: btrapp/jklarfreader
+    ``KlarfReader12.readEmbeddedList`` and its ``klarf12DefectListExample.klarf``
+    (KLARF has no public specification).
+    """
     if "XINDEX" not in spec or "YINDEX" not in spec:
         raise Rejected("bad_list", "KLARF: DefectRecordSpec has no XINDEX / YINDEX column", line=line)
     xi, yi = spec.index("XINDEX"), spec.index("YINDEX")
     if "IMAGELIST" not in spec:
-        return [(r[xi], r[yi], line) for r in _rows_of(values, len(spec), "DefectList", line)]
-    out, i = [], 0
+        return [(r[xi], r[yi], line) for r in _rows_of(values, len(spec), "DefectList", line)], []
+    out, images, i = [], [], 0
     while i < len(values):  # IMAGELIST has a variable width: walk record by record
-        record = []
+        record, pairs = [], []
         for name in spec:
             if i >= len(values):
                 raise Rejected("bad_list", f"KLARF: DefectList ends inside defect record {len(out) + 1}", line=line)
             if name == "IMAGELIST":
-                i += 1 + 2 * parse_count(values[i], "KLARF: DefectList IMAGELIST count", reason="bad_list", line=line)
-                if i > len(values):
+                n = parse_count(values[i], "KLARF: DefectList IMAGELIST count", reason="bad_list", line=line)
+                if i + 1 + 2 * n > len(values):
                     raise Rejected("bad_list", f"KLARF: DefectList ends inside the IMAGELIST of record {len(out) + 1}", line=line)
+                pairs = [{"file": tiff, "image": values[j], "type": values[j + 1]} for j in range(i + 1, i + 1 + 2 * n, 2)]
+                i += 1 + 2 * n
                 record.append("")
                 continue
             record.append(values[i])
             i += 1
         out.append((record[xi], record[yi], line))
-    return out
+        if pairs:
+            images.append(_image_entry(dict(zip(spec, record)), pairs))
+    return out, images
+
+
+def _image_entry(record: dict[str, str], images: list) -> dict:
+    return {"defect": record.get("DEFECTID", ""), "xindex": record.get("XINDEX", ""), "yindex": record.get("YINDEX", ""),
+            "images": images}
 
 
 # ---------------------------------------------------------------------------
@@ -256,6 +279,7 @@ def _read_v18(tokens: _Tokens) -> list[_Wafer]:
             w = _Wafer(meta={**root.fields, **lot.fields, **wr.fields, "LotID": [lot.name or ""], "WaferID": [wr.name or ""]})
             w.meta["FileVersion"] = [root.name or "1.8"]
             w.defects = _list_pairs(wr.lists.get("DefectList"), "DefectList")
+            w.images = _list_images(wr.lists.get("DefectList"))
             for test in (r for r in wr.records if r.kind == "TestRecord"):
                 w.plan.extend(_list_pairs(test.lists.get("SampleTestPlanList"), "SampleTestPlanList"))
             for summary in (r for r in wr.records if r.kind == "SummaryRecord"):
@@ -308,19 +332,18 @@ def _list(tokens: _Tokens, name: str) -> _List:
     n_rows = _count(tokens.next(what), tokens, what)
     tokens.expect("{", what)
     rows, lines, row = [], [], []
+    embedded = {i for i, t in enumerate(types) if t.lower().endswith("list")}
     while (tok := tokens.next(what)) != "}":
-        if tok == ";":
+        if len(row) in embedded and tok not in (";", ","):
+            row.append(json.dumps(_embedded_list(tok, tokens, what)))
+        elif tok == ";":
             if len(row) != n_cols:
                 raise tokens.error("bad_list", f"{what} row {len(rows) + 1} has {len(row)} values, expected {n_cols}")
             rows.append(row)
             lines.append(tokens.line(back=1))
             row = []
-        elif tok == "{":  # a nested value (image list): one value, skipped
-            depth = 1
-            while depth:
-                t = tokens.next(what)
-                depth += {"{": 1, "}": -1}.get(t, 0)
-            row.append("")
+        elif tok == "{":  # a nested value in a column not typed as a list: one value
+            row.append(json.dumps(_embedded_list(tok, tokens, what)))
         elif tok != ",":
             row.append(_unquote(tok))
     if row:
@@ -329,6 +352,38 @@ def _list(tokens: _Tokens, name: str) -> _List:
         raise tokens.error("bad_list", f"{what} says Data {n_rows} but holds {len(rows)} rows")
     tokens.expect("}", what)
     return _List(columns, types, rows, lines, line)
+
+
+def _embedded_list(first: str, tokens: _Tokens, what: str) -> list[list[str]]:
+    """A list-typed value (KLARF 1.8 column type ``ImageList``) -> its entries.
+
+    Written ``N`` or ``0`` (none) or ``Name n { v v v v, v v v v }`` (n entries,
+    comma-separated: path, type, index, label for images). Source: btrapp/jklarfreader
+    ``KlarfReader18.readEmbeddedList`` and its ``klarfWithImagelist.klarf``, KLA tool
+    output. A bare ``{ ... }`` group (one nested list) is read the same way.
+    """
+    if first.upper() == "N" or first == "0":
+        return []
+    declared = None
+    if first != "{":
+        declared = parse_count(tokens.next(what), f"KLARF: {what} {first} entry count", reason="bad_list",
+                               line=tokens.line(back=1))
+        tokens.expect("{", what)
+    entries, entry, depth = [], [], 1
+    while depth:
+        tok = tokens.next(what)
+        if tok in ("{", "}"):
+            depth += 1 if tok == "{" else -1
+        elif tok == "," and depth == 1:
+            entries.append(entry)
+            entry = []
+        elif tok != ",":
+            entry.append(_unquote(tok))
+    if entry or entries:
+        entries.append(entry)
+    if declared is not None and len(entries) != declared:
+        raise tokens.error("bad_list", f"{what}: {first} says {declared} entries but holds {len(entries)}", back=1)
+    return entries
 
 
 def _column_names(tokens: _Tokens, what: str) -> tuple[list[str], list[str]]:
@@ -348,6 +403,19 @@ def _column_names(tokens: _Tokens, what: str) -> tuple[list[str], list[str]]:
 
 def _count(token: str, tokens: _Tokens, what: str) -> int:
     return parse_count(token, f"KLARF: {what}", reason="bad_list", line=tokens.line(back=1))
+
+
+def _list_images(lst: _List | None) -> list[dict]:
+    if lst is None:
+        return []
+    out = []
+    for i, t in enumerate(lst.types):
+        if t.lower().endswith("list"):
+            for row in lst.rows:
+                entries = json.loads(row[i])
+                if entries:
+                    out.append(_image_entry(dict(zip(lst.columns, row)), entries))
+    return out
 
 
 def _list_pairs(lst: _List | None, what: str) -> list[tuple[str, str, int]]:
@@ -396,16 +464,31 @@ def _to_wafer_map(w: _Wafer, version: str, pass_bins: AbstractSet[int] | None) -
     })
     if plan_na:
         extra["plan_entries_with_na"] = str(plan_na)
+    if w.images:
+        extra["defect_images"] = json.dumps(w.images)
+        extra["defects_with_images"] = str(len(w.images))
     if w.summary:
         extra["summary"] = "; ".join(",".join(f"{k}={v}" for k, v in row.items()) for row in w.summary)
     flat = _flat(meta.get("OrientationMarkLocation"))
+    mirrored = _yes_no(meta.get("CoordinatesMirrored"), "CoordinatesMirrored")
+    if mirrored:
+        # CoordinatesMirrored YES: XINDEX grows to the left (the wafer as seen from its
+        # back). Drawn from the front, x = -XINDEX, and the mark location, stated in the
+        # same mirrored frame, swaps LEFT and RIGHT. (Field and YES/NO values: KLARF 1.2
+        # header as written by KLA tools, e.g. jklarfreader klarf12DefectListExample.klarf;
+        # no public specification gives more.)
+        flat = {"L": "R", "R": "L"}.get(flat, flat)
+        extra["coordinates_mirrored"] = "applied: x = -XINDEX"
+    mark = _mark_type(meta.get("SampleOrientationMarkType"))
+    if mark is not None:
+        extra["mark_type"] = mark
     if flat is None:
         extra["flat_source"] = "default (no OrientationMarkLocation)"
     present = np.unique(counts).tolist()
     verdicts = merge_verdicts({}, present, pass_bins) if pass_bins is not None else {b: b == 0 for b in present}
     return WaferMap(
         format=FORMAT,
-        x=dies[:, 0].astype(np.int32),
+        x=(-dies[:, 0] if mirrored else dies[:, 0]).astype(np.int32),
         y=(-dies[:, 1]).astype(np.int32),
         bin=counts.astype(np.int32),
         retest_count=np.zeros(len(dies), dtype=np.int16),
@@ -429,6 +512,23 @@ def _to_wafer_map(w: _Wafer, version: str, pass_bins: AbstractSet[int] | None) -
 def _one(meta: dict[str, list[str]], key: str) -> str | None:
     values = meta.get(key)
     return values[0] if values and values[0] else None
+
+
+def _yes_no(values: list[str] | None, what: str) -> bool:
+    word = (values[0].strip().upper() if values else "NO") or "NO"
+    if word not in ("YES", "NO"):
+        raise Rejected("bad_orientation", f"KLARF: {what} {quote(values[0])} is neither YES nor NO")
+    return word == "YES"
+
+
+def _mark_type(values: list[str] | None) -> str | None:
+    """SampleOrientationMarkType NOTCH / FLAT (the kind of mark OrientationMarkLocation places)."""
+    if not values or not values[0].strip():
+        return None
+    word = values[0].strip().lower()
+    if word not in ("notch", "flat"):
+        raise Rejected("bad_orientation", f"KLARF: SampleOrientationMarkType {quote(values[0])} is neither NOTCH nor FLAT")
+    return word
 
 
 def _flat(values: list[str] | None) -> str | None:
