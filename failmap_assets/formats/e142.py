@@ -108,6 +108,9 @@ def _read_overlay(smap: Element, overlay: Element, bcm: Element, layouts, substr
     fy, fx = np.nonzero(grid.bins >= 0)      # file coordinates: row index = y, code index = x
     bins = grid.bins[fy, fx]
     cx = fx if axes.endswith("Right") else w - 1 - fx
+    bottom = _bottom_side(s.get("substrateside"), what)
+    if bottom:
+        cx = w - 1 - cx
     cy = fy if axes.startswith("Down") else h - 1 - fy
     centre = (w // 2, h // 2) if origin == "Center" else (0, 0)
 
@@ -128,11 +131,15 @@ def _read_overlay(smap: Element, overlay: Element, bcm: Element, layouts, substr
     if bad:
         extra["bin_count_mismatch"] = ";".join(f"{k}: file {n}, map {found.get(k, 0)}" for k, n in sorted(bad.items()))
     flat = degrees_to_flat(s.get("orientation"), f"{what} Orientation")
+    if bottom:
+        flat = {"L": "R", "R": "L"}.get(flat, flat)
+        extra["substrate_side"] = "BottomSide: drawn as seen from the top (x mirrored)"
 
     origin_die = None
     if refs:
         rx, ry = refs[0][0] + centre[0], refs[0][1] + centre[1]
-        origin_die = (rx if axes.endswith("Right") else w - 1 - rx, ry if axes.startswith("Down") else h - 1 - ry)
+        ox = rx if axes.endswith("Right") else w - 1 - rx
+        origin_die = (w - 1 - ox if bottom else ox, ry if axes.startswith("Down") else h - 1 - ry)
 
     return WaferMap(
         format=FORMAT,
@@ -189,6 +196,21 @@ def _frame(s: dict[str, str], what: str) -> tuple[str, str]:
     if axes is None:
         raise Rejected("bad_orientation", f"{what}: unknown AxisDirection {quote(axes_raw)}")
     return origin, axes
+
+
+def _bottom_side(value: str | None, what: str) -> bool:
+    """SubstrateSide (E142-1 schema enumeration TopSide / BottomSide; absent = TopSide).
+
+    A BottomSide map is laid out as the substrate is seen from below; seen from the
+    top (the canonical drawing) its columns run the other way, so x is mirrored and a
+    flat stated as LEFT / RIGHT in that view swaps sides. Rows keep their order.
+    """
+    word = (value or "").strip().lower()
+    if word in ("", "topside", "top"):
+        return False
+    if word in ("bottomside", "bottom"):
+        return True
+    raise Rejected("bad_orientation", f"{what}: unknown SubstrateSide {quote(value)} (TopSide or BottomSide)")
 
 
 def _size_mm(layout: Element | None) -> tuple[float, float] | None:
