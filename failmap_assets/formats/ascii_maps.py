@@ -43,6 +43,7 @@ import numpy as np
 
 from failmap_assets.wafer.model import WaferMap
 from failmap_assets.formats.g85 import ascii_code_to_bin, compact_stime, decode_grid, degrees_to_flat, merge_verdicts
+from failmap_assets.formats.values import INT32, parse_count, parse_int, quote
 from failmap_assets.wafer.rejects import Rejected
 
 Lines = list[str]
@@ -180,13 +181,22 @@ def grid_rows(lines: Lines, start: int, count: int | None, what: str) -> tuple[L
     return rows, i + count
 
 
-def _int(value: str | None, key: str, what: str) -> int | None:
+def _int(value: str | None, key: str, what: str, lines: Lines, lo: int = INT32[0], hi: int = INT32[1]) -> int | None:
+    """Header value ``key`` as an integer in ``lo..hi``; a reject names the key and its line."""
     if value is None or not value.strip():
         return None
     try:
-        return int(value.strip())
-    except ValueError:
-        raise Rejected("bad_header", f"{what}: {key} {value!r} is not an integer") from None
+        return parse_int(value, f"{what}: {key}", lo=lo, hi=hi, reason="bad_header")
+    except Rejected as exc:
+        raise Rejected(exc.reason, exc.detail, line=_line_of(lines, key)) from None
+
+
+def _line_of(lines: Lines, key: str) -> int | None:
+    """1-based line of the first header line that starts with ``key`` (for reject messages)."""
+    for number, line in enumerate(lines[:SNIFF_LINES], start=1):
+        if line.lstrip().upper().startswith(key.upper()):
+            return number
+    return None
 
 
 def _size_mm(x: str | None, y: str | None, unit: str | None) -> tuple[float, float] | None:
@@ -227,7 +237,7 @@ def _parse_st(lines: Lines, pass_bins) -> WaferMap:
     for i, line in enumerate(lines[1:], start=1):
         m = re.match(r"\s*WM([XY])DIM\s*=\s*(\d+)\s*$", line)
         if m:
-            dims[m.group(1)] = int(m.group(2))
+            dims[m.group(1)] = parse_count(m.group(2), f"{what}: WM{m.group(1)}DIM", reason="bad_header", line=i + 1)
             if len(dims) == 2:
                 grid_at = i + 1
                 break
@@ -241,19 +251,19 @@ def _parse_st(lines: Lines, pass_bins) -> WaferMap:
         _st_key_value(line, header, units)
     if "NULBC" not in header:
         raise Rejected("bad_header", f"{what}: no NULBC (character code of positions without a die)")
-    null = chr(_int(header["NULBC"], "NULBC", what))
+    null = chr(_int(header["NULBC"], "NULBC", what, lines, lo=0, hi=0x10FFFF))  # a character code
     bins, codes = char_grid(rows, dims["X"], {null}, what, first_line)
     names = {}
-    target = _int(header.get("TARGBC"), "TARGBC", what)
+    target = _int(header.get("TARGBC"), "TARGBC", what, lines, lo=0, hi=0x10FFFF)
     if target is not None and chr(target) in codes:
         names[codes[chr(target)]] = "target"
-    xs, ys = _int(header.get("XSTRP"), "XSTRP", what), _int(header.get("YSTRP"), "YSTRP", what)
+    xs, ys = _int(header.get("XSTRP"), "XSTRP", what, lines), _int(header.get("YSTRP"), "YSTRP", what, lines)
     orig = None
     origin = None
     if xs is not None and ys is not None:
         # Grid column c is X = XSTRP + c, row r is Y = YSTRP + r (the targets XBE/YBE TARGn sit there).
         orig = lambda c, r: (c + xs, r + ys)  # noqa: E731
-        tx, ty = _int(header.get("XBE TARG1"), "XBE TARG1", what), _int(header.get("YBE TARG1"), "YBE TARG1", what)
+        tx, ty = _int(header.get("XBE TARG1"), "XBE TARG1", what, lines), _int(header.get("YBE TARG1"), "YBE TARG1", what, lines)
         if tx is not None and ty is not None:
             origin = (tx - xs, ty - ys)
     return build_wafer(
@@ -299,7 +309,8 @@ def _parse_binlist(lines: Lines, pass_bins) -> WaferMap:
             key, _, value = line.partition("=")
             header[key.strip().upper()] = value.strip()
     if header.get("BINTYPE", "ASCII").upper() != "ASCII":
-        raise Rejected("bad_bin_type", f"{what}: BINTYPE {header['BINTYPE']!r} is not supported (ASCII only)")
+        raise Rejected("bad_bin_type", f"{what}: BINTYPE {quote(header['BINTYPE'])} is not supported (ASCII only)",
+                       line=_line_of(lines, "BINTYPE"))
     rows = []
     for line in lines[start + 1 :]:
         body = line.rstrip()
@@ -310,7 +321,7 @@ def _parse_binlist(lines: Lines, pass_bins) -> WaferMap:
         rows.append(body)
     else:
         raise Rejected("truncated", f"{what}: BINLIST is not closed with '}}'")
-    n_rows, n_cols = _int(header.get("ROWCT"), "ROWCT", what), _int(header.get("COLCT"), "COLCT", what)
+    n_rows, n_cols = _int(header.get("ROWCT"), "ROWCT", what, lines), _int(header.get("COLCT"), "COLCT", what, lines)
     if n_rows is not None and len(rows) != n_rows:
         raise Rejected("row_count", f"{what}: ROWCT says {n_rows} rows, BINLIST holds {len(rows)}")
 
@@ -329,7 +340,7 @@ def _parse_binlist(lines: Lines, pass_bins) -> WaferMap:
             verdicts[number] = status == "PASS"
         names[number] = b.get("DESCR") or code
         if b.get("COUNT", "").isdigit():
-            stated[number] = int(b["COUNT"])
+            stated[number] = parse_count(b["COUNT"], f"{what}: COUNT of BIN {quote(code)}", reason="bad_header")
     extra = dict(header)
     values, counts = np.unique(bins[bins >= 0], return_counts=True)
     found = dict(zip(values.tolist(), counts.tolist()))
@@ -367,14 +378,15 @@ def _parse_maxxy(lines: Lines, pass_bins) -> WaferMap:
     header, end = _maxxy_header(lines)
     size = header["maxxy"].split()
     if len(size) != 2 or not all(s.isdigit() for s in size):
-        raise Rejected("bad_header", f"{what}: MaxXY {header['maxxy']!r} is not 'columns rows'")
-    n_cols, n_rows = int(size[0]), int(size[1])
+        raise Rejected("bad_header", f"{what}: MaxXY {quote(header['maxxy'])} is not 'columns rows'", line=_line_of(lines, "MaxXY"))
+    n_cols, n_rows = (parse_count(v, f"{what}: MaxXY", reason="bad_header", line=_line_of(lines, "MaxXY")) for v in size)
     rows, stop = grid_rows(lines, end, n_rows, what)
     bins, codes = char_grid(rows, n_cols, {"."}, what, stop - len(rows) + 1)
     if "orient" in header:
         flat = _CLOCK.get(header["orient"].strip())
         if flat is None:
-            raise Rejected("bad_orientation", f"{what}: Orient {header['orient']!r} is not a clock position 12/3/6/9")
+            raise Rejected("bad_orientation", f"{what}: Orient {quote(header['orient'])} is not a clock position 12/3/6/9",
+                           line=_line_of(lines, "Orient"))
     else:
         flat = degrees_to_flat(header.get("flat/notch") or header.get("flat") or header.get("notch"), f"{what} Flat/Notch")
     return build_wafer(
@@ -402,14 +414,14 @@ def _parse_versid(lines: Lines, pass_bins) -> WaferMap:
         m = _MAP_ROW.match(line)
         if m:
             first_line = first_line or number
-            if int(m.group(1)) != len(rows) + 1:
-                raise Rejected("bad_row", f"{what}: row label MAP{m.group(1)} out of sequence", line=number)
+            if m.group(1).lstrip("0") != str(len(rows) + 1):
+                raise Rejected("bad_row", f"{what}: row label MAP{quote(m.group(1))} out of sequence", line=number)
             rows.append(m.group(2).rstrip())
         elif line.strip():
             key, _, value = line.strip().partition(" ")
             header[key.upper()] = value.strip()
-    n_rows, n_cols = _int(header.get("ROWCNT"), "ROWCNT", what), _int(header.get("COLCNT"), "COLCNT", what)
-    width = _int(header.get("COMPRE"), "COMPRE", what) or 1
+    n_rows, n_cols = _int(header.get("ROWCNT"), "ROWCNT", what, lines), _int(header.get("COLCNT"), "COLCNT", what, lines)
+    width = _int(header.get("COMPRE"), "COMPRE", what, lines, lo=0, hi=8) or 1  # code width in characters
     if n_rows is not None and len(rows) != n_rows:
         raise Rejected("row_count", f"{what}: ROWCNT says {n_rows} rows, the file holds {len(rows)} MAPnnn lines")
     if not rows:
@@ -429,7 +441,7 @@ def _parse_versid(lines: Lines, pass_bins) -> WaferMap:
     if flips is not None:
         fx, fy = flips
         orig = lambda c, r: ((w - c) if fx else (c + 1), (h - r) if fy else (r + 1))  # noqa: E731
-        px, py = _int(header.get("REFPX1"), "REFPX1", what), _int(header.get("REFPY1"), "REFPY1", what)
+        px, py = _int(header.get("REFPX1"), "REFPX1", what, lines), _int(header.get("REFPY1"), "REFPY1", what, lines)
         if px is not None and py is not None:
             origin = ((w - px) if fx else (px - 1), (h - py) if fy else (py - 1))
     return build_wafer(

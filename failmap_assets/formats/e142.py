@@ -53,6 +53,7 @@ from failmap_assets.formats.g85 import (
     original_attrs,
     parse_xml,
 )
+from failmap_assets.formats.values import finite_float, parse_int, quote
 from failmap_assets.wafer.rejects import Rejected
 
 FORMAT = "e142"
@@ -107,6 +108,9 @@ def _read_overlay(smap: Element, overlay: Element, bcm: Element, layouts, substr
     fy, fx = np.nonzero(grid.bins >= 0)      # file coordinates: row index = y, code index = x
     bins = grid.bins[fy, fx]
     cx = fx if axes.endswith("Right") else w - 1 - fx
+    bottom = _bottom_side(s.get("substrateside"), what)
+    if bottom:
+        cx = w - 1 - cx
     cy = fy if axes.startswith("Down") else h - 1 - fy
     centre = (w // 2, h // 2) if origin == "Center" else (0, 0)
 
@@ -127,11 +131,15 @@ def _read_overlay(smap: Element, overlay: Element, bcm: Element, layouts, substr
     if bad:
         extra["bin_count_mismatch"] = ";".join(f"{k}: file {n}, map {found.get(k, 0)}" for k, n in sorted(bad.items()))
     flat = degrees_to_flat(s.get("orientation"), f"{what} Orientation")
+    if bottom:
+        flat = {"L": "R", "R": "L"}.get(flat, flat)
+        extra["substrate_side"] = "BottomSide: drawn as seen from the top (x mirrored)"
 
     origin_die = None
     if refs:
         rx, ry = refs[0][0] + centre[0], refs[0][1] + centre[1]
-        origin_die = (rx if axes.endswith("Right") else w - 1 - rx, ry if axes.startswith("Down") else h - 1 - ry)
+        ox = rx if axes.endswith("Right") else w - 1 - rx
+        origin_die = (w - 1 - ox if bottom else ox, ry if axes.startswith("Down") else h - 1 - ry)
 
     return WaferMap(
         format=FORMAT,
@@ -168,10 +176,11 @@ def _dimension(layout: Element | None) -> tuple[int | None, int | None]:
         return None, None
     for dim in children(layout, "dimension"):
         a = attrs(dim)
-        try:
-            return int(a["x"]), int(a["y"])
-        except (KeyError, ValueError):
-            raise Rejected("bad_header", f"layout {attrs(layout).get('layoutid')!r}: Dimension needs integer X and Y") from None
+        what = f"E142 Layout {quote(attrs(layout).get('layoutid'))} Dimension"
+        if "x" not in a or "y" not in a:
+            raise Rejected("bad_header", f"{what} needs integer X and Y")
+        return (parse_int(a["x"], f"{what} X", lo=0, reason="bad_header"),
+                parse_int(a["y"], f"{what} Y", lo=0, reason="bad_header"))
     return None, None
 
 
@@ -179,14 +188,29 @@ def _frame(s: dict[str, str], what: str) -> tuple[str, str]:
     origin_raw = s.get("originlocation")
     origin = _ORIGINS.get((origin_raw or "lowerleft").strip().lower())
     if origin is None:
-        raise Rejected("bad_orientation", f"{what}: unknown OriginLocation {origin_raw!r}")
+        raise Rejected("bad_orientation", f"{what}: unknown OriginLocation {quote(origin_raw)}")
     axes_raw = s.get("axisdirection")
     if axes_raw is None or not axes_raw.strip():
         return origin, _DEFAULT_AXES[origin]
     axes = _AXES.get(axes_raw.strip().lower())
     if axes is None:
-        raise Rejected("bad_orientation", f"{what}: unknown AxisDirection {axes_raw!r}")
+        raise Rejected("bad_orientation", f"{what}: unknown AxisDirection {quote(axes_raw)}")
     return origin, axes
+
+
+def _bottom_side(value: str | None, what: str) -> bool:
+    """SubstrateSide (E142-1 schema enumeration TopSide / BottomSide; absent = TopSide).
+
+    A BottomSide map is laid out as the substrate is seen from below; seen from the
+    top (the canonical drawing) its columns run the other way, so x is mirrored and a
+    flat stated as LEFT / RIGHT in that view swaps sides. Rows keep their order.
+    """
+    word = (value or "").strip().lower()
+    if word in ("", "topside", "top"):
+        return False
+    if word in ("bottomside", "bottom"):
+        return True
+    raise Rejected("bad_orientation", f"{what}: unknown SubstrateSide {quote(value)} (TopSide or BottomSide)")
 
 
 def _size_mm(layout: Element | None) -> tuple[float, float] | None:
@@ -197,11 +221,9 @@ def _size_mm(layout: Element | None) -> tuple[float, float] | None:
         for el in children(layout, name):
             a = attrs(el)
             factor = _UNITS_MM.get(a.get("units", default_units).strip().lower())
-            try:
-                if factor is not None:
-                    return float(a["x"]) * factor, float(a["y"]) * factor
-            except (KeyError, ValueError):
-                continue
+            x, y = finite_float(a.get("x")), finite_float(a.get("y"))
+            if factor is not None and x is not None and y is not None:
+                return x * factor, y * factor
     return None
 
 
@@ -210,8 +232,7 @@ def _reference_devices(overlay: Element) -> list[tuple[int, int]]:
     for ref in descendants(overlay, "referencedevice"):
         for c in children(ref, "coordinates"):
             a = attrs(c)
-            try:
-                refs.append((int(a["x"]), int(a["y"])))
-            except (KeyError, ValueError):
-                continue
+            if "x" in a and "y" in a:
+                refs.append((parse_int(a["x"], "E142 ReferenceDevice Coordinates X", reason="bad_header"),
+                             parse_int(a["y"], "E142 ReferenceDevice Coordinates Y", reason="bad_header")))
     return refs

@@ -46,6 +46,7 @@ import numpy as np
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
+from failmap_assets.formats.values import finite_float, parse_count, parse_int, quote
 from failmap_assets.wafer.model import WaferMap
 from failmap_assets.wafer.rejects import Rejected
 
@@ -74,13 +75,19 @@ def parse_xml(data: bytes, what: str) -> Element:
     """
     try:
         return _safe_fromstring(data)
-    except ParseError as first:
+    except _XML_ERRORS as first:
         for candidate in _repairs(data, str(first)):
             try:
                 return _safe_fromstring(candidate)
-            except ParseError:
+            except _XML_ERRORS:
                 continue
         raise _bad_xml(what, first) from None
+
+
+# expat refuses a declared encoding it does not know (LookupError) or cannot
+# stream (ValueError: "multi-byte encodings are not supported", e.g. Shift_JIS,
+# UTF-32): the repairs then transcode the body with Python's codec.
+_XML_ERRORS = (ParseError, LookupError, ValueError)
 
 
 def _safe_fromstring(data: bytes) -> Element:
@@ -127,9 +134,12 @@ def _declare_prefixes(text: bytes) -> bytes | None:
     return text[: root.end()] + decl + text[root.end():]
 
 
-def _bad_xml(what: str, exc: ParseError) -> Rejected:
-    line = getattr(exc, "position", (None,))[0]
-    return Rejected("bad_xml", f"{what} file is not well-formed XML: {exc}", line=line)
+def _bad_xml(what: str, exc: Exception) -> Rejected:
+    if isinstance(exc, ParseError):
+        line = getattr(exc, "position", (None,))[0]
+        return Rejected("bad_xml", f"{what} file is not well-formed XML: {quote(str(exc), 200)}", line=line)
+    # Only the XML declaration names an encoding.
+    return Rejected("bad_xml", f"{what} file: XML declaration encoding cannot be read ({quote(str(exc), 120)})", line=1)
 
 
 def local(tag: str) -> str:
@@ -184,7 +194,7 @@ def bin_type_of(value: str | None) -> str | None:
         return None
     key = value.strip().lower()
     if key not in _BIN_TYPES:
-        raise Rejected("bad_bin_type", f"unknown BinType {value!r} (expected ASCII, Decimal, HexaDecimal or Integer2)")
+        raise Rejected("bad_bin_type", f"unknown BinType {quote(value)} (expected ASCII, Decimal, HexaDecimal or Integer2)")
     return _BIN_TYPES[key]
 
 
@@ -195,11 +205,13 @@ def code_to_bin(code: str, bin_type: str) -> int:
             if len(code) != 1:
                 raise ValueError
             return int(ascii_code_to_bin(np.array([ord(code)]))[0])
+        if len(code) > 8:  # no valid code is longer; int() of a long digit string is slow or refused
+            raise ValueError
         value = int(code, 10 if bin_type == "decimal" else 16)
     except ValueError:
-        raise Rejected("bad_bin_code", f"bin code {code!r} is not valid for BinType {bin_type}") from None
+        raise Rejected("bad_bin_code", f"bin code {quote(code)} is not valid for BinType {bin_type}") from None
     if not 0 <= value <= 0xFFFF:
-        raise Rejected("bad_bin_code", f"bin code {code!r} is outside 0..65535")
+        raise Rejected("bad_bin_code", f"bin code {quote(code)} is outside 0..65535")
     return value
 
 
@@ -221,7 +233,7 @@ def bin_definitions(defs, null_codes, bin_type: str, *, skip_empty: bool = False
             verdicts[number] = verdict
         names[number] = d.get("bindescription") or code
         if d.get("bincount", "").isdigit():
-            stated[number] = int(d["bincount"])
+            stated[number] = parse_count(d["bincount"], f"BinCount of bin code {quote(code)}", reason="bad_header")
     return verdicts, names, stated
 
 
@@ -342,10 +354,9 @@ def degrees_to_flat(value: str | None, what: str) -> str | None:
                         ("L", ("left", "leftward", "west")), ("R", ("right", "rightward", "east"))):
         if word in names:
             return side
-    try:
-        degrees = float(word)
-    except ValueError:
-        raise Rejected("bad_orientation", f"{what} {value!r} is neither an angle nor a side") from None
+    degrees = finite_float(word)
+    if degrees is None:
+        raise Rejected("bad_orientation", f"{what} {quote(value)} is neither an angle nor a side")
     return "DLUR"[int(round((degrees % 360) / 90.0)) % 4]
 
 
@@ -438,18 +449,15 @@ def _int_attr(a: dict[str, str], key: str, what: str) -> int | None:
     value = a.get(key)
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise Rejected("bad_header", f"{what}: {key} {value!r} is not a count")
-    return int(value)
+    return parse_count(value, f"{what}: {key}", reason="bad_header")
 
 
 def _die_size(d: dict[str, str]) -> tuple[float, float] | None:
     # G85 device and step sizes are in micrometres; die_size is in mm.
     for kx, ky in (("devicesizex", "devicesizey"), ("stepsizex", "stepsizey")):
-        try:
-            return float(d[kx]) / 1000.0, float(d[ky]) / 1000.0
-        except (KeyError, ValueError):
-            continue
+        x, y = finite_float(d.get(kx)), finite_float(d.get(ky))
+        if x is not None and y is not None:
+            return x / 1000.0, y / 1000.0
     return None
 
 
@@ -486,10 +494,8 @@ def _reference_devices(device: Element) -> list[tuple[int, int]]:
             a.update(attrs(c))
         x = a.get("referencedevicex", a.get("x"))
         y = a.get("referencedevicey", a.get("y"))
-        try:
-            refs.append((int(x), int(y)))
-        except (TypeError, ValueError):
-            continue
+        if x is not None and y is not None:
+            refs.append((parse_int(x, "ReferenceDevice X", reason="bad_header"), parse_int(y, "ReferenceDevice Y", reason="bad_header")))
     return refs
 
 

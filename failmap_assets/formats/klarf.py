@@ -30,6 +30,7 @@ passes" rule would be meaningless for defect counts.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ import numpy as np
 from failmap_assets.wafer.model import WaferMap
 from failmap_assets.formats.ascii_maps import decode_text
 from failmap_assets.formats.g85 import merge_verdicts
+from failmap_assets.formats.values import finite_float, parse_count, parse_int, quote
 from failmap_assets.wafer.rejects import Rejected
 
 FORMAT = "klarf"
@@ -58,9 +60,10 @@ class _Wafer:
     """What a KLARF file says about one wafer, whatever its version."""
 
     meta: dict[str, list[str]] = field(default_factory=dict)
-    plan: list[tuple[str, str]] = field(default_factory=list)          # (XINDEX, YINDEX) as written
-    defects: list[tuple[str, str]] = field(default_factory=list)       # (XINDEX, YINDEX) as written
+    plan: list[tuple[str, str, int]] = field(default_factory=list)     # (XINDEX, YINDEX as written, line)
+    defects: list[tuple[str, str, int]] = field(default_factory=list)  # (XINDEX, YINDEX as written, line)
     summary: list[dict[str, str]] = field(default_factory=list)
+    images: list[dict] = field(default_factory=list)                   # image references per defect
 
 
 class _Tokens:
@@ -83,7 +86,7 @@ class _Tokens:
     def expect(self, token: str, what: str) -> None:
         got = self.next(what)
         if got != token:
-            raise self.error("bad_syntax", f"expected {token!r} in {what}, found {got!r}", back=1)
+            raise self.error("bad_syntax", f"expected {token!r} in {what}, found {quote(got)}", back=1)
 
     def line(self, back: int = 0) -> int:
         pos = self.items[max(0, min(self.i - back, len(self.items) - 1))][1] if self.items else 0
@@ -157,7 +160,11 @@ def _read_v1(tokens: _Tokens) -> tuple[list[_Wafer], str]:
         elif key == "defectlist":
             if spec is None:
                 raise Rejected("bad_syntax", "KLARF: DefectList before any DefectRecordSpec", line=line)
-            (current or _implicit(wafers)).defects.extend(_defects(values, spec, line))
+            target = current or _implicit(wafers)
+            tiff = (current.meta if current is not None else common).get("TiffFileName", [""])
+            defects, images = _defects(values, spec, line, tiff[0] if tiff else "")
+            target.defects.extend(defects)
+            target.images.extend(images)
         elif key == "summaryspec":
             summary_spec = _spec(values, "SummarySpec", line)
         elif key == "summarylist" and summary_spec:
@@ -178,17 +185,17 @@ def _implicit(wafers: list[_Wafer]) -> _Wafer:
     return wafers[-1]
 
 
-def _counted_pairs(values: list[str], what: str, line: int) -> list[tuple[str, str]]:
-    if not values or not values[0].isdigit():
+def _counted_pairs(values: list[str], what: str, line: int) -> list[tuple[str, str, int]]:
+    if not values:
         raise Rejected("bad_list", f"KLARF: {what} does not start with its count", line=line)
-    n = int(values[0])
+    n = parse_count(values[0], f"KLARF: {what} count", reason="bad_list", line=line)
     if len(values) - 1 != 2 * n:
         raise Rejected("bad_list", f"KLARF: {what} says {n} dies but holds {(len(values) - 1) / 2:g}", line=line)
-    return list(zip(values[1::2], values[2::2]))
+    return [(x, y, line) for x, y in zip(values[1::2], values[2::2])]
 
 
 def _spec(values: list[str], what: str, line: int) -> list[str]:
-    if not values or not values[0].isdigit() or int(values[0]) != len(values) - 1:
+    if not values or parse_count(values[0], f"KLARF: {what} column count", reason="bad_list", line=line) != len(values) - 1:
         raise Rejected("bad_list", f"KLARF: {what} column count does not match its column names", line=line)
     return [v.upper() for v in values[1:]]
 
@@ -199,30 +206,45 @@ def _rows_of(values: list[str], width: int, what: str, line: int) -> list[list[s
     return [values[i : i + width] for i in range(0, len(values), width)]
 
 
-def _defects(values: list[str], spec: list[str], line: int) -> list[tuple[str, str]]:
+def _defects(values: list[str], spec: list[str], line: int, tiff: str) -> tuple[list[tuple[str, str, int]], list[dict]]:
+    """(XINDEX, YINDEX, line) per defect record, and the image references of the records that list images.
+
+    KLARF 1.1/1.2 ``IMAGELIST`` column: a count n, then n (image number, image type)
+    pairs, the images of the preceding ``TiffFileName`` (so a record is longer than
+    DefectRecordSpec says by 2n values). Source: btrapp/jklarfreader
+    ``KlarfReader12.readEmbeddedList`` and its ``klarf12DefectListExample.klarf``
+    (KLARF has no public specification).
+    """
     if "XINDEX" not in spec or "YINDEX" not in spec:
         raise Rejected("bad_list", "KLARF: DefectRecordSpec has no XINDEX / YINDEX column", line=line)
     xi, yi = spec.index("XINDEX"), spec.index("YINDEX")
     if "IMAGELIST" not in spec:
-        return [(r[xi], r[yi]) for r in _rows_of(values, len(spec), "DefectList", line)]
-    out, i = [], 0
+        return [(r[xi], r[yi], line) for r in _rows_of(values, len(spec), "DefectList", line)], []
+    out, images, i = [], [], 0
     while i < len(values):  # IMAGELIST has a variable width: walk record by record
-        record = []
+        record, pairs = [], []
         for name in spec:
             if i >= len(values):
                 raise Rejected("bad_list", f"KLARF: DefectList ends inside defect record {len(out) + 1}", line=line)
             if name == "IMAGELIST":
-                if not values[i].isdigit():
-                    raise Rejected("bad_list", f"KLARF: IMAGELIST count {values[i]!r} is not a number", line=line)
-                i += 1 + 2 * int(values[i])
-                if i > len(values):
+                n = parse_count(values[i], "KLARF: DefectList IMAGELIST count", reason="bad_list", line=line)
+                if i + 1 + 2 * n > len(values):
                     raise Rejected("bad_list", f"KLARF: DefectList ends inside the IMAGELIST of record {len(out) + 1}", line=line)
+                pairs = [{"file": tiff, "image": values[j], "type": values[j + 1]} for j in range(i + 1, i + 1 + 2 * n, 2)]
+                i += 1 + 2 * n
                 record.append("")
                 continue
             record.append(values[i])
             i += 1
-        out.append((record[xi], record[yi]))
-    return out
+        out.append((record[xi], record[yi], line))
+        if pairs:
+            images.append(_image_entry(dict(zip(spec, record)), pairs))
+    return out, images
+
+
+def _image_entry(record: dict[str, str], images: list) -> dict:
+    return {"defect": record.get("DEFECTID", ""), "xindex": record.get("XINDEX", ""), "yindex": record.get("YINDEX", ""),
+            "images": images}
 
 
 # ---------------------------------------------------------------------------
@@ -231,11 +253,20 @@ def _defects(values: list[str], spec: list[str], line: int) -> list[tuple[str, s
 
 
 @dataclass
+class _List:
+    columns: list[str]            # column names, upper case
+    types: list[str]              # column types as declared (int32, float, string, ImageList, ...)
+    rows: list[list[str]]
+    lines: list[int]              # line of each row
+    line: int                     # line of the List keyword
+
+
+@dataclass
 class _Record:
     kind: str
     name: str | None
     fields: dict[str, list[str]] = field(default_factory=dict)
-    lists: dict[str, tuple[list[str], list[list[str]]]] = field(default_factory=dict)
+    lists: dict[str, _List] = field(default_factory=dict)
     records: list[_Record] = field(default_factory=list)
 
 
@@ -248,11 +279,13 @@ def _read_v18(tokens: _Tokens) -> list[_Wafer]:
             w = _Wafer(meta={**root.fields, **lot.fields, **wr.fields, "LotID": [lot.name or ""], "WaferID": [wr.name or ""]})
             w.meta["FileVersion"] = [root.name or "1.8"]
             w.defects = _list_pairs(wr.lists.get("DefectList"), "DefectList")
+            w.images = _list_images(wr.lists.get("DefectList"))
             for test in (r for r in wr.records if r.kind == "TestRecord"):
                 w.plan.extend(_list_pairs(test.lists.get("SampleTestPlanList"), "SampleTestPlanList"))
             for summary in (r for r in wr.records if r.kind == "SummaryRecord"):
-                cols, rows = summary.lists.get("TestSummaryList", ([], []))
-                w.summary.extend(dict(zip(cols, r)) for r in rows)
+                lst = summary.lists.get("TestSummaryList")
+                if lst is not None:
+                    w.summary.extend(dict(zip(lst.columns, r)) for r in lst.rows)
             wafers.append(w)
     return wafers
 
@@ -273,7 +306,7 @@ def _record(tokens: _Tokens) -> _Record:
             name = tokens.next("a List")
             rec.lists[name] = _list(tokens, name)
         else:
-            raise tokens.error("bad_syntax", f"unexpected {tok!r} in Record {kind}", back=1)
+            raise tokens.error("bad_syntax", f"unexpected {quote(tok)} in Record {quote(kind)}", back=1)
     return rec
 
 
@@ -286,30 +319,31 @@ def _braced_values(tokens: _Tokens, what: str) -> list[str]:
     return values
 
 
-def _list(tokens: _Tokens, name: str) -> tuple[list[str], list[list[str]]]:
+def _list(tokens: _Tokens, name: str) -> _List:
     what = f"List {name}"
+    line = tokens.line(back=2)
     tokens.expect("{", what)
     tokens.expect("Columns", what)
     n_cols = _count(tokens.next(what), tokens, what)
-    columns = _column_names(tokens, f"{what} Columns")
+    types, columns = _column_names(tokens, f"{what} Columns")
     if len(columns) != n_cols:
         raise tokens.error("bad_list", f"{what} declares {n_cols} columns but names {len(columns)}")
     tokens.expect("Data", what)
     n_rows = _count(tokens.next(what), tokens, what)
     tokens.expect("{", what)
-    rows, row = [], []
+    rows, lines, row = [], [], []
+    embedded = {i for i, t in enumerate(types) if t.lower().endswith("list")}
     while (tok := tokens.next(what)) != "}":
-        if tok == ";":
+        if len(row) in embedded and tok not in (";", ","):
+            row.append(json.dumps(_embedded_list(tok, tokens, what)))
+        elif tok == ";":
             if len(row) != n_cols:
                 raise tokens.error("bad_list", f"{what} row {len(rows) + 1} has {len(row)} values, expected {n_cols}")
             rows.append(row)
+            lines.append(tokens.line(back=1))
             row = []
-        elif tok == "{":  # a nested value (image list): one value, skipped
-            depth = 1
-            while depth:
-                t = tokens.next(what)
-                depth += {"{": 1, "}": -1}.get(t, 0)
-            row.append("")
+        elif tok == "{":  # a nested value in a column not typed as a list: one value
+            row.append(json.dumps(_embedded_list(tok, tokens, what)))
         elif tok != ",":
             row.append(_unquote(tok))
     if row:
@@ -317,11 +351,43 @@ def _list(tokens: _Tokens, name: str) -> tuple[list[str], list[list[str]]]:
     if len(rows) != n_rows:
         raise tokens.error("bad_list", f"{what} says Data {n_rows} but holds {len(rows)} rows")
     tokens.expect("}", what)
-    return columns, rows
+    return _List(columns, types, rows, lines, line)
 
 
-def _column_names(tokens: _Tokens, what: str) -> list[str]:
-    """``{ type NAME, type NAME }``: the last word of each comma-separated entry."""
+def _embedded_list(first: str, tokens: _Tokens, what: str) -> list[list[str]]:
+    """A list-typed value (KLARF 1.8 column type ``ImageList``) -> its entries.
+
+    Written ``N`` or ``0`` (none) or ``Name n { v v v v, v v v v }`` (n entries,
+    comma-separated: path, type, index, label for images). Source: btrapp/jklarfreader
+    ``KlarfReader18.readEmbeddedList`` and its ``klarfWithImagelist.klarf``, KLA tool
+    output. A bare ``{ ... }`` group (one nested list) is read the same way.
+    """
+    if first.upper() == "N" or first == "0":
+        return []
+    declared = None
+    if first != "{":
+        declared = parse_count(tokens.next(what), f"KLARF: {what} {first} entry count", reason="bad_list",
+                               line=tokens.line(back=1))
+        tokens.expect("{", what)
+    entries, entry, depth = [], [], 1
+    while depth:
+        tok = tokens.next(what)
+        if tok in ("{", "}"):
+            depth += 1 if tok == "{" else -1
+        elif tok == "," and depth == 1:
+            entries.append(entry)
+            entry = []
+        elif tok != ",":
+            entry.append(_unquote(tok))
+    if entry or entries:
+        entries.append(entry)
+    if declared is not None and len(entries) != declared:
+        raise tokens.error("bad_list", f"{what}: {first} says {declared} entries but holds {len(entries)}", back=1)
+    return entries
+
+
+def _column_names(tokens: _Tokens, what: str) -> tuple[list[str], list[str]]:
+    """``{ type NAME, type NAME }``: (types, names); the name is the last word of each entry."""
     tokens.expect("{", what)
     entries, entry = [], []
     while (tok := tokens.next(what)) != "}":
@@ -331,23 +397,34 @@ def _column_names(tokens: _Tokens, what: str) -> list[str]:
         else:
             entry.append(tok)
     entries.append(entry)
-    return [e[-1].upper() for e in entries if e]
+    entries = [e for e in entries if e]
+    return [e[0] if len(e) > 1 else "" for e in entries], [e[-1].upper() for e in entries]
 
 
 def _count(token: str, tokens: _Tokens, what: str) -> int:
-    if not token.isdigit():
-        raise tokens.error("bad_list", f"{what}: {token!r} is not a count", back=1)
-    return int(token)
+    return parse_count(token, f"KLARF: {what}", reason="bad_list", line=tokens.line(back=1))
 
 
-def _list_pairs(lst, what: str) -> list[tuple[str, str]]:
+def _list_images(lst: _List | None) -> list[dict]:
     if lst is None:
         return []
-    cols, rows = lst
-    if "XINDEX" not in cols or "YINDEX" not in cols:
-        raise Rejected("bad_list", f"KLARF: {what} has no XINDEX / YINDEX column")
-    xi, yi = cols.index("XINDEX"), cols.index("YINDEX")
-    return [(r[xi], r[yi]) for r in rows]
+    out = []
+    for i, t in enumerate(lst.types):
+        if t.lower().endswith("list"):
+            for row in lst.rows:
+                entries = json.loads(row[i])
+                if entries:
+                    out.append(_image_entry(dict(zip(lst.columns, row)), entries))
+    return out
+
+
+def _list_pairs(lst: _List | None, what: str) -> list[tuple[str, str, int]]:
+    if lst is None:
+        return []
+    if "XINDEX" not in lst.columns or "YINDEX" not in lst.columns:
+        raise Rejected("bad_list", f"KLARF: List {what} has no XINDEX / YINDEX column", line=lst.line)
+    xi, yi = lst.columns.index("XINDEX"), lst.columns.index("YINDEX")
+    return [(r[xi], r[yi], n) for r, n in zip(lst.rows, lst.lines)]
 
 
 # ---------------------------------------------------------------------------
@@ -355,13 +432,14 @@ def _list_pairs(lst, what: str) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------------------
 
 
-def _ints(pairs: list[tuple[str, str]], what: str) -> tuple[np.ndarray, int]:
-    """Integer (x, y) pairs; pairs with NA are dropped and counted."""
-    good = [(x, y) for x, y in pairs if x.upper() != "NA" and y.upper() != "NA"]
-    try:
-        arr = np.array([(int(x), int(y)) for x, y in good], dtype=np.int64).reshape(-1, 2)
-    except ValueError:
-        raise Rejected("bad_value", f"KLARF: {what} holds a die index that is not an integer") from None
+def _ints(pairs: list[tuple[str, str, int]], what: str) -> tuple[np.ndarray, int]:
+    """Integer (x, y) die indices; pairs with NA are dropped and counted."""
+    good = [p for p in pairs if p[0].upper() != "NA" and p[1].upper() != "NA"]
+    arr = np.array(
+        [(parse_int(x, f"KLARF: {what} XINDEX", line=line), parse_int(y, f"KLARF: {what} YINDEX", line=line))
+         for x, y, line in good],
+        dtype=np.int64,
+    ).reshape(-1, 2)
     return arr, len(pairs) - len(good)
 
 
@@ -386,16 +464,31 @@ def _to_wafer_map(w: _Wafer, version: str, pass_bins: AbstractSet[int] | None) -
     })
     if plan_na:
         extra["plan_entries_with_na"] = str(plan_na)
+    if w.images:
+        extra["defect_images"] = json.dumps(w.images)
+        extra["defects_with_images"] = str(len(w.images))
     if w.summary:
         extra["summary"] = "; ".join(",".join(f"{k}={v}" for k, v in row.items()) for row in w.summary)
     flat = _flat(meta.get("OrientationMarkLocation"))
+    mirrored = _yes_no(meta.get("CoordinatesMirrored"), "CoordinatesMirrored")
+    if mirrored:
+        # CoordinatesMirrored YES: XINDEX grows to the left (the wafer as seen from its
+        # back). Drawn from the front, x = -XINDEX, and the mark location, stated in the
+        # same mirrored frame, swaps LEFT and RIGHT. (Field and YES/NO values: KLARF 1.2
+        # header as written by KLA tools, e.g. jklarfreader klarf12DefectListExample.klarf;
+        # no public specification gives more.)
+        flat = {"L": "R", "R": "L"}.get(flat, flat)
+        extra["coordinates_mirrored"] = "applied: x = -XINDEX"
+    mark = _mark_type(meta.get("SampleOrientationMarkType"))
+    if mark is not None:
+        extra["mark_type"] = mark
     if flat is None:
         extra["flat_source"] = "default (no OrientationMarkLocation)"
     present = np.unique(counts).tolist()
     verdicts = merge_verdicts({}, present, pass_bins) if pass_bins is not None else {b: b == 0 for b in present}
     return WaferMap(
         format=FORMAT,
-        x=dies[:, 0].astype(np.int32),
+        x=(-dies[:, 0] if mirrored else dies[:, 0]).astype(np.int32),
         y=(-dies[:, 1]).astype(np.int32),
         bin=counts.astype(np.int32),
         retest_count=np.zeros(len(dies), dtype=np.int16),
@@ -421,16 +514,33 @@ def _one(meta: dict[str, list[str]], key: str) -> str | None:
     return values[0] if values and values[0] else None
 
 
+def _yes_no(values: list[str] | None, what: str) -> bool:
+    word = (values[0].strip().upper() if values else "NO") or "NO"
+    if word not in ("YES", "NO"):
+        raise Rejected("bad_orientation", f"KLARF: {what} {quote(values[0])} is neither YES nor NO")
+    return word == "YES"
+
+
+def _mark_type(values: list[str] | None) -> str | None:
+    """SampleOrientationMarkType NOTCH / FLAT (the kind of mark OrientationMarkLocation places)."""
+    if not values or not values[0].strip():
+        return None
+    word = values[0].strip().lower()
+    if word not in ("notch", "flat"):
+        raise Rejected("bad_orientation", f"KLARF: SampleOrientationMarkType {quote(values[0])} is neither NOTCH nor FLAT")
+    return word
+
+
 def _flat(values: list[str] | None) -> str | None:
     if not values:
         return None
     v = values[0].strip().upper()
     if v in _SIDES:
         return _SIDES[v]
-    try:
-        return _SIDE_DEGREES[int(round((float(v) % 360) / 90.0)) % 4]
-    except ValueError:
-        raise Rejected("bad_orientation", f"KLARF: OrientationMarkLocation {values[0]!r} is not a side or an angle") from None
+    degrees = finite_float(v)
+    if degrees is None:
+        raise Rejected("bad_orientation", f"KLARF: OrientationMarkLocation {quote(values[0])} is not a side or an angle")
+    return _SIDE_DEGREES[int(round((degrees % 360) / 90.0)) % 4]
 
 
 def _stime(values: list[str] | None) -> str | None:
@@ -448,9 +558,8 @@ def _stime(values: list[str] | None) -> str | None:
 
 def _die_size(values: list[str] | None, version: str) -> tuple[float, float] | None:
     # DiePitch: micrometres in 1.1/1.2, nanometres in 1.8.
-    try:
-        x, y = float(values[0]), float(values[1])
-    except (TypeError, ValueError, IndexError):
+    x, y = (finite_float(values[i]) if values and len(values) > i else None for i in (0, 1))
+    if x is None or y is None:
         return None
     scale = 1e-6 if version == "1.8" else 1e-3
     return round(x * scale, 6), round(y * scale, 6)

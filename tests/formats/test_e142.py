@@ -198,3 +198,20 @@ def test_broken_files_are_rejected_with_a_reason(doc, reason):
     with pytest.raises(Rejected) as info:
         read_e142(doc)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(("orientation", "side"), [("0", "D"), ("90", "R"), ("270", "L")])
+def test_bottom_side_maps_are_drawn_as_seen_from_the_top(orientation, side):
+    top = read_e142(e142(ROWS, side="TopSide", orientation=orientation, refs=[(1, 0)]))[0]
+    bottom = read_e142(e142(ROWS, side="BottomSide", orientation=orientation, refs=[(1, 0)]))[0]
+    assert placed(top) == {(0, 0): 1, (1, 0): 2, (0, 1): 1, (2, 1): 2}
+    assert placed(bottom) == {(2, 0): 1, (1, 0): 2, (2, 1): 1, (0, 1): 2}       # columns mirrored, rows kept
+    assert top.origin == (1, 0) and bottom.origin == (1, 0)
+    assert bottom.flat == side and "substrate_side" in bottom.extra
+    assert sorted(zip(bottom.orig_x.tolist(), bottom.orig_y.tolist())) == sorted(zip(top.orig_x.tolist(), top.orig_y.tolist()))
+
+
+def test_unknown_substrate_side_is_rejected_by_name():
+    with pytest.raises(Rejected) as info:
+        read_e142(e142(ROWS, side="EdgeSide"))
+    assert info.value.reason == "bad_orientation" and "SubstrateSide" in info.value.detail

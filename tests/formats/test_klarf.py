@@ -3,6 +3,7 @@ counts, hand-made files for each syntax, and rejected files."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 
@@ -197,3 +198,98 @@ def test_broken_files_are_rejected_with_a_reason(doc, reason):
     with pytest.raises(Rejected) as info:
         read_klarf(doc.encode())
     assert info.value.reason == reason
+
+
+# ---------------------------------------------------------------------------
+# Image lists inside defect records, mirrored coordinates, mark type
+# (layouts as KLA tools write them; see the sources cited in klarf.py)
+# ---------------------------------------------------------------------------
+
+K12_IMAGES = """FileVersion 1 2;
+LotID "L2";
+SampleOrientationMarkType {mark_type};
+OrientationMarkLocation {mark};
+CoordinatesMirrored {mirrored};
+WaferID "W1";
+SampleTestPlan 2 0 0 3 1;
+DefectRecordSpec 5 DEFECTID XINDEX YINDEX IMAGECOUNT IMAGELIST ;
+DefectList;
+TiffFileName first.tif;
+DefectList
+ 1 0 0 1 1 1 0
+ 2 3 1 0 0;
+TiffFileName multi.tif;
+DefectList
+ 3 3 1 3 3 4 0 5 1 6 0;
+EndOfFile;
+"""
+
+
+def test_klarf12_image_lists_are_kept_per_defect():
+    [wafer] = read_klarf(K12_IMAGES.format(mark_type="NOTCH", mark="DOWN", mirrored="NO").encode())
+    assert {(int(x), int(y)): int(b) for x, y, b in zip(wafer.orig_x, wafer.orig_y, wafer.bin)} == {(0, 0): 1, (3, 1): 2}
+    images = json.loads(wafer.extra["defect_images"])
+    assert images == [
+        {"defect": "1", "xindex": "0", "yindex": "0", "images": [{"file": "first.tif", "image": "1", "type": "0"}]},
+        {"defect": "3", "xindex": "3", "yindex": "1", "images": [
+            {"file": "multi.tif", "image": "4", "type": "0"}, {"file": "multi.tif", "image": "5", "type": "1"},
+            {"file": "multi.tif", "image": "6", "type": "0"}]},
+    ]
+    assert wafer.extra["mark_type"] == "notch" and "coordinates_mirrored" not in wafer.extra
+
+
+@pytest.mark.parametrize(("mark", "side"), [("LEFT", "R"), ("RIGHT", "L"), ("DOWN", "D")])
+def test_klarf_mirrored_coordinates_are_drawn_from_the_front(mark, side):
+    [wafer] = read_klarf(K12_IMAGES.format(mark_type="FLAT", mark=mark, mirrored="YES").encode())
+    assert {(int(x), int(y)) for x, y in zip(wafer.x, wafer.y)} == {(0, 0), (-3, -1)}
+    assert sorted(wafer.orig_x.tolist()) == [0, 3]                        # as written
+    assert wafer.flat == side and wafer.extra["mark_type"] == "flat"
+
+
+@pytest.mark.parametrize(
+    ("change", "construct"),
+    [({"mirrored": "MAYBE"}, "CoordinatesMirrored"), ({"mark_type": "DIMPLE"}, "SampleOrientationMarkType")],
+)
+def test_klarf_unknown_orientation_words_are_rejected_by_name(change, construct):
+    fields = {"mark_type": "NOTCH", "mark": "DOWN", "mirrored": "NO", **change}
+    with pytest.raises(Rejected) as info:
+        read_klarf(K12_IMAGES.format(**fields).encode())
+    assert info.value.reason == "bad_orientation" and construct in info.value.detail
+
+
+K18_KLA_IMAGES = """Record FileRecord "1.8"
+{
+  Record LotRecord "LOT-B"
+  {
+    Field OrientationMarkLocation 1 {0}
+    Field CoordinatesMirrored 1 {"NO"}
+    Record WaferRecord "W-9"
+    {
+      List DefectList
+      {
+        Columns 4 { int32 DEFECTID, int32 XINDEX, int32 YINDEX, ImageList IMAGEINFO }
+        Data 3
+        {
+          7 -2 -9 Images 2 { "a/p1.jpg" "JPG" 1 "Patch", "a/p2.jpg" "JPG" 1 "Topo" };
+          8 -2 -9 N;
+          9 4 1 0;
+        }
+      }
+    }
+  }
+}
+EndOfFile;
+"""
+
+
+def test_klarf18_kla_image_lists_no_longer_overflow_the_columns():
+    [wafer] = read_klarf(K18_KLA_IMAGES.encode())
+    assert {(int(x), int(y)): int(b) for x, y, b in zip(wafer.orig_x, wafer.orig_y, wafer.bin)} == {(-2, -9): 2, (4, 1): 1}
+    assert json.loads(wafer.extra["defect_images"]) == [
+        {"defect": "7", "xindex": "-2", "yindex": "-9",
+         "images": [["a/p1.jpg", "JPG", "1", "Patch"], ["a/p2.jpg", "JPG", "1", "Topo"]]}
+    ]
+    with pytest.raises(Rejected) as info:
+        read_klarf(K18_KLA_IMAGES.replace("Images 2", "Images 3").encode())
+    assert info.value.reason == "bad_list" and "Images says 3 entries but holds 2" in info.value.detail
+    assert info.value.line == 14                                          # the defect row
