@@ -30,7 +30,7 @@ demo: $(VENV)/.installed dagster-home
 	$(BIN)/failmap demo
 
 test: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile $(PYTEST_ARGS)
 
 dev: $(VENV)/.installed dagster-home
 	$(BIN)/dagster dev -w workspace.yaml
