@@ -56,8 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files converted in parallel (default: the number of CPUs; 1: in this process)")
     p.set_defaults(func=cmd_stdf2parquet)
 
-    p = sub.add_parser("sql", help="DuckDB over the STDF Parquet: one view per table")
-    p.add_argument("--out", required=True, help="the --out folder of stdf2parquet")
+    p = sub.add_parser("sql", help="DuckDB over the pipelines' committed tables (or a stdf2parquet folder): "
+                                   "one view per table")
+    p.add_argument("--out", default=None,
+                   help="the pipeline output, s3://bucket/prefix or a folder (default: FAILMAP_OUTPUT), "
+                        "or the --out folder of stdf2parquet")
+    p.add_argument("--from", dest="first", type=date.fromisoformat, default=None,
+                   help="first fab day read, YYYY-MM-DD (default: the first committed day)")
+    p.add_argument("--to", dest="last", type=date.fromisoformat, default=None,
+                   help="last fab day read, YYYY-MM-DD (default: the last committed day)")
     p.add_argument("query", nargs="?", default=None, help="run one query and print it (default: interactive)")
     p.set_defaults(func=cmd_sql)
 
@@ -272,9 +279,22 @@ def cmd_stdf2parquet(args) -> int:
 
 
 def cmd_sql(args) -> int:
-    from failmap_assets.stdf.sql import sql_shell
+    """Views over a pipeline output's committed days; a folder without day manifests
+    that holds STDF tables is taken as a ``stdf2parquet`` folder."""
+    from failmap_assets.query.output_views import is_pipeline_output, open_output_views
+    from failmap_assets.settings import Settings
+    from failmap_assets.stdf.sql import run_shell, sql_shell
+    from failmap_assets.stdf.tables import TABLES
+    from failmap_assets.storage.locations import open_store, parse_s3_url
 
-    return int(sql_shell(args.out, args.query) or 0)
+    s = Settings.from_env()
+    location = args.out or s.output
+    store = open_store(location, endpoint_url=s.s3_endpoint_url or None, region=s.aws_region or None)
+    if parse_s3_url(location) is None and not is_pipeline_output(store) and \
+            any(Path(location, t).is_dir() for t in TABLES):
+        return int(sql_shell(location, args.query) or 0)
+    with open_output_views(store, args.first, args.last) as views:
+        return int(run_shell(views.con, views.views, args.query) or 0)
 
 
 if __name__ == "__main__":
