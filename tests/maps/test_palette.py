@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from failmap_assets.maps.palette import NOTCH_RGB, bin_colors, bin_rgb, legend, rgb_hex
+from failmap_assets.maps.palette import (FAIL_COLORS, MIN_DELTA_E, NOTCH_RGB, PASS_COLORS, bin_colors, bin_rgb,
+                                         legend, rgb_hex, wafer_colors)
 
 ALL_BINS = np.arange(65536)
 
@@ -23,11 +24,11 @@ def test_bin1_pass_is_the_fixed_strong_green():
 
 
 def test_other_colours_are_pinned():
-    # Pins the formula itself (golden-ratio hue stepping), so a refactor that silently
-    # re-colours every fail bin across all existing PNGs is caught.
-    assert bin_rgb(285, False) == (16, 54, 198)
-    assert bin_rgb(286, False) == (238, 47, 76)
-    assert bin_rgb(2, True) == (117, 228, 68)
+    # Pins the tables and the hash, so a refactor that silently re-colours every bin
+    # across all existing PNGs is caught.
+    assert bin_rgb(285, False) == (255, 0, 0)
+    assert bin_rgb(120, False) == (0, 210, 255)
+    assert bin_rgb(2, True) == (180, 225, 120)
 
 
 def test_scalar_and_vector_agree_and_repeat():
@@ -71,17 +72,58 @@ def test_same_bin_pass_and_fail_differ():
     assert not np.any(np.all(bin_colors(ALL_BINS, True) == bin_colors(ALL_BINS, False), axis=1))
 
 
-@pytest.mark.parametrize("passed", [True, False])
-def test_neighbouring_bins_look_different(passed):
-    rgb = bin_colors(np.arange(0, 5001), passed).astype(int)
-    step = np.abs(np.diff(rgb, axis=0)).sum(axis=1)
-    assert step.min() >= 60
+def _lab(rgb) -> np.ndarray:
+    """sRGB (D65) -> CIELAB, written out here independently of the palette's own code."""
+    c = np.asarray(rgb, dtype=float) / 255.0
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                  [0.0193339, 0.1191920, 0.9503041]])
+    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
-def test_fail_bins_are_well_spread():
-    # The first 200 fail bins should use many visibly different colours, not a handful.
-    rgb = bin_colors(np.arange(200), False)
-    assert len({tuple(c) for c in (rgb // 16).tolist()}) >= 100
+def _hex(colors):
+    return [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in colors]
+
+
+def test_whole_palette_is_pairwise_far_apart():
+    # Every pass and fail entry and the notch colour: CIE76 delta E >= MIN_DELTA_E.
+    lab = _lab(_hex(PASS_COLORS) + _hex(FAIL_COLORS) + [NOTCH_RGB])
+    d = np.linalg.norm(lab[:, None, :] - lab[None, :, :], axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert MIN_DELTA_E == 20.0 and d.min() >= MIN_DELTA_E
+    assert len(FAIL_COLORS) >= 50 and len(PASS_COLORS) >= 12
+
+
+def test_every_home_colour_is_a_palette_entry():
+    assert {tuple(c) for c in bin_colors(ALL_BINS, False).tolist()} == set(_hex(FAIL_COLORS))
+    assert {tuple(c) for c in bin_colors(ALL_BINS, True).tolist()} == set(_hex(PASS_COLORS))
+
+
+def test_near_identical_bins_of_the_issue_are_distinct_on_a_wafer():
+    # Before: 120 #1026c6 vs 285 #1036c6, 3 #c63110 vs 4095 #c61c10. 3 and 4095 share a
+    # home colour now; on one wafer the rarer moves to a free entry.
+    rgb = wafer_colors([3, 120, 285, 4095], [False] * 4, [50, 10, 40, 5])
+    lab = _lab(rgb)
+    d = np.linalg.norm(lab[:, None] - lab[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert d.min() >= MIN_DELTA_E
+    assert tuple(rgb[0]) == bin_rgb(3, False)  # the commoner keeps its home colour
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_any_two_bins_of_a_wafer_are_far_apart(seed):
+    rng = np.random.default_rng(seed)
+    n_pass, n_fail = int(rng.integers(1, len(PASS_COLORS) + 1)), int(rng.integers(1, len(FAIL_COLORS) + 1))
+    bins = np.concatenate([rng.choice(65536, n_pass, replace=False), rng.choice(65536, n_fail, replace=False)])
+    passed = np.r_[np.ones(n_pass, bool), np.zeros(n_fail, bool)]
+    rgb = wafer_colors(bins, passed, rng.integers(1, 5000, len(bins)))
+    lab = _lab(rgb)
+    d = np.linalg.norm(lab[:, None] - lab[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert d.min() >= MIN_DELTA_E
+
 
 
 def test_other_pass_bins_are_distinct_from_bin1():
@@ -94,6 +136,7 @@ def test_notch_colour_is_unlike_any_bin_colour():
     for passed in (True, False):
         rgb = bin_colors(ALL_BINS, passed).astype(int)
         assert np.abs(rgb - notch).sum(axis=1).min() >= 100
+        assert np.linalg.norm(_lab(rgb) - _lab(notch), axis=1).min() >= MIN_DELTA_E
 
 
 def test_legend_is_data_with_stable_colours():
@@ -102,7 +145,7 @@ def test_legend_is_data_with_stable_colours():
     assert entries == [
         {"bin": 1, "pass": True, "name": "PASS", "rgb": "#00a000", "count": 2},
         {"bin": 7, "pass": False, "name": None, "rgb": rgb_hex(bin_rgb(7, False)), "count": 1},
-        {"bin": 285, "pass": False, "name": "IDDQ_FAIL", "rgb": "#1036c6", "count": 3},
+        {"bin": 285, "pass": False, "name": "IDDQ_FAIL", "rgb": "#ff0000", "count": 3},
     ]
     json.dumps(entries)  # plain Python types only
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from failmap_assets.maps.coordinates import wafer_json
-from failmap_assets.maps.palette import NOTCH_RGB, bin_rgb
+from failmap_assets.maps.palette import NOTCH_RGB, bin_rgb, wafer_colors
 from failmap_assets.maps.render import (
     MAX_BIN_COLORS,
     grid_for,
@@ -173,16 +173,19 @@ def test_many_bins_rarest_take_the_nearest_kept_colour():
     kept, extra = ranked[:MAX_BIN_COLORS], ranked[MAX_BIN_COLORS:]
     assert 3 in kept and 1 in extra
     is_pass = {1: True, 3: True}
-    kept_fail_rgb = np.array([bin_rgb(int(b), False) for b in kept if not is_pass.get(int(b), False)])
+    # The colours the wafer is drawn with (palette.wafer_colors), before the 254 cap.
+    drawn_as = dict(zip(values.tolist(), (tuple(int(v) for v in c) for c in wafer_colors(
+        values, [is_pass.get(int(b), False) for b in values], counts))))
+    kept_fail_rgb = np.array([drawn_as[int(b)] for b in kept if not is_pass.get(int(b), False)])
     drawn = pal[idx[y - grid["y_min"], x - grid["x_min"]]]
     for b in values.tolist():
         got = drawn[bins == b]
         assert np.all(got == got[0])
-        own = np.array(bin_rgb(b, is_pass.get(b, False)))
+        own = np.array(drawn_as[b])
         if b in kept:
             assert tuple(got[0]) == tuple(own)
         elif b == 1:
-            assert tuple(got[0]) == bin_rgb(3, True)  # the only kept pass colour
+            assert tuple(got[0]) == drawn_as[3]  # the only kept pass colour
         else:
             nearest = kept_fail_rgb[np.argmin(((kept_fail_rgb - own) ** 2).sum(axis=1))]
             assert tuple(got[0]) == tuple(nearest)
@@ -198,7 +201,9 @@ def test_large_wafer_every_die_in_place():
     cols = (wafer.x.astype(int) - grid["x_min"]) * 4
     got = pal[idx[rows + 3, cols + 3]]  # and the bottom-right one
     assert np.array_equal(pal[idx[rows, cols]], got)
-    expected = np.array([bin_rgb(int(b), int(b) == 1) for b in range(0, 40)])
+    values, counts = np.unique(wafer.bin, return_counts=True)
+    expected = np.zeros((int(values.max()) + 1, 3), dtype=np.uint8)
+    expected[values] = wafer_colors(values, values == 1, counts)
     assert np.array_equal(got, expected[wafer.bin])
     assert idx.shape == ((grid["y_max"] - grid["y_min"] + 1) * 4, (grid["x_max"] - grid["x_min"] + 1) * 4)
 
