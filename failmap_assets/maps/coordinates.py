@@ -23,7 +23,7 @@ wafers render at once on two cores) that format the integers themselves and copy
 pre-escaped text: ``"b":"285","pass":false`` once per distinct bin, the B file's
 stime/partid/tester once per file, the B values straight from their Arrow
 buffers. The row-major order is a counting pass over the dies' bounding box
-(kernel); the legend's colours are the wafer's own (``palette.wafer_colors``).
+(kernel); the legend's colours are each bin's stable ``palette.bin_colors``.
 
 Every string that comes from a file is escaped by the json module: ``json.dumps``
 for the header, and for each per-die ``transformed_values`` that holds any byte
@@ -45,7 +45,7 @@ import pyarrow as pa
 
 from failmap_assets.wafer.model import CompanionMap, WaferMap, match_dies
 from failmap_assets.kernels import json_chips as kj
-from failmap_assets.maps.palette import rgb_hex, wafer_colors
+from failmap_assets.maps.palette import bin_colors, rgb_hex
 from failmap_assets.maps.render import bin_summary, png_fields
 
 SOURCE_KEYS = ("a_key", "a_etag", "b_key", "b_etag")
@@ -125,15 +125,14 @@ def _values_table(text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _legend(bins: np.ndarray, passed: np.ndarray, names: dict, counts: np.ndarray) -> list[dict]:
     """``palette.legend(bins, passed, names=names, counts=counts)`` for ``bin_summary``'s
-    distinct, ascending bins (one pass flag each, so one entry per bin in that order):
-    the colours the wafer's PNG is drawn with (``palette.wafer_colors``)."""
-    pairs = list(zip(bins.tolist(), passed.tolist()))
-    rgb = wafer_colors(bins, passed, counts)
-    colours = {pair: rgb_hex(c) for pair, c in zip(pairs, rgb)}
+    distinct, ascending bins (one pass flag each, so one entry per bin in that order),
+    without its sorting: each bin's stable colour (``palette.bin_colors``)."""
+    pairs = zip(bins.tolist(), passed.tolist())
+    colours = [rgb_hex(c) for c in bin_colors(bins, passed).tolist()]
     names = names or {}
     return [
-        {"bin": b, "pass": p, "name": names.get(b), "rgb": colours[(b, p)], "count": c}
-        for (b, p), c in zip(pairs, np.asarray(counts, dtype=np.int64).tolist())
+        {"bin": b, "pass": p, "name": names.get(b), "rgb": rgb, "count": c}
+        for (b, p), rgb, c in zip(pairs, colours, np.asarray(counts, dtype=np.int64).tolist())
     ]
 
 

@@ -1,25 +1,27 @@
-"""Bin -> colour: a stable home colour per bin, and distinct colours on every wafer.
+"""Bin -> colour: one stable colour per ``(bin, pass flag)``, the same on every wafer.
 
-A yield engineer compares many wafers side by side, so a bin keeps one *home* colour,
-a pure function of ``(bin, pass flag)`` (integer hashing, no Python ``hash()``, no
-floats): the same on every wafer and in every run. And on one wafer every two bins
-drawn must look different, which no per-bin formula can promise for 65,536 bins, so
-the colours come from two fixed tables chosen (greedy farthest-point over the sRGB
-gamut, lightness 30..85, the green margin below, at least 100 (RGB L1) from the notch
-colour) so that any two entries, pass or fail, are at least
-``MIN_DELTA_E`` apart in CIE76 (Euclidean CIELAB distance) and from the notch colour:
+The users' contract (shared/docs/failmap-format.md, "The PNG we write"): the colour of
+a bin is the same on every wafer, pass bins greens, fail bins non-green. So a colour is
+a pure function of ``(bin, pass flag)``: integer arithmetic, no Python ``hash()``, no
+per-wafer choice. The colours come from two fixed tables chosen (greedy farthest-point
+over the sRGB gamut, lightness 30..85, the green margin below, at least 100 (RGB L1)
+from the notch colour) so that any two entries, pass or fail, and the notch colour are
+at least ``MIN_DELTA_E`` apart in CIE76 (Euclidean CIELAB distance):
 
-- Pass bins: ``PASS_COLORS``, greens (green at least 40 above red and blue); bin 1, the
-  usual good-die bin, is always the first entry, ``BIN1_PASS_RGB``.
-- Fail bins: ``FAIL_COLORS``, no green (red or blue at least 40 above green).
+- Pass bins: ``PASS_COLORS``, greens (green at least 40 above red and blue). Bin 1, the
+  usual good-die bin, is ``PASS_COLORS[0]`` (``BIN1_PASS_RGB``); any other pass bin
+  ``b`` is ``PASS_COLORS[1 + b % (len(PASS_COLORS) - 1)]`` (12 entries).
+- Fail bins: ``FAIL_COLORS``, no green (red or blue at least 40 above green); fail bin
+  ``b`` is ``FAIL_COLORS[b % len(FAIL_COLORS)]`` (54 entries).
 
-A bin's home colour is its table entry at its Fibonacci hash. ``wafer_colors`` draws a
-wafer: bins take their home colour, most dies first; a bin whose home entry another bin
-of the wafer already took gets the next free entry of its table. So any two bins on a
-wafer are at least ``MIN_DELTA_E`` apart as long as the wafer has at most
-``len(PASS_COLORS)`` pass and ``len(FAIL_COLORS)`` fail bins (real maps have a few dozen);
-beyond that the rarest bins reuse their home colour. The JSON legend of each wafer
-names the colour its PNG really uses.
+Guarantee: two bins drawn on one wafer are at least CIE76 dE ``MIN_DELTA_E`` (20)
+apart, unless both are fail bins whose numbers are congruent modulo 54, or both are
+pass bins other than 1 whose numbers are congruent modulo 12 (those share a colour).
+A pass bin and a fail bin always differ, as do bin 1 and any other pass bin. So every
+wafer whose fail bins lie within any 54 consecutive numbers (the usual hard-bin and
+soft-bin ranges of a test program) and whose other pass bins lie within any 12 has all
+its bins distinct. 65,536 bins cannot all be 20 apart: the tables are what the
+greedy search found in the sRGB gamut at that spacing.
 """
 
 from __future__ import annotations
@@ -52,10 +54,6 @@ FAIL_COLORS = (
     "#a54bf0", "#b43c2d", "#1e5aa5", "#ffa569", "#ff6978", "#5a4bd2",
 )
 
-# 2**16 / golden ratio, rounded: multiplying by it and keeping the low 16 bits
-# (Fibonacci hashing) spreads consecutive bin numbers over the table.
-_GOLDEN_16 = 40503
-
 
 def _table(colors: tuple[str, ...]) -> np.ndarray:
     return np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colors], dtype=np.uint8)
@@ -65,51 +63,27 @@ _PASS = _table(PASS_COLORS)
 _FAIL = _table(FAIL_COLORS)
 
 
-def _home_index(bins: np.ndarray, passed: np.ndarray) -> np.ndarray:
-    """Each bin's home entry in its table (pass bins other than 1 never take entry 0)."""
-    h = (bins * _GOLDEN_16) & 0xFFFF
-    return np.where(passed, np.where(bins == 1, 0, 1 + h % (len(_PASS) - 1)), h % len(_FAIL))
+def _table_index(bins: np.ndarray, passed: np.ndarray) -> np.ndarray:
+    """Each bin's entry in its table (see the module docstring for the rule)."""
+    # Residues keep consecutive bin numbers on distinct entries, which is what makes
+    # the guarantee a plain congruence; bin 1 alone owns pass entry 0.
+    other_pass = 1 + bins % (len(_PASS) - 1)
+    return np.where(passed, np.where(bins == 1, 0, other_pass), bins % len(_FAIL))
 
 
 def bin_colors(bins: np.ndarray | Sequence[int], pass_flags: np.ndarray | Sequence[bool]) -> np.ndarray:
-    """Home colour of each ``(bin, pass)`` pair as a uint8 array of shape (n, 3)."""
+    """Colour of each ``(bin, pass)`` pair as a uint8 array of shape (n, 3)."""
     b = np.asarray(bins, dtype=np.int64).reshape(-1)
     ok = np.broadcast_to(np.asarray(pass_flags, dtype=bool).reshape(-1), b.shape)
-    home = _home_index(b, ok)
-    return np.where(ok[:, None], _PASS[np.minimum(home, len(_PASS) - 1)], _FAIL[home % len(_FAIL)]).astype(np.uint8)
+    index = _table_index(b, ok)
+    # Both lookups are in range for every bin: np.where evaluates both tables.
+    return np.where(ok[:, None], _PASS[index % len(_PASS)], _FAIL[index % len(_FAIL)])
 
 
 def bin_rgb(bin_no: int, passed: bool) -> tuple[int, int, int]:
-    """Home colour of one bin; the same every call, every wafer, every run."""
+    """Colour of one bin; the same every call, every wafer, every run."""
     r, g, b = bin_colors([bin_no], [passed])[0]
     return int(r), int(g), int(b)
-
-
-def wafer_colors(bins: np.ndarray | Sequence[int], pass_flags: np.ndarray | Sequence[bool],
-                 counts: np.ndarray | Sequence[int]) -> np.ndarray:
-    """The colour each distinct bin of one wafer is drawn with (uint8, shape (n, 3)).
-
-    ``bins`` are the wafer's distinct bins with their pass flags and die counts. Most
-    dies first (ties: lower bin), each bin takes its home entry, or, when a bin of this
-    wafer already holds it, the next free entry of its table: distinct entries, hence at
-    least ``MIN_DELTA_E`` apart, while the table has free entries."""
-    b = np.asarray(bins, dtype=np.int64).reshape(-1)
-    ok = np.broadcast_to(np.asarray(pass_flags, dtype=bool).reshape(-1), b.shape)
-    n_dies = np.asarray(counts, dtype=np.int64).reshape(-1)
-    home = _home_index(b, ok)
-    taken = {True: set(), False: set()}
-    out = np.empty((len(b), 3), dtype=np.uint8)
-    for i in np.lexsort((b, -n_dies)).tolist():
-        passed = bool(ok[i])
-        table = _PASS if passed else _FAIL
-        used = taken[passed]
-        entry = int(home[i])
-        if len(used) < len(table):
-            while entry in used:
-                entry = (entry + 1) % len(table)
-        used.add(entry)
-        out[i] = table[entry]
-    return out
 
 
 def rgb_hex(rgb: Sequence[int]) -> str:
@@ -143,7 +117,6 @@ def legend(
         if w.shape != b.shape:
             raise ValueError("counts must be aligned with bins")
         totals = np.bincount(inverse.reshape(-1), weights=w, minlength=len(keys)).astype(np.int64)
-        colors = wafer_colors(ubins, upass, totals)  # one wafer's bins: the colours it is drawn with
     names = names or {}
     out = []
     for i, (bin_no, ok_i) in enumerate(zip(ubins.tolist(), upass.tolist())):

@@ -9,9 +9,8 @@ Growing the grid instead of painting over dies keeps the formula exact for every
 flat side and never hides a die.
 
 Palette per image: index 0 = no die (transparent via tRNS), 1 = notch marker,
-2.. = one index per distinct bin on this wafer with its colour from
-``palette.wafer_colors`` (its stable home colour unless another bin of the wafer holds
-it: any two bins of a wafer are at least ``palette.MIN_DELTA_E`` apart). A palette holds at most 256 colours, so a wafer with more than 254
+2.. = one index per distinct bin on this wafer with its stable colour from
+``palette``. A palette holds at most 256 colours, so a wafer with more than 254
 distinct bins keeps the 254 most frequent bins (ties: lower bin first) exact and
 draws each rarer bin with the kept colour nearest to its own stable colour (RGB
 distance, preferring a bin with the same pass/fail verdict). The JSON and the
@@ -37,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from failmap_assets.wafer.model import WaferMap
-from failmap_assets.maps.palette import NO_DIE_RGBA, NOTCH_RGB, wafer_colors
+from failmap_assets.maps.palette import NO_DIE_RGBA, NOTCH_RGB, bin_colors
 
 NO_DIE_INDEX = 0
 NOTCH_INDEX = 1
@@ -282,7 +281,7 @@ def _die_palette(wafer: WaferMap) -> tuple[np.ndarray, bytes]:
     if not wafer.die_count:
         return np.zeros(0, dtype=np.uint8), bytes(palette)
     bins, passed, counts, inverse = bin_summary(wafer)
-    colors = wafer_colors(bins, passed, counts)
+    colors = bin_colors(bins, passed)
     slot = _palette_slots(colors, passed, counts)
     kept = np.flatnonzero(slot == np.arange(len(slot)))  # bins that own their index
     index_of = np.zeros(len(bins), dtype=np.int64)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from failmap_assets.maps.coordinates import wafer_json
-from failmap_assets.maps.palette import NOTCH_RGB, bin_rgb, wafer_colors
+from failmap_assets.maps.palette import NOTCH_RGB, bin_rgb
 from failmap_assets.maps.render import (
     MAX_BIN_COLORS,
     grid_for,
@@ -133,6 +133,34 @@ def test_same_bin_same_colour_on_two_different_wafers():
     assert colours[0][1] == colours[1][1] == (0, 160, 0)
 
 
+def _drawn(wafer, ppd: int = 2) -> tuple[dict, dict]:
+    """Each bin's colour in the wafer's PNG (by the grid formula) and in its JSON legend."""
+    grid = json_grid(wafer, ppd)
+    _, idx, pal = open_png(render_wafer_png(wafer, ppd))
+    png = {b: tuple(pal[die_box(idx, grid, x, y)[0, 0]].tolist())
+           for x, y, b in zip(wafer.x.tolist(), wafer.y.tolist(), wafer.bin.tolist())}
+    doc = json.loads(wafer_json(wafer, wafer_token="T_01P", source=SOURCE, companion=None, pixels_per_die=ppd))
+    legend = {e["bin"]: tuple(int(e["rgb"][i:i + 2], 16) for i in (1, 3, 5)) for e in doc["bins"]}
+    return png, legend
+
+
+def test_bins_sharing_a_colour_keep_it_whatever_else_is_on_the_wafer():
+    # 3 and 57 are congruent mod 54: one colour, and neither moves to another colour
+    # when both sit on one wafer (the contract: a bin's colour is the same on every wafer).
+    alone_png, alone_legend = _drawn(make_wafer([0, 1], [0, 0], [1, 57]))
+    both_png, both_legend = _drawn(make_wafer([0, 1, 2, 3], [0, 0, 0, 0], [3, 3, 57, 1]))
+    assert alone_png[57] == both_png[57] == both_png[3] == bin_rgb(57, False)
+    assert alone_legend == {b: alone_png[b] for b in alone_legend}
+    assert both_legend == {b: both_png[b] for b in both_legend}
+
+
+def test_the_issue_bins_are_distinct_in_the_png_and_legend():
+    wafer = make_wafer([0, 1, 2, 3, 4], [0, 0, 0, 0, 0], [120, 285, 3, 4095, 1])
+    png, legend = _drawn(wafer)
+    assert png == legend == {b: bin_rgb(b, b == 1) for b in (120, 285, 3, 4095, 1)}
+    assert len(set(png.values())) == 5
+
+
 def test_bindef_pass_bins_drawn_green():
     wafer = make_wafer([0, 1], [0, 0], [1, 3], bin_pass={3: True})
     grid = grid_for(wafer, 1)
@@ -173,19 +201,16 @@ def test_many_bins_rarest_take_the_nearest_kept_colour():
     kept, extra = ranked[:MAX_BIN_COLORS], ranked[MAX_BIN_COLORS:]
     assert 3 in kept and 1 in extra
     is_pass = {1: True, 3: True}
-    # The colours the wafer is drawn with (palette.wafer_colors), before the 254 cap.
-    drawn_as = dict(zip(values.tolist(), (tuple(int(v) for v in c) for c in wafer_colors(
-        values, [is_pass.get(int(b), False) for b in values], counts))))
-    kept_fail_rgb = np.array([drawn_as[int(b)] for b in kept if not is_pass.get(int(b), False)])
+    kept_fail_rgb = np.array([bin_rgb(int(b), False) for b in kept if not is_pass.get(int(b), False)])
     drawn = pal[idx[y - grid["y_min"], x - grid["x_min"]]]
     for b in values.tolist():
         got = drawn[bins == b]
         assert np.all(got == got[0])
-        own = np.array(drawn_as[b])
+        own = np.array(bin_rgb(b, is_pass.get(b, False)))
         if b in kept:
             assert tuple(got[0]) == tuple(own)
         elif b == 1:
-            assert tuple(got[0]) == drawn_as[3]  # the only kept pass colour
+            assert tuple(got[0]) == bin_rgb(3, True)  # the only kept pass colour
         else:
             nearest = kept_fail_rgb[np.argmin(((kept_fail_rgb - own) ** 2).sum(axis=1))]
             assert tuple(got[0]) == tuple(nearest)
@@ -201,9 +226,7 @@ def test_large_wafer_every_die_in_place():
     cols = (wafer.x.astype(int) - grid["x_min"]) * 4
     got = pal[idx[rows + 3, cols + 3]]  # and the bottom-right one
     assert np.array_equal(pal[idx[rows, cols]], got)
-    values, counts = np.unique(wafer.bin, return_counts=True)
-    expected = np.zeros((int(values.max()) + 1, 3), dtype=np.uint8)
-    expected[values] = wafer_colors(values, values == 1, counts)
+    expected = np.array([bin_rgb(int(b), int(b) == 1) for b in range(0, 40)])
     assert np.array_equal(got, expected[wafer.bin])
     assert idx.shape == ((grid["y_max"] - grid["y_min"] + 1) * 4, (grid["x_max"] - grid["x_min"] + 1) * 4)
 
