@@ -4,7 +4,8 @@ Layout (the contract in shared/docs/failmap-format.md): die (x_abs, y_abs) is th
 ``pixels_per_die`` square whose top-left pixel is column ``(x_abs - x_min) * ppd``,
 row ``(y_abs - y_min) * ppd``. The grid is the dies' bounding box plus ONE extra
 die row/column on the notch/flat side only; that margin lane never holds a die, and
-the notch marker (a dark bar, centred, about a fifth of the side) is drawn in it.
+the notch mark (a dark wedge centred on that side, its base about a fifth of the
+side on the image edge, narrowing towards the wafer) is drawn in it.
 Growing the grid instead of painting over dies keeps the formula exact for every
 flat side and never hides a die.
 
@@ -333,20 +334,31 @@ def _palette_slots(colors: np.ndarray, passed: np.ndarray, counts: np.ndarray) -
 
 
 def _draw_notch(pixels: np.ndarray, flat: str, *, lane_px: int) -> None:
-    """Paint the notch bar in the margin lane on the ``flat`` side (in place)."""
+    """Paint the notch mark in the margin lane on the ``flat`` side (in place).
+
+    A filled wedge centred on that side: its base lies on the image's outer edge
+    (about a fifth of the side, at least twice the lane so the taper shows) and it
+    narrows, row by row, towards the wafer, so it reads as a notch pointing at the
+    wafer rather than as a stray line. It stays inside the lane (which holds no die).
+    """
     h, w = pixels.shape
     side = w if flat in ("U", "D") else h
-    length = min(side, max(lane_px, round(side / 5)))
-    start = (side - length) // 2
-    bar = slice(start, start + length)
+    base = min(side, max(2 * lane_px, round(side / 5)))
+    # Half-width at each depth (0 = outer edge), shrinking linearly to about a
+    # lane_px-th of the base at the lane's inner edge; never under half a pixel, so
+    # every row of the lane keeps at least one marked pixel.
+    depth = np.arange(lane_px)
+    half = np.maximum(base / 2 * (lane_px - depth) / lane_px, 0.5)
+    centre_dist = np.abs(np.arange(side) + 0.5 - side / 2)
+    wedge = centre_dist[None, :] <= half[:, None]  # (lane_px, side), row 0 = outer edge
     if flat == "D":
-        pixels[h - lane_px :, bar] = NOTCH_INDEX
+        pixels[h - lane_px :][wedge[::-1]] = NOTCH_INDEX
     elif flat == "U":
-        pixels[:lane_px, bar] = NOTCH_INDEX
+        pixels[:lane_px][wedge] = NOTCH_INDEX
     elif flat == "L":
-        pixels[bar, :lane_px] = NOTCH_INDEX
+        pixels[:, :lane_px][wedge.T] = NOTCH_INDEX
     else:
-        pixels[bar, w - lane_px :] = NOTCH_INDEX
+        pixels[:, w - lane_px :][wedge[::-1].T] = NOTCH_INDEX
 
 
 def _encode(pixels: np.ndarray, palette: bytes, *, compress_level: int = 6) -> bytes:

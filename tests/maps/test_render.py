@@ -89,32 +89,38 @@ def _lanes(idx: np.ndarray, ppd: int) -> dict[str, np.ndarray]:
     return {"U": idx[:ppd, :], "D": idx[-ppd:, :], "L": idx[:, :ppd], "R": idx[:, -ppd:]}
 
 
+@pytest.mark.parametrize("ppd", [4, 9])
 @pytest.mark.parametrize("flat", ["U", "D", "L", "R"])
-def test_notch_marker_only_in_the_flat_side_lane(flat):
-    ppd = 4
+def test_notch_wedge_only_in_the_flat_side_lane(flat, ppd):
     # A 21 x 11 block of dies with a hole, so every edge of the bounding box has dies.
     yy, xx = np.mgrid[0:11, 0:21]
     keep = ~((xx == 10) & (yy == 5))
     wafer = make_wafer(xx[keep], yy[keep], np.where(xx[keep] % 3 == 0, 1, 285), flat=flat)
-    grid = grid_for(wafer, ppd)
+    grid = json_grid(wafer, ppd)  # dies located as a reader of the JSON would
     img, idx, pal = open_png(render_wafer_png(wafer, ppd))
     notch = np.all(pal[idx] == NOTCH_RGB, axis=2)
     lane = _lanes(notch, ppd)[flat]
     # Present in the stated lane, and nowhere else in the image.
     assert lane.any()
     assert notch.sum() == lane.sum()
-    # Centred and about a fifth of that side.
-    along = lane.any(axis=0) if flat in ("U", "D") else lane.any(axis=1)
-    hits = np.flatnonzero(along)
-    side = len(along)
-    assert hits[-1] - hits[0] + 1 == len(hits)  # one solid bar
-    assert abs((hits[0] + hits[-1] + 1) / 2 - side / 2) <= 1
-    assert 0.15 <= len(hits) / side <= 0.25
-    # The lane holds no die; every die box keeps its bin colour.
+    # Lane rows ordered from the image's outer edge inwards, each along the side.
+    rows = {"U": lane, "D": lane[::-1], "L": lane.T, "R": lane.T[::-1]}[flat]
+    side = rows.shape[1]
+    widths = []
+    for row in rows:
+        hits = np.flatnonzero(row)
+        assert len(hits) and hits[-1] - hits[0] + 1 == len(hits)  # one solid run per row
+        assert abs((hits[0] + hits[-1] + 1) / 2 - side / 2) <= 0.5  # centred on the side
+        widths.append(len(hits))
+    # A wedge: widest on the outer edge (about a fifth of the side), narrowing to the wafer.
+    assert 0.15 <= widths[0] / side <= 0.25
+    assert all(a >= b for a, b in zip(widths, widths[1:])) and widths[-1] <= widths[0] / 2
+    # The lane holds no die; every die box keeps its bin colour, untouched by the mark.
     assert not np.any(alpha(img)[notch] == 0)
     for x, y, b in zip(wafer.x.tolist(), wafer.y.tolist(), wafer.bin.tolist()):
         box = die_box(idx, grid, x, y)
         assert tuple(pal[box[0, 0]]) == bin_rgb(b, b == 1) and np.all(box == box[0, 0])
+        assert not die_box(notch, grid, x, y).any()
     # The die hole is transparent.
     assert np.all(die_box(alpha(img), grid, 10, 5) == 0)
 
@@ -238,7 +244,7 @@ def test_thumbnail_small_wafer_uses_largest_fitting_ppd():
     assert img.size == (96, 96)
     assert tuple(pal[idx[0, 0]]) == bin_rgb(1, True)  # die (-1, 0) at top-left
     assert tuple(pal[idx[31, 64]]) == bin_rgb(285, False)  # die (1, 0)
-    # The margin lane (bottom 32 rows): only the notch bar, the rest transparent.
+    # The margin lane (bottom 32 rows): only the notch wedge, the rest transparent.
     lane_notch = np.all(pal[idx[-32:]] == NOTCH_RGB, axis=2)
     assert lane_notch.any()
     assert np.all(alpha(img)[-32:][~lane_notch] == 0)
