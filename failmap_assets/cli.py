@@ -228,7 +228,7 @@ def cmd_render(args) -> int:
         for w in result.wafers:
             stem = unique_stem(w.wafer_token, used)
             png, js = f"{stem}.png", f"{stem}.json"
-            if w.png is not None:  # None: too large for a PNG (reported as png_too_large above)
+            if w.png is not None:  # None: empty or too large (warned above: empty_wafer, png_too_large)
                 out.put(png, w.png)
             out.put(js, w.json)
             print(f"{path}: {w.wafer_token}: {w.die_count} dies, yield {w.pass_count / max(w.die_count, 1):.1%} -> {args.out}/{png if w.png is not None else js}")

@@ -14,7 +14,10 @@ from failmap_assets.maps.coordinates import wafer_json
 from failmap_assets.maps.palette import NOTCH_RGB, bin_rgb
 from failmap_assets.maps.render import (
     MAX_BIN_COLORS,
+    EmptyWafer,
     grid_for,
+    no_png,
+    png_scale,
     png_data_uri,
     render_thumbnail_png,
     render_wafer_png,
@@ -175,15 +178,28 @@ def test_bindef_pass_bins_drawn_green():
 
 
 @pytest.mark.parametrize("flat", ["U", "D", "L", "R"])
-def test_empty_wafer_is_a_valid_small_image(flat):
+def test_empty_wafer_gets_no_png_and_json_says_why(flat):
     wafer = make_wafer([], [], [], flat=flat)
-    grid = grid_for(wafer, 4)
-    img, idx, pal = open_png(render_wafer_png(wafer, 4))
-    assert img.size == ((grid["x_max"] - grid["x_min"] + 1) * 4, (grid["y_max"] - grid["y_min"] + 1) * 4)
-    assert sorted(img.size) == [4, 8]
-    assert np.all(die_box(alpha(img), grid, 0, 0) == 0)  # the origin cell: no die
-    notch = np.all(pal[idx] == NOTCH_RGB, axis=2)
-    assert notch.any() and notch.sum() == _lanes(notch, 4)[flat].sum()
+    refused = no_png(wafer, 4)
+    assert isinstance(refused, EmptyWafer) and refused.reason == "empty_wafer"
+    with pytest.raises(EmptyWafer):
+        render_wafer_png(wafer, 4)
+    assert png_scale(wafer, 4) is None
+    doc = json.loads(wafer_json(wafer, wafer_token="T_01P", source=SOURCE, companion=None, pixels_per_die=4))
+    assert doc["chips"] == [] and doc["die_count"] == 0
+    assert doc["png"] == {"written": False, "pixels_per_die": None, "reason": str(refused)}
+    # The grid keeps its integer fields: the origin cell plus the margin lane.
+    assert doc["grid"] == grid_for(wafer, 4) and sorted(_grid_size(doc["grid"])) == [1, 2]
+
+
+def _grid_size(grid: dict) -> tuple[int, int]:
+    return grid["x_max"] - grid["x_min"] + 1, grid["y_max"] - grid["y_min"] + 1
+
+
+def test_a_single_die_wafer_still_gets_its_png():
+    assert no_png(make_wafer([0], [0], [7]), 4) is None
+    img, _, _ = open_png(render_wafer_png(make_wafer([0], [0], [7], flat="R"), 4))
+    assert img.size == (8, 4)
 
 
 def test_many_bins_rarest_take_the_nearest_kept_colour():
