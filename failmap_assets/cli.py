@@ -11,20 +11,27 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="failmap", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="write realistic synthetic fail maps and STDF files into the configured sources")
-    p.add_argument("--days", type=int, default=1)
+    p.add_argument("--days", type=int, default=1, help="how many consecutive fab days to write (default: 1)")
     p.add_argument("--wafers", type=int, default=200, help="wafers (A files) per day")
     p.add_argument("--stdf-files", type=int, default=2, help="STDF files per day")
-    p.add_argument("--start", type=date.fromisoformat, default=None, help="first day, YYYY-MM-DD (default: yesterday)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start", type=date.fromisoformat, default=None,
+                   help="first day, YYYY-MM-DD (default: the days end yesterday, the last complete day, "
+                        "so no file carries a time in the future)")
+    p.add_argument("--seed", type=int, default=1, help="random seed: the same seed and days give the same files")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("demo", help="generate one day into the embedded default and materialize every asset for it")
-    p.add_argument("--wafers", type=int, default=100)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--wafers", type=int, default=100, help="wafers (A files) to generate for yesterday")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the synthetic day")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run-day", help="bring one fab day up to date outside Dagster (same lease and commit as the assets)")
@@ -36,20 +43,28 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_run_day)
 
     p = sub.add_parser("render", help="render wafer map files to PNG + JSON + Parquet")
-    p.add_argument("files", nargs="+")
-    p.add_argument("--out", required=True)
+    p.add_argument("files", nargs="+", help="map files (fail-map A, G85, E142, TSK, ASCII, KLARF; compressed or not)")
+    p.add_argument("--out", required=True, help="folder for the PNG, JSON and Parquet files")
     p.add_argument("--partner", default=None, help="a bucket-B file for the (single) A file")
-    p.add_argument("--pixels-per-die", type=int, default=4)
+    p.add_argument("--pixels-per-die", type=int, default=4, help="PNG pixels per die side (default: 4)")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("stdf2parquet", help="convert STDF files to hive-partitioned Parquet")
     p.add_argument("files", nargs="+", help="files or glob patterns")
-    p.add_argument("--out", required=True)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--out", required=True, help="folder for the Parquet tables")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                   help="files converted in parallel (default: the number of CPUs; 1: in this process)")
     p.set_defaults(func=cmd_stdf2parquet)
 
-    p = sub.add_parser("sql", help="DuckDB over the STDF Parquet: one view per table")
-    p.add_argument("--out", required=True, help="the --out folder of stdf2parquet")
+    p = sub.add_parser("sql", help="DuckDB over the pipelines' committed tables (or a stdf2parquet folder): "
+                                   "one view per table")
+    p.add_argument("--out", default=None,
+                   help="the pipeline output, s3://bucket/prefix or a folder (default: FAILMAP_OUTPUT), "
+                        "or the --out folder of stdf2parquet")
+    p.add_argument("--from", dest="first", type=date.fromisoformat, default=None,
+                   help="first fab day read, YYYY-MM-DD (default: the first committed day)")
+    p.add_argument("--to", dest="last", type=date.fromisoformat, default=None,
+                   help="last fab day read, YYYY-MM-DD (default: the last committed day)")
     p.add_argument("query", nargs="?", default=None, help="run one query and print it (default: interactive)")
     p.set_defaults(func=cmd_sql)
 
@@ -66,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the fab time zone the daemon and code server use: fail when it differs")
     p.set_defaults(func=cmd_doctor)
 
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    return parser
 
 
 def _stores():
@@ -106,8 +120,14 @@ def write_synth(start: date, days: int, wafers: int, stdf_files: int, seed: int)
     return dict(counts)
 
 
+def default_synth_start(days: int, today: date | None = None) -> date:
+    """The first day when ``--start`` is not given: the days end yesterday, the last
+    complete fab day (a day ending today would hold files stamped later than now)."""
+    return (today or date.today()) - timedelta(days=max(days, 1))
+
+
 def cmd_synth(args) -> int:
-    start = args.start or (date.today() - timedelta(days=1))
+    start = args.start or default_synth_start(args.days)
     counts = write_synth(start, args.days, args.wafers, args.stdf_files, args.seed)
     stores = _stores()
     print(f"wrote {sum(counts.values())} objects for {args.days} day(s) from {start}:")
@@ -198,7 +218,6 @@ def cmd_run_day(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from failmap_assets.storage.layout import safe_name
     from failmap_assets.storage.parquet_io import write_table
     from failmap_assets.storage.local_store import LocalObjectStore
     from failmap_assets.pipeline.unit import ProcessingOptions, Unit, process_unit
@@ -208,6 +227,8 @@ def cmd_render(args) -> int:
         return 2
     out = LocalObjectStore(args.out)
     failed = 0
+    used: set[str] = set()         # stems of PNG / JSON written by this command
+    used_tables: set[str] = set()  # stems of its .dies.parquet files (one per input file)
     for path in args.files:
         data = Path(path).read_bytes()
         b_data = Path(args.partner).read_bytes() if args.partner else None
@@ -218,22 +239,47 @@ def cmd_render(args) -> int:
             print(f"{path}: {r.severity} {r.reason}: {r.detail}" + (f" (line {r.line})" if r.line else ""), file=sys.stderr)
         failed += any(r.severity == "error" and r.bucket == "a" for r in result.rejects) and not result.wafers
         for w in result.wafers:
-            png, js = f"{safe_name(w.wafer_token)}.png", f"{safe_name(w.wafer_token)}.json"
-            if w.png is not None:  # None: too large for a PNG (reported as png_too_large above)
+            stem = unique_stem(w.wafer_token, used)
+            png, js = f"{stem}.png", f"{stem}.json"
+            if w.png is not None:  # None: empty or too large (warned above: empty_wafer, png_too_large)
                 out.put(png, w.png)
             out.put(js, w.json)
             print(f"{path}: {w.wafer_token}: {w.die_count} dies, yield {w.pass_count / max(w.die_count, 1):.1%} -> {args.out}/{png if w.png is not None else js}")
         if result.dies is not None:
-            write_table(out, f"{Path(name).stem}.dies.parquet", result.dies)
+            write_table(out, f"{unique_stem(_token_of(name), used_tables)}.dies.parquet", result.dies)
     return 1 if failed else 0
 
 
 def _token_of(name: str) -> str:
-    """The wafer token when the file name follows the key grammar, else the file's stem."""
+    """The wafer token when the file name follows the key grammar, else the file name
+    without its format / compression extensions (``.xml``, ``.gz``). Numeric suffixes
+    stay: ``G345875.021`` and ``G345875.022`` are wafers 21 and 22 of one lot."""
     from failmap_assets.discovery.keys import parse_file_name
 
     parsed = parse_file_name(name)
-    return parsed.wafer_token if parsed else Path(name).stem
+    if parsed:
+        return parsed.wafer_token
+    stem = name
+    while "." in stem.strip("."):
+        base, ext = stem.rsplit(".", 1)
+        if not ext.isalpha():
+            break
+        stem = base
+    return stem
+
+
+def unique_stem(token: str, used: set[str]) -> str:
+    """A safe file stem for ``token`` that no earlier output of this command used
+    (two inputs of one wafer, e.g. a prime and a retest, must not overwrite each other)."""
+    from failmap_assets.storage.layout import safe_name
+
+    stem = base = safe_name(token)
+    n = 2
+    while stem in used:
+        stem = safe_name(f"{base}-{n}")
+        n += 1
+    used.add(stem)
+    return stem
 
 
 def cmd_warm(args) -> int:
@@ -284,9 +330,22 @@ def cmd_stdf2parquet(args) -> int:
 
 
 def cmd_sql(args) -> int:
-    from failmap_assets.stdf.sql import sql_shell
+    """Views over a pipeline output's committed days; a folder without day manifests
+    that holds STDF tables is taken as a ``stdf2parquet`` folder."""
+    from failmap_assets.query.output_views import is_pipeline_output, open_output_views
+    from failmap_assets.settings import Settings
+    from failmap_assets.stdf.sql import run_shell, sql_shell
+    from failmap_assets.stdf.tables import TABLES
+    from failmap_assets.storage.locations import open_store, parse_s3_url
 
-    return int(sql_shell(args.out, args.query) or 0)
+    s = Settings.from_env()
+    location = args.out or s.output
+    store = open_store(location, endpoint_url=s.s3_endpoint_url or None, region=s.aws_region or None)
+    if parse_s3_url(location) is None and not is_pipeline_output(store) and \
+            any(Path(location, t).is_dir() for t in TABLES):
+        return int(sql_shell(location, args.query) or 0)
+    with open_output_views(store, args.first, args.last) as views:
+        return int(run_shell(views.con, views.views, args.query) or 0)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ Bins: ``BINDEF bin P|F name`` fills ``bin_pass``/``bin_names``; a bin without a
 BINDEF is a fail bin, except bin 1, which passes (``WaferMap.is_pass``), so no
 rejection for undefined bins. Retests: a later row for the same (x, y) replaces
 the earlier one; survivors keep file order and count what they replaced.
+
+``DIES 0`` (an empty wafer, tolerated by the contract) reads as a WaferMap without
+dies, not a reject; the pipeline writes its JSON only and warns ``empty_wafer``
+(``pipeline/unit.py``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ wafers render at once on two cores) that format the integers themselves and copy
 pre-escaped text: ``"b":"285","pass":false`` once per distinct bin, the B file's
 stime/partid/tester once per file, the B values straight from their Arrow
 buffers. The row-major order is a counting pass over the dies' bounding box
-(kernel), and legend colours are computed once per (bin, pass) per process.
+(kernel); the legend's colours are each bin's stable ``palette.bin_colors``.
 
 Every string that comes from a file is escaped by the json module: ``json.dumps``
 for the header, and for each per-die ``transformed_values`` that holds any byte
@@ -123,31 +123,16 @@ def _values_table(text) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return offsets, data, is_null
 
 
-# "#rrggbb" of each (bin, pass) seen so far: palette colours are a pure function of
-# the pair, and computing them (vectorised numpy over a few dozen bins) costs more
-# than a 6,000-die wafer's whole chips array. Bounded: cleared when it grows large.
-_RGB_HEX: dict[tuple[int, bool], str] = {}
-_RGB_HEX_MAX = 65536
-
-
 def _legend(bins: np.ndarray, passed: np.ndarray, names: dict, counts: np.ndarray) -> list[dict]:
     """``palette.legend(bins, passed, names=names, counts=counts)`` for ``bin_summary``'s
     distinct, ascending bins (one pass flag each, so one entry per bin in that order),
-    with each colour computed once per process."""
-    pairs = list(zip(bins.tolist(), passed.tolist()))
-    colours = {pair: _RGB_HEX.get(pair) for pair in pairs}
-    missing = [pair for pair, colour in colours.items() if colour is None]
-    if missing:
-        rgb = bin_colors([b for b, _ in missing], [p for _, p in missing])
-        found = dict(zip(missing, (rgb_hex(c) for c in rgb)))
-        colours.update(found)
-        if len(_RGB_HEX) + len(found) > _RGB_HEX_MAX:
-            _RGB_HEX.clear()
-        _RGB_HEX.update(found)
+    without its sorting: each bin's stable colour (``palette.bin_colors``)."""
+    pairs = zip(bins.tolist(), passed.tolist())
+    colours = [rgb_hex(c) for c in bin_colors(bins, passed).tolist()]
     names = names or {}
     return [
-        {"bin": b, "pass": p, "name": names.get(b), "rgb": colours[(b, p)], "count": c}
-        for (b, p), c in zip(pairs, np.asarray(counts, dtype=np.int64).tolist())
+        {"bin": b, "pass": p, "name": names.get(b), "rgb": rgb, "count": c}
+        for (b, p), rgb, c in zip(pairs, colours, np.asarray(counts, dtype=np.int64).tolist())
     ]
 
 

@@ -1,16 +1,27 @@
-"""Stable bin -> colour mapping shared by every wafer map we draw.
+"""Bin -> colour: one stable colour per ``(bin, pass flag)``, the same on every wafer.
 
-A yield engineer compares many wafers side by side, so a bin must have the same
-colour on every wafer and in every run. Colours are therefore a pure function of
-``(bin, pass flag)`` computed with integer hashing and fixed float maths: no
-Python ``hash()`` (randomised per process), no per-wafer assignment order.
+The users' contract (shared/docs/failmap-format.md, "The PNG we write"): the colour of
+a bin is the same on every wafer, pass bins greens, fail bins non-green. So a colour is
+a pure function of ``(bin, pass flag)``: integer arithmetic, no Python ``hash()``, no
+per-wafer choice. The colours come from two fixed tables chosen (greedy farthest-point
+over the sRGB gamut, lightness 30..85, the green margin below, at least 100 (RGB L1)
+from the notch colour) so that any two entries, pass or fail, and the notch colour are
+at least ``MIN_DELTA_E`` apart in CIE76 (Euclidean CIELAB distance):
 
-- Pass bins are greens (hue 85..155 degrees, green strictly the largest channel);
-  bin 1, the usual "good die" bin, is one fixed strong green.
-- Fail bins avoid the greens entirely (hue 200..400 degrees, i.e. blues, purples,
-  magentas, reds, oranges; green is never the largest channel). Hue steps by the
-  golden ratio of the bin number and lightness cycles with ``bin % 3`` so that
-  neighbouring bin numbers (285, 286, ...) look clearly different.
+- Pass bins: ``PASS_COLORS``, greens (green at least 40 above red and blue). Bin 1, the
+  usual good-die bin, is ``PASS_COLORS[0]`` (``BIN1_PASS_RGB``); any other pass bin
+  ``b`` is ``PASS_COLORS[1 + b % (len(PASS_COLORS) - 1)]`` (12 entries).
+- Fail bins: ``FAIL_COLORS``, no green (red or blue at least 40 above green); fail bin
+  ``b`` is ``FAIL_COLORS[b % len(FAIL_COLORS)]`` (54 entries).
+
+Guarantee: two bins drawn on one wafer are at least CIE76 dE ``MIN_DELTA_E`` (20)
+apart, unless both are fail bins whose numbers are congruent modulo 54, or both are
+pass bins other than 1 whose numbers are congruent modulo 12 (those share a colour).
+A pass bin and a fail bin always differ, as do bin 1 and any other pass bin. So every
+wafer whose fail bins lie within any 54 consecutive numbers (the usual hard-bin and
+soft-bin ranges of a test program) and whose other pass bins lie within any 12 has all
+its bins distinct. 65,536 bins cannot all be 20 apart: the tables are what the
+greedy search found in the sRGB gamut at that spacing.
 """
 
 from __future__ import annotations
@@ -19,62 +30,58 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-# Bin 1 is the overwhelmingly common pass bin: a fixed colour so it never drifts if
-# the formula for other bins is tuned.
+# Bin 1 is the overwhelmingly common pass bin: one fixed colour, the first pass entry.
 BIN1_PASS_RGB = (0, 160, 0)
-# Notch / flat marker: dark grey, far from every bin colour (those are saturated).
+# Notch / flat marker: near black, at least MIN_DELTA_E from every bin colour.
 NOTCH_RGB = (32, 32, 32)
 # No-die cells: fully transparent. The RGB part is white so a viewer that ignores
 # transparency still shows a neutral background.
 NO_DIE_RGBA = (255, 255, 255, 0)
+#: Least CIE76 distance between any two table entries (and the notch colour).
+MIN_DELTA_E = 20.0
 
-# 2**16 / golden ratio, rounded: multiplying by it and keeping the low 16 bits
-# (Fibonacci hashing) spreads consecutive integers evenly around the hue circle,
-# with exact integer maths so the result is identical on every platform.
-_GOLDEN_16 = 40503
+PASS_COLORS = (
+    "#00a000", "#00e1b4", "#1e693c", "#b4e178", "#00f000", "#a5e100", "#00f078", "#4b7800",
+    "#87b487", "#1ea55a", "#87b41e", "#69e13c", "#69e187",
+)
+FAIL_COLORS = (
+    "#0000ff", "#ff0000", "#ff5ac3", "#f0c300", "#00d2ff", "#004bb4", "#ffc3b4", "#873c00",
+    "#f000ff", "#d2b4ff", "#d20f4b", "#873c69", "#2d6996", "#870fa5", "#ff871e", "#003ce1",
+    "#c3964b", "#ff87a5", "#a578ff", "#00a5ff", "#f0785a", "#a5695a", "#b40f00", "#871e2d",
+    "#b40069", "#8700e1", "#8769b4", "#f069ff", "#b4d2ff", "#f096ff", "#ff00d2", "#ff0087",
+    "#c387a5", "#b44ba5", "#8796ff", "#ff003c", "#692d87", "#ffb44b", "#ffa5e1", "#ff5a2d",
+    "#3c78ff", "#693c1e", "#b46900", "#9696c3", "#5a4b78", "#c30fa5", "#c34b69", "#5aa5d2",
+    "#a54bf0", "#b43c2d", "#1e5aa5", "#ffa569", "#ff6978", "#5a4bd2",
+)
 
-_PASS_HUE0, _PASS_HUE_SPAN = 85.0, 70.0
-_PASS_LIGHTNESS = np.array([0.30, 0.44, 0.58])
-_PASS_SATURATION = 0.75
 
-_FAIL_HUE0, _FAIL_HUE_SPAN = 200.0, 200.0
-_FAIL_LIGHTNESS = np.array([0.42, 0.56, 0.70])
-_FAIL_SATURATION = 0.85
+def _table(colors: tuple[str, ...]) -> np.ndarray:
+    return np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colors], dtype=np.uint8)
 
 
-def _hls_to_rgb(h_deg: np.ndarray, light: np.ndarray, sat: float) -> np.ndarray:
-    """Vectorised HLS -> RGB (uint8, shape (n, 3)); hue in degrees."""
-    h = np.mod(h_deg, 360.0) / 360.0
-    q = np.where(light < 0.5, light * (1.0 + sat), light + sat - light * sat)
-    p = 2.0 * light - q
+_PASS = _table(PASS_COLORS)
+_FAIL = _table(FAIL_COLORS)
 
-    def channel(t: np.ndarray) -> np.ndarray:
-        t = np.mod(t, 1.0)
-        return np.select(
-            [t < 1 / 6, t < 1 / 2, t < 2 / 3],
-            [p + (q - p) * 6.0 * t, q, p + (q - p) * (2 / 3 - t) * 6.0],
-            default=p,
-        )
 
-    rgb = np.stack([channel(h + 1 / 3), channel(h), channel(h - 1 / 3)], axis=-1)
-    return np.floor(rgb * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+def _table_index(bins: np.ndarray, passed: np.ndarray) -> np.ndarray:
+    """Each bin's entry in its table (see the module docstring for the rule)."""
+    # Residues keep consecutive bin numbers on distinct entries, which is what makes
+    # the guarantee a plain congruence; bin 1 alone owns pass entry 0.
+    other_pass = 1 + bins % (len(_PASS) - 1)
+    return np.where(passed, np.where(bins == 1, 0, other_pass), bins % len(_FAIL))
 
 
 def bin_colors(bins: np.ndarray | Sequence[int], pass_flags: np.ndarray | Sequence[bool]) -> np.ndarray:
-    """Stable colour of each ``(bin, pass)`` pair as a uint8 array of shape (n, 3)."""
+    """Colour of each ``(bin, pass)`` pair as a uint8 array of shape (n, 3)."""
     b = np.asarray(bins, dtype=np.int64).reshape(-1)
     ok = np.broadcast_to(np.asarray(pass_flags, dtype=bool).reshape(-1), b.shape)
-    step = ((b * _GOLDEN_16) & 0xFFFF).astype(np.float64) / 65536.0
-    level = np.mod(b, 3)
-    pass_rgb = _hls_to_rgb(_PASS_HUE0 + step * _PASS_HUE_SPAN, _PASS_LIGHTNESS[level], _PASS_SATURATION)
-    fail_rgb = _hls_to_rgb(_FAIL_HUE0 + step * _FAIL_HUE_SPAN, _FAIL_LIGHTNESS[level], _FAIL_SATURATION)
-    out = np.where(ok[:, None], pass_rgb, fail_rgb).astype(np.uint8)
-    out[ok & (b == 1)] = BIN1_PASS_RGB
-    return out
+    index = _table_index(b, ok)
+    # Both lookups are in range for every bin: np.where evaluates both tables.
+    return np.where(ok[:, None], _PASS[index % len(_PASS)], _FAIL[index % len(_FAIL)])
 
 
 def bin_rgb(bin_no: int, passed: bool) -> tuple[int, int, int]:
-    """Stable colour of one bin; the same every call, every wafer, every run."""
+    """Colour of one bin; the same every call, every wafer, every run."""
     r, g, b = bin_colors([bin_no], [passed])[0]
     return int(r), int(g), int(b)
 

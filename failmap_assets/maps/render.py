@@ -4,7 +4,8 @@ Layout (the contract in shared/docs/failmap-format.md): die (x_abs, y_abs) is th
 ``pixels_per_die`` square whose top-left pixel is column ``(x_abs - x_min) * ppd``,
 row ``(y_abs - y_min) * ppd``. The grid is the dies' bounding box plus ONE extra
 die row/column on the notch/flat side only; that margin lane never holds a die, and
-the notch marker (a dark bar, centred, about a fifth of the side) is drawn in it.
+the notch mark (a dark wedge centred on that side, its base about a fifth of the
+side on the image edge, narrowing towards the wafer) is drawn in it.
 Growing the grid instead of painting over dies keeps the formula exact for every
 flat side and never hides a die.
 
@@ -24,6 +25,13 @@ allocated, the pixels per die the PNG gets: the requested number if the image fi
 (the JSON, which ``coordinates.wafer_json`` writes with the same decision in its
 ``grid`` and ``png`` fields, and the die rows are kept). Grid extents are Python
 ints, never int32, so spans at the int32 extremes are exact.
+
+Empty wafers (``DIES 0``, which the contract tolerates): nothing to draw, so no PNG.
+``no_png`` is the one decision for both cases: ``render_wafer_png`` raises
+``EmptyWafer`` like ``MapTooLarge``, and the JSON (``png_fields``) says
+``"written": false`` with the reason; its ``grid`` is then one (empty) cell at the
+origin plus the margin lane, so its fields keep their types, and its ``chips`` is
+empty. Each refusal carries the ``reason`` code of the warning the pipelines record.
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ class MapTooLarge(ValueError):
     ``width`` and ``height`` are the grid in dies (margin lane included).
     """
 
+    reason = "png_too_large"
+
     def __init__(self, grid: dict, max_pixels: int | None = None):
         self.width, self.height = _grid_cells(grid)
         self.max_pixels = _limit(max_pixels)
@@ -65,6 +75,15 @@ class MapTooLarge(ValueError):
             f"({self.width * self.height} pixels, limit {self.max_pixels}); die coordinates span "
             f"x {grid['x_min']}..{grid['x_max']}, y {grid['y_min']}..{grid['y_max']} (margin lane included)"
         )
+
+
+class EmptyWafer(ValueError):
+    """The wafer has no dies (``DIES 0``): no PNG; the JSON is still written."""
+
+    reason = "empty_wafer"
+
+    def __init__(self):
+        super().__init__("empty wafer (no dies): nothing to draw, no PNG")
 
 
 def bin_summary(wafer: WaferMap) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -94,8 +113,8 @@ def grid_for(wafer: WaferMap, pixels_per_die: int = 4) -> dict:
         x_min, x_max = int(np.min(wafer.x)), int(np.max(wafer.x))
         y_min, y_max = int(np.min(wafer.y)), int(np.max(wafer.y))
     else:
-        # An empty wafer still gets a valid image: one (empty) die cell at the origin
-        # plus the margin lane holding the notch marker.
+        # An empty wafer gets no PNG (``no_png``); its JSON grid still needs integers:
+        # one (empty) cell at the origin plus the margin lane.
         x_min = x_max = y_min = y_max = 0
     if wafer.flat == "D":
         y_max += 1
@@ -111,15 +130,26 @@ def grid_for(wafer: WaferMap, pixels_per_die: int = 4) -> dict:
 def png_scale(wafer: WaferMap, requested_ppd: int = 4, max_pixels: int | None = None) -> int | None:
     """Pixels per die of the wafer's PNG: ``requested_ppd`` if the image fits
     ``max_pixels``, else the largest smaller whole number that fits, else None (even
-    1 pixel per die is over the limit: no PNG). Cheap: no image is allocated."""
+    1 pixel per die is over the limit, or an empty wafer: no PNG, see ``no_png``).
+    Cheap: no image is allocated."""
+    if no_png(wafer, requested_ppd, max_pixels) is not None:
+        return None
     return _scale(grid_for(wafer, requested_ppd), max_pixels)
 
 
 def too_large(wafer: WaferMap, requested_ppd: int = 4, max_pixels: int | None = None) -> MapTooLarge | None:
-    """Why the wafer can have no PNG (the MapTooLarge ``render_wafer_png`` would raise),
-    or None when it can. Cheap: the same decision as ``png_scale``."""
+    """The MapTooLarge ``render_wafer_png`` would raise for the wafer's size, or None
+    when it fits (``no_png`` adds the empty wafer). Cheap: no image is allocated."""
     grid = grid_for(wafer, requested_ppd)
     return MapTooLarge(grid, max_pixels) if _scale(grid, max_pixels) is None else None
+
+
+def no_png(wafer: WaferMap, requested_ppd: int = 4, max_pixels: int | None = None) -> EmptyWafer | MapTooLarge | None:
+    """Why the wafer gets no PNG (the exception ``render_wafer_png`` would raise), or
+    None when it gets one. Cheap: nothing is drawn."""
+    if not wafer.die_count:
+        return EmptyWafer()
+    return too_large(wafer, requested_ppd, max_pixels)
 
 
 def png_fields(wafer: WaferMap, requested_ppd: int = 4, max_pixels: int | None = None) -> tuple[dict, dict]:
@@ -133,9 +163,10 @@ def png_fields(wafer: WaferMap, requested_ppd: int = 4, max_pixels: int | None =
     """
     grid = grid_for(wafer, requested_ppd)
     ppd = grid["pixels_per_die"]
+    refused = no_png(wafer, requested_ppd, max_pixels)
+    if refused is not None:
+        return grid, {"written": False, "pixels_per_die": None, "reason": str(refused)}
     scale = _scale(grid, max_pixels)
-    if scale is None:
-        return grid, {"written": False, "pixels_per_die": None, "reason": str(MapTooLarge(grid, max_pixels))}
     reason = None
     if scale != ppd:
         w, h = _grid_cells(grid)
@@ -149,12 +180,14 @@ def png_fields(wafer: WaferMap, requested_ppd: int = 4, max_pixels: int | None =
 
 def render_wafer_png(wafer: WaferMap, pixels_per_die: int = 4, *, max_pixels: int | None = None) -> bytes:
     """The wafer map PNG: mode P, ``png_scale(wafer, pixels_per_die, max_pixels)``
-    square pixels per die; raises ``MapTooLarge`` (before allocating) when even 1
-    pixel per die exceeds ``max_pixels``."""
+    square pixels per die; raises what ``no_png`` returns (before allocating):
+    ``EmptyWafer`` for a wafer without dies, ``MapTooLarge`` when even 1 pixel per
+    die exceeds ``max_pixels``."""
+    refused = no_png(wafer, pixels_per_die, max_pixels)
+    if refused is not None:
+        raise refused
     grid = grid_for(wafer, pixels_per_die)
     ppd = _scale(grid, max_pixels)
-    if ppd is None:
-        raise MapTooLarge(grid, max_pixels)
     cells, palette = _die_cells(wafer, grid)
     h, w = cells.shape
     # Upscale with one broadcast copy instead of a loop per die (reshaping the
@@ -333,20 +366,31 @@ def _palette_slots(colors: np.ndarray, passed: np.ndarray, counts: np.ndarray) -
 
 
 def _draw_notch(pixels: np.ndarray, flat: str, *, lane_px: int) -> None:
-    """Paint the notch bar in the margin lane on the ``flat`` side (in place)."""
+    """Paint the notch mark in the margin lane on the ``flat`` side (in place).
+
+    A filled wedge centred on that side: its base lies on the image's outer edge
+    (about a fifth of the side, at least twice the lane so the taper shows) and it
+    narrows, row by row, towards the wafer, so it reads as a notch pointing at the
+    wafer rather than as a stray line. It stays inside the lane (which holds no die).
+    """
     h, w = pixels.shape
     side = w if flat in ("U", "D") else h
-    length = min(side, max(lane_px, round(side / 5)))
-    start = (side - length) // 2
-    bar = slice(start, start + length)
+    base = min(side, max(2 * lane_px, round(side / 5)))
+    # Half-width at each depth (0 = outer edge), shrinking linearly to about a
+    # lane_px-th of the base at the lane's inner edge; never under half a pixel, so
+    # every row of the lane keeps at least one marked pixel.
+    depth = np.arange(lane_px)
+    half = np.maximum(base / 2 * (lane_px - depth) / lane_px, 0.5)
+    centre_dist = np.abs(np.arange(side) + 0.5 - side / 2)
+    wedge = centre_dist[None, :] <= half[:, None]  # (lane_px, side), row 0 = outer edge
     if flat == "D":
-        pixels[h - lane_px :, bar] = NOTCH_INDEX
+        pixels[h - lane_px :][wedge[::-1]] = NOTCH_INDEX
     elif flat == "U":
-        pixels[:lane_px, bar] = NOTCH_INDEX
+        pixels[:lane_px][wedge] = NOTCH_INDEX
     elif flat == "L":
-        pixels[bar, :lane_px] = NOTCH_INDEX
+        pixels[:, :lane_px][wedge.T] = NOTCH_INDEX
     else:
-        pixels[bar, w - lane_px :] = NOTCH_INDEX
+        pixels[:, w - lane_px :][wedge[::-1].T] = NOTCH_INDEX
 
 
 def _encode(pixels: np.ndarray, palette: bytes, *, compress_level: int = 6) -> bytes:

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from failmap_assets.discovery.listing import list_objects
 from failmap_assets.maps.coordinates import wafer_json
-from failmap_assets.maps.render import render_wafer_png, too_large
+from failmap_assets.maps.render import no_png, render_wafer_png
 from failmap_assets.pipeline import day_state as st
 from failmap_assets.pipeline.day_commit import DaySession, inputs_digest
 from failmap_assets.pipeline.day_lease import LeaseOptions
@@ -210,9 +210,9 @@ class _StdfDay:
         for wafer in maps:
             token = stdf_wafer_token(wafer.lot, wafer.wafer)
             png, js = self._draw(wafer, token, key, etag)
-            refused = too_large(wafer, self.ppd)
+            refused = no_png(wafer, self.ppd)
             if refused is not None:
-                rejects.append(self._reject(key, etag, "png_too_large",
+                rejects.append(self._reject(key, etag, refused.reason,
                                             f"wafer {token}: no PNG (tables and JSON kept): {refused}", "warning"))
             writer.offer(token, key, event_time, png, js)
             events.append(self._event(wafer, token, key, etag, event_time, png is not None))
@@ -224,7 +224,7 @@ class _StdfDay:
 
     def _draw(self, wafer, token: str, key: str, etag: str) -> tuple[bytes | None, bytes]:
         source = {"a_key": key, "a_etag": etag, "b_key": None, "b_etag": None}
-        png = render_wafer_png(wafer, pixels_per_die=self.ppd) if too_large(wafer, self.ppd) is None else None
+        png = render_wafer_png(wafer, pixels_per_die=self.ppd) if no_png(wafer, self.ppd) is None else None
         js = wafer_json(wafer, wafer_token=token, source=source, companion=None, pixels_per_die=self.ppd)
         return png, js
 

@@ -4,6 +4,11 @@ Pure: bytes in, bytes and Arrow tables out; no storage and no Dagster. The day r
 (``failmap_assets.pipeline.failmap_day``) calls this on worker threads: decompression, the
 Numba parsing kernels (``nogil``) and PNG encoding release the GIL, so several units
 make progress at once.
+
+Each wafer gets its die rows and its JSON. It gets no PNG, and a ``warning`` reject
+naming the key, when ``render.no_png`` says so: an empty wafer (``DIES 0``, which the
+contract tolerates; reason ``empty_wafer``, the JSON has empty ``chips`` and
+``png.written`` false) or dies too far apart for any PNG (``png_too_large``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from failmap_assets.wafer.model import DIE_ROWS_SCHEMA, CompanionMap, WaferMap, 
 from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.formats.failmap_text import parse_failmap_b, sniff_failmap
 from failmap_assets.maps.coordinates import wafer_json
-from failmap_assets.maps.render import render_thumbnail_png, render_wafer_png, too_large
+from failmap_assets.maps.render import no_png, render_thumbnail_png, render_wafer_png
 from failmap_assets.pipeline.memory_budget import OverBudget, Reservation
 from failmap_assets.wafer.rejects import Rejected, RejectRow
 
@@ -52,7 +57,7 @@ class ProcessingOptions:
 @dataclass
 class WaferOutput:
     wafer_token: str
-    png: bytes | None                 # None: not drawn (not the latest event), or too large for a PNG
+    png: bytes | None                 # None: not drawn (not the latest event), or no PNG (``drawable``)
     json: bytes | None                # None: not drawn
     die_count: int
     pass_count: int
@@ -62,7 +67,7 @@ class WaferOutput:
     thumbnail: bytes | None = None
     wafer: WaferMap | None = None     # the map itself (format, lot, product ... of the event)
     with_b: bool = False
-    drawable: bool = True             # False: dies too far apart for any PNG (JSON only)
+    drawable: bool = True             # False: no PNG, JSON only (an empty wafer, or dies too far apart)
 
 
 @dataclass
@@ -187,12 +192,13 @@ def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
         source.update(b_key=unit.b_key, b_etag=unit.b_etag)
     values, counts = np.unique(wafer.bin, return_counts=True)
     draw = unit.latest
-    # Whether the map fits a PNG is a property of the event (reported whether or not
+    # Whether the map gets a PNG is a property of the event (reported whether or not
     # this run draws it), so the day's rejects never depend on which run drew what.
-    refused = too_large(wafer, opts.pixels_per_die)
+    # An empty wafer (DIES 0) or one too large: a warning, the JSON and die rows kept.
+    refused = no_png(wafer, opts.pixels_per_die)
     drawable = refused is None
     if refused is not None:
-        rejects.append(RejectRow(unit.a_key, unit.a_etag, "a", "png_too_large",
+        rejects.append(RejectRow(unit.a_key, unit.a_etag, "a", refused.reason,
                                  f"wafer {token}: no PNG (die rows and JSON kept): {refused}", severity="warning"))
     return WaferOutput(
         wafer_token=token,
@@ -204,7 +210,7 @@ def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
         b_only_dies=len(match[1]) if match is not None else 0,
         retests=int(wafer.retest_count.sum()),
         bins={int(b): int(c) for b, c in zip(values, counts)},
-        thumbnail=render_thumbnail_png(wafer) if opts.thumbnail else None,
+        thumbnail=render_thumbnail_png(wafer) if opts.thumbnail and wafer.die_count else None,  # no preview of nothing
         wafer=wafer,
         with_b=companion is not None,
         drawable=drawable,

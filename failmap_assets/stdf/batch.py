@@ -3,8 +3,10 @@
 ``convert_many(paths, out_dir, workers)`` expands globs and directories, converts each
 file in a process pool (``workers <= 1``: in this process), shows a progress bar on
 stderr, prints a summary table and the reason for every rejected file, and returns
-the exit code: 0 when every file converted (salvaged files count as converted and
-are listed with their issues), 1 when any file was rejected.
+the exit code: 0 when every STDF file converted (salvaged files count as converted and
+are listed with their issues), 1 when an STDF file was rejected or nothing at all was
+converted. Files that are not STDF (a README a glob picked up) are skipped, each named
+with the reason, and do not fail the batch.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ from pathlib import Path
 from failmap_assets.wafer.rejects import Rejected
 
 
+#: Reject reasons meaning "this file is not STDF at all" (skipped, not a failure).
+NOT_STDF_REASONS = frozenset({"not_stdf"})
+
+
 @dataclass
 class Outcome:
     path: str
-    status: str                  # "ok", "salvaged", "rejected"
+    status: str                  # "ok", "salvaged", "skipped", "rejected"
     reason: str = ""
     detail: str = ""
     parts: int = 0
@@ -65,7 +71,10 @@ def convert_one(path: str, out_dir: str) -> Outcome:
     try:
         s = parse_to_parquet(path, out_dir)
     except Rejected as e:
-        return Outcome(path, "rejected", e.reason, e.detail, seconds=time.perf_counter() - t0,
+        # A glob such as ``data/*`` picks up READMEs and notes: content that is not STDF
+        # at all is skipped; an STDF file we cannot read (V3, corrupt) stays an error.
+        status = "skipped" if e.reason in NOT_STDF_REASONS else "rejected"
+        return Outcome(path, status, e.reason, e.detail, seconds=time.perf_counter() - t0,
                        bytes=_size(path))
     except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
         return Outcome(path, "rejected", "internal_error", f"{type(e).__name__}: {e}",
@@ -121,7 +130,7 @@ class _Progress:
 def _summary(outcomes: list[Outcome], seconds: float, out=None) -> None:
     out = out or sys.stderr
     rows = []
-    for status in ("ok", "salvaged", "rejected"):
+    for status in ("ok", "salvaged", "skipped", "rejected"):
         sel = [o for o in outcomes if o.status == status]
         rows.append((status, len(sel), sum(o.parts for o in sel), sum(o.tests for o in sel),
                      sum(o.results for o in sel), sum(o.bytes for o in sel) / 1e6))
@@ -133,6 +142,11 @@ def _summary(outcomes: list[Outcome], seconds: float, out=None) -> None:
         print(fmt.format(r[0], r[1], r[2], r[3], r[4], f"{r[5]:,.1f}"), file=out)
     mb = total[5]
     print(f"{mb:,.1f} MB in {seconds:,.1f} s ({mb / seconds if seconds else 0:,.1f} MB/s)", file=out)
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    if skipped:
+        print(f"\nskipped, not STDF ({len(skipped)}):", file=out)
+        for o in skipped:
+            print(f"  {o.path}: {o.reason}: {o.detail}", file=out)
     rejected = [o for o in outcomes if o.status == "rejected"]
     if rejected:
         print(f"\nrejected ({len(rejected)}):", file=out)
@@ -149,7 +163,9 @@ def _summary(outcomes: list[Outcome], seconds: float, out=None) -> None:
 def convert_many(paths: list[str], out_dir, workers: int, progress: bool = True) -> int:
     """Convert every STDF file in ``paths`` (files, globs, directories) under ``out_dir``.
 
-    Returns 0 when all were converted (possibly salvaged), 1 when any was rejected."""
+    Returns 0 when every STDF file was converted (possibly salvaged; non-STDF files are
+    skipped), 1 when any STDF file was rejected, a pattern matched nothing, or no file
+    at all was converted."""
     t0 = time.perf_counter()
     files, missing = expand_paths([str(p) for p in paths])
     outcomes: list[Outcome] = [Outcome(m, "rejected", "not_found", "no such file or no match") for m in missing]
@@ -175,4 +191,7 @@ def convert_many(paths: list[str], out_dir, workers: int, progress: bool = True)
                 outcomes.append(o)
                 bar.update(o)
     _summary(outcomes, time.perf_counter() - t0)
-    return 1 if any(o.status == "rejected" for o in outcomes) else 0
+    converted = any(o.status in ("ok", "salvaged") for o in outcomes)
+    if not converted:
+        print("no STDF file was converted", file=sys.stderr)
+    return 1 if not converted or any(o.status == "rejected" for o in outcomes) else 0

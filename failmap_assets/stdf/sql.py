@@ -62,6 +62,37 @@ def duck_type(t: pa.DataType) -> str:
 _FILE_ID = r"regexp_extract(filename, '([^/\\]+)[.]parquet$', 1)"
 
 
+def create_stdf_view(con: duckdb.DuckDBPyConnection, name: str, src: str | None, *,
+                     file_id: str | None = None, extra: tuple[str, ...] = ()) -> None:
+    """Create view ``name`` over ``src`` (a DuckDB table expression over the table's Parquet
+    files, hive columns ``product`` / ``test_type`` included; None: no files) with the full
+    published schema. ``file_id`` is the SQL of the file id column (default: the Parquet
+    file's name; ``files`` stores its own); ``extra`` are further columns kept as they are
+    (the pipeline's ``source_key`` and ``date``)."""
+    schema = SCHEMAS[name]
+    if src is None:
+        empty = schema.empty_table()
+        if "file_id" not in empty.column_names:
+            empty = empty.add_column(0, "file_id", pa.array([], pa.string()))
+        empty = empty.append_column("product", pa.array([], pa.string()))
+        empty = empty.append_column("test_type", pa.array([], pa.string()))
+        con.register(f"_empty_{name}", empty)
+        nulls = "".join(f", CAST(NULL AS {'DATE' if c == 'date' else 'VARCHAR'}) AS \"{c}\"" for c in extra)
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT *{nulls} FROM _empty_{name}")
+        return
+    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+    cols = [f'"{f.name}"' if f.name in present else f'CAST(NULL AS {duck_type(f.type)}) AS "{f.name}"'
+            for f in schema if f.name != "file_id"]
+    fid = '"file_id"' if name == "files" else f"{file_id or _FILE_ID} AS file_id"
+    kept = "".join(f', "{c}"' for c in extra)
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {fid}, {', '.join(cols)}, "
+                f"CAST(product AS VARCHAR) AS product, CAST(test_type AS VARCHAR) AS test_type{kept} FROM {src}")
+
+
+def create_ptr_effective(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE OR REPLACE VIEW ptr_effective AS {_effective_ptr_sql()}")
+
+
 def open_views(out_dir, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
     """DuckDB connection with one view per STDF table under ``out_dir`` (empty views when absent).
 
@@ -71,27 +102,13 @@ def open_views(out_dir, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.
     out = Path(out_dir)
     con = con or duckdb.connect()
     for name in TABLES:
-        schema = SCHEMAS[name]
-        files = sorted((out / name).glob("product=*/test_type=*/*.parquet"))
-        if files:
+        src = None
+        if any((out / name).glob("product=*/test_type=*/*.parquet")):
             pattern = str(out / name / "*" / "*" / "*.parquet")
             src = (f"read_parquet({_quote(pattern)}, hive_partitioning = true, union_by_name = true, "
                    f"filename = true)")
-            present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
-            cols = [f'"{f.name}"' if f.name in present else f'CAST(NULL AS {duck_type(f.type)}) AS "{f.name}"'
-                    for f in schema if f.name != "file_id"]
-            fid = '"file_id"' if name == "files" else f"{_FILE_ID} AS file_id"
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {fid}, {', '.join(cols)}, "
-                        f"CAST(product AS VARCHAR) AS product, CAST(test_type AS VARCHAR) AS test_type FROM {src}")
-        else:
-            empty = schema.empty_table()
-            if "file_id" not in empty.column_names:
-                empty = empty.add_column(0, "file_id", pa.array([], pa.string()))
-            empty = empty.append_column("product", pa.array([], pa.string()))
-            empty = empty.append_column("test_type", pa.array([], pa.string()))
-            con.register(f"_empty_{name}", empty)
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}")
-    con.execute(f"CREATE OR REPLACE VIEW ptr_effective AS {_effective_ptr_sql()}")
+        create_stdf_view(con, name, src)
+    create_ptr_effective(con)
     return con
 
 
@@ -129,8 +146,14 @@ def _format(rel, max_rows: int = 200) -> str:
 
 def sql_shell(out_dir, query: str | None = None, *, stdin=None, stdout=None) -> int:
     """Run ``query`` (exit code 0 / 1), or a small REPL on stdin when no query is given."""
+    return run_shell(open_views(out_dir), list(TABLES) + ["ptr_effective"], query, stdin=stdin, stdout=stdout)
+
+
+def run_shell(con: duckdb.DuckDBPyConnection, views: list[str], query: str | None = None, *,
+              stdin=None, stdout=None) -> int:
+    """Run ``query`` on ``con`` and print it (exit code 0 / 1), or without a query read
+    statements (ending with ``;``) from stdin: ``.tables`` lists ``views``, ``.quit`` ends."""
     out = stdout or sys.stdout
-    con = open_views(out_dir)
     if query is not None:
         return 0 if _run(con, query, out) else 1
     inp = stdin or sys.stdin
@@ -147,7 +170,7 @@ def sql_shell(out_dir, query: str | None = None, *, stdin=None, stdout=None) -> 
         if not buf and s in (".quit", ".exit", "\\q"):
             break
         if not buf and s == ".tables":
-            print("  ".join(list(TABLES) + ["ptr_effective"]), file=out)
+            print("  ".join(views), file=out)
             continue
         buf += line
         if buf.strip().endswith(";"):

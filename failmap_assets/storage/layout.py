@@ -130,6 +130,29 @@ def state_file(pipeline: str, day: date, kind: str, tag: str) -> str:
     return f"{state_dir(pipeline, day)}{kind}-{tag}.parquet"
 
 
+def pipeline_state_dir(pipeline: str) -> str:
+    """The folder holding one ``date=YYYY-MM-DD/`` folder per day the pipeline touched."""
+    return f"state/{pipeline}/"
+
+
+def day_of_state_dir(prefix: str, pipeline: str) -> date | None:
+    """The day of a ``state/<pipeline>/date=YYYY-MM-DD/`` folder, None for anything else."""
+    head = f"{pipeline_state_dir(pipeline)}date="
+    if not (prefix.startswith(head) and prefix.endswith("/")):
+        return None
+    try:
+        day = date.fromisoformat(prefix[len(head):-1])
+    except ValueError:
+        return None
+    return day if state_dir(pipeline, day) == prefix else None
+
+
+def committed_table_dir(table: str, day: date, stdf_tables: tuple[str, ...] = ()) -> str:
+    """The folder every file of ``table`` a day's manifest names must lie in: the STDF
+    tables (``stdf_tables``) under ``parquet/stdf/``, every other table under ``parquet/``."""
+    return stdf_table_dir(table, day) if table in stdf_tables else table_dir(table, day)
+
+
 def day_prefixes(pipeline: str, day: date, stdf_tables: tuple[str, ...] = ()) -> list[str]:
     """Every folder whose files the pipeline's manifest of ``day`` accounts for (besides
     the shared PNG / JSON folders): what garbage collection may clean."""

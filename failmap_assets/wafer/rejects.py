@@ -44,4 +44,6 @@ class RejectRow:
     detail: str
     line: int | None = None
     member: str | None = None
-    severity: str = "error"           # "warning": skipped archive members (README, empty files)
+    # "warning": the object was used, with a caveat (skipped archive members, an empty
+    # wafer or one too large for a PNG: JSON only); "error": it could not be used.
+    severity: str = "error"

@@ -252,27 +252,15 @@ def test_int64_and_noncontiguous_inputs():
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_cached_legend_equals_palette_legend(seed):
+def test_json_legend_equals_palette_legend(seed):
     rng = np.random.default_rng(seed)
-    coordinates._RGB_HEX.clear()
-    for _ in range(3):  # cold, then warm cache
+    for _ in range(3):
         bins = np.unique(rng.integers(-5, 70000, int(rng.integers(0, 60))))
         passed = rng.random(len(bins)) < 0.4
         counts = rng.integers(1, 10_000, len(bins))
         names = {int(b): f"name {b} \"q\"" for b in bins[::3].tolist()}
         assert coordinates._legend(bins, passed, names, counts) == legend(bins, passed, names=names, counts=counts)
         assert coordinates._legend(bins, passed, {}, counts) == legend(bins, passed, counts=counts)
-
-
-def test_legend_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(coordinates, "_RGB_HEX_MAX", 10)
-    coordinates._RGB_HEX.clear()
-    bins = np.arange(25)
-    passed = bins % 2 == 0
-    counts = np.ones(25, dtype=np.int64)
-    assert coordinates._legend(bins, passed, {}, counts) == legend(bins, passed, counts=counts)
-    assert len(coordinates._RGB_HEX) <= 25
-    assert coordinates._legend(bins[:5], passed[:5], {}, counts[:5]) == legend(bins[:5], passed[:5], counts=counts[:5])
 
 
 # ---------------------------------------------------------------- threads

@@ -14,7 +14,10 @@ from failmap_assets.maps.coordinates import wafer_json
 from failmap_assets.maps.palette import NOTCH_RGB, bin_rgb
 from failmap_assets.maps.render import (
     MAX_BIN_COLORS,
+    EmptyWafer,
     grid_for,
+    no_png,
+    png_scale,
     png_data_uri,
     render_thumbnail_png,
     render_wafer_png,
@@ -89,32 +92,38 @@ def _lanes(idx: np.ndarray, ppd: int) -> dict[str, np.ndarray]:
     return {"U": idx[:ppd, :], "D": idx[-ppd:, :], "L": idx[:, :ppd], "R": idx[:, -ppd:]}
 
 
+@pytest.mark.parametrize("ppd", [4, 9])
 @pytest.mark.parametrize("flat", ["U", "D", "L", "R"])
-def test_notch_marker_only_in_the_flat_side_lane(flat):
-    ppd = 4
+def test_notch_wedge_only_in_the_flat_side_lane(flat, ppd):
     # A 21 x 11 block of dies with a hole, so every edge of the bounding box has dies.
     yy, xx = np.mgrid[0:11, 0:21]
     keep = ~((xx == 10) & (yy == 5))
     wafer = make_wafer(xx[keep], yy[keep], np.where(xx[keep] % 3 == 0, 1, 285), flat=flat)
-    grid = grid_for(wafer, ppd)
+    grid = json_grid(wafer, ppd)  # dies located as a reader of the JSON would
     img, idx, pal = open_png(render_wafer_png(wafer, ppd))
     notch = np.all(pal[idx] == NOTCH_RGB, axis=2)
     lane = _lanes(notch, ppd)[flat]
     # Present in the stated lane, and nowhere else in the image.
     assert lane.any()
     assert notch.sum() == lane.sum()
-    # Centred and about a fifth of that side.
-    along = lane.any(axis=0) if flat in ("U", "D") else lane.any(axis=1)
-    hits = np.flatnonzero(along)
-    side = len(along)
-    assert hits[-1] - hits[0] + 1 == len(hits)  # one solid bar
-    assert abs((hits[0] + hits[-1] + 1) / 2 - side / 2) <= 1
-    assert 0.15 <= len(hits) / side <= 0.25
-    # The lane holds no die; every die box keeps its bin colour.
+    # Lane rows ordered from the image's outer edge inwards, each along the side.
+    rows = {"U": lane, "D": lane[::-1], "L": lane.T, "R": lane.T[::-1]}[flat]
+    side = rows.shape[1]
+    widths = []
+    for row in rows:
+        hits = np.flatnonzero(row)
+        assert len(hits) and hits[-1] - hits[0] + 1 == len(hits)  # one solid run per row
+        assert abs((hits[0] + hits[-1] + 1) / 2 - side / 2) <= 0.5  # centred on the side
+        widths.append(len(hits))
+    # A wedge: widest on the outer edge (about a fifth of the side), narrowing to the wafer.
+    assert 0.15 <= widths[0] / side <= 0.25
+    assert all(a >= b for a, b in zip(widths, widths[1:])) and widths[-1] <= widths[0] / 2
+    # The lane holds no die; every die box keeps its bin colour, untouched by the mark.
     assert not np.any(alpha(img)[notch] == 0)
     for x, y, b in zip(wafer.x.tolist(), wafer.y.tolist(), wafer.bin.tolist()):
         box = die_box(idx, grid, x, y)
         assert tuple(pal[box[0, 0]]) == bin_rgb(b, b == 1) and np.all(box == box[0, 0])
+        assert not die_box(notch, grid, x, y).any()
     # The die hole is transparent.
     assert np.all(die_box(alpha(img), grid, 10, 5) == 0)
 
@@ -133,6 +142,34 @@ def test_same_bin_same_colour_on_two_different_wafers():
     assert colours[0][1] == colours[1][1] == (0, 160, 0)
 
 
+def _drawn(wafer, ppd: int = 2) -> tuple[dict, dict]:
+    """Each bin's colour in the wafer's PNG (by the grid formula) and in its JSON legend."""
+    grid = json_grid(wafer, ppd)
+    _, idx, pal = open_png(render_wafer_png(wafer, ppd))
+    png = {b: tuple(pal[die_box(idx, grid, x, y)[0, 0]].tolist())
+           for x, y, b in zip(wafer.x.tolist(), wafer.y.tolist(), wafer.bin.tolist())}
+    doc = json.loads(wafer_json(wafer, wafer_token="T_01P", source=SOURCE, companion=None, pixels_per_die=ppd))
+    legend = {e["bin"]: tuple(int(e["rgb"][i:i + 2], 16) for i in (1, 3, 5)) for e in doc["bins"]}
+    return png, legend
+
+
+def test_bins_sharing_a_colour_keep_it_whatever_else_is_on_the_wafer():
+    # 3 and 57 are congruent mod 54: one colour, and neither moves to another colour
+    # when both sit on one wafer (the contract: a bin's colour is the same on every wafer).
+    alone_png, alone_legend = _drawn(make_wafer([0, 1], [0, 0], [1, 57]))
+    both_png, both_legend = _drawn(make_wafer([0, 1, 2, 3], [0, 0, 0, 0], [3, 3, 57, 1]))
+    assert alone_png[57] == both_png[57] == both_png[3] == bin_rgb(57, False)
+    assert alone_legend == {b: alone_png[b] for b in alone_legend}
+    assert both_legend == {b: both_png[b] for b in both_legend}
+
+
+def test_the_issue_bins_are_distinct_in_the_png_and_legend():
+    wafer = make_wafer([0, 1, 2, 3, 4], [0, 0, 0, 0, 0], [120, 285, 3, 4095, 1])
+    png, legend = _drawn(wafer)
+    assert png == legend == {b: bin_rgb(b, b == 1) for b in (120, 285, 3, 4095, 1)}
+    assert len(set(png.values())) == 5
+
+
 def test_bindef_pass_bins_drawn_green():
     wafer = make_wafer([0, 1], [0, 0], [1, 3], bin_pass={3: True})
     grid = grid_for(wafer, 1)
@@ -141,15 +178,28 @@ def test_bindef_pass_bins_drawn_green():
 
 
 @pytest.mark.parametrize("flat", ["U", "D", "L", "R"])
-def test_empty_wafer_is_a_valid_small_image(flat):
+def test_empty_wafer_gets_no_png_and_json_says_why(flat):
     wafer = make_wafer([], [], [], flat=flat)
-    grid = grid_for(wafer, 4)
-    img, idx, pal = open_png(render_wafer_png(wafer, 4))
-    assert img.size == ((grid["x_max"] - grid["x_min"] + 1) * 4, (grid["y_max"] - grid["y_min"] + 1) * 4)
-    assert sorted(img.size) == [4, 8]
-    assert np.all(die_box(alpha(img), grid, 0, 0) == 0)  # the origin cell: no die
-    notch = np.all(pal[idx] == NOTCH_RGB, axis=2)
-    assert notch.any() and notch.sum() == _lanes(notch, 4)[flat].sum()
+    refused = no_png(wafer, 4)
+    assert isinstance(refused, EmptyWafer) and refused.reason == "empty_wafer"
+    with pytest.raises(EmptyWafer):
+        render_wafer_png(wafer, 4)
+    assert png_scale(wafer, 4) is None
+    doc = json.loads(wafer_json(wafer, wafer_token="T_01P", source=SOURCE, companion=None, pixels_per_die=4))
+    assert doc["chips"] == [] and doc["die_count"] == 0
+    assert doc["png"] == {"written": False, "pixels_per_die": None, "reason": str(refused)}
+    # The grid keeps its integer fields: the origin cell plus the margin lane.
+    assert doc["grid"] == grid_for(wafer, 4) and sorted(_grid_size(doc["grid"])) == [1, 2]
+
+
+def _grid_size(grid: dict) -> tuple[int, int]:
+    return grid["x_max"] - grid["x_min"] + 1, grid["y_max"] - grid["y_min"] + 1
+
+
+def test_a_single_die_wafer_still_gets_its_png():
+    assert no_png(make_wafer([0], [0], [7]), 4) is None
+    img, _, _ = open_png(render_wafer_png(make_wafer([0], [0], [7], flat="R"), 4))
+    assert img.size == (8, 4)
 
 
 def test_many_bins_rarest_take_the_nearest_kept_colour():
@@ -210,7 +260,7 @@ def test_thumbnail_small_wafer_uses_largest_fitting_ppd():
     assert img.size == (96, 96)
     assert tuple(pal[idx[0, 0]]) == bin_rgb(1, True)  # die (-1, 0) at top-left
     assert tuple(pal[idx[31, 64]]) == bin_rgb(285, False)  # die (1, 0)
-    # The margin lane (bottom 32 rows): only the notch bar, the rest transparent.
+    # The margin lane (bottom 32 rows): only the notch wedge, the rest transparent.
     lane_notch = np.all(pal[idx[-32:]] == NOTCH_RGB, axis=2)
     assert lane_notch.any()
     assert np.all(alpha(img)[-32:][~lane_notch] == 0)

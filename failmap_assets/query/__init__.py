@@ -1,0 +1,1 @@
+"""Reading the pipelines' committed outputs back: DuckDB views for `failmap sql`."""
