@@ -8,16 +8,17 @@ from failmap_assets.defs.failmap.assets import FAILMAP_ASSETS
 from failmap_assets.defs.jobs import JOBS
 from failmap_assets.defs.schedules import SCHEDULES
 from failmap_assets.defs.stdf.assets import STDF_ASSETS
+from failmap_assets.defs.yield_view.assets import YIELD_ASSETS, YIELD_SENSORS
 from failmap_assets.resources import build_resources
 from failmap_assets.sensors import SENSORS
 
-ALL_ASSETS = [*FAILMAP_ASSETS, *STDF_ASSETS]
+ALL_ASSETS = [*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS]
 
 defs = Definitions(
     assets=ALL_ASSETS,
     jobs=JOBS,
     schedules=SCHEDULES,
-    sensors=SENSORS,
+    sensors=[*SENSORS, *YIELD_SENSORS],
     resources=build_resources(),
     # Two cores: two ops at once; parallelism inside a day comes from the runner's threads.
     executor=multiprocess_executor.configured({"max_concurrent": 2}),

@@ -10,6 +10,7 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 FAILMAP_GROUP = "failmap"
 STDF_GROUP = "stdf"
+YIELD_GROUP = "yield"
 
 failmap_day_job = define_asset_job(
     "failmap_day_job",
@@ -27,10 +28,19 @@ stdf_day_job = define_asset_job(
     description="STDF ingestion for one fab day: listing, Parquet tables, wafer maps.",
 )
 
-daily_close_job = define_asset_job(
-    "daily_close_job",
-    selection=AssetSelection.groups(FAILMAP_GROUP, STDF_GROUP),
-    description="Yesterday's fail-map and STDF partitions, materialized once the day is closed.",
+yield_summaries_job = define_asset_job(
+    "yield_summaries_job",
+    selection=AssetSelection.groups(YIELD_GROUP),
+    tags={"failmap/pipeline": "summaries"},
+    executor_def=in_process_executor,
+    description="wafer_summary and lot_summary of one fab day, from its committed fail-map and STDF days.",
 )
 
-JOBS = [failmap_day_job, stdf_day_job, daily_close_job]
+# The summaries depend on both day ops, so within this job they run after them.
+daily_close_job = define_asset_job(
+    "daily_close_job",
+    selection=AssetSelection.groups(FAILMAP_GROUP, STDF_GROUP, YIELD_GROUP),
+    description="Yesterday's fail-map and STDF partitions and their summaries, materialized once the day is closed.",
+)
+
+JOBS = [failmap_day_job, stdf_day_job, yield_summaries_job, daily_close_job]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 
-from dagster import MetadataValue
+from dagster import MetadataValue, TableColumn, TableSchema
 
 
 def markdown_table(rows, headers: list[str]) -> str:
@@ -39,6 +39,12 @@ def wafer_figures(totals: dict) -> dict:
         "retested_wafers": totals.get("retested_wafers", 0),
         "rejects": totals.get("rejects", 0),
     }
+
+
+def table_schema(columns: dict) -> TableSchema:
+    """A table's column schema for the UI, from ``{column: (polars type, description)}``."""
+    return TableSchema(columns=[TableColumn(name, str(dtype), description=text)
+                                for name, (dtype, text) in columns.items()])
 
 
 def bin_pareto(totals: dict) -> dict:

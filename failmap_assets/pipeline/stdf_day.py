@@ -312,7 +312,9 @@ class _StdfDay:
             open={entry_hash(k, e) for k, e in retry.select("unit_key", "unit_etag").iter_rows()},
             next_due=datetime.min.isoformat(sep=" ") if retry.height else None, inputs=inputs,
             totals={**wafer_totals(events), **unit_totals(units), **reject_totals(day_rejects),
-                    "files": listing.height, "parts": int(units.filter(pl.col("outcome") == "ok")["dies"].sum() or 0)},
+                    "files": listing.height, "parts": int(units.filter(pl.col("outcome") == "ok")["dies"].sum() or 0),
+                    # the wafer summaries rebuild the day's maps from its parts by this rule
+                    "retest_rule": self.retest_rule},
         )
         s.commit(manifest)
         self.report.committed, self.report.generation, self.report.totals = True, manifest.generation, manifest.totals

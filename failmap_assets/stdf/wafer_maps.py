@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import numpy as np
+import pyarrow as pa
 
 from failmap_assets.wafer.model import FLAT_SIDES, WaferMap
 from .tables import STDFData
@@ -93,9 +94,14 @@ def _winners(x, y, order_pass, sup, rule: str, strict: bool) -> tuple[np.ndarray
 
 def wafer_maps(data: STDFData, retest_rule: str = "last") -> list[WaferMap]:
     """One ``WaferMap`` (format ``"stdf"``) per wafer with dies; see the module docstring."""
+    return tables_wafer_maps(data.tables, file_id=data.file_id, name=data.name, retest_rule=retest_rule)
+
+
+def tables_wafer_maps(t: dict[str, pa.Table], *, file_id: str, name: str, retest_rule: str = "last") -> list[WaferMap]:
+    """``wafer_maps`` of one file's tables (``files``, ``wafers``, ``parts``, ``bins``), e.g.
+    as a day's commit holds them: the same maps as from the parsed file."""
     if retest_rule not in RETEST_RULES:
         raise ValueError(f"retest_rule must be one of {RETEST_RULES}, not {retest_rule!r}")
-    t = data.tables
     mir = t["files"].to_pylist()[0]
     parts = t["parts"]
     wafers = t["wafers"].to_pylist()
@@ -140,7 +146,7 @@ def wafer_maps(data: STDFData, retest_rule: str = "last") -> list[WaferMap]:
         y = -oy if pos_y == "U" else oy.copy()
         flipped = pos_x == "L" or pos_y == "U"
         flat = wcr.get("wf_flat")
-        extra = {"file_id": data.file_id, "source": data.name, "retest_rule": retest_rule,
+        extra = {"file_id": file_id, "source": name, "retest_rule": retest_rule,
                  "supersede_bits": "honoured" if strict else "unused",
                  "wcr_wf_flat": str(flat), "wcr_pos_x": str(wcr.get("pos_x")), "wcr_pos_y": str(wcr.get("pos_y"))}
         for k in ("wafr_siz", "wf_units", "die_ht", "die_wid", "center_x", "center_y"):

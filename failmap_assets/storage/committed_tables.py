@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from failmap_assets.storage.day_manifest import read_manifest
+from failmap_assets.storage.day_manifest import DayManifest, read_manifest
 from failmap_assets.storage.layout import committed_table_dir, day_of_state_dir, pipeline_state_dir
 from failmap_assets.storage.local_store import check_key
 from failmap_assets.storage.object_store import ObjectStore, UnsafeKey
@@ -42,6 +42,13 @@ def live_table_files(store: ObjectStore, pipeline: str, day: date,
     manifest, _ = read_manifest(store, pipeline, day)
     if manifest is None:
         return {}
+    return named_table_files(manifest, stdf_tables)
+
+
+def named_table_files(manifest: DayManifest, stdf_tables: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """``table -> keys`` of a manifest already read, each checked to lie in its table's
+    folder of the manifest's day (UnsafeKey otherwise)."""
+    pipeline, day = manifest.pipeline, manifest.day
     out: dict[str, list[str]] = {}
     for table, keys in manifest.tables.items():
         if not _TABLE_NAME.fullmatch(table):

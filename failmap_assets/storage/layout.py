@@ -1,6 +1,7 @@
 """Where every output lives inside FAILMAP_OUTPUT, and safe names for untrusted text.
 
-    parquet/<table>/date=YYYY-MM-DD/<file>.parquet      tables (Hive-style, queryable as a dataset)
+    parquet/<table>/date=YYYY-MM-DD/<file>.parquet      tables (Hive-style, queryable as a dataset),
+                                                        wafer_summary and lot_summary too
     png/YYYY-MM-DD/<wafer>.png                          one wafer map per wafer (its latest test event)
     json/YYYY-MM-DD/<wafer>.json                        one coordinate file per wafer
     state/<pipeline>/date=YYYY-MM-DD/manifest.json      the day's commit: names exactly the live files
@@ -25,6 +26,10 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 #: through that pipeline's manifest.
 FAILMAP_TABLES = ("bucket_a_objects", "bucket_b_objects", "failmap_pairs", "failmap_dies", "failmap_rejects")
 STDF_LISTING_TABLES = ("stdf_objects", "stdf_rejects")
+#: The yield engineer's tables, computed from both pipelines' committed days and
+#: committed through a manifest of their own (``state/summaries/date=.../``).
+SUMMARY_PIPELINE = "summaries"
+SUMMARY_TABLES = ("wafer_summary", "lot_summary")
 #: STDF wafer files end with this; fail-map wafer files never do (see ``wafer_stem``).
 STDF_SUFFIX = "-stdf"
 
@@ -158,6 +163,8 @@ def day_prefixes(pipeline: str, day: date, stdf_tables: tuple[str, ...] = ()) ->
     the shared PNG / JSON folders): what garbage collection may clean."""
     if pipeline == "failmap":
         tables = [table_dir(t, day) for t in FAILMAP_TABLES]
+    elif pipeline == SUMMARY_PIPELINE:
+        tables = [table_dir(t, day) for t in SUMMARY_TABLES]
     else:
         tables = [table_dir(t, day) for t in STDF_LISTING_TABLES] + [stdf_table_dir(t, day) for t in stdf_tables]
     return [state_dir(pipeline, day), *tables]

@@ -1,0 +1,120 @@
+"""wafer_summary and lot_summary: one op per fab day summarises the committed day.
+
+They depend on the day assets (``failmap_dies``, ``stdf_tables``), so a backfill or
+``daily_close`` runs them after the days, and their automation condition requests a
+day's summaries whenever one of its day partitions is materialized (a sensor run, a
+late file, a re-run). Every materialization reports the day as the summaries' commit
+describes it, whichever run made it. Wiring only: ``pipeline/summary_day.py`` and
+``yield_view/``.
+"""
+
+
+from datetime import date
+
+from dagster import (
+    AssetExecutionContext,
+    AssetSelection,
+    AssetSpec,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+from pydantic import Field
+
+from failmap_assets.defs import metadata as md
+from failmap_assets.defs.jobs import YIELD_GROUP
+from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
+from failmap_assets.pipeline.summary_day import run_summary_day
+from failmap_assets.resources import FailmapRules, FailmapStorage
+from failmap_assets.yield_view.summaries import (
+    LOT_SUMMARY_COLUMNS,
+    SUMMARY_VERSION,
+    WAFER_SUMMARY_COLUMNS,
+    WORST_BINS,
+)
+from failmap_assets.yield_view.zones import CENTRE_MAX_R, MIDDLE_MAX_R
+
+OWNERS = ["team:yield-engineering"]
+_ZONES = (f"zonal yield by normalised radius from the die-grid centre: centre r <= {CENTRE_MAX_R}, "
+          f"middle <= {MIDDLE_MAX_R}, edge beyond")
+
+# Any day partition materialized since the summaries were last requested: summarise
+# the day again (once its runs are over). Not limited to the latest day: late files
+# and re-runs change old days too.
+FOLLOWS_ITS_DAY = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+)
+
+
+class SummaryConfig(Config):
+    force: bool = Field(default=False,
+                        description="Recompute even when the summaries already describe the day's commits.")
+
+
+SPECS = [
+    AssetSpec(
+        "wafer_summary", deps=["failmap_dies", "stdf_tables"], kinds={"polars", "parquet"}, owners=OWNERS,
+        code_version=str(SUMMARY_VERSION), automation_condition=FOLLOWS_ITS_DAY,
+        description=(
+            "One row per wafer test event of the day, fail maps (industry formats included) and STDF: lot, "
+            f"wafer, insertion, product, step, tester, file time, dies, yield, dies per bin, {_ZONES}, whether "
+            "it is the wafer's latest event, the object keys. From the day's committed tables only: "
+            "parquet/wafer_summary/date=YYYY-MM-DD/"),
+        metadata={"dagster/column_schema": md.table_schema(WAFER_SUMMARY_COLUMNS)},
+    ),
+    AssetSpec(
+        "lot_summary", deps=["wafer_summary"], kinds={"polars", "parquet"}, owners=OWNERS,
+        code_version=str(SUMMARY_VERSION), automation_condition=FOLLOWS_ITS_DAY,
+        description=(
+            "One row per lot and step (per source) over each wafer's latest test event: wafers, dies, yield "
+            f"(pooled, mean, min, max), the {WORST_BINS} worst fail bins, {_ZONES}: "
+            "parquet/lot_summary/date=YYYY-MM-DD/"),
+        metadata={"dagster/column_schema": md.table_schema(LOT_SUMMARY_COLUMNS)},
+    ),
+]
+
+
+@multi_asset(
+    name="yield_summaries",
+    specs=SPECS,
+    group_name=YIELD_GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
+    can_subset=False,
+)
+def yield_summaries(context: AssetExecutionContext, config: SummaryConfig, storage: FailmapStorage,
+                    failmap_rules: FailmapRules):
+    """Summarise the day's committed fail-map and STDF tables; commit both tables at once."""
+    report = run_summary_day(day=date.fromisoformat(context.partition_key), out=storage.output_store(),
+                             run_id=context.run.run_id, force=config.force, lease=failmap_rules.lease(),
+                             log=context.log.info)
+    t = report.totals or {}
+    day = {
+        **md.day_yield(t),
+        "wafers": t.get("wafers", 0), "test_events": t.get("test_events", 0), "dies": t.get("dies", 0),
+        "lots": t.get("lots", 0),
+    }
+    run = {"run_committed": report.committed, "run_generation": report.generation,
+           "run_seconds": MetadataValue.float(round(report.seconds, 2))}
+    for table in ("wafer_summary", "lot_summary"):
+        yield MaterializeResult(asset_key=table, metadata={
+            **day,
+            "dagster/row_count": MetadataValue.int(t.get("rows", {}).get(table, 0)),
+            "wafers_by_source": MetadataValue.json(t.get("sources", {})),
+            **run,
+        })
+
+
+YIELD_ASSETS = [yield_summaries]
+
+# Evaluates FOLLOWS_ITS_DAY; off until turned on in the UI, like the bucket sensors.
+yield_summaries_sensor = AutomationConditionSensorDefinition(
+    "yield_summaries_sensor", target=AssetSelection.groups(YIELD_GROUP), minimum_interval_seconds=60,
+    description="Requests a day's wafer_summary and lot_summary after any of its fail-map or STDF runs.",
+)
+YIELD_SENSORS = [yield_summaries_sensor]

@@ -1,0 +1,128 @@
+"""wafer_summary and lot_summary through a real Dagster instance on local folders: after
+the day assets, read back with polars and pyarrow; what the UI shows; a rerun; their
+automation condition."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
+    Definitions,
+    MetadataValue,
+    TableSchema,
+    evaluate_automation_conditions,
+    instance_for_test,
+    materialize,
+)
+
+from failmap_assets.defs.failmap.assets import FAILMAP_ASSETS
+from failmap_assets.defs.stdf.assets import STDF_ASSETS
+from failmap_assets.defs.yield_view.assets import YIELD_ASSETS
+from failmap_assets.resources import build_resources
+from failmap_assets.settings import Settings
+from failmap_assets.storage.local_store import LocalObjectStore
+from failmap_assets.yield_view.summaries import (
+    LOT_SUMMARY_COLUMNS,
+    SUMMARY_VERSION,
+    WAFER_SUMMARY_COLUMNS,
+    schema_of,
+)
+from failmap_synth.day import generate_day
+from failmap_synth.stdf_writer import build_wafer_sort
+
+DAY = date(2026, 1, 11)
+AS_OF = {"ops": {"failmap_day": {"config": {"as_of": "2026-01-13 00:00:00"}}}}
+
+
+@pytest.fixture
+def env(tmp_path):
+    for sub in ("a", "b", "stdf", "out"):
+        (tmp_path / sub).mkdir()
+    settings = replace(Settings.from_env(), source_a=str(tmp_path / "a"), source_b=str(tmp_path / "b"),
+                       source_stdf=str(tmp_path / "stdf"), output=str(tmp_path / "out"))
+    stores = {sub: LocalObjectStore(tmp_path / sub) for sub in ("a", "b", "stdf")}
+    for o in generate_day(DAY, 5, 4, broken=False, dies_range=(150, 400), typical_dies=250):
+        stores[o.bucket].put(o.key, o.data)
+    stores["stdf"].put("20260111/S1_03_20260111_090000.stdf",
+                       build_wafer_sort(9, dies=200, tests_per_die=4, lot_id="S1", wafer_id="03").data)
+    with instance_for_test() as instance:
+        yield settings, tmp_path / "out", instance
+
+
+def materialized(result) -> dict[str, dict]:
+    return {m.event_specific_data.materialization.asset_key.to_user_string():
+            m.event_specific_data.materialization.metadata for m in result.get_asset_materialization_events()}
+
+
+def test_summaries_after_the_days_read_back_and_rerun(env):
+    settings, out, instance = env
+    resources = build_resources(settings)
+    result = materialize([*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS], partition_key=DAY.isoformat(),
+                         instance=instance, resources=resources, run_config=AS_OF)
+    assert result.success
+    meta = materialized(result)
+
+    # read back as a user would: the table folders, with polars and with pyarrow
+    wafers = pl.read_parquet(out / "parquet/wafer_summary/**/*.parquet", hive_partitioning=True)
+    lots = pq.read_table(out / "parquet/lot_summary").to_pandas()
+    assert wafers.drop("date").schema == schema_of(WAFER_SUMMARY_COLUMNS)
+    assert set(wafers["date"].cast(pl.String)) == {DAY.isoformat()}
+    assert set(wafers["source"]) == {"failmap", "stdf"}
+    assert list(lots.columns) == [*LOT_SUMMARY_COLUMNS, "date"]
+    assert pq.read_schema(next((out / "parquet/lot_summary").rglob("*.parquet"))).names == list(LOT_SUMMARY_COLUMNS)
+
+    for table, frame_rows in (("wafer_summary", wafers.height), ("lot_summary", len(lots))):
+        m = meta[table]
+        assert next(iter(m)) == "yield_pct" and isinstance(m["yield_pct"], type(MetadataValue.float(0.0)))
+        assert m["dagster/row_count"].value == frame_rows
+        assert m["run_committed"].value is True
+    latest = wafers.filter(pl.col("latest"))
+    assert meta["wafer_summary"]["yield_pct"].value == pytest.approx(
+        round(100 * latest["pass_dies"].sum() / latest["dies"].sum(), 2))
+    assert meta["wafer_summary"]["wafers"].value == latest.height
+
+    # what the UI shows of the definitions
+    graph = YIELD_ASSETS[0]
+    for key, columns in (("wafer_summary", WAFER_SUMMARY_COLUMNS), ("lot_summary", LOT_SUMMARY_COLUMNS)):
+        spec = graph.specs_by_key[AssetKey(key)]
+        schema = spec.metadata["dagster/column_schema"]
+        assert isinstance(schema, TableSchema) and [c.name for c in schema.columns] == list(columns)
+        assert all(c.description for c in schema.columns)
+        assert spec.owners == ["team:yield-engineering"] and spec.code_version == str(SUMMARY_VERSION)
+        assert spec.description and spec.group_name == "yield"
+    assert {d.asset_key.to_user_string() for d in graph.specs_by_key[AssetKey("wafer_summary")].deps} == {
+        "failmap_dies", "stdf_tables"}
+
+    # a rerun of the summaries alone: nothing new to describe, the same tables, the same day figures
+    again = materialize(YIELD_ASSETS, partition_key=DAY.isoformat(), instance=instance, resources=resources)
+    assert again.success
+    m2 = materialized(again)["wafer_summary"]
+    assert m2["run_committed"].value is False
+    assert m2["yield_pct"] == meta["wafer_summary"]["yield_pct"]
+    assert pl.read_parquet(out / "parquet/wafer_summary/**/*.parquet", hive_partitioning=True).equals(wafers)
+    forced = materialize(YIELD_ASSETS, partition_key=DAY.isoformat(), instance=instance, resources=resources,
+                         run_config={"ops": {"yield_summaries": {"config": {"force": True}}}})
+    assert materialized(forced)["lot_summary"]["run_committed"].value is True
+    assert pl.read_parquet(out / "parquet/wafer_summary/**/*.parquet", hive_partitioning=True).equals(wafers)
+    assert pq.read_table(out / "parquet/lot_summary").to_pandas().equals(lots)
+
+
+def test_a_day_partition_materialized_requests_that_days_summaries_once():
+    defs = Definitions(assets=[*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS], resources=build_resources())
+    summaries = [AssetKey("wafer_summary"), AssetKey("lot_summary")]
+    with DagsterInstance.ephemeral() as instance:
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.total_requested == 0       # nothing happened yet
+        # an old day (a late file, a re-run), not only the latest one
+        instance.report_runless_asset_event(AssetMaterialization("stdf_tables", partition="2026-01-05"))
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert {k: second.get_requested_partitions(k) for k in summaries} == {k: {"2026-01-05"} for k in summaries}
+        third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+        assert third.total_requested == 0
