@@ -58,6 +58,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("FAILMAP_SENSOR_TAG_LIST_CHARS", "sensor_tag_list_chars", int, 0),
     Variable("FAILMAP_RECONCILE_DAYS", "reconcile_days", int, 0),
     Variable("FAILMAP_RECONCILE_PERIOD_SECONDS", "reconcile_period_seconds", float, 0),
+    Variable("FAILMAP_WEBHOOK_URLS", "webhook_urls"),
+    Variable("FAILMAP_WEBHOOK_SECRET", "webhook_secret"),
+    Variable("FAILMAP_WEBHOOK_TIMEOUT_SECONDS", "webhook_timeout_seconds", float, 0.1),
+    Variable("FAILMAP_UI_URL", "ui_url"),
 )
 _BY_FIELD = {v.field: v for v in VARIABLES}
 
@@ -87,6 +91,10 @@ class Settings:
     sensor_tag_list_chars: int = 500
     reconcile_days: int = 30              # late files are looked for this many days back
     reconcile_period_seconds: float = 3600.0  # ... once per this period
+    webhook_urls: str = ""                # comma-separated; empty: the webhook sensors do nothing
+    webhook_secret: str = field(default="", repr=False)  # HMAC key of the webhook signatures
+    webhook_timeout_seconds: float = 3.0  # per attempt; 3 attempts
+    ui_url: str = ""                      # the Dagster UI's base URL, for links to runs
 
     @classmethod
     def from_env(cls, environ: os._Environ | dict[str, str] | None = None) -> "Settings":
@@ -128,6 +136,13 @@ def parse(var: Variable, raw: str):
             ZoneInfo(raw)
         except (ValueError, ZoneInfoNotFoundError) as exc:
             raise ValueError(f"{var.name}={raw!r} is not a time zone (an IANA name such as Asia/Seoul)") from exc
+        return raw
+    if var.field in ("webhook_urls", "ui_url"):
+        from failmap_assets.notify.urls import parse_urls
+
+        urls = parse_urls(raw)  # the error names the URL without its credentials
+        if var.field == "ui_url" and len(urls) != 1:
+            raise ValueError(f"{var.name} is one URL (the Dagster UI's base URL)")
         return raw
     if var.kind is str:
         return raw
@@ -186,7 +201,7 @@ class Deployment:
 
 
 #: environment variables whose values are secrets: never printed
-SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "DAGSTER_PG_PASSWORD")
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "DAGSTER_PG_PASSWORD", "FAILMAP_WEBHOOK_SECRET")
 
 
 def secret_values(environ: os._Environ | dict[str, str] | None = None) -> list[str]:

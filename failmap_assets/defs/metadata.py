@@ -91,3 +91,18 @@ def preview_markdown(previews: list[tuple[str, bytes]]) -> MetadataValue:
         for token, png in previews
     ]
     return MetadataValue.md("\n\n".join(parts))
+
+
+def delivery_metadata(*, pipeline: str, run_id: str, status: str, signed: bool, deliveries) -> dict:
+    """A webhook observation: one row per URL (already redacted), and the totals."""
+    rows = [(d.url, d.status if d.status is not None else "", d.attempts, f"{d.seconds:.2f}", d.error or "delivered")
+            for d in deliveries]
+    return {
+        "pipeline": pipeline,
+        "run": MetadataValue.dagster_run(run_id),
+        "run_status": status,
+        "delivered": sum(d.delivered for d in deliveries),
+        "not_delivered": sum(not d.delivered for d in deliveries),
+        "signed": signed,
+        "deliveries": MetadataValue.md(markdown_table(rows, ["url", "status", "attempts", "seconds", "result"])),
+    }

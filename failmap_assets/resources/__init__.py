@@ -1,4 +1,4 @@
-"""Dagster resources: where data lives (FailmapStorage) and the rules (FailmapRules, SensorRules)."""
+"""Dagster resources: where data lives (FailmapStorage), the rules (FailmapRules, SensorRules), webhooks (Webhooks)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import dagster as dg
 
 from failmap_assets.resources.rules import FailmapRules, SensorRules
 from failmap_assets.resources.storage import FailmapStorage
+from failmap_assets.resources.webhooks import Webhooks
 from failmap_assets.settings import VARIABLES, Settings, is_set
 
-__all__ = ["FailmapRules", "FailmapStorage", "SensorRules", "build_resources"]
+__all__ = ["FailmapRules", "FailmapStorage", "SensorRules", "Webhooks", "build_resources"]
 
 # resource -> {resource field: Settings field}
 _FIELDS = {
@@ -25,8 +26,11 @@ _FIELDS = {
         "tag_list_chars": "sensor_tag_list_chars", "reconcile_days": "reconcile_days",
         "reconcile_period_seconds": "reconcile_period_seconds",
     },
+    "webhooks": {"urls": "webhook_urls", "secret": "webhook_secret", "timeout_seconds": "webhook_timeout_seconds",
+                 "ui_url": "ui_url"},
 }
-_CLASSES = {"storage": FailmapStorage, "failmap_rules": FailmapRules, "sensor_rules": SensorRules}
+_CLASSES = {"storage": FailmapStorage, "failmap_rules": FailmapRules, "sensor_rules": SensorRules,
+            "webhooks": Webhooks}
 _VARIABLE = {v.field: v for v in VARIABLES}
 
 
