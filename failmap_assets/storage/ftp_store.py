@@ -27,7 +27,6 @@ from typing import BinaryIO
 from failmap_assets.storage.remote_listing import RemoteEntry
 from failmap_assets.storage.remote_store import LoginRefused, RemoteObjectStore, RemoteOptions
 
-DEFAULT_PORT = 21
 _BLOCK = 256 * 1024
 
 

@@ -30,7 +30,6 @@ from failmap_assets.storage.remote_store import HostKeyRefused, LoginRefused, Re
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 22
 _BLOCK = 256 * 1024
 
 
