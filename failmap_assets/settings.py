@@ -3,8 +3,10 @@
 The environment picks the deployment (local folders vs S3, which endpoint), never
 code branches. With nothing set, everything lives under ``./.failmap/`` (the
 embedded default) and Dagster keeps its SQLite storage under ``./.dagster``.
-Credentials are not settings: boto3 reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
-from the environment itself, so they never pass through our objects or logs.
+S3 credentials are not settings: boto3 reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+from the environment itself, so they never pass through our objects or logs. FTP and
+SFTP credentials are (no library reads them for us): they are never resource fields,
+their ``repr`` is hidden, and ``failmap doctor`` scrubs their values from its output.
 
 Nothing else in the package reads ``os.environ`` for a setting. The Dagster
 resources (``failmap_assets.resources``) get their field values from here, as
@@ -30,7 +32,7 @@ class Variable:
 
     name: str
     field: str
-    kind: type = str          # str, int or float
+    kind: type = str          # str, int, float or bool
     minimum: float | None = None
 
 
@@ -62,6 +64,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("FAILMAP_WEBHOOK_SECRET", "webhook_secret"),
     Variable("FAILMAP_WEBHOOK_TIMEOUT_SECONDS", "webhook_timeout_seconds", float, 0.1),
     Variable("FAILMAP_UI_URL", "ui_url"),
+    # FTP / SFTP sources (storage/ftp_store.py, storage/sftp_store.py)
+    Variable("FAILMAP_FTP_USER", "ftp_user"),
+    Variable("FAILMAP_FTP_PASSWORD", "ftp_password"),
+    Variable("FAILMAP_SFTP_USER", "sftp_user"),
+    Variable("FAILMAP_SFTP_PASSWORD", "sftp_password"),
+    Variable("FAILMAP_SFTP_KEY_FILE", "sftp_key_file"),
+    Variable("FAILMAP_SFTP_KNOWN_HOSTS", "sftp_known_hosts"),
+    Variable("FAILMAP_SFTP_INSECURE_ACCEPT_ANY_HOST_KEY", "sftp_insecure_accept_any_host_key", bool),
+    Variable("FAILMAP_REMOTE_SETTLE_SECONDS", "remote_settle_seconds", float, 0),
+    Variable("FAILMAP_REMOTE_MAX_CONNECTIONS", "remote_max_connections", int, 1),
 )
 _BY_FIELD = {v.field: v for v in VARIABLES}
 
@@ -95,6 +107,15 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)  # HMAC key of the webhook signatures
     webhook_timeout_seconds: float = 3.0  # per attempt; 3 attempts
     ui_url: str = ""                      # the Dagster UI's base URL, for links to runs
+    ftp_user: str = ""                    # empty: anonymous
+    ftp_password: str = field(default="", repr=False)
+    sftp_user: str = ""
+    sftp_password: str = field(default="", repr=False)
+    sftp_key_file: str = ""
+    sftp_known_hosts: str = ""            # empty: ~/.ssh/known_hosts
+    sftp_insecure_accept_any_host_key: bool = False
+    remote_settle_seconds: float = 30.0   # a remote file unchanged this long is complete (storage/remote_listing.py)
+    remote_max_connections: int = 4       # per FTP/SFTP source; tester servers often allow few sessions
 
     @classmethod
     def from_env(cls, environ: os._Environ | dict[str, str] | None = None) -> "Settings":
@@ -146,6 +167,12 @@ def parse(var: Variable, raw: str):
         return raw
     if var.kind is str:
         return raw
+    if var.kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{var.name}={raw!r} is not a yes/no value (1, true, yes or 0, false, no)")
     try:
         value = var.kind(raw)
     except ValueError as exc:
@@ -201,7 +228,8 @@ class Deployment:
 
 
 #: environment variables whose values are secrets: never printed
-SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "DAGSTER_PG_PASSWORD", "FAILMAP_WEBHOOK_SECRET")
+SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "DAGSTER_PG_PASSWORD", "FAILMAP_WEBHOOK_SECRET",
+                    "FAILMAP_FTP_PASSWORD", "FAILMAP_SFTP_PASSWORD")
 
 
 def secret_values(environ: os._Environ | dict[str, str] | None = None) -> list[str]:
