@@ -3,7 +3,8 @@
 One view per table, named after it: the fail-map tables (``failmap_dies``,
 ``failmap_rejects``, ``failmap_pairs``, ``bucket_a_objects``, ``bucket_b_objects``), the
 STDF listing tables (``stdf_objects``, ``stdf_rejects``) and the STDF data tables
-(``files``, ``wafers``, ``parts``, ``tests``, ``ptr_results``, ... and ``ptr_effective``),
+(``files``, ``wafers``, ``parts``, ``tests``, ``ptr_results``, ... and ``ptr_effective``)
+and the yield engineer's summaries (``wafer_summary``, ``lot_summary``),
 each with a ``date`` column (the fab day); STDF views also carry ``product``,
 ``test_type`` and ``source_key``. Only files a committed day manifest names are read:
 files of crashed or running runs never show.
@@ -28,12 +29,13 @@ import pyarrow as pa
 from failmap_assets.stdf.sql import create_ptr_effective, create_stdf_view
 from failmap_assets.stdf.tables import TABLES as STDF_TABLES
 from failmap_assets.storage.committed_tables import committed_days, live_table_files
-from failmap_assets.storage.layout import FAILMAP_TABLES, STDF_LISTING_TABLES
+from failmap_assets.storage.layout import FAILMAP_TABLES, STDF_LISTING_TABLES, SUMMARY_PIPELINE, SUMMARY_TABLES
 from failmap_assets.storage.local_store import LocalObjectStore
 from failmap_assets.storage.object_store import ObjectStore
 from failmap_assets.wafer.model import DIE_TABLE_SCHEMA
 
-PIPELINE_TABLES = {"failmap": FAILMAP_TABLES, "stdf": STDF_LISTING_TABLES + tuple(STDF_TABLES)}
+PIPELINE_TABLES = {"failmap": FAILMAP_TABLES, "stdf": STDF_LISTING_TABLES + tuple(STDF_TABLES),
+                   SUMMARY_PIPELINE: SUMMARY_TABLES}
 #: A day recommitted (its old files collected) between reading its manifest and its files
 #: is read again, this many times in all.
 READ_ATTEMPTS = 3

@@ -66,7 +66,7 @@ def test_the_readme_questions_on_a_committed_day(demo, monkeypatch, capsys):
     store = LocalObjectStore(demo / "out")
     dies = _dies(store)
     with open_output_views(store) as views:
-        assert views.days == {"failmap": list(DAYS), "stdf": list(DAYS)}
+        assert views.days == {"failmap": list(DAYS), "stdf": list(DAYS), "summaries": list(DAYS)}
 
         by_product = (dies.with_columns(pl.col("product").fill_null("(none)"))
                       .group_by("product").agg(wafers=pl.col("wafer_token").n_unique(), dies=pl.len(),
@@ -100,8 +100,11 @@ def test_every_table_of_both_pipelines_has_a_view(demo):
         assert {"failmap_dies", "failmap_rejects", "failmap_pairs", "bucket_a_objects", "bucket_b_objects",
                 "stdf_objects", "stdf_rejects", "files", "parts", "ptr_results", "ptr_effective"} <= set(counts)
         for v in ("failmap_dies", "failmap_rejects", "failmap_pairs", "bucket_a_objects", "stdf_objects",
-                  "files", "parts", "ptr_results", "ptr_effective"):
+                  "files", "parts", "ptr_results", "ptr_effective", "wafer_summary", "lot_summary"):
             assert counts[v] > 0, v
+        # the summaries describe the same days: one row per test event of either source
+        assert views.con.execute("SELECT count(*) FROM wafer_summary WHERE source = 'failmap'").fetchone()[0] == \
+            views.con.execute("SELECT count(DISTINCT (date, wafer_token, a_key)) FROM failmap_dies WHERE in_a").fetchone()[0]
         # Every STDF part joins its file through file_id, and every view knows its day.
         assert views.con.execute("SELECT count(*) FROM parts LEFT JOIN files USING (file_id, date) "
                                  "WHERE files.file_name IS NULL").fetchone()[0] == 0
@@ -142,13 +145,15 @@ def test_sql_on_an_s3_output(demo, s3_env, monkeypatch):
     """One demo day run by the pipeline with its output on S3 (SeaweedFS), read back."""
     for k, v in _env(demo, s3_env).items():
         monkeypatch.setenv(k, v)
-    assert main(["run-day", DAYS[1].isoformat(), "--as-of", "2026-01-12 00:00:00"]) == 0
+    assert main(["run-day", DAYS[1].isoformat(), "--as-of", "2026-01-12 00:00:00", "--pipeline", "all"]) == 0
     store = open_store(s3_env, endpoint_url=os.environ["FAILMAP_S3_ENDPOINT_URL"])
     store.put(f"{table_dir('failmap_dies', DAYS[1])}part-g000009-crashed-0000.parquet", b"not parquet at all")
     with open_output_views(store) as views, open_output_views(LocalObjectStore(demo / "out"), first=DAYS[1],
                                                              last=DAYS[1]) as local:
-        assert views.days == {"failmap": [DAYS[1]], "stdf": [DAYS[1]]}
+        assert views.days == {"failmap": [DAYS[1]], "stdf": [DAYS[1]], "summaries": [DAYS[1]]}
         assert _rows(views, "worst_wafers") == _rows(local, "worst_wafers")
+        lots = "SELECT source, lot, step, wafers, dies, pass_dies FROM lot_summary ORDER BY ALL"
+        assert views.con.execute(lots).fetchall() == local.con.execute(lots).fetchall()
         assert views.con.execute("SELECT count(*) FROM parts").fetchone() == local.con.execute(
             "SELECT count(*) FROM parts").fetchone()
         tmp = views._tmp.name
