@@ -266,29 +266,12 @@ class Deployment:
         return self.instance.get_run_records(RunsFilter(run_ids=run_ids))
 
     def stop(self) -> None:
-        import psutil
-
-        from tests.support.processes import stop_process
+        from tests.support.processes import stop_deployment
 
         if self._instance is not None:
             with contextlib.suppress(Exception):
                 self._instance.dispose()
-        children = []
-        grpc = self.procs.get("grpc")
-        if grpc is not None and grpc.poll() is None:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                children = psutil.Process(grpc.pid).children(recursive=True)
-        for name in ("webserver", "daemon", "grpc"):
-            if name in self.procs:
-                stop_process(self.procs[name])
-        for child in children:
-            try:
-                child.terminate()
-                child.wait(5)
-            except psutil.NoSuchProcess:
-                pass
-            except psutil.TimeoutExpired:
-                child.kill()
+        stop_deployment(self.procs)
 
 
 @contextlib.contextmanager

@@ -52,6 +52,7 @@ from failmap_assets.storage.object_store import (
     UnsafeKey,
     check_aware,
     check_conditions,
+    listing_wants,
 )
 
 #: Name prefix of in-progress writes; such files are never listed, and keys may not use it.
@@ -346,14 +347,7 @@ class LocalObjectStore(ObjectStore):
             return
 
         def wanted(key: str, is_dir: bool) -> bool:
-            if not is_dir:
-                return key.startswith(prefix) and (start_after is None or key > start_after)
-            # ``key`` is a folder "d/": every key below it starts with it and sorts after it,
-            # so it may hold wanted keys only if it can meet the prefix, and unless it sorts
-            # entirely before start_after (start_after neither inside it nor before it)
-            if not (key.startswith(prefix) or prefix.startswith(key)):
-                return False
-            return start_after is None or key > start_after or start_after.startswith(key)
+            return listing_wants(key, is_dir, prefix, start_after)
 
         root_fd = self._open_root()
         try:

@@ -56,6 +56,19 @@ def check_conditions(if_match: str | None, if_none_match: bool) -> None:
         raise ValueError(f"if_match must be a non-empty etag string, got {if_match!r}")
 
 
+def listing_wants(key: str, is_dir: bool, prefix: str, start_after: str | None) -> bool:
+    """Whether a folder walk listing ``prefix`` after ``start_after`` needs ``key``: a
+    file when it matches; a folder "d/" (every key below it starts with it and sorts
+    after it) only if it can meet the prefix, and unless it sorts entirely before
+    start_after (start_after neither inside it nor before it). The one rule of the
+    stores that walk folders (local, FTP, SFTP)."""
+    if not is_dir:
+        return key.startswith(prefix) and (start_after is None or key > start_after)
+    if not (key.startswith(prefix) or prefix.startswith(key)):
+        return False
+    return start_after is None or key > start_after or start_after.startswith(key)
+
+
 def check_aware(when: datetime, what: str) -> None:
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got {when!r}")

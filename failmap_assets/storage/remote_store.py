@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol, TypeVar
 
 from failmap_assets.storage.local_store import check_key
-from failmap_assets.storage.object_store import ObjectInfo, ObjectStore, PreconditionFailed, UnsafeKey
+from failmap_assets.storage.object_store import ObjectInfo, ObjectStore, PreconditionFailed, UnsafeKey, listing_wants
 from failmap_assets.storage.remote_listing import RemoteEntry, child_key, is_settled, object_info, remote_etag
 
 log = logging.getLogger(__name__)
@@ -227,11 +227,7 @@ class RemoteObjectStore(ObjectStore):
             return
 
         def wanted(key: str, is_dir: bool) -> bool:
-            if not is_dir:
-                return key.startswith(prefix) and (start_after is None or key > start_after)
-            if not (key.startswith(prefix) or prefix.startswith(key)):
-                return False
-            return start_after is None or key > start_after or start_after.startswith(key)
+            return listing_wants(key, is_dir, prefix, start_after)
 
         _, top = self._top_entries(folders, wanted)
         if top is None:

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
 
@@ -48,7 +47,7 @@ from failmap_assets.storage.locations import open_store
 from tests.support.day_view import assert_clean, day_view, diff, read_files
 from tests.support.numba_cache import BIN, clean_env
 from tests.support.postgres_server import postgres  # noqa: F401
-from tests.support.processes import stop_process
+from tests.support.processes import stop_deployment
 from tests.support.s3_server import _die_with_parent, _free_ports, _log_tail
 from tests.support.testdata import REPO
 
@@ -127,22 +126,7 @@ def _wait(dep: Deployment, what: str, ready, timeout: float) -> None:
 
 
 def _stop_all(dep: Deployment) -> None:
-    # Run workers are children of the code server: stop them too, by PID.
-    children = []
-    grpc = dep.procs.get("grpc")
-    if grpc is not None and grpc.poll() is None:
-        children = psutil.Process(grpc.pid).children(recursive=True)
-    for name in ("webserver", "daemon", "grpc"):
-        if name in dep.procs:
-            stop_process(dep.procs[name])
-    for child in children:
-        try:
-            child.terminate()
-            child.wait(5)
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.TimeoutExpired:
-            child.kill()
+    stop_deployment(dep.procs)
 
 
 @pytest.fixture

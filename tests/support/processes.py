@@ -42,3 +42,29 @@ def wait_s3_ready(proc: subprocess.Popen, server, name: str) -> str | None:
         except Exception:  # not listening yet, or identities not loaded yet
             time.sleep(0.1)
     return f"{name} did not answer S3 requests within {READY_TIMEOUT_S:.0f} s"
+
+
+def stop_deployment(procs: dict[str, subprocess.Popen]) -> None:
+    """Stop a deployment's Dagster processes by PID: the webserver, the daemon and the
+    code server, then the run workers the code server started (its children, found
+    before it stops, since they outlive it)."""
+    import psutil
+
+    children = []
+    grpc = procs.get("grpc")
+    if grpc is not None and grpc.poll() is None:
+        try:
+            children = psutil.Process(grpc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+    for name in ("webserver", "daemon", "grpc"):
+        if name in procs:
+            stop_process(procs[name])
+    for child in children:
+        try:
+            child.terminate()
+            child.wait(5)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            child.kill()
