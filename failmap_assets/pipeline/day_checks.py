@@ -14,6 +14,8 @@ from failmap_assets.storage.day_manifest import DayManifest
 from failmap_assets.storage.object_store import ObjectStore
 
 _ROW_KEY = ["wafer_token", "a_key", "x", "y"]
+#: where a fail-map commit records its die-row verdict (``manifest.totals``)
+DIE_ROWS_VERDICT = "die_rows_check"
 
 
 @dataclass
@@ -24,6 +26,7 @@ class DieRowsReport:
     missing_events: int = 0                          # events whose rows are fewer than their dies
     extra_events: int = 0                            # rows of events the day does not have / more rows
     count_examples: list = field(default_factory=list)
+    missing_parts: list = field(default_factory=list)  # named by the manifest, gone from the store
 
 
 def check_die_rows(store: ObjectStore, manifest: DayManifest, events: pl.DataFrame) -> DieRowsReport:
@@ -35,7 +38,12 @@ def check_die_rows(store: ObjectStore, manifest: DayManifest, events: pl.DataFra
     codes: dict[tuple[str, str], int] = {}
     code_parts, xs, ys = [], [], []
     for part in manifest.tables.get("failmap_dies", []):
-        t = pq.read_table(io.BytesIO(store.get(part)), columns=_ROW_KEY)
+        try:
+            data = store.get(part)
+        except FileNotFoundError:
+            report.missing_parts.append(part)  # its rows are missing: dies_complete says so
+            continue
+        t = pq.read_table(io.BytesIO(data), columns=_ROW_KEY)
         if t.num_rows == 0:
             continue
         df = pl.from_arrow(t)
@@ -71,6 +79,35 @@ def check_die_rows(store: ObjectStore, manifest: DayManifest, events: pl.DataFra
     report.extra_events = wrong.filter(pl.col("rows") > pl.col("expected")).height
     report.count_examples = wrong.head(5).rows()
     return report
+
+
+def die_rows_record(report: DieRowsReport) -> dict:
+    """The verdict as it is kept in a manifest's totals (JSON)."""
+    return {"rows": report.rows, "duplicated": report.duplicated,
+            "duplicate_examples": [list(e) for e in report.duplicate_examples],
+            "missing_events": report.missing_events, "extra_events": report.extra_events,
+            "count_examples": [list(e) for e in report.count_examples], "missing_parts": report.missing_parts}
+
+
+def die_rows_verdict(store: ObjectStore, manifest: DayManifest, events: pl.DataFrame) -> DieRowsReport:
+    """The die-row checks of a committed day. The commit that made the day recorded them,
+    computed from its parts read back from the store; a part is written once under a
+    name of its run and never changed, so while every part the manifest names is still
+    listed, that verdict stands, and a run with nothing to do does not read the day's
+    die table again. A part gone (deleted by hand, a lifecycle rule) means reading all."""
+    recorded = manifest.totals.get(DIE_ROWS_VERDICT)
+    parts = manifest.tables.get("failmap_dies", [])
+    if recorded is not None:
+        folders = {key.rsplit("/", 1)[0] + "/" for key in parts}
+        listed = {o.key for folder in folders for o in store.list(folder)}
+        if set(parts) <= listed:
+            return DieRowsReport(
+                rows=recorded["rows"], duplicated=recorded["duplicated"],
+                duplicate_examples=[tuple(e) for e in recorded["duplicate_examples"]],
+                missing_events=recorded["missing_events"], extra_events=recorded["extra_events"],
+                count_examples=[tuple(e) for e in recorded["count_examples"]],
+                missing_parts=list(recorded.get("missing_parts", [])))
+    return check_die_rows(store, manifest, events)
 
 
 def missing_wafer_files(store: ObjectStore, manifest: DayManifest, events: pl.DataFrame, *,

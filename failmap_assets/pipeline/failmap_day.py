@@ -38,6 +38,7 @@ from failmap_assets.discovery.listing import list_day_with_neighbours
 from failmap_assets.pipeline import day_state as st
 from failmap_assets.pipeline.day_commit import DaySession, inputs_digest
 from failmap_assets.pipeline.day_lease import LeaseOptions
+from failmap_assets.pipeline.day_checks import DIE_ROWS_VERDICT, check_die_rows, die_rows_record
 from failmap_assets.pipeline.day_totals import failmap_totals
 from failmap_assets.pipeline.memory_budget import MemoryBudget, OverBudget, Reservation
 from failmap_assets.pipeline.pairing import UNIT_STATUSES, pair_day
@@ -467,6 +468,9 @@ class _Day:
             seen=seen, own=own, open=open_, next_due=due, inputs=inputs,
             totals=failmap_totals(events, unit_rows, day_rejects, pairs, a, b),
         )
+        # checked now, from the parts as stored, and recorded with the commit: later runs
+        # with nothing to do report it without reading the die table (day_checks)
+        manifest.totals[DIE_ROWS_VERDICT] = die_rows_record(check_die_rows(self.out, manifest, events))
         s.commit(manifest)
         self.report.committed = True
         self.report.generation = manifest.generation

@@ -68,3 +68,36 @@ def test_every_latest_event_has_its_json_and_png(tmp_path):
     assert (pngs, jsons, no_json, no_png) == (1, 2, [], [])  # w2's map was too large to draw: JSON only
     store.delete(png_key(DAY, "w1"))
     assert missing_wafer_files(store, m, ev, **kw)[3] == ["w1"]
+
+
+def test_a_commit_records_its_die_row_verdict_and_a_no_op_run_reuses_it(tmp_path):
+    """The verdict is computed from the parts as stored and kept in the manifest; a run
+    with nothing to do reports it without reading one part; a part gone means reading
+    the rest again, and the verdict then says rows are missing."""
+    from failmap_assets.pipeline.day_checks import DIE_ROWS_VERDICT, die_rows_verdict
+    from failmap_assets.storage.day_manifest import read_manifest
+    from tests.pipeline.test_every_object_ends import DAY as RUN_DAY
+    from tests.pipeline.test_every_object_ends import a_file, fm_run, local
+    from tests.support.faulty_store import FaultyStore
+
+    a, b, out = local(tmp_path, "a", "b", "out")
+    for wafer in ("01", "02", "03"):
+        a.put(f"20260111/L1_{wafer}P_20260111_0900{wafer}.txt", a_file("L1", wafer, f"20260111_0900{wafer}", n=20))
+    report = fm_run(a, b, out, "run1")
+    manifest, _ = read_manifest(out, "failmap", RUN_DAY)
+    recorded = manifest.totals[DIE_ROWS_VERDICT]
+    fresh = check_die_rows(out, manifest, report.events)
+    assert (recorded["rows"], recorded["duplicated"], recorded["missing_events"], recorded["extra_events"]) == (
+        fresh.rows, 0, 0, 0) and fresh.rows == 60
+
+    reads = []
+    counting = FaultyStore(out, before_get=reads.append)
+    noop = fm_run(a, b, counting, "run2")
+    assert not noop.committed
+    verdict = die_rows_verdict(counting, noop.manifest, noop.events)
+    parts = set(manifest.tables["failmap_dies"])
+    assert verdict.rows == 60 and not parts & set(reads)  # no part read for it
+
+    out.delete(sorted(parts)[0])
+    gone = die_rows_verdict(counting, noop.manifest, noop.events)
+    assert gone.missing_events > 0 and gone.rows < 60 and gone.missing_parts == [sorted(parts)[0]]

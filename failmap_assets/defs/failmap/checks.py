@@ -6,7 +6,7 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 
 from failmap_assets.defs.partitions import daily_partitions
-from failmap_assets.pipeline.day_checks import check_die_rows, missing_wafer_files
+from failmap_assets.pipeline.day_checks import die_rows_verdict, missing_wafer_files
 from failmap_assets.storage.day_manifest import DayManifest
 from failmap_assets.storage.layout import json_key, png_key
 from failmap_assets.storage.object_store import ObjectStore
@@ -33,7 +33,7 @@ CHECK_SPECS = [
 
 
 def die_row_checks(out: ObjectStore, manifest: DayManifest, events: pl.DataFrame) -> list[AssetCheckResult]:
-    r = check_die_rows(out, manifest, events)
+    r = die_rows_verdict(out, manifest, events)
     return [
         AssetCheckResult(
             check_name="unique_die", asset_key="failmap_dies", passed=r.duplicated == 0,
@@ -44,7 +44,8 @@ def die_row_checks(out: ObjectStore, manifest: DayManifest, events: pl.DataFrame
             check_name="dies_complete", asset_key="failmap_dies",
             passed=r.missing_events == 0 and r.extra_events == 0, severity=AssetCheckSeverity.ERROR,
             metadata={"test_events": events.height, "events_missing_rows": r.missing_events,
-                      "events_with_extra_rows": r.extra_events, "examples": str(r.count_examples)},
+                      "events_with_extra_rows": r.extra_events, "examples": str(r.count_examples),
+                      "part_files_missing": str(r.missing_parts[:5])},
         ),
     ]
 
