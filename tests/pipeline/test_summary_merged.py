@@ -18,6 +18,7 @@ from failmap_assets.pipeline.summary_day import run_summary_day
 from failmap_assets.storage.day_manifest import read_manifest
 from failmap_assets.storage.layout import SUMMARY_PIPELINE, SUMMARY_TABLES, lot_map_dir
 from tests.pipeline.test_summary_day import DAY, land_day, run_days, stores_in
+from tests.support.day_outputs import folder_problems
 from tests.support.days import committed
 
 FAIL_BIN = 285
@@ -99,7 +100,7 @@ def test_merged_dies_follow_the_rule_and_the_lot_maps_converge(tmp_path: Path) -
     lot_maps = t["stacked_lot_maps"].select("source", "lot", "step").unique().height
     assert len(manifest.wafer_files) == 2 * lot_maps == 2 * report.totals["lot_maps"]
     on_disk = {o.key: o.etag for o in out.list(lot_map_dir(DAY))}
-    assert on_disk == manifest.wafer_files
+    assert on_disk == manifest.wafer_files and folder_problems(out, DAY) == []
     doc_key = next(k for k in on_disk if k.endswith("/M1/CP1.json"))
     doc = json.loads(out.get(doc_key))
     png = np.asarray(Image.open(io.BytesIO(out.get(doc_key[:-4] + "png"))))
@@ -123,6 +124,7 @@ def test_merged_dies_follow_the_rule_and_the_lot_maps_converge(tmp_path: Path) -
     repaired = run_summary_day(day=DAY, out=out, run_id="s4", merge_rule="worst", pixels_per_die=2,
                                log=lambda _: None)
     assert repaired.committed and out.get(doc_key[:-4] + "png") == images[doc_key[:-4] + "png"]
+    assert folder_problems(out, DAY) == []
 
     # another rule is another day's result: committed, and the merged dies follow it
     best = run_summary_day(day=DAY, out=out, run_id="s5", merge_rule="best", pixels_per_die=2, log=lambda _: None)
