@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run-day", help="bring one fab day up to date outside Dagster (same lease and commit as the assets)")
     p.add_argument("day", type=date.fromisoformat, help="the fab day, YYYY-MM-DD")
     p.add_argument("--pipeline", choices=("failmap", "stdf", "both", "summaries", "all"), default="both",
-                   help="which pipeline's day: failmap, stdf, both (default), summaries (wafer_summary and "
-                        "lot_summary from the committed days), all (both, then the summaries)")
+                   help="which pipeline's day: failmap, stdf, both (default), summaries (wafer_summary, "
+                        "lot_summary, merged retests and lot maps from the committed days), "
+                        "all (both, then the summaries)")
     p.add_argument("--force", action="store_true", help="reprocess every object of the day")
     p.add_argument("--as-of", default="", help="fab time 'YYYY-MM-DD HH:MM:SS' that decides pending vs a_only (default: now)")
     p.add_argument("--run-id", default=None, help="the run id in the day's commit and its lease (default: random)")
@@ -219,8 +220,10 @@ def cmd_run_day(args) -> int:
     if args.pipeline in ("summaries", "all"):
         from failmap_assets.pipeline.summary_day import PIPELINE as SUMMARIES, run_summary_day
 
+        rules = res["failmap_rules"]
         r = run_summary_day(day=args.day, out=res["storage"].output_store(), run_id=run_id, force=args.force,
-                            lease=res["failmap_rules"].lease(), log=log)
+                            merge_rule=rules.merge_rule, pixels_per_die=rules.pixels_per_die,
+                            lease=rules.lease(), log=log)
         print(json.dumps({"pipeline": SUMMARIES, "day": str(args.day), "committed": r.committed,
                           "generation": r.generation, "seconds": round(r.seconds, 3), "totals": r.totals},
                          default=str), flush=True)

@@ -49,6 +49,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("FAILMAP_PAIR_WINDOW_S", "pair_window_s", int, 0),
     Variable("FAILMAP_PAIR_GRACE_S", "pair_grace_s", int, 0),
     Variable("FAILMAP_PIXELS_PER_DIE", "pixels_per_die", int, 1),
+    Variable("FAILMAP_MERGE_RULE", "merge_rule"),
     Variable("FAILMAP_MEMORY_BUDGET_MB", "memory_budget_mb", int, 16),
     Variable("FAILMAP_LEASE_SECONDS", "lease_seconds", float, 1),
     Variable("FAILMAP_LEASE_WAIT_SECONDS", "lease_wait_seconds", float, 0),
@@ -92,6 +93,7 @@ class Settings:
     pair_window_s: int = 10               # B partner written within [t_A, t_A + window]
     pair_grace_s: int = 600               # an unmatched A is pending until t_A + window + grace
     pixels_per_die: int = 4
+    merge_rule: str = "last"              # a retested die: last, first, best or worst (yield_view/merged.py)
     memory_budget_mb: int = 256           # objects and decompressed bytes a run holds at once
     lease_seconds: float = 60.0           # a day's writer that stops renewing loses the day after this
     lease_wait_seconds: float = 1800.0    # how long a run waits for another run of the same day
@@ -164,6 +166,12 @@ def parse(var: Variable, raw: str):
         urls = parse_urls(raw)  # the error names the URL without its credentials
         if var.field == "ui_url" and len(urls) != 1:
             raise ValueError(f"{var.name} is one URL (the Dagster UI's base URL)")
+        return raw
+    if var.field == "merge_rule":
+        from failmap_assets.yield_view.merged import MERGE_RULES
+
+        if raw not in MERGE_RULES:
+            raise ValueError(f"{var.name}={raw!r} is not one of {', '.join(MERGE_RULES)}")
         return raw
     if var.kind is str:
         return raw

@@ -33,7 +33,8 @@ yield_summaries_job = define_asset_job(
     selection=AssetSelection.groups(YIELD_GROUP),
     tags={"failmap/pipeline": "summaries"},
     executor_def=in_process_executor,
-    description="wafer_summary and lot_summary of one fab day, from its committed fail-map and STDF days.",
+    description="wafer_summary, lot_summary, merged retests and stacked lot maps of one fab day, from its "
+                "committed fail-map and STDF days.",
 )
 
 # The summaries depend on both day ops, so within this job they run after them.

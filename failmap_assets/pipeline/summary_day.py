@@ -1,4 +1,5 @@
-"""One day's wafer and lot summaries, from both pipelines' committed days, committed alike.
+"""One day's wafer and lot summaries, merged retests and stacked lot maps, from both
+pipelines' committed days, committed alike.
 
 The summaries read only what the day's fail-map and STDF manifests name (the die
 table, the STDF tables, the events and units state), so they describe the committed
@@ -10,7 +11,10 @@ before that leaves the previous summaries readable; the next run recomputes and 
 commit removes the leftovers.
 
 The commit records which pipeline commits it summarised (``inputs``): a run finding
-the same commits (and the same summary rules) has nothing to do.
+the same commits (and the same summary rules: version, merge rule, lot-map pixels per
+die) has nothing to do. The lot-map PNG / JSON keep fixed names (users open them by
+lot) and are recorded with their ETags in ``wafer_files``, like the wafer maps: one a
+crashed run redrew is not the recorded version, and the next run draws the day again.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
@@ -37,11 +41,13 @@ from failmap_assets.stdf.tables import TABLES as STDF_TABLES
 from failmap_assets.stdf.wafer_maps import tables_wafer_maps
 from failmap_assets.storage.committed_tables import named_table_files
 from failmap_assets.storage.day_manifest import DayManifest, read_manifest
-from failmap_assets.storage.layout import SUMMARY_PIPELINE, file_id_of, state_dir, table_file
+from failmap_assets.storage.layout import SUMMARY_PIPELINE, file_id_of, lot_map_key, state_dir, table_file
 from failmap_assets.storage.local_store import check_key
 from failmap_assets.storage.object_store import ObjectStore, UnsafeKey
 from failmap_assets.storage.parquet_io import write_table
 from failmap_assets.yield_view import sources
+from failmap_assets.yield_view.lot_maps import LOT_MAP, lot_map_json, render_lot_map_png, stacked_lot_maps
+from failmap_assets.yield_view.merged import MERGE_RULES, merge_dies, merged_wafers
 from failmap_assets.yield_view.summaries import SUMMARY_VERSION, day_figures, lot_summary, wafer_summary
 
 PIPELINE = SUMMARY_PIPELINE
@@ -50,6 +56,7 @@ SOURCE_PIPELINES = ("failmap", "stdf")
 #: this many times in all.
 READ_ATTEMPTS = 3
 DEFAULT_RETEST_RULE = "last"  # the STDF day's default, for commits that predate recording it
+DEFAULT_MERGE_RULE = "last"   # a retested die is what its latest test says, as the wafer's latest map
 #: What the summaries read of the die table.
 _DIE_COLUMNS = {"wafer_token": pl.String, "a_key": pl.String, "x": pl.Int32, "y": pl.Int32, "bin": pl.Int32,
                 "pass": pl.Boolean, "in_a": pl.Boolean}
@@ -74,44 +81,69 @@ class SummaryInputs:
     dies: pl.DataFrame
     bin_names: pl.DataFrame
     commits: dict[str, dict]           # pipeline -> generation, run id, committed at (None: no commit)
+    rules: dict = field(default_factory=dict)   # the summaries' own rules (merge rule, lot map size)
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps({"version": SUMMARY_VERSION, "commits": self.commits},
+        return hashlib.sha256(json.dumps({"version": SUMMARY_VERSION, "commits": self.commits, "rules": self.rules},
                                          sort_keys=True).encode()).hexdigest()
 
 
 def run_summary_day(*, day: date, out: ObjectStore, run_id: str, force: bool = False,
+                    merge_rule: str = DEFAULT_MERGE_RULE, pixels_per_die: int = 4,
                     lease: LeaseOptions | None = None, log: Callable[[str], None] = print) -> SummaryDayReport:
     """Bring the day's summaries up to date with the pipelines' commits."""
+    if merge_rule not in MERGE_RULES:
+        raise ValueError(f"merge_rule must be one of {MERGE_RULES}, not {merge_rule!r}")
     started = time.monotonic()
     report = SummaryDayReport()
     with DaySession(out, PIPELINE, day, run_id, lease=lease or LeaseOptions(), log=log) as session:
         report.waited_s = session.lease.waited_s
         inputs = read_inputs(out, day, log)
+        inputs.rules = {"merge_rule": merge_rule, "pixels_per_die": pixels_per_die}
         digest = inputs.digest()
         committed = session.manifest
-        if committed is not None and committed.inputs == digest and not force:
+        # a lot map a crashed run redrew is not the one the commit recorded: draw again
+        stale = session.out_of_step()[1] if committed is not None else set()
+        if committed is not None and committed.inputs == digest and not force and not stale:
             log(f"{day}: summaries already describe these commits ({inputs.commits}); no commit")
             session.collect_garbage(committed.live_files())   # a crashed run's files, if any
             report.manifest, report.totals, report.generation = committed, committed.totals, committed.generation
         else:
             wafers = wafer_summary(inputs.events, inputs.dies, inputs.bin_names)
-            lots = lot_summary(wafers)
-            tables = {"wafer_summary": [table_file("wafer_summary", day, session.tag)],
-                      "lot_summary": [table_file("lot_summary", day, session.tag)]}
-            write_table(out, tables["wafer_summary"][0], wafers)
-            write_table(out, tables["lot_summary"][0], lots)
-            manifest = DayManifest(pipeline=PIPELINE, day=day, tables=tables, inputs=digest, totals={
-                **day_figures(wafers, lots), "rows": {"wafer_summary": wafers.height, "lot_summary": lots.height},
+            merged = merge_dies(inputs.events, inputs.dies, merge_rule)
+            frames = {"wafer_summary": wafers, "lot_summary": lot_summary(wafers), "merged_dies": merged,
+                      "merged_wafers": merged_wafers(inputs.events, merged, inputs.dies, merge_rule),
+                      "stacked_lot_maps": stacked_lot_maps(merged)}
+            tables = {name: [table_file(name, day, session.tag)] for name in frames}
+            for name, frame in frames.items():
+                write_table(out, tables[name][0], frame)
+            session.check()   # still the day's writer before replacing visible files
+            lot_maps = write_lot_maps(out, day, frames["stacked_lot_maps"], pixels_per_die)
+            manifest = DayManifest(pipeline=PIPELINE, day=day, tables=tables, inputs=digest, wafer_files=lot_maps,
+                                   totals={
+                **day_figures(wafers, frames["lot_summary"]), "rows": {n: f.height for n, f in frames.items()},
+                "lot_maps": len(lot_maps) // 2, "merge_rule": merge_rule,
                 "summarised": inputs.commits, "summary_version": SUMMARY_VERSION,
             })
             session.commit(manifest)
             log(f"{day}: committed summaries generation {manifest.generation}: {wafers.height} test event(s), "
-                f"{lots.height} lot row(s)")
+                f"{frames['lot_summary'].height} lot row(s), {len(lot_maps) // 2} lot map(s)")
             report.committed, report.manifest, report.totals = True, manifest, manifest.totals
             report.generation = manifest.generation
     report.seconds = time.monotonic() - started
     return report
+
+
+def write_lot_maps(out: ObjectStore, day: date, stacked: pl.DataFrame, pixels_per_die: int) -> dict[str, str]:
+    """Each lot map's PNG and JSON (fixed names, each put atomically); key -> ETag."""
+    written = {}
+    for (source, lot, step), rows in stacked.group_by(LOT_MAP, maintain_order=True):
+        png = lot_map_key(day, source, lot, step, "png")
+        written[png] = out.put(png, render_lot_map_png(rows, pixels_per_die), "image/png").etag
+        doc = json.dumps(lot_map_json(rows, pixels_per_die), indent=1).encode()
+        key = lot_map_key(day, source, lot, step, "json")
+        written[key] = out.put(key, doc, "application/json").etag
+    return written
 
 
 def read_inputs(store: ObjectStore, day: date, log: Callable[[str], None] = print) -> SummaryInputs:

@@ -4,7 +4,8 @@ One view per table, named after it: the fail-map tables (``failmap_dies``,
 ``failmap_rejects``, ``failmap_pairs``, ``bucket_a_objects``, ``bucket_b_objects``), the
 STDF listing tables (``stdf_objects``, ``stdf_rejects``) and the STDF data tables
 (``files``, ``wafers``, ``parts``, ``tests``, ``ptr_results``, ... and ``ptr_effective``)
-and the yield engineer's summaries (``wafer_summary``, ``lot_summary``),
+and the yield engineer's summaries (``wafer_summary``, ``lot_summary``, ``merged_dies``,
+``merged_wafers``, ``stacked_lot_maps``),
 each with a ``date`` column (the fab day); STDF views also carry ``product``,
 ``test_type`` and ``source_key``. Only files a committed day manifest names are read:
 files of crashed or running runs never show.

@@ -18,6 +18,7 @@ _FIELDS = {
         "s3_endpoint_url": "s3_endpoint_url", "aws_region": "aws_region", "max_workers": "max_workers",
     },
     "failmap_rules": {"window_s": "pair_window_s", "grace_s": "pair_grace_s", "pixels_per_die": "pixels_per_die",
+                      "merge_rule": "merge_rule",
                       "lease_seconds": "lease_seconds", "lease_wait_seconds": "lease_wait_seconds",
                       "memory_budget_mb": "memory_budget_mb"},
     "sensor_rules": {

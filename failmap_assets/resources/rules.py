@@ -20,6 +20,8 @@ class FailmapRules(ConfigurableResource):
     window_s: int = Field(default=10, description="B partner written within [t_A, t_A + window] seconds")
     grace_s: int = Field(default=600, description="an unmatched A is pending until t_A + window + grace")
     pixels_per_die: int = Field(default=4, description="square PNG pixels per die")
+    merge_rule: str = Field(default="last", description="a retested wafer's final die in merged_dies: last, first, "
+                                                        "best (a pass wins) or worst (a fail wins)")
     max_decompressed_mb: int = Field(default=1024, description="refuse objects that decompress to more (bombs)")
     max_ratio: float = Field(default=1000.0, description="refuse objects with a higher compression ratio (bombs)")
     max_in_flight: int = Field(default=32, description="units held in memory at once inside a run")

@@ -4,6 +4,7 @@
                                                         wafer_summary and lot_summary too
     png/YYYY-MM-DD/<wafer>.png                          one wafer map per wafer (its latest test event)
     json/YYYY-MM-DD/<wafer>.json                        one coordinate file per wafer
+    lot_maps/YYYY-MM-DD/<source>/<lot>/<step>.png|.json one stacked fail-rate map per lot and step
     state/<pipeline>/date=YYYY-MM-DD/manifest.json      the day's commit: names exactly the live files
     state/<pipeline>/date=YYYY-MM-DD/lease.json         who is writing the day (one writer at a time)
     state/<pipeline>/date=YYYY-MM-DD/<kind>-<tag>.parquet   processed units, test events, rejects
@@ -29,7 +30,7 @@ STDF_LISTING_TABLES = ("stdf_objects", "stdf_rejects")
 #: The yield engineer's tables, computed from both pipelines' committed days and
 #: committed through a manifest of their own (``state/summaries/date=.../``).
 SUMMARY_PIPELINE = "summaries"
-SUMMARY_TABLES = ("wafer_summary", "lot_summary")
+SUMMARY_TABLES = ("wafer_summary", "lot_summary", "merged_dies", "merged_wafers", "stacked_lot_maps")
 #: STDF wafer files end with this; fail-map wafer files never do (see ``wafer_stem``).
 STDF_SUFFIX = "-stdf"
 
@@ -114,6 +115,16 @@ def json_key(day: date, wafer_token: str, pipeline: str = "failmap") -> str:
     return f"json/{day.isoformat()}/{wafer_stem(wafer_token, pipeline)}.json"
 
 
+def lot_map_dir(day: date) -> str:
+    return f"lot_maps/{day.isoformat()}/"
+
+
+def lot_map_key(day: date, source: str, lot: str, step: str | None, ext: str) -> str:
+    """A lot map's PNG or JSON: fixed names (users open them by lot), one folder level
+    per part, each part through ``safe_name``, so two lot maps never share a file."""
+    return f"{lot_map_dir(day)}{safe_name(source)}/{safe_name(lot)}/{safe_name(step or '')}.{ext}"
+
+
 def wafer_dirs(day: date) -> tuple[str, str]:
     return f"png/{day.isoformat()}/", f"json/{day.isoformat()}/"
 
@@ -164,7 +175,7 @@ def day_prefixes(pipeline: str, day: date, stdf_tables: tuple[str, ...] = ()) ->
     if pipeline == "failmap":
         tables = [table_dir(t, day) for t in FAILMAP_TABLES]
     elif pipeline == SUMMARY_PIPELINE:
-        tables = [table_dir(t, day) for t in SUMMARY_TABLES]
+        tables = [table_dir(t, day) for t in SUMMARY_TABLES] + [lot_map_dir(day)]
     else:
         tables = [table_dir(t, day) for t in STDF_LISTING_TABLES] + [stdf_table_dir(t, day) for t in stdf_tables]
     return [state_dir(pipeline, day), *tables]

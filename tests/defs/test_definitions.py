@@ -21,6 +21,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
         "bucket_a_objects", "bucket_b_objects", "failmap_pairs", "failmap_dies",
         "wafer_maps_png", "wafer_coordinates_json", "failmap_rejects",
         "stdf_objects", "stdf_tables", "stdf_wafer_maps", "wafer_summary", "lot_summary", "webhook_deliveries",
+        "merged_dies", "merged_wafers", "stacked_lot_maps",
     } <= keys
     assert {j.name for j in repo.get_all_jobs()} >= {"failmap_day_job", "stdf_day_job", "yield_summaries_job",
                                                      "daily_close_job"}

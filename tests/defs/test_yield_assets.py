@@ -27,7 +27,10 @@ from failmap_assets.defs.stdf.assets import STDF_ASSETS
 from failmap_assets.defs.yield_view.assets import YIELD_ASSETS
 from failmap_assets.resources import build_resources
 from failmap_assets.settings import Settings
+from failmap_assets.storage.layout import SUMMARY_TABLES
 from failmap_assets.storage.local_store import LocalObjectStore
+from failmap_assets.yield_view.lot_maps import STACKED_LOT_MAPS_COLUMNS
+from failmap_assets.yield_view.merged import MERGED_DIES_COLUMNS, MERGED_WAFERS_COLUMNS
 from failmap_assets.yield_view.summaries import (
     LOT_SUMMARY_COLUMNS,
     SUMMARY_VERSION,
@@ -78,7 +81,16 @@ def test_summaries_after_the_days_read_back_and_rerun(env):
     assert list(lots.columns) == [*LOT_SUMMARY_COLUMNS, "date"]
     assert pq.read_schema(next((out / "parquet/lot_summary").rglob("*.parquet"))).names == list(LOT_SUMMARY_COLUMNS)
 
-    for table, frame_rows in (("wafer_summary", wafers.height), ("lot_summary", len(lots))):
+    assert set(meta) >= set(SUMMARY_TABLES)
+    rows = {"wafer_summary": wafers.height, "lot_summary": len(lots)}
+    for table, columns in (("merged_dies", MERGED_DIES_COLUMNS), ("merged_wafers", MERGED_WAFERS_COLUMNS),
+                           ("stacked_lot_maps", STACKED_LOT_MAPS_COLUMNS)):
+        frame = pl.read_parquet(out / f"parquet/{table}/**/*.parquet", hive_partitioning=True)
+        assert frame.drop("date").schema == schema_of(columns) and frame.height > 0
+        rows[table] = frame.height
+    assert meta["merged_dies"]["merge_rule"].value == "last"
+    assert meta["stacked_lot_maps"]["lot_maps"].value == len(list((out / "lot_maps").rglob("*.png"))) > 0
+    for table, frame_rows in rows.items():
         m = meta[table]
         assert next(iter(m)) == "yield_pct" and isinstance(m["yield_pct"], type(MetadataValue.float(0.0)))
         assert m["dagster/row_count"].value == frame_rows
@@ -90,7 +102,9 @@ def test_summaries_after_the_days_read_back_and_rerun(env):
 
     # what the UI shows of the definitions
     graph = YIELD_ASSETS[0]
-    for key, columns in (("wafer_summary", WAFER_SUMMARY_COLUMNS), ("lot_summary", LOT_SUMMARY_COLUMNS)):
+    for key, columns in (("wafer_summary", WAFER_SUMMARY_COLUMNS), ("lot_summary", LOT_SUMMARY_COLUMNS),
+                         ("merged_dies", MERGED_DIES_COLUMNS), ("merged_wafers", MERGED_WAFERS_COLUMNS),
+                         ("stacked_lot_maps", STACKED_LOT_MAPS_COLUMNS)):
         spec = graph.specs_by_key[AssetKey(key)]
         schema = spec.metadata["dagster/column_schema"]
         assert isinstance(schema, TableSchema) and [c.name for c in schema.columns] == list(columns)
@@ -116,7 +130,7 @@ def test_summaries_after_the_days_read_back_and_rerun(env):
 
 def test_a_day_partition_materialized_requests_that_days_summaries_once():
     defs = Definitions(assets=[*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS], resources=build_resources())
-    summaries = [AssetKey("wafer_summary"), AssetKey("lot_summary")]
+    summaries = [AssetKey(t) for t in SUMMARY_TABLES]
     with DagsterInstance.ephemeral() as instance:
         first = evaluate_automation_conditions(defs=defs, instance=instance)
         assert first.total_requested == 0       # nothing happened yet

@@ -178,17 +178,23 @@ def folder_problems(store: ObjectStore, day: date) -> list[str]:
     problems = []
     named_wafer_files: dict[str, str] = {}
     for pipeline, m in manifests(store, day).items():
-        named = {f for fs in m.tables.values() for f in fs} | set(m.state.values())
+        prefixes = day_prefixes(pipeline, day, STDF_TABLES if pipeline == "stdf" else ())
+        # the summaries' lot maps are fixed-name files in a folder of their own
+        own_files = {k: e for k, e in m.wafer_files.items() if k.startswith(tuple(prefixes))}
+        named = {f for fs in m.tables.values() for f in fs} | set(m.state.values()) | set(own_files)
         named |= {manifest_key(pipeline, day), lease_key(pipeline, day)}
         listed = set()
-        for prefix in day_prefixes(pipeline, day, STDF_TABLES if pipeline == "stdf" else ()):
+        for prefix in prefixes:
             listed |= {o.key for o in store.list(prefix)}
+            stale = sorted(o.key for o in store.list(prefix) if o.key in own_files and own_files[o.key] != o.etag)
+            if stale:
+                problems.append(f"{pipeline}: files whose ETag is not the one the manifest recorded: {stale}")
         listed.discard(lease_key(pipeline, day))
         named.discard(lease_key(pipeline, day))
         if listed != named:
             problems.append(f"{pipeline}: listed but not in the manifest {sorted(listed - named)}; "
                             f"in the manifest but not listed {sorted(named - listed)}")
-        named_wafer_files.update(m.wafer_files)
+        named_wafer_files.update({k: e for k, e in m.wafer_files.items() if k not in own_files})
     listed_wafer = {o.key: o.etag for prefix in wafer_dirs(day) for o in store.list(prefix)}
     if set(listed_wafer) != set(named_wafer_files):
         problems.append(f"wafer files listed but not named {sorted(set(listed_wafer) - set(named_wafer_files))}; "

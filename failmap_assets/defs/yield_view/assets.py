@@ -29,6 +29,9 @@ from failmap_assets.defs.jobs import YIELD_GROUP
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
 from failmap_assets.pipeline.summary_day import run_summary_day
 from failmap_assets.resources import FailmapRules, FailmapStorage
+from failmap_assets.storage.layout import SUMMARY_TABLES
+from failmap_assets.yield_view.lot_maps import STACKED_LOT_MAPS_COLUMNS
+from failmap_assets.yield_view.merged import MERGED_DIES_COLUMNS, MERGED_WAFERS_COLUMNS
 from failmap_assets.yield_view.summaries import (
     LOT_SUMMARY_COLUMNS,
     SUMMARY_VERSION,
@@ -68,6 +71,34 @@ SPECS = [
         metadata={"dagster/column_schema": md.table_schema(WAFER_SUMMARY_COLUMNS)},
     ),
     AssetSpec(
+        "merged_dies", deps=["failmap_dies", "stdf_tables"], kinds={"polars", "parquet"}, owners=OWNERS,
+        code_version=str(SUMMARY_VERSION), automation_condition=FOLLOWS_ITS_DAY,
+        description=(
+            "Retests merged: one row per die of each physical wafer (source, lot, wafer, step) with its final "
+            "bin over all the day's test events of the wafer (P, R, ... and STDF files) by FAILMAP_MERGE_RULE: "
+            "last, first, best (a pass wins, else the latest) or worst (a fail wins, else the latest), and the "
+            "event it comes from: parquet/merged_dies/date=YYYY-MM-DD/"),
+        metadata={"dagster/column_schema": md.table_schema(MERGED_DIES_COLUMNS)},
+    ),
+    AssetSpec(
+        "merged_wafers", deps=["merged_dies"], kinds={"polars", "parquet"}, owners=OWNERS,
+        code_version=str(SUMMARY_VERSION), automation_condition=FOLLOWS_ITS_DAY,
+        description=(
+            "One row per physical wafer: its merged map's dies and yield, the insertions merged, dies tested "
+            "more than once, and the pass dies of its latest event alone: parquet/merged_wafers/date=YYYY-MM-DD/"),
+        metadata={"dagster/column_schema": md.table_schema(MERGED_WAFERS_COLUMNS)},
+    ),
+    AssetSpec(
+        "stacked_lot_maps", deps=["merged_dies"], kinds={"polars", "parquet", "png"}, owners=OWNERS,
+        code_version=str(SUMMARY_VERSION), automation_condition=FOLLOWS_ITS_DAY,
+        description=(
+            "Per lot and step (and source), the fail rate of each die position over the lot's wafers (merged "
+            "result per wafer): parquet/stacked_lot_maps/date=YYYY-MM-DD/, and a heat map per lot "
+            "(lot_maps/YYYY-MM-DD/<source>/<lot>/<step>.png, viridis-like ramp, rate 0 dark to 1 yellow) with its "
+            "legend and grid in the .json beside it"),
+        metadata={"dagster/column_schema": md.table_schema(STACKED_LOT_MAPS_COLUMNS)},
+    ),
+    AssetSpec(
         "lot_summary", deps=["wafer_summary"], kinds={"polars", "parquet"}, owners=OWNERS,
         code_version=str(SUMMARY_VERSION), automation_condition=FOLLOWS_ITS_DAY,
         description=(
@@ -89,9 +120,10 @@ SPECS = [
 )
 def yield_summaries(context: AssetExecutionContext, config: SummaryConfig, storage: FailmapStorage,
                     failmap_rules: FailmapRules):
-    """Summarise the day's committed fail-map and STDF tables; commit both tables at once."""
+    """Summarise the day's committed fail-map and STDF tables; commit every table (and lot map) at once."""
     report = run_summary_day(day=date.fromisoformat(context.partition_key), out=storage.output_store(),
-                             run_id=context.run.run_id, force=config.force, lease=failmap_rules.lease(),
+                             run_id=context.run.run_id, force=config.force, merge_rule=failmap_rules.merge_rule,
+                             pixels_per_die=failmap_rules.pixels_per_die, lease=failmap_rules.lease(),
                              log=context.log.info)
     t = report.totals or {}
     day = {
@@ -101,11 +133,15 @@ def yield_summaries(context: AssetExecutionContext, config: SummaryConfig, stora
     }
     run = {"run_committed": report.committed, "run_generation": report.generation,
            "run_seconds": MetadataValue.float(round(report.seconds, 2))}
-    for table in ("wafer_summary", "lot_summary"):
+    extra = {"merged_dies": {"merge_rule": t.get("merge_rule", "")},
+             "merged_wafers": {"merge_rule": t.get("merge_rule", "")},
+             "stacked_lot_maps": {"lot_maps": t.get("lot_maps", 0)}}
+    for table in SUMMARY_TABLES:
         yield MaterializeResult(asset_key=table, metadata={
             **day,
             "dagster/row_count": MetadataValue.int(t.get("rows", {}).get(table, 0)),
             "wafers_by_source": MetadataValue.json(t.get("sources", {})),
+            **extra.get(table, {}),
             **run,
         })
 
@@ -115,6 +151,7 @@ YIELD_ASSETS = [yield_summaries]
 # Evaluates FOLLOWS_ITS_DAY; off until turned on in the UI, like the bucket sensors.
 yield_summaries_sensor = AutomationConditionSensorDefinition(
     "yield_summaries_sensor", target=AssetSelection.groups(YIELD_GROUP), minimum_interval_seconds=60,
-    description="Requests a day's wafer_summary and lot_summary after any of its fail-map or STDF runs.",
+    description="Requests a day's summaries (wafer_summary, lot_summary, merged retests, stacked lot maps) "
+                "after any of its fail-map or STDF runs.",
 )
 YIELD_SENSORS = [yield_summaries_sensor]
