@@ -29,6 +29,31 @@ def day_yield(totals: dict) -> dict:
     return {} if y is None else {"yield_pct": MetadataValue.float(round(100 * y, 2))}
 
 
+def row_count(rows: int) -> dict:
+    """The table's row count as Dagster's standard entry (from the day's totals, never a read)."""
+    return {"dagster/row_count": MetadataValue.int(int(rows))}
+
+
+#: How many wafers the worst-wafer table lists.
+WORST_WAFERS = 10
+
+
+def worst_wafers(events) -> dict:
+    """The day's lowest-yield wafers (their latest test event), from the day's events:
+    token, yield, dies and the bin holding most of its dies (failing dies when the wafer
+    is mostly failing). Nothing when the day has no events."""
+    if events is None or not events.height:
+        return {}
+    rows = []
+    for e in events.filter(events["latest"] & (events["dies"] > 0)).iter_rows(named=True):
+        counts = sorted(zip(e["bin_counts"] or [], e["bins"] or []), key=lambda nb: (-nb[0], nb[1]))
+        biggest = f"{counts[0][1]} ({counts[0][0]} dies)" if counts else ""
+        rows.append((round(100 * e["pass_dies"] / e["dies"], 2), e["wafer_token"], e["dies"], biggest))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    table = [(token, f"{y:.2f}%", dies, biggest) for y, token, dies, biggest in rows[:WORST_WAFERS]]
+    return {"worst_wafers": MetadataValue.md(markdown_table(table, ["wafer", "yield", "dies", "largest bin"]))}
+
+
 def wafer_figures(totals: dict) -> dict:
     return {
         **day_yield(totals),
@@ -57,9 +82,37 @@ def bin_pareto(totals: dict) -> dict:
     return {"bin_pareto": MetadataValue.md(markdown_table(rows, ["bin", "dies", "share", "cumulative"]))}
 
 
+def window_yield(trend) -> dict:
+    """The yield over a trend's window (every product's latest-event dies pooled), as
+    ``yield_pct`` first; nothing when the window has no dies."""
+    if trend is None or not trend.height:
+        return {}
+    products = trend.filter(trend["by"] == "product")
+    dies = int(products["dies"].sum() or 0)
+    return day_yield({"yield": products["pass_dies"].sum() / dies if dies else None})
+
+
+def trend_pareto(pareto, top: int = 12) -> dict:
+    """The window's bin pareto: loss bins first (most dies first), then passing bins,
+    with the bin's name where a file names it."""
+    if pareto is None or not pareto.height:
+        return {"bin_pareto": MetadataValue.md("_no dies in the window_")}
+    import polars as pl   # only the trends pass frames here
+
+    bins = (pareto.group_by("bin", "pass").agg(pl.col("name").drop_nulls().first(), pl.col("dies").sum())
+            .sort(["pass", "dies", "bin"], descending=[False, True, False]))
+    total = int(bins["dies"].sum()) or 1
+    rows = [(b, name or "", "pass" if passes else "loss", dies, f"{100 * dies / total:.2f}%")
+            for b, passes, name, dies in bins.head(top).iter_rows()]
+    return {"bin_pareto": MetadataValue.md(markdown_table(rows, ["bin", "name", "kind", "dies", "share"]))}
+
+
 def rejects_by_reason(totals: dict) -> dict:
+    """Errors (objects that could not be used) and warnings (skipped), most frequent reason first."""
     rows = totals.get("rejects_by_reason") or []
     return {
+        **day_yield(totals),
+        **row_count(totals.get("rejects", 0) + totals.get("warnings", 0)),  # the table holds both
         "rejects": totals.get("rejects", 0),
         "warnings": totals.get("warnings", 0),
         "by_reason": MetadataValue.md(markdown_table(rows, ["severity", "reason", "objects"])),

@@ -43,6 +43,9 @@ from failmap_assets.wafer.events import mark_latest
 from failmap_assets.wafer.rejects import Rejected
 
 PIPELINE = "stdf"
+#: Bump when a rule or the layout of an output changes (tables, PNG, JSON): the day assets'
+#: code_version, so the UI shows which days an older pipeline made.
+OUTPUT_VERSION = 1
 
 
 @dataclass

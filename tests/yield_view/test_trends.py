@@ -1,0 +1,81 @@
+"""yield_trends on days made by the real pipelines: equal to polars straight over the
+committed wafer_summary files, committed through its own manifest, charted as a PNG."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import polars as pl
+import pytest
+from PIL import Image
+
+from failmap_assets.cli import main
+from failmap_assets.defs import metadata as md
+from failmap_assets.storage.day_manifest import committed_files, read_manifest
+from failmap_assets.storage.layout import TRENDS_PIPELINE
+from failmap_assets.storage.local_store import LocalObjectStore
+from failmap_assets.yield_view.trends import run_trends, window
+
+DAYS = (date(2026, 1, 10), date(2026, 1, 11), date(2026, 1, 12))
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trends")
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in {"FAILMAP_SOURCE_A": root / "a", "FAILMAP_SOURCE_B": root / "b",
+                     "FAILMAP_SOURCE_STDF": root / "stdf", "FAILMAP_OUTPUT": root / "out"}.items():
+            mp.setenv(k, str(v))
+        assert main(["synth", "--days", "3", "--start", "2026-01-10", "--wafers", "6", "--stdf-files", "1",
+                     "--seed", "5"]) == 0
+        for day in DAYS[:2]:   # the third day is never run: a window may hold days without summaries
+            assert main(["run-day", day.isoformat(), "--as-of", "2026-01-14 00:00:00", "--pipeline", "all"]) == 0
+    return LocalObjectStore(root / "out")
+
+
+def _oracle(store) -> pl.DataFrame:
+    """Latest events of the committed wafer_summary files, read with polars directly."""
+    return pl.concat([pl.read_parquet(io.BytesIO(store.get(k))).with_columns(pl.lit(d).alias("date"))
+                      for d in DAYS for k in committed_files(store, "summaries", d, "wafer_summary")]
+                     ).filter(pl.col("latest"))
+
+
+def test_trends_equal_polars_over_the_committed_summaries_and_commit_once(out):
+    report = run_trends(last=DAYS[-1], days=4, out=out, run_id="run-trends-1", log=lambda m: None)
+    assert report.committed and report.days == window(DAYS[-1], 4)
+    wafers = _oracle(out)
+    assert wafers.height > 0
+
+    for dim in ("product", "step", "tester"):
+        expected = {(d, v or "(none)", n, dies, round(100 * p / dies, 2) if dies else None)
+                    for d, v, n, dies, p in wafers.group_by("date", dim).agg(
+                        pl.len(), pl.col("dies").sum(), pl.col("pass_dies").sum()).iter_rows()}
+        got = report.yield_trend.filter(pl.col("by") == dim).select(
+            "date", "value", "wafers", "dies", "yield_pct").iter_rows()
+        assert set(got) == expected, dim
+    assert set(report.yield_trend["date"]) == set(DAYS[:2])   # the day without summaries has no rows
+
+    bins = wafers.select("date", "bins").explode("bins").unnest("bins").group_by("date", "bin", "pass").agg(
+        pl.col("dies").sum())
+    assert set(report.bin_pareto.select("date", "bin", "pass", "dies").iter_rows()) == set(bins.iter_rows())
+    for day_rows in report.bin_pareto.partition_by("date"):   # loss bins first, most dies first
+        order = list(zip(day_rows["pass"], [-n for n in day_rows["dies"]]))
+        assert order == sorted(order)
+
+    manifest, _ = read_manifest(out, TRENDS_PIPELINE, DAYS[-1])
+    assert manifest.generation == report.generation
+    read_back = pl.read_parquet(io.BytesIO(out.get(committed_files(out, TRENDS_PIPELINE, DAYS[-1], "yield_trend")[0])))
+    assert read_back.equals(report.yield_trend)
+
+    again = run_trends(last=DAYS[-1], days=4, out=out, run_id="run-trends-2", log=lambda m: None)
+    assert not again.committed and again.generation == report.generation
+    assert again.yield_trend.equals(report.yield_trend)
+
+    chart = Image.open(io.BytesIO(report.chart))
+    chart.verify()
+    assert chart.format == "PNG" and chart.size[0] > 300
+
+    pooled = wafers["pass_dies"].sum() / wafers["dies"].sum()
+    assert md.window_yield(report.yield_trend)["yield_pct"].value == round(100 * pooled, 2)
+    assert "| loss |" in md.trend_pareto(report.bin_pareto)["bin_pareto"].value or wafers["pass_dies"].sum() == wafers["dies"].sum()
