@@ -27,7 +27,7 @@ def out(tmp_path_factory):
         for k, v in {"FAILMAP_SOURCE_A": root / "a", "FAILMAP_SOURCE_B": root / "b",
                      "FAILMAP_SOURCE_STDF": root / "stdf", "FAILMAP_OUTPUT": root / "out"}.items():
             mp.setenv(k, str(v))
-        assert main(["synth", "--days", "3", "--start", "2026-01-10", "--wafers", "6", "--stdf-files", "1",
+        assert main(["synth", "--days", "3", "--start", "2026-01-10", "--wafers", "3", "--stdf-files", "1",
                      "--seed", "5"]) == 0
         for day in DAYS[:2]:   # the third day is never run: a window may hold days without summaries
             assert main(["run-day", day.isoformat(), "--as-of", "2026-01-14 00:00:00", "--pipeline", "all"]) == 0
@@ -79,3 +79,21 @@ def test_trends_equal_polars_over_the_committed_summaries_and_commit_once(out):
     pooled = wafers["pass_dies"].sum() / wafers["dies"].sum()
     assert md.window_yield(report.yield_trend)["yield_pct"].value == round(100 * pooled, 2)
     assert "| loss |" in md.trend_pareto(report.bin_pareto)["bin_pareto"].value or wafers["pass_dies"].sum() == wafers["dies"].sum()
+
+
+def test_the_asset_materializes_the_window_with_yield_first_and_the_chart(out):
+    from dagster import materialize
+
+    from failmap_assets.defs.yield_view.trends import yield_trends
+    from failmap_assets.resources import build_resources
+    from failmap_assets.settings import Settings
+
+    settings = Settings(source_a="unused-a", source_b="unused-b", source_stdf="unused-stdf", output=out.root)
+    resources = {k: v for k, v in build_resources(settings).items() if k in ("storage", "failmap_rules")}
+    result = materialize([yield_trends], partition_key=DAYS[1].isoformat(), resources=resources)
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    meta = event.materialization.metadata
+    assert next(iter(meta)) == "yield_pct"
+    assert "data:image/png;base64," in meta["chart"].value and "| bin | name | kind |" in meta["bin_pareto"].value
+    assert meta["days_summarised"].value == 2
