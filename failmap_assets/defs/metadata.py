@@ -73,6 +73,11 @@ def table_schema(columns: dict) -> TableSchema:
 
 
 def bin_pareto(totals: dict) -> dict:
+    """The day's bins: loss bins first with their names (``totals["bin_pareto"]``), or,
+    for a commit of an older version without verdicts, the bins by dies."""
+    named = totals.get("bin_pareto")
+    if named:
+        return pareto_markdown([tuple(r) for r in named], total=totals.get("dies", 0))
     bins = totals.get("bins") or []
     total = sum(n for _, n in bins) or 1
     rows, cumulative = [], 0
@@ -80,6 +85,15 @@ def bin_pareto(totals: dict) -> dict:
         cumulative += count
         rows.append((bin_no, count, f"{100 * count / total:.2f}%", f"{100 * cumulative / total:.2f}%"))
     return {"bin_pareto": MetadataValue.md(markdown_table(rows, ["bin", "dies", "share", "cumulative"]))}
+
+
+def pareto_markdown(rows: list[tuple], total: int) -> dict:
+    """``(bin, name, pass, dies)`` rows, already loss bins first, as the UI's pareto:
+    each bin's share of the dies."""
+    total = total or sum(r[3] for r in rows) or 1
+    table = [(b, name or "", "pass" if passes else "loss", dies, f"{100 * dies / total:.2f}%")
+             for b, name, passes, dies in rows]
+    return {"bin_pareto": MetadataValue.md(markdown_table(table, ["bin", "name", "kind", "dies", "share"]))}
 
 
 def window_yield(trend) -> dict:
@@ -93,18 +107,15 @@ def window_yield(trend) -> dict:
 
 
 def trend_pareto(pareto, top: int = 12) -> dict:
-    """The window's bin pareto: loss bins first (most dies first), then passing bins,
-    with the bin's name where a file names it."""
+    """The window's bins over all its days, in the day pareto's order and form."""
     if pareto is None or not pareto.height:
         return {"bin_pareto": MetadataValue.md("_no dies in the window_")}
     import polars as pl   # only the trends pass frames here
 
     bins = (pareto.group_by("bin", "pass").agg(pl.col("name").drop_nulls().first(), pl.col("dies").sum())
             .sort(["pass", "dies", "bin"], descending=[False, True, False]))
-    total = int(bins["dies"].sum()) or 1
-    rows = [(b, name or "", "pass" if passes else "loss", dies, f"{100 * dies / total:.2f}%")
-            for b, passes, name, dies in bins.head(top).iter_rows()]
-    return {"bin_pareto": MetadataValue.md(markdown_table(rows, ["bin", "name", "kind", "dies", "share"]))}
+    return pareto_markdown(list(bins.select("bin", "name", "pass", "dies").head(top).iter_rows()),
+                           total=int(bins["dies"].sum()))
 
 
 def rejects_by_reason(totals: dict) -> dict:

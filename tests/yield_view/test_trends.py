@@ -7,6 +7,7 @@ import io
 from datetime import date
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -15,6 +16,7 @@ from failmap_assets.defs import metadata as md
 from failmap_assets.storage.day_manifest import committed_files, read_manifest
 from failmap_assets.storage.layout import TRENDS_PIPELINE
 from failmap_assets.storage.local_store import LocalObjectStore
+from failmap_assets.wafer.model import DIE_TABLE_SCHEMA
 from failmap_assets.yield_view.trends import run_trends, window
 
 DAYS = (date(2026, 1, 10), date(2026, 1, 11), date(2026, 1, 12))
@@ -97,3 +99,42 @@ def test_the_asset_materializes_the_window_with_yield_first_and_the_chart(out):
     assert next(iter(meta)) == "yield_pct"
     assert "data:image/png;base64," in meta["chart"].value and "| bin | name | kind |" in meta["bin_pareto"].value
     assert meta["days_summarised"].value == 2
+
+
+def test_the_day_pareto_names_every_die_of_the_latest_events_loss_bins_first(out):
+    """The pipelines' committed day totals carry each bin's verdict and name; the pareto
+    accounts for all the day's dies and agrees with wafer_summary's bins and verdicts."""
+    wafers = _oracle(out)
+    for pipeline, source in (("failmap", "failmap"), ("stdf", "stdf")):
+        manifest, _ = read_manifest(out, pipeline, DAYS[0])
+        pareto = manifest.totals["bin_pareto"]
+        assert sum(r[3] for r in pareto) == manifest.totals["dies"] > 0, pipeline
+        passes = [r[2] for r in pareto]
+        assert passes == sorted(passes), pipeline          # loss bins first
+        summary = (wafers.filter((pl.col("source") == source) & (pl.col("date") == DAYS[0]))
+                   .select("bins").explode("bins").unnest("bins")
+                   .group_by("bin", "pass").agg(pl.col("name").drop_nulls().first(), pl.col("dies").sum()))
+        assert {(b, p, d) for b, _, p, d in pareto} == set(summary.select("bin", "pass", "dies").iter_rows()), pipeline
+        # names where the files name the bins (wafer_summary names STDF bins only)
+        assert any(r[1] for r in pareto), pipeline
+        named = {b: n for b, n in summary.select("bin", "name").iter_rows() if n}
+        assert all(r[1] == named[r[0]] for r in pareto if r[0] in named), pipeline
+    text = md.bin_pareto(manifest.totals)["bin_pareto"].value
+    assert text.splitlines()[0] == "| bin | name | kind | dies | share |"
+
+
+def test_the_ui_column_schemas_are_the_columns_a_real_day_writes(out):
+    from failmap_assets.defs.table_schemas import TABLE_SCHEMAS
+
+    for pipeline, tables in (("failmap", ("bucket_a_objects", "bucket_b_objects", "failmap_pairs", "failmap_dies",
+                                          "failmap_rejects")), ("stdf", ("stdf_objects", "stdf_rejects"))):
+        for table in tables:
+            (key, *_) = committed_files(out, pipeline, DAYS[0], table)
+            shown = {c.name: c.type for c in TABLE_SCHEMAS[table].columns}
+            if table == "failmap_dies":   # stated in Arrow types, as its writer does
+                schema = pq.read_schema(io.BytesIO(out.get(key)))
+                assert all(f.type.equals(DIE_TABLE_SCHEMA.field(f.name).type) for f in schema)
+                written = {f.name: str(DIE_TABLE_SCHEMA.field(f.name).type) for f in schema}
+            else:
+                written = {k: str(v) for k, v in pl.read_parquet_schema(io.BytesIO(out.get(key))).items()}
+            assert shown == written, table
