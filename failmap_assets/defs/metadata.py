@@ -40,18 +40,23 @@ WORST_WAFERS = 10
 
 def worst_wafers(events) -> dict:
     """The day's lowest-yield wafers (their latest test event), from the day's events:
-    token, yield, dies and the bin holding most of its dies (failing dies when the wafer
-    is mostly failing). Nothing when the day has no events."""
+    token, yield, dies and the failing bin holding most of its dies, with its name where
+    the file names it (state of an older version, without verdicts: the largest bin).
+    Nothing when the day has no events."""
     if events is None or not events.height:
         return {}
     rows = []
     for e in events.filter(events["latest"] & (events["dies"] > 0)).iter_rows(named=True):
-        counts = sorted(zip(e["bin_counts"] or [], e["bins"] or []), key=lambda nb: (-nb[0], nb[1]))
-        biggest = f"{counts[0][1]} ({counts[0][0]} dies)" if counts else ""
-        rows.append((round(100 * e["pass_dies"] / e["dies"], 2), e["wafer_token"], e["dies"], biggest))
+        bins = e["bins"] or []
+        verdicts = e.get("bin_pass") or [None] * len(bins)
+        names = e.get("bin_names") or [None] * len(bins)
+        counts = sorted((-n, b, name) for b, n, ok, name in zip(bins, e["bin_counts"] or [], verdicts, names)
+                        if ok is not True)   # a passing bin is no loss
+        top = f"{counts[0][1]}{f' {counts[0][2]}' if counts[0][2] else ''} ({-counts[0][0]} dies)" if counts else ""
+        rows.append((round(100 * e["pass_dies"] / e["dies"], 2), e["wafer_token"], e["dies"], top))
     rows.sort(key=lambda r: (r[0], r[1]))
-    table = [(token, f"{y:.2f}%", dies, biggest) for y, token, dies, biggest in rows[:WORST_WAFERS]]
-    return {"worst_wafers": MetadataValue.md(markdown_table(table, ["wafer", "yield", "dies", "largest bin"]))}
+    table = [(token, f"{y:.2f}%", dies, top) for y, token, dies, top in rows[:WORST_WAFERS]]
+    return {"worst_wafers": MetadataValue.md(markdown_table(table, ["wafer", "yield", "dies", "top loss bin"]))}
 
 
 def wafer_figures(totals: dict) -> dict:

@@ -33,7 +33,7 @@ from failmap_assets.storage.parquet_io import write_table
 #: Bump when a rule or a column changes (the asset's code_version).
 TRENDS_VERSION = 1
 #: What a trend reads of wafer_summary.
-_READ = ["source", "product", "step", "tester", "dies", "pass_dies", "bins", "latest"]
+_READ = ["product", "step", "tester", "dies", "pass_dies", "bins", "latest"]
 #: The dimensions yield is broken down by, in this order.
 DIMENSIONS = ("product", "step", "tester")
 #: A wafer without a product / step / tester counts under this.

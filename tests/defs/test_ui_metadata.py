@@ -56,14 +56,24 @@ def test_yield_pct_is_the_first_entry_and_absent_on_a_day_without_dies():
     assert "yield_pct" not in md.wafer_figures(empty) and "yield_pct" not in md.rejects_by_reason(empty)
 
 
-def test_worst_wafers_lists_the_lowest_yield_latest_events_first():
+def test_worst_wafers_lists_the_lowest_yield_latest_events_first_with_their_top_loss_bin():
+    cols = ("wafer_token", "dies", "pass_dies", "bins", "bin_counts", "bin_pass", "bin_names", "latest")
     events = pl.DataFrame([
-        {"wafer_token": "W1", "dies": 10, "pass_dies": 9, "bins": [1, 7], "bin_counts": [9, 1], "latest": True},
-        {"wafer_token": "W2", "dies": 10, "pass_dies": 2, "bins": [1, 7], "bin_counts": [2, 8], "latest": True},
-        {"wafer_token": "W2", "dies": 10, "pass_dies": 0, "bins": [7], "bin_counts": [10], "latest": False},
-        {"wafer_token": "W3", "dies": 0, "pass_dies": 0, "bins": [], "bin_counts": [], "latest": True},
-    ], schema={k: st.EVENTS_SCHEMA[k] for k in ("wafer_token", "dies", "pass_dies", "bins", "bin_counts", "latest")})
-    text = md.worst_wafers(events)["worst_wafers"].value
-    lines = text.splitlines()[2:]
-    assert lines == ["| W2 | 20.00% | 10 | 7 (8 dies) |", "| W1 | 90.00% | 10 | 1 (9 dies) |"]
+        # W1: bin 1 passes with most dies; its top loss bin is 7
+        {"wafer_token": "W1", "dies": 10, "pass_dies": 9, "bins": [1, 7], "bin_counts": [9, 1],
+         "bin_pass": [True, False], "bin_names": ["PASS", None], "latest": True},
+        {"wafer_token": "W2", "dies": 10, "pass_dies": 2, "bins": [1, 7, 9], "bin_counts": [2, 3, 5],
+         "bin_pass": [True, False, False], "bin_names": ["PASS", "SHORT", "OPEN"], "latest": True},
+        {"wafer_token": "W2", "dies": 10, "pass_dies": 0, "bins": [7], "bin_counts": [10],
+         "bin_pass": [False], "bin_names": [None], "latest": False},
+        # state of an older version: no verdicts, the largest bin
+        {"wafer_token": "W4", "dies": 4, "pass_dies": 3, "bins": [1, 5], "bin_counts": [3, 1],
+         "bin_pass": None, "bin_names": None, "latest": True},
+        {"wafer_token": "W3", "dies": 0, "pass_dies": 0, "bins": [], "bin_counts": [],
+         "bin_pass": [], "bin_names": [], "latest": True},
+    ], schema={k: st.EVENTS_SCHEMA[k] for k in cols})
+    lines = md.worst_wafers(events)["worst_wafers"].value.splitlines()
+    assert lines[0] == "| wafer | yield | dies | top loss bin |"
+    assert lines[2:] == ["| W2 | 20.00% | 10 | 9 OPEN (5 dies) |", "| W4 | 75.00% | 4 | 1 (3 dies) |",
+                         "| W1 | 90.00% | 10 | 7 (1 dies) |"]
     assert md.worst_wafers(events.clear()) == {}
