@@ -116,10 +116,17 @@ def trend_chart(trend: pl.DataFrame, days: list[date]) -> bytes:
     def px(i: int) -> float:
         return x0 + (x1 - x0) * (i / max(len(days) - 1, 1))
 
-    def py(pct: float) -> float:
-        return y1 - (y1 - y0) * pct / 100
+    products = trend.filter(pl.col("by") == "product")
+    # The y axis starts at the 10 % step below the lowest yield: differences of a few
+    # points are what a trend is read for, and 0..100 would flatten them.
+    lowest = products["yield_pct"].drop_nulls().min()
+    floor = 0 if lowest is None else max(0, int(lowest // 10) * 10 - 10)
+    tick = 20 if floor < 40 else 10
 
-    for pct in range(0, 101, 20):   # y axis: 0..100 %, gridlines every 20
+    def py(pct: float) -> float:
+        return y1 - (y1 - y0) * (pct - floor) / (100 - floor)
+
+    for pct in range(floor, 101, tick):   # gridlines
         draw.line([(x0, py(pct)), (x1, py(pct))], fill=(225, 225, 225))
         draw.text((x0 - 30, py(pct) - 6), f"{pct}", fill="black", font=font)
     draw.line([(x0, y0), (x0, y1), (x1, y1)], fill="black")
@@ -130,7 +137,6 @@ def trend_chart(trend: pl.DataFrame, days: list[date]) -> bytes:
         draw.text((px(i) - 28, y1 + 8), days[i].isoformat(), fill="black", font=font)
     draw.text(((x0 + x1) // 2 - 30, _H - 16), "fab day", fill="black", font=font)
 
-    products = trend.filter(pl.col("by") == "product")
     index = {d: i for i, d in enumerate(days)}
     for n, product in enumerate(sorted(products["value"].unique().to_list())):
         colour = _COLOURS[n % len(_COLOURS)]
