@@ -10,10 +10,11 @@ from failmap_assets.defs.schedules import SCHEDULES
 from failmap_assets.defs.stdf.assets import STDF_ASSETS
 from failmap_assets.defs.webhooks import WEBHOOK_DELIVERIES
 from failmap_assets.defs.yield_view.assets import YIELD_ASSETS, YIELD_SENSORS
+from failmap_assets.defs.yield_view.trends import TRENDS_ASSETS
 from failmap_assets.resources import build_resources
 from failmap_assets.sensors import SENSORS
 
-ALL_ASSETS = [*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS, WEBHOOK_DELIVERIES]
+ALL_ASSETS = [*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS, *TRENDS_ASSETS, WEBHOOK_DELIVERIES]
 
 defs = Definitions(
     assets=ALL_ASSETS,

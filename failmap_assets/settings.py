@@ -61,6 +61,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("FAILMAP_SENSOR_TAG_LIST_CHARS", "sensor_tag_list_chars", int, 0),
     Variable("FAILMAP_RECONCILE_DAYS", "reconcile_days", int, 0),
     Variable("FAILMAP_RECONCILE_PERIOD_SECONDS", "reconcile_period_seconds", float, 0),
+    Variable("FAILMAP_TREND_DAYS", "trend_days", int, 1),
     Variable("FAILMAP_WEBHOOK_URLS", "webhook_urls"),
     Variable("FAILMAP_WEBHOOK_SECRET", "webhook_secret"),
     Variable("FAILMAP_WEBHOOK_TIMEOUT_SECONDS", "webhook_timeout_seconds", float, 0.1),
@@ -105,6 +106,7 @@ class Settings:
     sensor_tag_list_chars: int = 500
     reconcile_days: int = 30              # late files are looked for this many days back
     reconcile_period_seconds: float = 3600.0  # ... once per this period
+    trend_days: int = 30                  # yield_trends covers this many days, ending at its partition's day
     webhook_urls: str = ""                # comma-separated; empty: the webhook sensors do nothing
     webhook_secret: str = field(default="", repr=False)  # HMAC key of the webhook signatures
     webhook_timeout_seconds: float = 3.0  # per attempt; 3 attempts

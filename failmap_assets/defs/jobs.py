@@ -11,6 +11,7 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 FAILMAP_GROUP = "failmap"
 STDF_GROUP = "stdf"
 YIELD_GROUP = "yield"
+TRENDS_GROUP = "yield_trends"
 
 failmap_day_job = define_asset_job(
     "failmap_day_job",
@@ -40,8 +41,17 @@ yield_summaries_job = define_asset_job(
 # The summaries depend on both day ops, so within this job they run after them.
 daily_close_job = define_asset_job(
     "daily_close_job",
-    selection=AssetSelection.groups(FAILMAP_GROUP, STDF_GROUP, YIELD_GROUP),
-    description="Yesterday's fail-map and STDF partitions and their summaries, materialized once the day is closed.",
+    selection=AssetSelection.groups(FAILMAP_GROUP, STDF_GROUP, YIELD_GROUP, TRENDS_GROUP),
+    description="Yesterday's fail-map and STDF partitions, their summaries and the yield trends ending "
+    "yesterday, materialized once the day is closed.",
 )
 
-JOBS = [failmap_day_job, stdf_day_job, yield_summaries_job, daily_close_job]
+yield_trends_job = define_asset_job(
+    "yield_trends_job",
+    selection=AssetSelection.groups(TRENDS_GROUP),
+    tags={"failmap/pipeline": "trends"},
+    executor_def=in_process_executor,
+    description="yield_trends of one fab day: the window of days ending there, from their committed wafer_summary.",
+)
+
+JOBS = [failmap_day_job, stdf_day_job, yield_summaries_job, yield_trends_job, daily_close_job]

@@ -22,6 +22,10 @@ daily_partitions = DailyPartitionsDefinition(
     end_offset=1,
 )
 
+#: Days yield_trends covers, ending at its partition's day: its dependency on
+#: wafer_summary spans them, so it is read when the code location loads.
+TREND_DAYS = _settings.trend_days
+
 # One run per day in backfills: each day has its own processed ledger, so a failed day
 # is re-run alone ("re-execute failed partitions") and the run queue in dagster.yaml
 # bounds how many days run at once.

@@ -22,6 +22,7 @@ new identity, so it is processed again and its earlier rows are replaced.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 MAX_READ_ATTEMPTS = 3
@@ -62,6 +63,8 @@ EVENTS_SCHEMA = {
     "with_b": pl.Boolean,
     "bins": pl.List(pl.Int64),
     "bin_counts": pl.List(pl.Int64),
+    "bin_pass": pl.List(pl.Boolean),  # per bin of `bins`: a passing bin (null: state of an older version)
+    "bin_names": pl.List(pl.String),  # per bin of `bins`: its name where the file names it
     "latest": pl.Boolean,             # the wafer's latest event (wafer/events.py)
     "outputs_written": pl.Boolean,    # the PNG / JSON on disk are this event's
     "png_written": pl.Boolean,        # False: the map was too large to draw (JSON only)
@@ -84,6 +87,15 @@ REJECT_SCHEMA = {
 
 def empty(schema: dict) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
+
+
+def bin_columns(wafer, bins: list[int]) -> dict:
+    """An event's ``bin_pass`` and ``bin_names`` for its ``bins``, from its map (the
+    verdict its dies got: ``WaferMap.is_pass``); unknown without a map."""
+    if wafer is None:
+        return {"bin_pass": None, "bin_names": None}
+    verdicts = wafer.is_pass(np.asarray(bins, dtype=np.int64)).tolist() if bins else []
+    return {"bin_pass": [bool(v) for v in verdicts], "bin_names": [wafer.bin_names.get(b) for b in bins]}
 
 
 def conform(df: pl.DataFrame | None, schema: dict) -> pl.DataFrame:

@@ -24,6 +24,7 @@ def wafer_totals(events: pl.DataFrame) -> dict:
         .sort(["dies", "bin"], descending=[True, False])
     )
     return {
+        "bin_pareto": bin_pareto(latest),
         "wafers": int(events["wafer_token"].n_unique()) if events.height else 0,
         "test_events": events.height,
         "die_rows": int(events["dies"].sum() or 0),
@@ -33,6 +34,24 @@ def wafer_totals(events: pl.DataFrame) -> dict:
         "retested_wafers": int(events.group_by("wafer_token").len().filter(pl.col("len") > 1).height) if events.height else 0,
         "bins": [[int(b), int(n)] for b, n in bins.head(TOP_BINS).iter_rows()],
     }
+
+
+def bin_pareto(latest: pl.DataFrame) -> list[list]:
+    """``[bin, name, pass, dies]`` of the latest events: loss (failing) bins first, most
+    dies first, the first ``TOP_BINS`` of each kind; name null where no file names it;
+    empty when an event's verdicts are unknown (state of an older version)."""
+    unknown = latest.filter(pl.col("bin_pass").is_null() & (pl.col("bins").list.len() > 0))
+    if not latest.height or unknown.height:   # a verdict unknown: no pareto that leaves dies out
+        return []
+    rows = (
+        latest.select(pl.col("bins").alias("bin"), pl.col("bin_counts").alias("dies"),
+                      pl.col("bin_pass").alias("pass"), pl.col("bin_names").alias("name"))
+        .explode("bin", "dies", "pass", "name").drop_nulls("bin")
+        .group_by("bin", "pass").agg(pl.col("name").drop_nulls().first(), pl.col("dies").sum())
+        .sort(["pass", "dies", "bin"], descending=[False, True, False])
+    )
+    rows = pl.concat([rows.filter(~pl.col("pass")).head(TOP_BINS), rows.filter(pl.col("pass")).head(TOP_BINS)])
+    return [[int(b), n, bool(p), int(d)] for b, p, n, d in rows.select("bin", "pass", "name", "dies").iter_rows()]
 
 
 def reject_totals(rejects: pl.DataFrame) -> dict:

@@ -54,6 +54,9 @@ from failmap_assets.wafer.events import mark_latest
 from failmap_assets.wafer.rejects import RejectRow
 
 PIPELINE = "failmap"
+#: Bump when a rule or the layout of an output changes (tables, PNG, JSON): the day assets'
+#: code_version, so the UI shows which days an older pipeline made.
+OUTPUT_VERSION = 1
 DIES_TABLE = "failmap_dies"
 
 
@@ -519,6 +522,7 @@ def _event_row(w, unit: Unit, event_time: datetime | None) -> dict:
         "stime": wafer.stime if wafer else None,
         "dies": w.die_count, "pass_dies": w.pass_count, "b_only_dies": w.b_only_dies, "retested_dies": w.retests,
         "with_b": w.with_b, "bins": [k for k, _ in bins], "bin_counts": [v for _, v in bins],
+        **st.bin_columns(wafer, [k for k, _ in bins]),
         "latest": unit.latest, "outputs_written": False, "png_written": w.drawable,
     }
 

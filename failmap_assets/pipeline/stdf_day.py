@@ -43,6 +43,9 @@ from failmap_assets.wafer.events import mark_latest
 from failmap_assets.wafer.rejects import Rejected
 
 PIPELINE = "stdf"
+#: Bump when a rule or the layout of an output changes (tables, PNG, JSON): the day assets'
+#: code_version, so the UI shows which days an older pipeline made.
+OUTPUT_VERSION = 1
 
 
 @dataclass
@@ -261,6 +264,7 @@ class _StdfDay:
             "dies": wafer.die_count, "pass_dies": int(wafer.is_pass().sum()), "b_only_dies": 0,
             "retested_dies": int(wafer.retest_count.sum()), "with_b": False,
             "bins": [int(b) for b in bins], "bin_counts": [int(c) for c in counts],
+            **st.bin_columns(wafer, [int(b) for b in bins]),
             "latest": True, "outputs_written": False, "png_written": png_ok,
         }
 

@@ -30,13 +30,14 @@ import pyarrow as pa
 from failmap_assets.stdf.sql import create_ptr_effective, create_stdf_view
 from failmap_assets.stdf.tables import TABLES as STDF_TABLES
 from failmap_assets.storage.committed_tables import committed_days, live_table_files
-from failmap_assets.storage.layout import FAILMAP_TABLES, STDF_LISTING_TABLES, SUMMARY_PIPELINE, SUMMARY_TABLES
+from failmap_assets.storage.layout import (FAILMAP_TABLES, STDF_LISTING_TABLES, SUMMARY_PIPELINE, SUMMARY_TABLES,
+                                           TRENDS_PIPELINE, TRENDS_TABLES)
 from failmap_assets.storage.local_store import LocalObjectStore
 from failmap_assets.storage.object_store import ObjectStore
 from failmap_assets.wafer.model import DIE_TABLE_SCHEMA
 
 PIPELINE_TABLES = {"failmap": FAILMAP_TABLES, "stdf": STDF_LISTING_TABLES + tuple(STDF_TABLES),
-                   SUMMARY_PIPELINE: SUMMARY_TABLES}
+                   SUMMARY_PIPELINE: SUMMARY_TABLES, TRENDS_PIPELINE: TRENDS_TABLES}
 #: A day recommitted (its old files collected) between reading its manifest and its files
 #: is read again, this many times in all.
 READ_ATTEMPTS = 3

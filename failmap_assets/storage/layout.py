@@ -31,6 +31,10 @@ STDF_LISTING_TABLES = ("stdf_objects", "stdf_rejects")
 #: committed through a manifest of their own (``state/summaries/date=.../``).
 SUMMARY_PIPELINE = "summaries"
 SUMMARY_TABLES = ("wafer_summary", "lot_summary", "merged_dies", "merged_wafers", "stacked_lot_maps")
+#: Yield trends over a window of days ending at a day, from the days' committed
+#: wafer_summary, committed through ``state/trends/date=<last day>/``.
+TRENDS_PIPELINE = "trends"
+TRENDS_TABLES = ("yield_trend", "bin_pareto_trend")
 #: STDF wafer files end with this; fail-map wafer files never do (see ``wafer_stem``).
 STDF_SUFFIX = "-stdf"
 
@@ -176,6 +180,8 @@ def day_prefixes(pipeline: str, day: date, stdf_tables: tuple[str, ...] = ()) ->
         tables = [table_dir(t, day) for t in FAILMAP_TABLES]
     elif pipeline == SUMMARY_PIPELINE:
         tables = [table_dir(t, day) for t in SUMMARY_TABLES] + [lot_map_dir(day)]
+    elif pipeline == TRENDS_PIPELINE:
+        tables = [table_dir(t, day) for t in TRENDS_TABLES]
     else:
         tables = [table_dir(t, day) for t in STDF_LISTING_TABLES] + [stdf_table_dir(t, day) for t in stdf_tables]
     return [state_dir(pipeline, day), *tables]

@@ -285,5 +285,6 @@ def test_the_ui_shows_the_day_not_the_run(env):
     assert last["dies"] == latest_a.height == 4
     assert last["yield_pct"] == pytest.approx(round(100 * latest_a["pass"].sum() / latest_a.height, 2))
     pareto = last["bin_pareto"]
-    for b, n in latest_a.group_by("bin").len().iter_rows():
-        assert f"| {b} | {n} |" in pareto
+    for b, passed, n in latest_a.group_by("bin", "pass").len().iter_rows():   # these maps name no bin
+        assert f"| {b} |  | {'pass' if passed else 'loss'} | {n} |" in pareto
+    assert pareto.index("| loss |") < pareto.index("| pass |")

@@ -66,7 +66,7 @@ def test_the_readme_questions_on_a_committed_day(demo, monkeypatch, capsys):
     store = LocalObjectStore(demo / "out")
     dies = _dies(store)
     with open_output_views(store) as views:
-        assert views.days == {"failmap": list(DAYS), "stdf": list(DAYS), "summaries": list(DAYS)}
+        assert views.days == {"failmap": list(DAYS), "stdf": list(DAYS), "summaries": list(DAYS), "trends": []}
 
         by_product = (dies.with_columns(pl.col("product").fill_null("(none)"))
                       .group_by("product").agg(wafers=pl.col("wafer_token").n_unique(), dies=pl.len(),
@@ -150,7 +150,7 @@ def test_sql_on_an_s3_output(demo, s3_env, monkeypatch):
     store.put(f"{table_dir('failmap_dies', DAYS[1])}part-g000009-crashed-0000.parquet", b"not parquet at all")
     with open_output_views(store) as views, open_output_views(LocalObjectStore(demo / "out"), first=DAYS[1],
                                                              last=DAYS[1]) as local:
-        assert views.days == {"failmap": [DAYS[1]], "stdf": [DAYS[1]], "summaries": [DAYS[1]]}
+        assert views.days == {"failmap": [DAYS[1]], "stdf": [DAYS[1]], "summaries": [DAYS[1]], "trends": []}
         assert _rows(views, "worst_wafers") == _rows(local, "worst_wafers")
         lots = "SELECT source, lot, step, wafers, dies, pass_dies FROM lot_summary ORDER BY ALL"
         assert views.con.execute(lots).fetchall() == local.con.execute(lots).fetchall()

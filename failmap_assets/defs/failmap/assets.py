@@ -14,10 +14,11 @@ from dagster import AssetExecutionContext, AssetSpec, Config, MaterializeResult,
 from pydantic import Field
 
 from failmap_assets.defs import metadata as md
+from failmap_assets.defs import table_schemas
 from failmap_assets.defs.failmap.checks import CHECK_SPECS, die_row_checks, match_rate_check, wafer_file_check
 from failmap_assets.defs.jobs import FAILMAP_GROUP
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
-from failmap_assets.pipeline.failmap_day import PairingRules, RunnerOptions, run_day
+from failmap_assets.pipeline.failmap_day import OUTPUT_VERSION, PairingRules, RunnerOptions, run_day
 from failmap_assets.pipeline.unit import ProcessingOptions
 from failmap_assets.resources import FailmapRules, FailmapStorage
 
@@ -39,25 +40,37 @@ def fab_now(as_of: str = "") -> datetime:
 
 _LISTING = "key, size, etag, last modified, parsed key fields (wafer token, file time, extension, why skipped)"
 
+#: The test floor's data: ingestion of the testers' files (the yield tables are yield engineering's).
+OWNERS = ["team:test-engineering"]
+
+
+def _spec(key: str, *, table: bool, **kwargs) -> AssetSpec:
+    """Every fail-map day asset: one owner, the pipeline's output version, a table's columns."""
+    return AssetSpec(key, owners=OWNERS, code_version=str(OUTPUT_VERSION),
+                     metadata=table_schemas.column_schema(key) if table else None, **kwargs)
+
+
 SPECS = [
-    AssetSpec("bucket_a_objects", kinds={"s3", "parquet"}, description=(
+    _spec("bucket_a_objects", table=True, kinds={"s3", "parquet"}, description=(
         f"The day's bucket A listing ({_LISTING}), plus the previous day's last window seconds for pairing "
         "across midnight: parquet/bucket_a_objects/date=YYYY-MM-DD/")),
-    AssetSpec("bucket_b_objects", kinds={"s3", "parquet"}, description=(
+    _spec("bucket_b_objects", table=True, kinds={"s3", "parquet"}, description=(
         f"The day's bucket B listing ({_LISTING}), plus the next day's first window + grace (partners "
         "written after midnight): parquet/bucket_b_objects/date=YYYY-MM-DD/")),
-    AssetSpec("failmap_pairs", deps=["bucket_a_objects", "bucket_b_objects"], kinds={"polars", "parquet"},
-              description="A/B pairs by the pairing rule, each matched, a_only, pending, orphan_b or other_map."),
-    AssetSpec("failmap_dies", deps=["failmap_pairs"], kinds={"parquet"}, description=(
+    _spec("failmap_pairs", table=True, deps=["bucket_a_objects", "bucket_b_objects"], kinds={"polars", "parquet"},
+          description="A/B pairs by the pairing rule, each matched, a_only, pending, orphan_b or other_map: "
+          "parquet/failmap_pairs/date=YYYY-MM-DD/"),
+    _spec("failmap_dies", table=True, deps=["failmap_pairs"], kinds={"parquet"}, description=(
         "The canonical die table: one row per die of each test event, A and B joined; `latest` marks each "
         "wafer's latest test event. parquet/failmap_dies/date=YYYY-MM-DD/")),
-    AssetSpec("wafer_maps_png", deps=["failmap_pairs"], kinds={"png"},
-              description="One palette PNG per wafer (its latest test event): png/YYYY-MM-DD/<wafer_token>.png"),
-    AssetSpec("wafer_coordinates_json", deps=["failmap_pairs"], kinds={"json"},
-              description="One chip-coordinate JSON per wafer (its latest test event): json/YYYY-MM-DD/<wafer_token>.json"),
-    AssetSpec("failmap_rejects", deps=["bucket_a_objects", "bucket_b_objects", "failmap_dies"], kinds={"parquet"},
-              description="Every object that could not be used (or was skipped), with key, etag, reason, line "
-              "and when first seen: parquet/failmap_rejects/date=YYYY-MM-DD/"),
+    _spec("wafer_maps_png", table=False, deps=["failmap_pairs"], kinds={"png"},
+          description="One palette PNG per wafer (its latest test event): png/YYYY-MM-DD/<wafer_token>.png"),
+    _spec("wafer_coordinates_json", table=False, deps=["failmap_pairs"], kinds={"json"},
+          description="One chip-coordinate JSON per wafer (its latest test event): json/YYYY-MM-DD/<wafer_token>.json"),
+    _spec("failmap_rejects", table=True, deps=["bucket_a_objects", "bucket_b_objects", "failmap_dies"],
+          kinds={"parquet"},
+          description="Every object that could not be used (or was skipped), with key, etag, reason, line "
+          "and when first seen: parquet/failmap_rejects/date=YYYY-MM-DD/"),
 ]
 
 
@@ -109,18 +122,23 @@ def failmap_day(context: AssetExecutionContext, config: FailmapDayConfig, storag
         figures = dict(listings.get(name, {}))
         ext = figures.pop("extensions", {})
         yield MaterializeResult(asset_key=name, metadata={
+            **md.day_yield(t),
+            **md.row_count(figures.get("objects", 0) + figures.get("neighbour_day_objects", 0)),
             **figures,
             "extensions": MetadataValue.md(md.markdown_table(sorted(ext.items(), key=lambda kv: -kv[1]),
                                                              ["extension", "objects"])),
         })
     pairs = t.get("pairs", {})
     yield MaterializeResult(asset_key="failmap_pairs", metadata={
+        **md.day_yield(t),
+        **md.row_count(sum(pairs.values())),  # one row per pair, each of one status
         **({"match_rate": MetadataValue.float(t["match_rate"])} if t.get("match_rate") is not None else {}),
         **{f"pairs_{k}": v for k, v in pairs.items()},
     })
     yield MaterializeResult(asset_key="failmap_dies", metadata={
-        **md.wafer_figures(t), "wafers_with_b": t.get("wafers_with_b", 0), "b_only_dies": t.get("b_only_dies", 0),
-        **md.bin_pareto(t), "part_files": len(report.manifest.tables.get("failmap_dies", [])) if report.manifest else 0,
+        **md.wafer_figures(t), **md.row_count(t.get("die_rows", 0)), "wafers_with_b": t.get("wafers_with_b", 0),
+        "b_only_dies": t.get("b_only_dies", 0), **md.bin_pareto(t), **md.worst_wafers(report.events),
+        "part_files": len(report.manifest.tables.get("failmap_dies", [])) if report.manifest else 0,
         **run,
     })
     yield MaterializeResult(asset_key="wafer_maps_png", metadata={
@@ -128,7 +146,7 @@ def failmap_day(context: AssetExecutionContext, config: FailmapDayConfig, storag
         "preview": md.preview_markdown(report.previews),
     })
     yield MaterializeResult(asset_key="wafer_coordinates_json", metadata={
-        "wafers": t.get("wafers", 0), "dies": t.get("dies", 0)})
+        **md.day_yield(t), "wafers": t.get("wafers", 0), "dies": t.get("dies", 0)})
     yield MaterializeResult(asset_key="failmap_rejects", metadata=md.rejects_by_reason(t))
     if report.manifest is not None and report.events is not None:
         yield from die_row_checks(out, report.manifest, report.events)

@@ -16,9 +16,11 @@ from dagster import (
 from pydantic import Field
 
 from failmap_assets.defs import metadata as md
+from failmap_assets.defs import table_schemas
+from failmap_assets.defs.failmap.assets import OWNERS as FAILMAP_OWNERS
 from failmap_assets.defs.jobs import STDF_GROUP
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
-from failmap_assets.pipeline.stdf_day import run_stdf_day
+from failmap_assets.pipeline.stdf_day import OUTPUT_VERSION, run_stdf_day
 from failmap_assets.resources import FailmapRules, FailmapStorage
 from failmap_assets.stdf.wafer_maps import RETEST_RULES
 
@@ -28,17 +30,27 @@ class StdfConfig(Config):
     retest_rule: str = Field(default="last", description="which test of a retested die counts: last, first, best, worst")
 
 
+OWNERS = FAILMAP_OWNERS  # the same team ingests both kinds of tester files
+
+
+def _spec(key: str, *, table: bool, **kwargs) -> AssetSpec:
+    """Every STDF day asset: one owner, the pipeline's output version, a table's columns."""
+    return AssetSpec(key, owners=OWNERS, code_version=str(OUTPUT_VERSION),
+                     metadata=table_schemas.column_schema(key) if table else None, **kwargs)
+
+
 SPECS = [
-    AssetSpec("stdf_objects", kinds={"s3", "parquet"},
-              description="The day's STDF objects (key, size, etag, last modified): parquet/stdf_objects/date=YYYY-MM-DD/"),
-    AssetSpec("stdf_tables", deps=["stdf_objects"], kinds={"parquet"}, description=(
-        "files, wafers, parts, tests, ptr/mpr/ftr results, bins, test summaries, generic records: "
+    _spec("stdf_objects", table=True, kinds={"s3", "parquet"},
+          description="The day's STDF objects (key, size, etag, last modified): parquet/stdf_objects/date=YYYY-MM-DD/"),
+    _spec("stdf_tables", table=True, deps=["stdf_objects"], kinds={"parquet"}, description=(
+        "files, wafers, parts, tests, ptr/mpr/ftr results, bins, test summaries, generic records "
+        "(columns listed as <table>.<column>; the row count is the parts'): "
         "parquet/stdf/<table>/date=.../product=.../test_type=...")),
-    AssetSpec("stdf_wafer_maps", deps=["stdf_objects"], kinds={"png", "json"},
-              description="PNG + JSON per wafer (its latest test event) from PRR x/y and hard bin, WCR orientation."),
-    AssetSpec("stdf_rejects", deps=["stdf_objects"], kinds={"parquet"},
-              description="Every STDF object that could not be (fully) used, with the reason and byte offset: "
-              "parquet/stdf_rejects/date=YYYY-MM-DD/"),
+    _spec("stdf_wafer_maps", table=False, deps=["stdf_objects"], kinds={"png", "json"},
+          description="PNG + JSON per wafer (its latest test event) from PRR x/y and hard bin, WCR orientation."),
+    _spec("stdf_rejects", table=True, deps=["stdf_objects"], kinds={"parquet"},
+          description="Every STDF object that could not be (fully) used, with the reason and byte offset: "
+          "parquet/stdf_rejects/date=YYYY-MM-DD/"),
 ]
 
 CHECK_SPECS = [
@@ -76,9 +88,11 @@ def stdf_day(context: AssetExecutionContext, config: StdfConfig, storage: Failma
                          dropped=report.files_dropped, failed=report.files_failed, seconds=report.seconds,
                          committed=report.committed, waited_s=report.waited_s, bytes_in=report.bytes_in,
                          generation=report.generation)
-    yield MaterializeResult(asset_key="stdf_objects", metadata={"objects": t.get("files", 0)})
+    yield MaterializeResult(asset_key="stdf_objects", metadata={
+        **md.day_yield(t), **md.row_count(t.get("files", 0)), "objects": t.get("files", 0)})
     yield MaterializeResult(asset_key="stdf_tables", metadata={
-        "files": t.get("files", 0), "parts": t.get("parts", 0), **md.wafer_figures(t), **run})
+        **md.wafer_figures(t), **md.row_count(t.get("parts", 0)), "files": t.get("files", 0),
+        "parts": t.get("parts", 0), **md.bin_pareto(t), **md.worst_wafers(report.events), **run})
     latest = report.events.filter(report.events["latest"]) if report.events is not None else None
     rows = [] if latest is None else sorted(
         (r["wafer_token"], f"{r['pass_dies'] / r['dies']:.2%}" if r["dies"] else "")
