@@ -170,7 +170,7 @@ def parse(var: Variable, raw: str):
             raise ValueError(f"{var.name} is one URL (the Dagster UI's base URL)")
         return raw
     if var.field == "merge_rule":
-        from failmap_assets.yield_view.merged import MERGE_RULES
+        from failmap_assets.wafer.events import MERGE_RULES
 
         if raw not in MERGE_RULES:
             raise ValueError(f"{var.name}={raw!r} is not one of {', '.join(MERGE_RULES)}")

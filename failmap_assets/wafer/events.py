@@ -17,6 +17,11 @@ import polars as pl
 
 _NO_TIME = datetime(1, 1, 1)
 
+#: How a physical wafer's tests (prime, retests) merge into its final map, per die:
+#: the latest / the earliest test, a passing / a failing result first (then the latest).
+#: ``yield_view/merged.py`` applies them; settings validate FAILMAP_MERGE_RULE against them.
+MERGE_RULES = ("last", "first", "best", "worst")
+
 
 def event_rank(event_time: datetime | None, key: str) -> tuple[datetime, str]:
     """Events compare by this: the greatest rank is the latest event."""

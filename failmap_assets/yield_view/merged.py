@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from failmap_assets.wafer.events import MERGE_RULES
 from failmap_assets.yield_view.summaries import EVENT, schema_of
 
-MERGE_RULES = ("last", "first", "best", "worst")
 #: A physical wafer: what the merge groups by.
 WAFER = ["source", "lot", "wafer", "step"]
 DIE = [*WAFER, "x", "y"]

@@ -3,7 +3,7 @@
 Computed from the committed ``wafer_summary`` of each day of a window (read only
 through the summaries' manifests, so never a half-written day), over each wafer's
 latest test event of the day (the rule of the day's yield everywhere else). The
-window's two tables are committed like a day (``pipeline/day_commit.py``): written
+window's two tables are committed like a day by ``pipeline/trends_day.py``: written
 under new names, then one manifest naming them (``state/trends/date=<last day>/``)
 with a compare-and-swap; a window whose summary commits did not change is not
 recomputed. The chart is a PNG drawn with Pillow for the UI.
@@ -11,24 +11,16 @@ recomputed. The chart is a PNG drawn with Pillow for the UI.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 import polars as pl
 from PIL import Image, ImageDraw, ImageFont
 
-from failmap_assets.pipeline.day_commit import DaySession
-from failmap_assets.pipeline.day_lease import LeaseOptions
 from failmap_assets.storage.committed_tables import named_table_files
-from failmap_assets.storage.day_manifest import DayManifest, read_manifest
-from failmap_assets.storage.layout import SUMMARY_PIPELINE, TRENDS_PIPELINE, table_file
+from failmap_assets.storage.day_manifest import read_manifest
+from failmap_assets.storage.layout import SUMMARY_PIPELINE
 from failmap_assets.storage.object_store import ObjectStore
-from failmap_assets.storage.parquet_io import write_table
 
 #: Bump when a rule or a column changes (the asset's code_version).
 TRENDS_VERSION = 1
@@ -162,60 +154,3 @@ def _polyline(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], colo
         draw.line(points, fill=colour, width=2)
     for x, y in points:
         draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-
-
-# ----- the commit -------------------------------------------------------------------------
-@dataclass
-class TrendsReport:
-    committed: bool = False
-    generation: int = 0
-    seconds: float = 0.0
-    days: list[date] | None = None
-    totals: dict | None = None            # the window's figures, from the trends' commit
-    yield_trend: pl.DataFrame | None = None
-    bin_pareto: pl.DataFrame | None = None
-    chart: bytes = b""
-
-
-def run_trends(*, last: date, days: int, out: ObjectStore, run_id: str, force: bool = False,
-               lease: LeaseOptions | None = None, log: Callable[[str], None] = print) -> TrendsReport:
-    """Bring the trends of the ``days`` days ending at ``last`` up to date with the
-    summaries' commits of those days."""
-    started = time.monotonic()
-    span = window(last, days)
-    report = TrendsReport(days=span)
-    with DaySession(out, TRENDS_PIPELINE, last, run_id, lease=lease or LeaseOptions(), log=log) as session:
-        wafers, generations = read_summaries(out, span)
-        digest = hashlib.sha256(json.dumps({"version": TRENDS_VERSION, "summaries": generations},
-                                           sort_keys=True).encode()).hexdigest()
-        committed = session.manifest
-        if committed is not None and committed.inputs == digest and not force:
-            log(f"trends to {last}: already describe these summaries; no commit")
-            session.collect_garbage(committed.live_files())
-            report.yield_trend = session_table(out, committed, "yield_trend")
-            report.bin_pareto = session_table(out, committed, "bin_pareto_trend")
-            report.totals, report.generation = committed.totals, committed.generation
-        else:
-            trend, pareto = yield_trend(wafers), bin_pareto_trend(wafers)
-            tables = {name: [table_file(name, last, session.tag)] for name in ("yield_trend", "bin_pareto_trend")}
-            write_table(out, tables["yield_trend"][0], trend)
-            write_table(out, tables["bin_pareto_trend"][0], pareto)
-            manifest = DayManifest(pipeline=TRENDS_PIPELINE, day=last, tables=tables, inputs=digest, totals={
-                "first_day": span[0].isoformat(), "last_day": last.isoformat(), "days": days,
-                "days_summarised": sum(g is not None for g in generations.values()),
-                "rows": {"yield_trend": trend.height, "bin_pareto_trend": pareto.height},
-                "trends_version": TRENDS_VERSION,
-            })
-            session.commit(manifest)
-            log(f"trends to {last}: committed generation {manifest.generation} over {days} day(s)")
-            report.committed, report.generation, report.totals = True, manifest.generation, manifest.totals
-            report.yield_trend, report.bin_pareto = trend, pareto
-    report.chart = trend_chart(report.yield_trend, span)
-    report.seconds = time.monotonic() - started
-    return report
-
-
-def session_table(store: ObjectStore, manifest: DayManifest, table: str) -> pl.DataFrame:
-    """A committed trends table, read through its manifest."""
-    keys = named_table_files(manifest).get(table, [])
-    return pl.concat([pl.read_parquet(io.BytesIO(store.get(k))) for k in keys]) if keys else pl.DataFrame()

@@ -17,7 +17,8 @@ from failmap_assets.storage.day_manifest import committed_files, read_manifest
 from failmap_assets.storage.layout import TRENDS_PIPELINE
 from failmap_assets.storage.local_store import LocalObjectStore
 from failmap_assets.wafer.model import DIE_TABLE_SCHEMA
-from failmap_assets.yield_view.trends import run_trends, window
+from failmap_assets.pipeline.trends_day import run_trends
+from failmap_assets.yield_view.trends import window
 
 DAYS = (date(2026, 1, 10), date(2026, 1, 11), date(2026, 1, 12))
 

@@ -34,12 +34,8 @@ from failmap_assets.defs.jobs import TRENDS_GROUP
 from failmap_assets.defs.partitions import TREND_DAYS, daily_backfill_policy, daily_partitions
 from failmap_assets.defs.yield_view.assets import OWNERS
 from failmap_assets.resources import FailmapRules, FailmapStorage
-from failmap_assets.yield_view.trends import (
-    BIN_PARETO_COLUMNS,
-    TRENDS_VERSION,
-    YIELD_TREND_COLUMNS,
-    run_trends,
-)
+from failmap_assets.pipeline.trends_day import run_trends
+from failmap_assets.yield_view.trends import BIN_PARETO_COLUMNS, TRENDS_VERSION, YIELD_TREND_COLUMNS
 
 class TrendsConfig(Config):
     force: bool = Field(default=False, description="Recompute even when the window's summaries did not change.")
