@@ -76,10 +76,14 @@ _MAX_POSITIONS = 1 << 24  # far above any wafer; bounds memory for a corrupt hea
 _TEST_RESULT_NAMES = {1: "pass", 2: "fail 1", 3: "fail 2"}
 
 
+# Byte offsets of the header fields a reject may name.
+_AT_VERSION, _AT_AREA, _AT_DIE_ADDRESS, _AT_CONFIG, _AT_MAX_CATEGORIES = 51, 52, 216, 228, 232
+
+
 def read_header(data: bytes) -> dict:
     """The 236-byte header as a dict (strings decoded, trailing blanks/NULs removed)."""
     if len(data) < HEADER.size:
-        raise Rejected("truncated", f"TSK map is {len(data)} bytes, shorter than its 236-byte header")
+        raise Rejected("truncated", f"TSK header: the file ends at byte offset {len(data)}, inside the 236-byte header")
     values = HEADER.unpack_from(data)
     h = dict(zip(_FIELDS, values))
     for k, v in h.items():
@@ -112,9 +116,9 @@ def read_tsk(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[Waf
     h = read_header(data)
     version, cols, rows = h["map_version"], h["columns"], h["rows"]
     if version > 7:
-        raise Rejected("bad_header", f"TSK map version {version} is unknown (0..7)")
+        raise Rejected("unknown_variant", f"TSK header map version {version} at byte offset {_AT_VERSION} is unknown (0..7)")
     if not cols or not rows or cols * rows > _MAX_POSITIONS:
-        raise Rejected("bad_header", f"TSK map area {cols} x {rows} is not plausible")
+        raise Rejected("bad_header", f"TSK header map area {cols} x {rows} at byte offset {_AT_AREA} is not plausible")
     n = cols * rows
     extra: dict[str, str] = {}
     if version == 1:
@@ -129,6 +133,7 @@ def read_tsk(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[Waf
     row_idx, col_idx = np.divmod(np.flatnonzero(tested), cols)
     res_t, cat_t = result[tested], category[tested]
     bins, verdicts, names = _bins(res_t, cat_t, extra)
+    _check_totals(h, ext, res_t, extra)
 
     extra.update({k: str(v) for k, v in h.items() if k not in ("device", "lot", "wafer_id")})
     extra["positions_not_tested"] = str(int(np.count_nonzero(probing & (result == 0))))
@@ -164,7 +169,8 @@ def _records(data: bytes, h: dict, n: int, extra: dict) -> tuple:
     address = h["die_address"] if h["die_address"] >= HEADER.size else HEADER.size
     end = address + 6 * n
     if len(data) < end:
-        raise Rejected("truncated", f"TSK map holds {len(data)} bytes; {n} die records need {end}")
+        raise Rejected("truncated", f"TSK die records: {n} records from byte offset {address} need {end} bytes, "
+                                    f"the file ends at byte offset {len(data)}")
     words = np.frombuffer(data, dtype=">u2", count=3 * n, offset=address).reshape(n, 3).astype(np.int64)
     w1, w2, w3 = words[:, 0], words[:, 1], words[:, 2]
     result = w1 >> 14
@@ -177,26 +183,50 @@ def _records(data: bytes, h: dict, n: int, extra: dict) -> tuple:
 
     config, version = h["config"], h["map_version"]
     offset = end
-    if version >= 2 and config & 0b100:  # line category information
-        offset += 8 * (h["line_category_count"] or n)
+    if version >= 2 and config & 0b100:  # line category information: 8 bytes per entry
+        offset = _line_categories(data, h, n, offset, extra)
     ext = None
     if version >= 2 and config & 0b1000:  # extension header
         ext = _ext_totals(data, offset)
+        extra["extension_header_offset"] = str(offset)
         offset += EXT_HEADER_SIZE
     if version >= 2 and config & 0b10000:  # extension record per die: categories above 63
-        category = _extended_categories(data, offset, n, version, category, extra)
+        category = _extended_categories(data, offset, n, h, category, extra)
     return result, category, (x, y), ext, prop == 1
+
+
+def _line_categories(data: bytes, h: dict, n: int, offset: int, extra: dict) -> int:
+    """Skip the line-category area; returns the offset after it.
+
+    Its entries (8 bytes each, ``line_category_count`` of them, one per position when
+    the count is 0) hold per-line category data whose layout no public description
+    gives; they are not decoded, only located and bounded. The header's own address
+    is used when it points past the die records.
+    """
+    start = h["line_category_address"] if h["line_category_address"] >= offset else offset
+    count = h["line_category_count"] or n
+    end = start + 8 * count
+    if count > _MAX_POSITIONS or len(data) < end:
+        raise Rejected("truncated", f"TSK line-category area: {count} entries of 8 bytes from byte offset {start} "
+                                    f"need {end} bytes, the file ends at byte offset {len(data)}")
+    extra["line_category_entries"] = str(count)
+    extra["line_category_offset"] = str(start)
+    return end
 
 
 def _ext_totals(data: bytes, offset: int) -> tuple[int, int, int]:
     if len(data) < offset + EXT_HEADER_SIZE:
-        raise Rejected("truncated", "TSK configuration announces an extension header the file does not hold")
+        raise Rejected("truncated", f"TSK extension header (172 bytes) announced by the configuration bits (byte offset "
+                                    f"{_AT_CONFIG}) is not in the file: it would start at byte offset {offset}, "
+                                    f"the file ends at byte offset {len(data)}")
     return struct.unpack_from(">III", data, offset + 52)
 
 
-def _extended_categories(data: bytes, offset: int, n: int, version: int, category: np.ndarray, extra: dict):
+def _extended_categories(data: bytes, offset: int, n: int, h: dict, category: np.ndarray, extra: dict):
+    version = h["map_version"]
     if len(data) < offset + 4 * n:
-        raise Rejected("truncated", "TSK configuration announces extension die records the file does not hold")
+        raise Rejected("truncated", f"TSK extension die records: {n} records of 4 bytes from byte offset {offset} "
+                                    f"need {offset + 4 * n} bytes, the file ends at byte offset {len(data)}")
     words = np.frombuffer(data, dtype=">u2", count=2 * n, offset=offset).reshape(n, 2).astype(np.int64)
     if version == 2:
         return words[:, 0] & 0xFF
@@ -204,16 +234,39 @@ def _extended_categories(data: bytes, offset: int, n: int, version: int, categor
         return words[:, 1] & 0x3FF
     if version == 7:
         return words[:, 1] & 0x3FFF
-    # Versions 3 and 5: the extension record layout is not documented to us; the
-    # 6-bit categories of the main records still hold for categories 1..64.
-    extra["extension_records"] = f"not decoded for map version {version}; 6-bit categories used"
-    return category
+    # Versions 3, 5 and 6: no public description of their extension records was found
+    # (see formats/README.md). The 6-bit categories of the main records are complete
+    # when the header says the map uses at most 64 categories; otherwise the file
+    # needs a layout we do not know and is refused rather than binned wrongly.
+    if 1 <= h["max_categories"] <= 64:
+        extra["extension_records"] = (f"map version {version}: not decoded; header max categories "
+                                      f"{h['max_categories']} <= 64, so the 6-bit categories are complete")
+        return category
+    raise Rejected("unknown_variant", f"TSK extension die records of map version {version} at byte offset {offset}: "
+                                      f"layout unknown, and the header max categories ({h['max_categories']}, byte offset "
+                                      f"{_AT_MAX_CATEGORIES}) allow categories above 64")
+
+
+def _check_totals(h: dict, ext, result: np.ndarray, extra: dict) -> None:
+    """The file's own tested / pass / fail totals against the die records (kept, not rejected).
+
+    The extension header's 4-byte totals are preferred: the 2-byte header totals wrap at 65,536 dies.
+    """
+    found = (int(len(result)), int(np.count_nonzero(result == 1)), int(np.count_nonzero(result > 1)))
+    if ext is not None:
+        stated, where = tuple(int(v) for v in ext), "extension header"
+    else:
+        stated, where = (h["tested"], h["passed"], h["failed"]), "header"
+        found = tuple(v % 65536 for v in found)
+    if stated != found:
+        extra["count_mismatch"] = f"{where} tested/pass/fail {stated}, die records {found}"
 
 
 def _version1(data: bytes, n: int) -> tuple:
     start = HEADER.size + EXT_HEADER_SIZE
     if len(data) < start + 2 * n:
-        raise Rejected("truncated", f"TSK map version 1 holds {len(data)} bytes; {n} die records need {start + 2 * n}")
+        raise Rejected("truncated", f"TSK map version 1 die records: {n} records of 2 bytes from byte offset {start} "
+                                    f"need {start + 2 * n} bytes, the file ends at byte offset {len(data)}")
     ext = struct.unpack_from(">III", data, HEADER.size + 52)
     b = np.frombuffer(data, dtype=np.uint8, count=2 * n, offset=start).reshape(n, 2).astype(np.int64)
     return b[:, 0] >> 6, b[:, 0] & 0x3F, None, ext
