@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from failmap_assets.formats.detect import detect_map_format
+from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.formats.tsk import HEADER, read_tsk
 from failmap_assets.wafer.rejects import Rejected
 from tests.support.map_edges import edge_lengths
@@ -218,7 +218,11 @@ def test_version1_two_byte_records():
 
 def test_detection():
     assert detect_map_format(make()) == "tsk"
-    assert detect_map_format(make()[:-6]) is None                    # record area cut short
+    assert detect_map_format(make()[:-6]) == "tsk"                   # record area cut short: still TSK ...
+    with pytest.raises(Rejected) as info:
+        read_wafer_maps(make()[:-6])
+    assert info.value.reason == "truncated" and "byte offset 236" in info.value.detail   # ... and says where
+    assert detect_map_format(make(version=9)) == "tsk"               # an unknown version is named by the reader
     assert detect_map_format(bytes(300)) is None                     # zeros: no map area
     assert detect_map_format(b"\x89PNG\r\n\x1a\n" + bytes(400)) is None
 
