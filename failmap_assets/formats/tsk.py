@@ -18,11 +18,17 @@ Layout (all integers big-endian, "Motorola order" in the maker's manual):
   - word 3: measurement finished, reject chip, test site (bits 13-8), category
     (bits 5-0).
 
-  Then, as the configuration bits say: line-category records (bit 2, 8 bytes per
-  position), the 172-byte extension header (bit 3; 4-byte totals at offsets 52,
-  56, 60 that do not overflow at 65,535 dies), and 4-byte extension records per
-  position (bit 4) carrying categories above 63: version 2 low byte of word 1,
-  version 4 word 2 bits 9-0, version 7 word 2 bits 13-0.
+  Then, as the configuration bits say (bit 0 header, 1 die results, 2 line
+  categories, 3 extension header, 4 extension die records, 5 extension line
+  categories; names as in larvata/tsk-parser): line-category records (bit 2, 8
+  bytes per entry, at the header's line-category address), the 172-byte extension
+  header (bit 3; 4-byte totals at offsets 52, 56, 60 that do not overflow at 65,535
+  dies), and 4-byte extension records per position (bit 4) carrying categories
+  above 63: versions 2 and 3 ("256 multi-sites", 3 without the extended header)
+  low byte of word 1, version 4 ("1024 categories") word 2 bits 9-0, version 7 word
+  2 bits 13-0. Versions 5 and 6 have no public description: their 6-bit categories
+  are used when the header allows at most 64 categories, else the file is an
+  ``unknown_variant`` reject. Every reject names the construct and its byte offset.
 * Map version 1 (250,000 chips): extension header right after the header, then
   2-byte records (test result bits 15-14, category bits 13-8, site bits 5-0).
 
@@ -37,7 +43,9 @@ compulsory-marking (ink) positions and untested probing positions are counted in
 ``extra``. The canonical frame is the record order (column right, row down);
 ``orig_x`` / ``orig_y`` are the prober's coordinates from the records. Flat
 direction is in degrees clockwise from the top of the displayed map: 0 U, 90 R,
-180 D, 270 L.
+180 D, 270 L. Source: the real larvata file (flat 180, its bottom row of dies cut
+straight and twice as long as the top one; tests/formats/test_orientation_conventions.py);
+the manual is public by title only.
 """
 
 from __future__ import annotations
@@ -194,6 +202,11 @@ def _records(data: bytes, h: dict, n: int, extra: dict) -> tuple:
         offset += EXT_HEADER_SIZE
     if version >= 2 and config & 0b10000:  # extension record per die: categories above 63
         category = _extended_categories(data, offset, n, h, category, extra)
+        offset += 4 * n
+    if version >= 2 and config & 0b100000:
+        # "Extension line category information" (configuration bit 5, named by
+        # larvata/tsk-parser): it follows everything decoded here and has no public layout.
+        extra["extension_line_categories"] = f"present from byte offset {offset}, not decoded"
     return result, category, (x, y), ext, prop == 1
 
 
@@ -230,13 +243,15 @@ def _extended_categories(data: bytes, offset: int, n: int, h: dict, category: np
         raise Rejected("truncated", f"TSK extension die records: {n} records of 4 bytes from byte offset {offset} "
                                     f"need {offset + 4 * n} bytes, the file ends at byte offset {len(data)}")
     words = np.frombuffer(data, dtype=">u2", count=2 * n, offset=offset).reshape(n, 2).astype(np.int64)
-    if version == 2:
+    # Map versions (larvata/tsk-parser's list from the manual): 2 "256 multi-sites",
+    # 3 "256 multi-sites (without extended header information)": the same die records.
+    if version in (2, 3):
         return words[:, 0] & 0xFF
     if version == 4:
         return words[:, 1] & 0x3FF
     if version == 7:
         return words[:, 1] & 0x3FFF
-    # Versions 3, 5 and 6: no public description of their extension records was found
+    # Versions 5 and 6: no public description of their extension records was found
     # (see formats/README.md). The 6-bit categories of the main records are complete
     # when the header says the map uses at most 64 categories; otherwise the file
     # needs a layout we do not know and is refused rather than binned wrongly.

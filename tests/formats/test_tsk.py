@@ -159,7 +159,25 @@ def test_version4_and_7_extension_categories(version, word2):
     assert sorted(wafer.bin.tolist()) == sorted([701, 901, 701, cats[5] + 1])
 
 
-@pytest.mark.parametrize("version", [3, 5, 6])
+def test_version3_extension_records_are_read_like_version2():
+    # Map version 3: "256 multi-sites without extended header information" (larvata/tsk-parser).
+    base = make(version=3, config=0b10011)
+    ext_records = b"".join(struct.pack(">HH", (site << 8) | cat, 0) for site, cat in
+                           [(0, 0), (1, 199), (2, 200), (0, 0), (3, 199), (1, 250)])
+    [wafer] = read_tsk(base + ext_records)
+    assert sorted(wafer.bin.tolist()) == [200, 200, 201, 251]
+    assert "ext_tested" not in wafer.extra and "extension_records" not in wafer.extra
+
+
+def test_extension_line_category_area_is_located_not_decoded():
+    base = make(version=4, config=0b111011)
+    ext_records = b"".join(struct.pack(">HH", 1, c) for c in [0, 700, 900, 0, 700, 1000])
+    [wafer] = read_tsk(base + ext_header(4, 2, 2) + ext_records + b"\x01" * 16)
+    offset = len(base) + 172 + 24
+    assert wafer.extra["extension_line_categories"] == f"present from byte offset {offset}, not decoded"
+
+
+@pytest.mark.parametrize("version", [5, 6])
 def test_undocumented_extension_records_use_6_bit_categories_when_the_header_allows_only_64(version):
     base = make(version=version, config=0b11011)
     [wafer] = read_tsk(base + ext_header(4, 2, 2) + bytes(4 * 6))
@@ -167,7 +185,7 @@ def test_undocumented_extension_records_use_6_bit_categories_when_the_header_all
     assert "not decoded" in wafer.extra["extension_records"]
 
 
-@pytest.mark.parametrize("version", [3, 5])
+@pytest.mark.parametrize("version", [5, 6])
 def test_undocumented_extension_records_with_more_categories_are_an_unknown_variant(version):
     base = make(version=version, config=0b11011, max_categories=256)
     offset = len(base) + 172
