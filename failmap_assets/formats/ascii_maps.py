@@ -22,7 +22,10 @@ Registered dialects (``WaferMap.format`` is ``"ascii:<name>"``):
   ``MAPnnn <codes>``.
 
 Angles (FLAT, FNLOC, FNLOC1) follow SEMI E5: degrees clockwise from the bottom,
-0 D, 90 L, 180 U, 270 R.
+0 D, 90 L, 180 U, 270 R (sources and real-file checks: ``g85.degrees_to_flat``,
+formats/README.md; the real ST file does not show its flat, so FLAT is assumed).
+Melexis ``Orient`` is a clock position (the real file: 6 = bottom). A header value
+the dialect does not know is a reject naming the keyword and its line.
 
 Adding a dialect: write one function ``parse(lines, pass_bins) -> WaferMap`` and
 register it with ``@dialect("name", sniff)``, where ``sniff(lines)`` looks at the

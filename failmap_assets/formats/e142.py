@@ -30,7 +30,9 @@ origin), ``SubstrateSide`` TopSide, ``Orientation`` 0. Every combination of the 
 ``bad_orientation`` reject naming the attribute and the ``<SubstrateMap>`` line.
 
 ``Orientation`` is the rotation of the substrate in degrees, notch at the bottom
-for 0, clockwise (the SEMI E5 / G85 convention): 0 D, 90 L, 180 U, 270 R.
+for 0, clockwise (the SEMI E5 / G85 convention): 0 D, 90 L, 180 U, 270 R. The
+schema allows 0, 90, 180, 270 (Critical Manufacturing's published E142 schema); the
+direction is assumed as in G85 (``g85.degrees_to_flat``): no real E142 file exists here.
 BinType encodings and NullBin work as in G85 (shared code in ``g85``).
 """
 

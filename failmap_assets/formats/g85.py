@@ -23,7 +23,9 @@ Rules applied here:
   dies.
 * ``Orientation`` is the flat/notch angle in degrees, clockwise from the bottom of
   the drawn map (SEMI E5 FNLOC convention): 0 = down, 90 = left, 180 = up,
-  270 = right.
+  270 = right (sources: :func:`degrees_to_flat`).
+* Every rejected construct is named, with the line of the element that holds it
+  (expat's position of its start tag; map rows: the line of that ``<Row>``).
 * ``BinQuality`` Pass/Fail gives the verdict; other bins fall back to the
   configured pass bins, then to "bin 1 passes".
 
@@ -415,6 +417,11 @@ def degrees_to_flat(value: str | None, what: str) -> str | None:
     """Flat/notch angle, clockwise from the bottom (E5 FNLOC): 0 D, 90 L, 180 U, 270 R.
 
     Words some writers use instead of degrees are accepted. None when absent.
+    Source (the SEMI texts are not public): artwork.com's MAP001 notes give FNLOC 0 as
+    the bottom; the real Infineon (FNLOC1 0) and Microchip (FNLOC 270: right) files
+    show the flat there (tests/formats/test_orientation_conventions.py). G85 and E142
+    ``Orientation`` and ST ``FLAT`` are read the same way by assumption: their real
+    files are too symmetric to show the flat (formats/README.md).
     """
     if value is None or not value.strip():
         return None
