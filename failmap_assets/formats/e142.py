@@ -108,7 +108,8 @@ def _read_overlay(smap: Element, overlay: Element, bcm: Element, layouts, substr
     with located(layout):
         width, height = _dimension(layout)
 
-    defs = [attrs(el) for d in children(bcm, "bindefinitions") for el in children(d, "bindefinition")]
+    def_els = [el for d in children(bcm, "bindefinitions") for el in children(d, "bindefinition")]
+    defs = [attrs(el) for el in def_els]
     null_codes = [b.get("nullbin")] + [d.get("bincode") for d in defs if (d.get("binquality") or "").lower() == "null"]
     null_codes = [c for c in null_codes if c]
     row_els = children(bcm, "bincode")
@@ -131,7 +132,7 @@ def _read_overlay(smap: Element, overlay: Element, bcm: Element, layouts, substr
     cy = fy if axes.startswith("Down") else h - 1 - fy
     centre = (w // 2, h // 2) if origin == "Center" else (0, 0)
 
-    verdicts, names, stated = bin_definitions(defs, null_codes, grid.bin_type, skip_empty=True)
+    verdicts, names, stated = bin_definitions(def_els, null_codes, grid.bin_type, skip_empty=True)
 
     refs = _reference_devices(overlay)
     substrate = substrates.get(substrate_id)

@@ -277,25 +277,27 @@ def code_to_bin(code: str, bin_type: str) -> int:
     return value
 
 
-def bin_definitions(defs, null_codes, bin_type: str, *, skip_empty: bool = False):
-    """Bin definitions (attribute dicts: bincode, binquality, bindescription, bincount)
+def bin_definitions(elements: list[Element], null_codes, bin_type: str, *, skip_empty: bool = False):
+    """Bin definition elements (attributes bincode, binquality, bindescription, bincount)
     -> (pass/fail verdicts, names, stated die counts), each keyed by bin number.
 
     Null codes are skipped; an empty code is skipped with ``skip_empty`` (E142) and
-    otherwise rejected as a bad bin code (G85).
+    otherwise rejected as a bad bin code (G85), on the line of its element.
     """
     verdicts, names, stated = {}, {}, {}
-    for d in defs:
+    for el in elements:
+        d = attrs(el)
         code = d.get("bincode")
         if code is None or code in null_codes or (skip_empty and not code):
             continue
-        number = code_to_bin(code, bin_type)
+        with located(el):
+            number = code_to_bin(code, bin_type)
+            if d.get("bincount", "").isdigit():
+                stated[number] = parse_count(d["bincount"], f"BinCount of bin code {quote(code)}", reason="bad_header")
         verdict = verdict_of(d.get("binquality"))
         if verdict is not None:
             verdicts[number] = verdict
         names[number] = d.get("bindescription") or code
-        if d.get("bincount", "").isdigit():
-            stated[number] = parse_count(d["bincount"], f"BinCount of bin code {quote(code)}", reason="bad_header")
     return verdicts, names, stated
 
 
@@ -475,7 +477,8 @@ def _read_device(map_el: Element, device: Element, pass_bins: AbstractSet[int] |
     what = f"G85 map {wafer or '?'}"
     bin_type = bin_type_of(d.get("bintype"))
 
-    bin_defs = [attrs(b) for b in children(device, "bin")]
+    bin_els = children(device, "bin")
+    bin_defs = [attrs(b) for b in bin_els]
     null_codes = [d.get("nullbin")] + [b.get("bincode") for b in bin_defs if (b.get("binquality") or "").lower() == "null"]
     row_els = [r for data_el in children(device, "data") for r in children(data_el, "row")]
     rows = [_row_text(r) for r in row_els]
@@ -485,7 +488,7 @@ def _read_device(map_el: Element, device: Element, pass_bins: AbstractSet[int] |
     grid = decode_grid(rows, bin_type, [c for c in null_codes if c], n_cols, what, [line_of(r) for r in row_els])
     h, w = grid.bins.shape
 
-    file_verdicts, names, stated = bin_definitions(bin_defs, null_codes, grid.bin_type)
+    file_verdicts, names, stated = bin_definitions(bin_els, null_codes, grid.bin_type)
 
     row_idx, col_idx = np.nonzero(grid.bins >= 0)
     bins = grid.bins[row_idx, col_idx]

@@ -55,6 +55,8 @@ TEXT_CASES = [
      "row_count", "Rows", b"<Device"),
     ("g85", "nuvoton_BQ16652-01.xml", b"111111....", b"111111...", read_g85,
      "bad_row", "row", b"111111..."),
+    ("g85", "tdk_342001-03.xml", b'BinCode="', b'BinCode="\xc2\xa7\xc2\xa7', read_g85,
+     "bad_bin_code", "bin code", b'BinCode="\xc2\xa7'),
     # KLARF 1.x: the statement's line; 1.8: the Field's line.
     ("klarf", "jklarf_klarf12Example.klarf", b"OrientationMarkLocation DOWN", b"OrientationMarkLocation DIAGONAL",
      read_klarf, "bad_orientation", "OrientationMarkLocation", b"OrientationMarkLocation"),
