@@ -179,8 +179,9 @@ def _records(data: bytes, h: dict, n: int, extra: dict) -> tuple:
     address = h["die_address"] if h["die_address"] >= HEADER.size else HEADER.size
     end = address + 6 * n
     if len(data) < end:
-        raise Rejected("truncated", f"TSK die records: {n} records from byte offset {address} need {end} bytes, "
-                                    f"the file ends at byte offset {len(data)}")
+        raise Rejected("truncated", f"TSK die records: {n} records from byte offset {address} (the address at "
+                                    f"header byte offset {_AT_DIE_ADDRESS}) need {end} bytes, the file ends at "
+                                    f"byte offset {len(data)}")
     words = np.frombuffer(data, dtype=">u2", count=3 * n, offset=address).reshape(n, 3).astype(np.int64)
     w1, w2, w3 = words[:, 0], words[:, 1], words[:, 2]
     result = w1 >> 14
