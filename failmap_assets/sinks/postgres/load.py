@@ -21,7 +21,7 @@ already loaded leaves that table alone (a slow run must not undo a newer one).
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -59,22 +59,20 @@ class DuplicateKey(ValueError):
     """Two rows of a day share a table's key (the source broke its own contract)."""
 
 
-def load_day(conn, day: date, tables: Sequence[DayTable],
-             between: Callable[[str, str], None] | None = None) -> list[TableLoad]:
+def load_day(conn, day: date, tables: Sequence[DayTable]) -> list[TableLoad]:
     """Load ``tables`` of ``day`` in one transaction of ``conn`` (a psycopg2 connection
     outside any transaction, schema migrated). Raises on any error, after PostgreSQL
-    rolled the day back. ``between(table, step)`` is called after each step (``copy``,
-    ``upsert``, ``delete``) inside the transaction: where a caller can watch or fail."""
+    rolled the day back."""
     encoded = [(t, _csv(t, day)) for t in tables]     # before the transaction: keep it short
     out = []
     with conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, day.toordinal()))
         for t, csv in encoded:
-            out.append(_load_table(cur, day, t, csv, between or (lambda table, step: None)))
+            out.append(_load_table(cur, day, t, csv))
     return out
 
 
-def _load_table(cur, day: date, t: DayTable, csv: bytes, between: Callable[[str, str], None]) -> TableLoad:
+def _load_table(cur, day: date, t: DayTable, csv: bytes) -> TableLoad:
     spec = t.spec
     cur.execute(f"SELECT commit_generation FROM {ident(LOADED_DAYS_TABLE)} WHERE table_name = %s AND day = %s "
                 "FOR UPDATE", (spec.name, day))
@@ -89,7 +87,6 @@ def _load_table(cur, day: date, t: DayTable, csv: bytes, between: Callable[[str,
     col_list = ", ".join(ident(c) for c in columns)
     cur.execute(f"CREATE TEMPORARY TABLE {stage} (LIKE {table}) ON COMMIT DROP")
     cur.copy_expert(f"COPY {stage} ({col_list}) FROM STDIN WITH (FORMAT csv)", io.BytesIO(csv))
-    between(spec.name, "copy")
 
     keys = spec.key_columns
     values = [c for c in columns if c not in keys]
@@ -104,7 +101,6 @@ def _load_table(cur, day: date, t: DayTable, csv: bytes, between: Callable[[str,
         )
         SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up""")
     inserted, updated = cur.fetchone()
-    between(spec.name, "upsert")
 
     # = where a key column is never null (a hash anti-join), IS NOT DISTINCT FROM where it may be
     same = " AND ".join(f"s.{ident(k)} IS NOT DISTINCT FROM d.{ident(k)}" if k in spec.nullable_keys
@@ -112,7 +108,6 @@ def _load_table(cur, day: date, t: DayTable, csv: bytes, between: Callable[[str,
     cur.execute(f"DELETE FROM {table} AS d WHERE d.{ident(DAY_COLUMN)} = %s "
                 f"AND NOT EXISTS (SELECT 1 FROM {stage} AS s WHERE {same})", (day,))
     deleted = cur.rowcount
-    between(spec.name, "delete")
 
     rows = t.frame.height
     cur.execute(f"""

@@ -31,8 +31,7 @@ class SinkReport:
 
 
 def run_sink_day(*, day: date, out: ObjectStore, target: PostgresTarget,
-                 specs: Sequence[TableSpec] = SINK_TABLES, log: Callable[[str], None] = print,
-                 between: Callable[[str, str], None] | None = None) -> SinkReport:
+                 specs: Sequence[TableSpec] = SINK_TABLES, log: Callable[[str], None] = print) -> SinkReport:
     """Bring the day's rows in PostgreSQL to the day's committed tables."""
     started = time.monotonic()
     report = SinkReport()
@@ -46,7 +45,7 @@ def run_sink_day(*, day: date, out: ObjectStore, target: PostgresTarget,
         if report.migration.applied:
             log(f"PostgreSQL {report.target}: sink schema {report.migration.before} -> {report.migration.after}")
         if tables:
-            report.tables = _step(day, "loading the day", target, lambda: load_day(conn, day, tables, between))
+            report.tables = _step(day, "loading the day", target, lambda: load_day(conn, day, tables))
     finally:
         with contextlib.suppress(Exception):
             conn.close()
