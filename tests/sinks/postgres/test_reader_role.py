@@ -72,3 +72,14 @@ def test_the_reader_cannot_write_even_in_a_read_write_transaction(reader):
             cur.execute("INSERT INTO wafer_summary (day, source, wafer_token, object_key) "
                         "VALUES ('2026-01-01', 'x', 'y', 'z')")
     reader.rollback()
+
+
+def test_the_readme_shows_exactly_these_statements():
+    from tests.support.testdata import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## PostgreSQL sink", 1)[1].split("\n## ", 1)[0]
+    grants = ";\n".join(reader_role_sql(database="yield", loader="failmap_loader")) + ";"
+    assert f"```sql\n{grants}\n```" in section
+    assert f"```sql\n{EXAMPLE_QUERIES[0]};\n\n{EXAMPLE_QUERIES[1]};\n```" in section
+    assert "PostgreSQL sink off: set FAILMAP_POSTGRES_DSN" in section and "FAILMAP_POSTGRES_DSN" in readme
