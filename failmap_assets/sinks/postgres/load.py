@@ -83,7 +83,7 @@ def _load_table(cur, day: date, t: DayTable, csv: bytes) -> TableLoad:
                          skipped=f"commit generation {loaded[0]} is loaded, newer than this run's {t.generation}")
 
     table, stage = ident(spec.name), ident(f"failmap_stage_{spec.name}")
-    columns = [c for c, _ in _columns(spec)]
+    columns = [c for c, _ in spec.pg_columns()]
     col_list = ", ".join(ident(c) for c in columns)
     cur.execute(f"CREATE TEMPORARY TABLE {stage} (LIKE {table}) ON COMMIT DROP")
     cur.copy_expert(f"COPY {stage} ({col_list}) FROM STDIN WITH (FORMAT csv)", io.BytesIO(csv))
@@ -120,10 +120,6 @@ def _load_table(cur, day: date, t: DayTable, csv: bytes) -> TableLoad:
                      generation=t.generation)
 
 
-def _columns(spec: TableSpec) -> list[tuple[str, str]]:
-    return spec.pg_columns()
-
-
 def check_keys(t: DayTable) -> None:
     """DuplicateKey when two rows share the key, ValueError when a key column that
     may not be null is: a clear error before any statement, not a constraint name."""
@@ -139,7 +135,7 @@ def check_keys(t: DayTable) -> None:
 
 
 def _csv(t: DayTable, day: date) -> bytes:
-    """The day's rows as CSV in the order of ``_columns``: strings quoted (so an empty
+    """The day's rows as CSV in the order of ``spec.pg_columns()``: strings quoted (so an empty
     string stays one), nulls as unquoted empty fields (COPY's CSV null), lists and
     structs as JSON text for ``jsonb``. PostgreSQL text cannot hold NUL characters:
     they become U+FFFD rather than failing the day."""
@@ -156,7 +152,7 @@ def _csv(t: DayTable, day: date) -> bytes:
         elif dtype == pl.String:
             col = col.str.replace_all("\x00", "\ufffd", literal=True)
         exprs.append(col.alias(name))
-    order = [c for c, _ in _columns(spec)]
+    order = [c for c, _ in spec.pg_columns()]
     out = frame.select(exprs).select(order)
     buf = io.BytesIO()
     out.write_csv(buf, include_header=False, quote_style="non_numeric", null_value="",
