@@ -52,7 +52,8 @@ def target(server: PgServer) -> PostgresTarget:
 
 def wafer_rows(day: date, wafers: int, seed: int = 1, lots: int = 0) -> pl.DataFrame:
     """A wafer_summary of ``wafers`` test events (a few retests, a lot and a step
-    without a name, names with quotes, commas and non-ASCII), in the table's schema."""
+    without a name, an empty product, names with quotes, commas, line breaks and
+    non-ASCII), in the table's schema."""
     rng = random.Random(seed)
     lots = lots or max(1, wafers // 25)
     rows = []
@@ -70,8 +71,9 @@ def wafer_rows(day: date, wafers: int, seed: int = 1, lots: int = 0) -> pl.DataF
             hour = 8 if event == "P" else 13
             rows.append({
                 "source": "stdf" if i % 11 == 0 else "failmap", "lot": lot, "wafer": f"{i // lots:02d}",
-                "wafer_token": token, "insertion": event, "product": "PRD-1" if i % 2 else "PRD-2",
-                "step": None if i % 89 == 7 else "CP1", "tester": f"T{i % 4}",
+                "wafer_token": token, "insertion": event,
+                "product": "" if i % 17 == 1 else "PRD-1" if i % 2 else "PRD-2",   # "" is not null
+                "step": None if i % 89 == 7 else "CP1", "tester": "T9,\r\n\"x\"" if i % 13 == 2 else f"T{i % 4}",
                 "file_time": datetime(day.year, day.month, day.day, hour, i % 60, i % 60, 123456),
                 "dies": dies, "pass_dies": passed, "yield_pct": 100.0 * passed / dies,
                 **{f"{z}_{c}": v for z, d, p in zip(("centre", "middle", "edge"), ring, ring_pass)

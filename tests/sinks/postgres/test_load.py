@@ -36,7 +36,18 @@ def test_first_load_holds_exactly_the_days_rows(sink_db):
         assert done[t.spec.name].inserted == t.frame.height and done[t.spec.name].deleted == 0
     lots = tables[1].frame
     assert lots["lot"].null_count() == 1 and lots["step"].null_count() == 1   # null keys loaded as such
+    assert (wafers["product"] == "").any() and wafers["tester"].str.contains("\n").any()
     assert wafers["bins"].list.len().sum() > 0
+
+
+def test_a_nul_character_cannot_fail_the_day(sink_db):
+    wafers = wafer_rows(DAY, 3).with_columns(pl.lit("T\x001").alias("tester"))
+    wafers = wafers.with_columns(pl.col("bins").list.eval(
+        pl.element().struct.with_fields(pl.lit("bad\x00name").alias("name"))))
+    load(sink_db, [DayTable(WAFER_SUMMARY, wafers, 1)])
+    got = rows_of(sink_db, WAFER_SUMMARY, DAY)
+    assert set(got["tester"]) == {"T\ufffd1"}
+    assert set(got["bins"].explode().struct.field("name")) == {"bad\ufffdname"}
 
 
 def test_reload_is_idempotent_row_for_row(sink_db):
