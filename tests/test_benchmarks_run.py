@@ -56,3 +56,8 @@ def test_run_start_benchmark_runs() -> None:
 def test_backfill_scaling_benchmark_runs() -> None:
     out = _run("benchmarks/backfill_scaling.py", "--days", "2", "--wafers", "4", "--settings", "1,2")
     assert "| 1 | 1 |" in out and "speed-up vs 1" in out and "wafers per core-day" in out
+
+
+def test_postgres_sink_benchmark_runs() -> None:
+    out = _run("benchmarks/postgres_sink.py", "--wafers", "20", "--repeat", "1")
+    assert "(a) ours, run_sink_day: first load of the day" in out and "a' / b" in out and "(c) execute_values" in out
