@@ -81,7 +81,8 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
     soft = rng.uniform(0.0, 0.15)
     if label == "Center":
         cx, cy = rng.normal(0, 0.07, 2)
-        r0 = rng.uniform(0.15, 0.5)
+        r0 = rng.uniform(0.1, 0.45)
+        dens = rng.uniform(0.4, 1.0)
         d = np.hypot(x - cx, y - cy) - r0
         return dens * _soft(d, soft, rng)
     if label == "Donut":
@@ -118,7 +119,8 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
         return dens * _soft(d, soft, rng)
     if label == "Loc":
         size = rng.uniform(0.08, 0.3)
-        cr = rng.uniform(0.0, max(0.05, 0.88 - size * 1.3))
+        # Off the centre (a blob on the centre is Center) and off the edge (Edge-Loc).
+        cr = rng.uniform(0.25, max(0.3, 0.88 - size * 1.3))
         ca = rng.uniform(-np.pi, np.pi)
         cx, cy = cr * np.cos(ca), cr * np.sin(ca)
         elong = rng.uniform(1.0, 2.5)
@@ -136,13 +138,24 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
             p = p * (np.hypot(x - cx, y - cy) > rng.uniform(0.05, 0.25))
         return p
     if label == "Random":
-        p = np.full(x.shape, rng.uniform(0.2, 0.75))
-        if rng.random() < 0.4:
-            p = np.clip(p + rng.uniform(-0.1, 0.1) * (rad - 0.5), 0, 1)
+        p = np.full(x.shape, rng.uniform(0.25, 0.75))
+        if rng.random() < 0.5:   # uneven: a smooth field and/or a worse edge
+            p = np.clip(p * (1 + _smooth_field(x, y, rng, 0.35)), 0, 1)
+        if rng.random() < 0.3:
+            p = np.clip(p + rng.uniform(0.0, 0.25) * (rad > 0.85), 0, 1)
         return p
     if label == "Scratch":
         return dens * _scratch(x, y, die, rng)
     return np.zeros(x.shape)   # none
+
+
+def _smooth_field(x, y, rng, amplitude):
+    """A smooth random field in [-amplitude, amplitude]: a few low-frequency waves."""
+    f = np.zeros(x.shape)
+    for _ in range(3):
+        kx, ky = rng.normal(0, 1.5, 2)
+        f += np.cos(kx * x + ky * y + rng.uniform(0, 2 * np.pi))
+    return amplitude * f / 3.0
 
 
 def _arc(ang: np.ndarray, span: float, rng: np.random.Generator) -> np.ndarray:
@@ -205,12 +218,19 @@ def pattern_wafer(label: str, seed: int, index: int) -> PatternWafer:
     depth = _depth_dies(valid)
     die = 2.0 / valid.shape[0]
     # Background: log-uniform fail rate, sometimes worse towards the edge.
-    p_bg = float(np.exp(rng.uniform(np.log(0.005), np.log(0.22))))
+    # Half the wafers are clean (0.5..8 %), half noisy (8..28 %, like the small WM-811K
+    # wafers); a wafer labelled none is never noisier than 12 %.
     if label == "none":
         p_bg = float(np.exp(rng.uniform(np.log(0.005), np.log(0.12))))
+    elif rng.random() < 0.5:
+        p_bg = float(np.exp(rng.uniform(np.log(0.005), np.log(0.08))))
+    else:
+        p_bg = float(rng.uniform(0.08, 0.28))
     bg = np.full(x.shape, p_bg)
     if rng.random() < 0.33:
         bg = np.clip(bg * (1 + rng.uniform(0.2, 1.0) * rad ** 4), 0, 1)
+    if rng.random() < 0.3:
+        bg = np.clip(bg * (1 + _smooth_field(x, y, rng, 0.6)), 0, 1)
     p = _pattern(label, rng, x, y, rad, depth, die)
     # Partial patterns: a pattern can be weaker than its model says.
     prob = 1.0 - (1.0 - bg) * (1.0 - np.clip(p, 0, 1))
