@@ -13,6 +13,10 @@ WM-811K is separated by a few of them:
   majority filter (the filter removes random background and thin lines, so comparing
   the two tells a scratch from a blob): its share of the dies, where it is (radius,
   touching the edge), its shape (elongation, width in dies, angular span);
+* lines: a Hough transform of the failing dies (16 directions, one-die-wide strips):
+  the strongest strip's excess of fails over the wafer's rate (a z-score), how much it
+  stands above the strips two dies beside it (a scratch is thin, a blob is not) and
+  the length of its failing stretch;
 * texture: the overall fail fraction (Near-full, Random) and the spatial
   autocorrelation (how much more often a failing die's neighbours fail than the
   wafer's average: ~0 for Random, high for any clustered pattern).
@@ -48,7 +52,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     + tuple(f"raw_{s}" for s in _CLUSTER_STATS)
     + tuple(f"filtered_{s}" for s in _CLUSTER_STATS)
     + ("filtered_fraction", "filtered_clusters", "raw_second_share")
+    + ("line_z", "line_contrast", "line_length")
 )
+LINE_ANGLES = 16
 N_FEATURES = len(FEATURE_NAMES)
 
 
@@ -92,6 +98,27 @@ def _cluster_stats(geo: WaferGeometry, members: np.ndarray, n_fail: int) -> list
         span_bins / 16.0,
         float(min(m / n / max(ellipse, 1e-9), 4.0)),
     ]
+
+
+def _line_features(geo: WaferGeometry, f: float) -> list[float]:
+    """Strongest thin line of fails (Hough over the dies, strips one die wide)."""
+    if f <= 0.0 or f >= 1.0:
+        return [0.0, 0.0, 0.0]
+    die = 1.0 / max(geo.radius_dies, 1.0)
+    theta = np.arange(LINE_ANGLES) * (np.pi / LINE_ANGLES)
+    rho = np.outer(np.cos(theta), geo.x) + np.outer(np.sin(theta), geo.y)      # (A, n)
+    bins = int(np.ceil(2.0 / die)) + 3
+    idx = np.clip(np.floor((rho + 1.0) / die).astype(np.int64), 0, bins - 1) + np.arange(LINE_ANGLES)[:, None] * bins
+    dies = np.bincount(idx.ravel(), minlength=LINE_ANGLES * bins).reshape(LINE_ANGLES, bins)
+    fails = np.bincount(idx[:, geo.fail].ravel(), minlength=LINE_ANGLES * bins).reshape(LINE_ANGLES, bins)
+    z = (fails - f * dies) / np.sqrt(np.maximum(dies, 1) * f * (1.0 - f))
+    z[dies < 5] = 0.0
+    a, b = np.unravel_index(int(np.argmax(z)), z.shape)
+    beside = [z[a, j] for j in (b - 2, b + 2) if 0 <= j < bins]
+    on = geo.fail & (idx[a] == a * bins + b)
+    t = -np.sin(theta[a]) * geo.x[on] + np.cos(theta[a]) * geo.y[on]
+    length = float(np.percentile(t, 90) - np.percentile(t, 10)) if t.size >= 3 else 0.0
+    return [float(z[a, b]), float(z[a, b] - max(beside, default=0.0)), length]
 
 
 def wafer_features(geo: WaferGeometry) -> np.ndarray:
@@ -155,4 +182,5 @@ def wafer_features(geo: WaferGeometry) -> np.ndarray:
     else:
         out += [0.0] * len(_CLUSTER_STATS)
     out += [float(majority.sum()) / n, float(np.log1p((fsizes >= 3).sum())), second]
+    out += _line_features(geo, f)
     return np.asarray(out, dtype=np.float64)
