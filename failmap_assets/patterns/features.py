@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from failmap_assets.kernels.wafer_clusters import fail_clusters, fail_neighbours
+from failmap_assets.kernels.wafer_clusters import fail_clusters, fail_neighbours, line_strips
 from failmap_assets.patterns.geometry import WaferGeometry
 
 RING_EDGES = (0.0, 0.2, 0.35, 0.5, 0.62, 0.74, 0.85, 0.93, 10.0)
@@ -105,18 +105,16 @@ def _line_features(geo: WaferGeometry, f: float) -> list[float]:
     if f <= 0.0 or f >= 1.0:
         return [0.0, 0.0, 0.0]
     die = 1.0 / max(geo.radius_dies, 1.0)
-    theta = np.arange(LINE_ANGLES) * (np.pi / LINE_ANGLES)
-    rho = np.outer(np.cos(theta), geo.x) + np.outer(np.sin(theta), geo.y)      # (A, n)
     bins = int(np.ceil(2.0 / die)) + 3
-    idx = np.clip(np.floor((rho + 1.0) / die).astype(np.int64), 0, bins - 1) + np.arange(LINE_ANGLES)[:, None] * bins
-    dies = np.bincount(idx.ravel(), minlength=LINE_ANGLES * bins).reshape(LINE_ANGLES, bins)
-    fails = np.bincount(idx[:, geo.fail].ravel(), minlength=LINE_ANGLES * bins).reshape(LINE_ANGLES, bins)
+    dies, fails = line_strips(geo.x, geo.y, geo.fail, die, LINE_ANGLES, bins)
     z = (fails - f * dies) / np.sqrt(np.maximum(dies, 1) * f * (1.0 - f))
     z[dies < 5] = 0.0
     a, b = np.unravel_index(int(np.argmax(z)), z.shape)
     beside = [z[a, j] for j in (b - 2, b + 2) if 0 <= j < bins]
-    on = geo.fail & (idx[a] == a * bins + b)
-    t = -np.sin(theta[a]) * geo.x[on] + np.cos(theta[a]) * geo.y[on]
+    theta = a * np.pi / LINE_ANGLES
+    offset = np.clip((geo.x * np.cos(theta) + geo.y * np.sin(theta) + 1.0) / die, 0, bins - 1).astype(np.int64)
+    on = geo.fail & (offset == b)
+    t = -np.sin(theta) * geo.x[on] + np.cos(theta) * geo.y[on]
     length = float(np.percentile(t, 90) - np.percentile(t, 10)) if t.size >= 3 else 0.0
     return [float(z[a, b]), float(z[a, b] - max(beside, default=0.0)), length]
 

@@ -112,3 +112,27 @@ def test_depth_of_a_disc() -> None:
     # the centre is (2, 3), chessboard distance 8, so 7 dies lie between.
     assert depth[10, :11].tolist() == [0, 0, 1, 2, 3, 4, 4, 5, 6, 6, 7]
     assert depth[0, 0] == -1
+
+
+line_strips_checked = njit(boundscheck=True)(kw.line_strips.py_func)
+
+
+def test_line_strips_count_every_die_once_and_stay_in_bounds() -> None:
+    rng = np.random.default_rng(3)
+    for n, bins in [(0, 1), (1, 1), (5, 2), (300, 40)]:
+        x = rng.uniform(-1.5, 1.5, n)            # some beyond the wafer: clamped to the end strips
+        y = rng.uniform(-1.5, 1.5, n)
+        if n:
+            x[0] = np.nan                         # a NaN offset lands in strip 0, never out of bounds
+        fail = rng.random(n) < 0.3
+        dies, fails = line_strips_checked(x, y, fail, 0.1, 8, bins)
+        assert dies.shape == fails.shape == (8, bins)
+        assert (dies.sum(axis=1) == n).all() and (fails.sum(axis=1) == fail.sum()).all()
+    # A horizontal line of fails (y = 0.25) is one strip of the direction theta = pi/2.
+    x = np.linspace(-0.9, 0.9, 19)
+    dies, fails = kw.line_strips(x, np.full(19, 0.25), np.ones(19, bool), 0.1, 4, 21)
+    assert fails[2].max() == 19 and fails[2, 12] == 19
+    with pytest.raises(ValueError):
+        kw.line_strips(x, np.zeros(3), np.ones(19, bool), 0.1, 4, 21)
+    with pytest.raises(ValueError):
+        kw.line_strips(x, x, np.ones(19, bool), 0.0, 4, 21)
