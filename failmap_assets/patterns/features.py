@@ -110,13 +110,15 @@ def _line_features(geo: WaferGeometry, f: float) -> list[float]:
     z = (fails - f * dies) / np.sqrt(np.maximum(dies, 1) * f * (1.0 - f))
     z[dies < 5] = 0.0
     a, b = np.unravel_index(int(np.argmax(z)), z.shape)
-    beside = [z[a, j] for j in (b - 2, b + 2) if 0 <= j < bins]
+    # Strips two dies either side; one off the wafer says nothing (an edge blob's
+    # outermost strip would look thin against the void beyond it).
+    beside = [z[a, j] for j in (b - 2, b + 2) if 0 <= j < bins and dies[a, j] >= 5]
     theta = a * np.pi / LINE_ANGLES
     offset = np.clip((geo.x * np.cos(theta) + geo.y * np.sin(theta) + 1.0) / die, 0, bins - 1).astype(np.int64)
     on = geo.fail & (offset == b)
     t = -np.sin(theta) * geo.x[on] + np.cos(theta) * geo.y[on]
     length = float(np.percentile(t, 90) - np.percentile(t, 10)) if t.size >= 3 else 0.0
-    return [float(z[a, b]), float(z[a, b] - max(beside, default=0.0)), length]
+    return [float(z[a, b]), float(z[a, b] - max(beside, default=float(z[a, b]))), length]
 
 
 def wafer_features(geo: WaferGeometry) -> np.ndarray:
