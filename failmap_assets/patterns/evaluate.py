@@ -14,6 +14,7 @@ classes present in the test set.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,6 +59,18 @@ def sign_maps(maps: Sequence[LabelledMap], model: PatternModel | None = None) ->
 
 def synthetic_reference(per_class: int = REFERENCE_PER_CLASS, seed: int = REFERENCE_SEED,
                         model: PatternModel | None = None) -> Reference:
+    """The shipped reference set (made once per process for the shipped model)."""
+    if model is None:
+        return _shipped_reference(per_class, seed)
+    return _make_reference(per_class, seed, model)
+
+
+@functools.lru_cache(maxsize=2)
+def _shipped_reference(per_class: int, seed: int) -> Reference:
+    return _make_reference(per_class, seed, None)
+
+
+def _make_reference(per_class: int, seed: int, model: PatternModel | None) -> Reference:
     from failmap_synth.patterns import pattern_set
 
     wafers = pattern_set(per_class, seed)
