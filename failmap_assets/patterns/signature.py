@@ -111,7 +111,7 @@ def explain(label: str, feat: np.ndarray, geo: WaferGeometry) -> str:
         return f"ring of fails at mid radius ({mid:.0%}) around a centre at {centre:.0%}, wafer {f:.0%}"
     if label == "Edge-Ring":
         return (f"outermost dies fail at {edge:.0%} on {v['edge_coverage']:.0%} of the circumference, "
-                f"inside {f - v['edge_band_excess'] * 0 :.0%} overall")
+                f"{v['edge_band_excess']:.0%} above the dies further in (wafer {f:.0%})")
     if label in ("Edge-Loc", "Loc", "Scratch"):
         members = _largest_cluster(geo, filtered=label != "Scratch")
         where = ""
