@@ -20,8 +20,8 @@ pattern densities 50..100 %):
 * Donut: an annulus around the centre, inner radius 0.12..0.45, width 0.12..0.45,
   density 0.55..1, half of them partial (55..95 % of the circle);
 * Edge-Ring: the outermost 1..4 dies (or radius > 0.8..0.93), density 0.55..1, over
-  70..100 % of the circumference;
-* Edge-Loc: a cluster touching the edge: an angular span of 15..100 degrees reaching
+  60..100 % of the circumference;
+* Edge-Loc: a cluster touching the edge: an angular span of 15..140 degrees reaching
   0.12..0.4 of the radius inwards (or a blob centred on the edge), density 0.55..1;
 * Loc: a blob (ellipse, elongation <= 2.5) centred at radius 0.25..0.85, off the edge,
   size 0.08..0.25 of the radius, density 0.55..1;
@@ -106,12 +106,12 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
         else:
             p = dens * _soft(rng.uniform(0.8, 0.93) - rad, soft * 0.5, rng)
         if rng.random() < 0.5:
-            p = p * _arc(ang, rng.uniform(0.7, 1.0) * 2 * np.pi, rng)
+            p = p * _arc(ang, rng.uniform(0.6, 1.0) * 2 * np.pi, rng)
         return p
     if label == "Edge-Loc":
         centre = rng.uniform(-np.pi, np.pi)
         if rng.random() < 0.6:
-            span = np.radians(rng.uniform(15, 100))
+            span = np.radians(rng.uniform(15, 140))
             reach = rng.uniform(0.12, 0.4)
             da = np.abs((ang - centre + np.pi) % (2 * np.pi) - np.pi)
             # Deeper in the middle of the span than at its ends.
