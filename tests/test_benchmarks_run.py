@@ -56,3 +56,8 @@ def test_run_start_benchmark_runs() -> None:
 def test_backfill_scaling_benchmark_runs() -> None:
     out = _run("benchmarks/backfill_scaling.py", "--days", "2", "--wafers", "4", "--settings", "1,2")
     assert "| 1 | 1 |" in out and "speed-up vs 1" in out and "wafers per core-day" in out
+
+
+def test_patterns_eval_benchmark_runs(tmp_path) -> None:
+    out = _run("benchmarks/patterns_eval.py", "--per-class", "2", "--dev", str(tmp_path / "absent.jsonl"))
+    assert "true \\ label" in out and "patterns: accuracy_macro=" in out and "(b) skipped" in out
