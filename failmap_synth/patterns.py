@@ -15,7 +15,7 @@ pattern densities 50..100 %):
 * mixed maps: 30 % of Center, Donut, Loc, Scratch and Random wafers also carry a short
   shallow edge fragment (10..60 degrees, 0.04..0.14 deep), a quarter of none wafers a
   thin one (5..25 degrees, the outermost die), as real wafers do beside their main pattern;
-* Center: a disc at the centre (offset ~0.07), radius 0.1..0.45, density 0.4..1,
+* Center: a disc at the centre (offset ~0.07), radius 0.1..0.55, density 0.4..1,
   soft border;
 * Donut: an annulus around the centre, inner radius 0.12..0.45, width 0.12..0.45,
   density 0.55..1, half of them partial (55..95 % of the circle);
@@ -86,7 +86,7 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
     soft = rng.uniform(0.0, 0.15)
     if label == "Center":
         cx, cy = rng.normal(0, 0.07, 2)
-        r0 = rng.uniform(0.1, 0.45)
+        r0 = rng.uniform(0.1, 0.55)
         dens = rng.uniform(0.4, 1.0)
         d = np.hypot(x - cx, y - cy) - r0
         return dens * _soft(d, soft, rng)
