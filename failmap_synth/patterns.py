@@ -29,6 +29,7 @@ pattern densities 50..100 %):
 * Random: 25..75 % of the dies fail, independently, half of them unevenly (a smooth
   field), some with a worse edge;
 * Scratch: a thin line or arc (1..2 dies wide, length 0.5..1.6 radii, any direction,
+  centred within 0.55 of the wafer centre,
   sometimes broken into segments), density 0.6..1;
 * none: background only.
 
@@ -183,9 +184,12 @@ def _arc(ang: np.ndarray, span: float, rng: np.random.Generator) -> np.ndarray:
 def _scratch(x, y, die, rng):
     """A polyline (straight or gently curved), 1..2 dies wide, maybe broken."""
     length = rng.uniform(0.5, 1.6)
-    start = rng.uniform(-0.75, 0.75, 2)
     heading = rng.uniform(-np.pi, np.pi)
     bend = rng.uniform(-1.5, 1.5) if rng.random() < 0.5 else 0.0
+    # Centred on a point well inside the wafer, so most of the line is on it.
+    r_mid, a_mid = 0.55 * np.sqrt(rng.random()), rng.uniform(-np.pi, np.pi)
+    start = np.array([r_mid * np.cos(a_mid), r_mid * np.sin(a_mid)]) \
+        - length / 2 * np.array([np.cos(heading + bend / 2), np.sin(heading + bend / 2)])
     steps = 24
     pts = [start]
     seg = length / steps
