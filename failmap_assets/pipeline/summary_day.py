@@ -193,11 +193,12 @@ def _state(store: ObjectStore, manifest: DayManifest, kind: str) -> pl.DataFrame
 
 
 def _failmap_inputs(store: ObjectStore, manifest: DayManifest):
-    events = sources.failmap_events(_state(store, manifest, "events"), _state(store, manifest, "units"))
+    state = _state(store, manifest, "events")
+    events = sources.failmap_events(state, _state(store, manifest, "units"))
     files = named_table_files(manifest).get("failmap_dies", [])
     table = pl.concat([pl.DataFrame(schema=_DIE_COLUMNS)] + [
         pl.read_parquet(io.BytesIO(store.get(k)), columns=list(_DIE_COLUMNS)) for k in files])
-    return events, sources.failmap_dies(table), pl.DataFrame(schema=sources.BIN_NAMES_SCHEMA)
+    return events, sources.failmap_dies(table), sources.failmap_bin_names(state)
 
 
 def _stdf_inputs(store: ObjectStore, manifest: DayManifest):

@@ -54,6 +54,18 @@ def failmap_dies(die_table: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def failmap_bin_names(events: pl.DataFrame) -> pl.DataFrame:
+    """The bin names each fail-map event's file gives (its ``BINDEF`` lines, an industry
+    format's bin legend), as the events state recorded them beside its bins: the names
+    of the JSON legend. Events of an older state version (no names) name none."""
+    pairs = events.select("wafer_token", "unit_key", "bins", "bin_names").filter(
+        pl.col("bin_names").is_not_null() & (pl.col("bins").list.len() == pl.col("bin_names").list.len()))
+    return (pairs.explode("bins", "bin_names").drop_nulls("bin_names")
+            .select(pl.lit(FAILMAP).alias("source"), "wafer_token", pl.col("unit_key").alias("object_key"),
+                    pl.col("bins").alias("bin"), pl.col("bin_names").alias("name"))
+            .cast(BIN_NAMES_SCHEMA))
+
+
 def stdf_events(events: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
     """STDF test events; the insertion is the file's lot retest code (MIR RTST_COD),
     null when the tester left it blank."""

@@ -25,7 +25,7 @@ from failmap_assets.yield_view.zones import ZONES, normalised_radius, zone_of
 
 #: Bump when a rule or a column changes: the assets' code_version, so Dagster shows
 #: which days were summarised by an older rule.
-SUMMARY_VERSION = 2  # 2: merged retests and stacked lot maps added to the day
+SUMMARY_VERSION = 3  # 2: merged retests and stacked lot maps added to the day; 3: fail-map bin names
 
 #: One wafer test event: its source pipeline, wafer and object (an A map, an STDF file).
 EVENT = ["source", "wafer_token", "object_key"]

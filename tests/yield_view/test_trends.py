@@ -44,6 +44,12 @@ def _oracle(store) -> pl.DataFrame:
                      ).filter(pl.col("latest"))
 
 
+def bins_named(wafers: pl.DataFrame) -> pl.DataFrame:
+    """Each bin the days' files name (fail maps and STDF alike), with its names."""
+    return (wafers.select("bins").explode("bins").unnest("bins").drop_nulls("name")
+            .group_by("bin").agg(pl.col("name").unique()).select("bin", "name"))
+
+
 def test_trends_equal_polars_over_the_committed_summaries_and_commit_once(out):
     report = run_trends(last=DAYS[-1], days=4, out=out, run_id="run-trends-1", log=lambda m: None)
     assert report.committed and report.days == window(DAYS[-1], 4)
@@ -62,6 +68,11 @@ def test_trends_equal_polars_over_the_committed_summaries_and_commit_once(out):
     bins = wafers.select("date", "bins").explode("bins").unnest("bins").group_by("date", "bin", "pass").agg(
         pl.col("dies").sum())
     assert set(report.bin_pareto.select("date", "bin", "pass", "dies").iter_rows()) == set(bins.iter_rows())
+    names = {b: set(n) for b, n in bins_named(wafers).iter_rows()}
+    shown = [(b, n) for b, n in report.bin_pareto.select("bin", "name").iter_rows() if b in names]
+    assert names and shown and all(n in names[b] for b, n in shown)
+    assert "| loss |" in md.trend_pareto(report.bin_pareto)["bin_pareto"].value
+    assert any(f"| {b} | {n} |" in md.trend_pareto(report.bin_pareto)["bin_pareto"].value for b, n in shown)
     for day_rows in report.bin_pareto.partition_by("date"):   # loss bins first, most dies first
         order = list(zip(day_rows["pass"], [-n for n in day_rows["dies"]]))
         assert order == sorted(order)
@@ -116,9 +127,10 @@ def test_the_day_pareto_names_every_die_of_the_latest_events_loss_bins_first(out
                    .select("bins").explode("bins").unnest("bins")
                    .group_by("bin", "pass").agg(pl.col("name").drop_nulls().first(), pl.col("dies").sum()))
         assert {(b, p, d) for b, _, p, d in pareto} == set(summary.select("bin", "pass", "dies").iter_rows()), pipeline
-        # names where the files name the bins (wafer_summary names STDF bins only)
+        # names where the files name the bins: the fail maps' BINDEF names, STDF's HBR names
         assert any(r[1] for r in pareto), pipeline
         named = {b: n for b, n in summary.select("bin", "name").iter_rows() if n}
+        assert named, pipeline
         assert all(r[1] == named[r[0]] for r in pareto if r[0] in named), pipeline
     text = md.bin_pareto(manifest.totals)["bin_pareto"].value
     assert text.splitlines()[0] == "| bin | name | kind | dies | share |"
