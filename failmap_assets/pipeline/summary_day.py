@@ -48,7 +48,9 @@ from failmap_assets.storage.parquet_io import write_table
 from failmap_assets.yield_view import sources
 from failmap_assets.yield_view.lot_maps import LOT_MAP, lot_map_json, render_lot_map_png, stacked_lot_maps
 from failmap_assets.yield_view.merged import MERGE_RULES, merge_dies, merged_wafers
-from failmap_assets.yield_view.summaries import SUMMARY_VERSION, day_figures, lot_summary, wafer_summary
+from failmap_assets.yield_view.summaries import (SUMMARY_VERSION, WAFER_SUMMARY_COLUMNS, day_figures, lot_summary,
+                                                 schema_of, wafer_summary)
+from failmap_assets.yield_view.worst_grid import worst_wafers_grid
 
 PIPELINE = SUMMARY_PIPELINE
 SOURCE_PIPELINES = ("failmap", "stdf")
@@ -71,6 +73,7 @@ class SummaryDayReport:
     waited_s: float = 0.0
     totals: dict | None = None         # the day's figures, from the summaries' commit
     manifest: DayManifest | None = None
+    worst_grid: bytes | None = None    # the day's worst wafers drawn small (a PNG for the UI), None: no dies
 
 
 @dataclass
@@ -108,6 +111,7 @@ def run_summary_day(*, day: date, out: ObjectStore, run_id: str, force: bool = F
             log(f"{day}: summaries already describe these commits ({inputs.commits}); no commit")
             session.collect_garbage(committed.live_files())   # a crashed run's files, if any
             report.manifest, report.totals, report.generation = committed, committed.totals, committed.generation
+            wafers = committed_wafer_summary(out, committed)
         else:
             wafers = wafer_summary(inputs.events, inputs.dies, inputs.bin_names)
             merged = merge_dies(inputs.events, inputs.dies, merge_rule)
@@ -130,8 +134,16 @@ def run_summary_day(*, day: date, out: ObjectStore, run_id: str, force: bool = F
                 f"{frames['lot_summary'].height} lot row(s), {len(lot_maps) // 2} lot map(s)")
             report.committed, report.manifest, report.totals = True, manifest, manifest.totals
             report.generation = manifest.generation
+    report.worst_grid = worst_wafers_grid(wafers, inputs.dies)
     report.seconds = time.monotonic() - started
     return report
+
+
+def committed_wafer_summary(store: ObjectStore, manifest: DayManifest) -> pl.DataFrame:
+    """The summaries' committed wafer_summary, read through the manifest."""
+    keys = named_table_files(manifest).get("wafer_summary", [])
+    return pl.concat([pl.read_parquet(io.BytesIO(store.get(k))) for k in keys]) if keys else pl.DataFrame(
+        schema=schema_of(WAFER_SUMMARY_COLUMNS))
 
 
 def write_lot_maps(out: ObjectStore, day: date, stacked: pl.DataFrame, pixels_per_die: int) -> dict[str, str]:

@@ -133,7 +133,8 @@ def yield_summaries(context: AssetExecutionContext, config: SummaryConfig, stora
     }
     run = {"run_committed": report.committed, "run_generation": report.generation,
            "run_seconds": MetadataValue.float(round(report.seconds, 2))}
-    extra = {"merged_dies": {"merge_rule": t.get("merge_rule", "")},
+    extra = {"wafer_summary": md.worst_wafers_grid(report.worst_grid),
+             "merged_dies": {"merge_rule": t.get("merge_rule", "")},
              "merged_wafers": {"merge_rule": t.get("merge_rule", "")},
              "stacked_lot_maps": {"lot_maps": t.get("lot_maps", 0)}}
     for table in SUMMARY_TABLES:
