@@ -234,7 +234,8 @@ class _Day:
             # the rerun completes the work.
             event_time = meta[unit.a_key]["event_time"]
             for w in result.wafers:
-                writer.offer(w.wafer_token, unit.a_key, event_time, w.png, w.json, flag=unit.latest)
+                writer.offer(w.wafer_token, unit.a_key, event_time, w.png, w.json, aspect_png=w.aspect_png,
+                             flag=unit.latest)
             return result
 
         def account(result: UnitResult, nbytes: int, parts: _PartWriter) -> None:
@@ -383,7 +384,8 @@ class _Day:
                 continue
             for w in result.wafers:
                 if w.wafer_token in by_unit[unit.a_key]:
-                    writer.offer(w.wafer_token, unit.a_key, r["event_time"], w.png, w.json, force=True)
+                    writer.offer(w.wafer_token, unit.a_key, r["event_time"], w.png, w.json, aspect_png=w.aspect_png,
+                                 force=True)
                     self.report.wafers_redrawn += 1
         return writer.settle(events)
 

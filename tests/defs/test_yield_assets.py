@@ -158,3 +158,41 @@ def test_a_day_partition_materialized_requests_that_days_summaries_once():
         assert {k: second.get_requested_partitions(k) for k in summaries} == {k: {"2026-01-05"} for k in summaries}
         third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
         assert third.total_requested == 0
+
+
+def test_a_late_files_new_summaries_request_the_latest_trend_window_once():
+    from datetime import timedelta
+
+    from failmap_assets.defs.partitions import TREND_DAYS, daily_partitions
+    from failmap_assets.defs.yield_view.assets import yield_summaries_sensor
+    from failmap_assets.defs.yield_view.trends import TRENDS_ASSETS
+
+    defs = Definitions(assets=[*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS, *TRENDS_ASSETS],
+                       resources=build_resources())
+    trends = AssetKey("yield_trends")
+    assert trends in yield_summaries_sensor.asset_selection.resolve(defs.resolve_asset_graph())
+    latest = date.fromisoformat(daily_partitions.get_last_partition_key())
+    with DagsterInstance.ephemeral() as instance:
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.get_requested_partitions(trends) == set()
+        # a late file of a day three days back: its summaries are committed again
+        late = (latest - timedelta(days=3)).isoformat()
+        instance.report_runless_asset_event(AssetMaterialization("wafer_summary", partition=late))
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert second.get_requested_partitions(trends) == {latest.isoformat()}
+        # handled: nothing more until the next change
+        third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+        assert third.get_requested_partitions(trends) == set()
+        # a day outside the latest window changes no request
+        old = (latest - timedelta(days=TREND_DAYS + 2)).isoformat()
+        instance.report_runless_asset_event(AssetMaterialization("wafer_summary", partition=old))
+        fourth = evaluate_automation_conditions(defs=defs, instance=instance, cursor=third.cursor)
+        assert fourth.get_requested_partitions(trends) == set()
+        # a fail-map run of a day: first its summaries, not yet the trends (their input is in the making)
+        instance.report_runless_asset_event(AssetMaterialization("failmap_dies", partition=late))
+        fifth = evaluate_automation_conditions(defs=defs, instance=instance, cursor=fourth.cursor)
+        assert fifth.get_requested_partitions(AssetKey("wafer_summary")) == {late}
+        assert fifth.get_requested_partitions(trends) == set()
+        instance.report_runless_asset_event(AssetMaterialization("wafer_summary", partition=late))
+        sixth = evaluate_automation_conditions(defs=defs, instance=instance, cursor=fifth.cursor)
+        assert sixth.get_requested_partitions(trends) == {latest.isoformat()}   # then, once they are committed

@@ -25,7 +25,7 @@ from dagster import (
 from pydantic import Field
 
 from failmap_assets.defs import metadata as md
-from failmap_assets.defs.jobs import YIELD_GROUP
+from failmap_assets.defs.jobs import TRENDS_GROUP, YIELD_GROUP
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
 from failmap_assets.pipeline.summary_day import run_summary_day
 from failmap_assets.resources import FailmapRules, FailmapStorage
@@ -149,10 +149,12 @@ def yield_summaries(context: AssetExecutionContext, config: SummaryConfig, stora
 
 YIELD_ASSETS = [yield_summaries]
 
-# Evaluates FOLLOWS_ITS_DAY; off until turned on in the UI, like the bucket sensors.
+# Evaluates FOLLOWS_ITS_DAY and the trends' FOLLOWS_LATE_SUMMARIES; off until turned on
+# in the UI, like the bucket sensors.
 yield_summaries_sensor = AutomationConditionSensorDefinition(
-    "yield_summaries_sensor", target=AssetSelection.groups(YIELD_GROUP), minimum_interval_seconds=60,
+    "yield_summaries_sensor", target=AssetSelection.groups(YIELD_GROUP, TRENDS_GROUP), minimum_interval_seconds=60,
     description="Requests a day's summaries (wafer_summary, lot_summary, merged retests, stacked lot maps) "
-                "after any of its fail-map or STDF runs.",
+                "after any of its fail-map or STDF runs, and the latest yield_trends window after any of its "
+                "days' summaries is committed again (a late file, a re-run).",
 )
 YIELD_SENSORS = [yield_summaries_sensor]
