@@ -151,3 +151,59 @@ def test_the_ui_column_schemas_are_the_columns_a_real_day_writes(out):
             else:
                 written = {k: str(v) for k, v in pl.read_parquet_schema(io.BytesIO(out.get(key))).items()}
             assert shown == written, table
+
+
+def _trend_files(store: LocalObjectStore, last: date) -> set[str]:
+    """Every file in the trends' table and state folders of ``last`` (the lease aside)."""
+    from failmap_assets.storage.layout import day_prefixes, lease_key
+
+    return {o.key for p in day_prefixes(TRENDS_PIPELINE, last) for o in store.list(p)} - {lease_key(TRENDS_PIPELINE,
+                                                                                                     last)}
+
+
+@pytest.mark.parametrize(("when", "committed_before"), [
+    ("yield_trend/", False),       # the first run of the window dies after its first table
+    ("bin_pareto_trend/", True),   # a forced run dies after both tables, before its manifest
+    ("manifest.json", True),       # ... after its manifest, before removing what it replaced
+])
+def test_a_trends_run_killed_mid_commit_then_a_rerun_converges_to_one_clean_run(out, tmp_path, when,
+                                                                                committed_before):
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from failmap_assets.storage.layout import manifest_key
+    from tests.support.testdata import REPO
+
+    last, days = DAYS[1], 3
+    clean, killed = (LocalObjectStore(shutil.copytree(out.root, tmp_path / name)) for name in ("clean", "killed"))
+    reference = run_trends(last=last, days=days, out=clean, run_id="clean", log=lambda m: None)
+    if committed_before:
+        run_trends(last=last, days=days, out=killed, run_id="before", log=lambda m: None)
+    before = read_manifest(killed, TRENDS_PIPELINE, last)[0]
+
+    proc = subprocess.run([sys.executable, "-m", "tests.support.killed_trends", str(killed.root), last.isoformat(),
+                           str(days), when, *(["force"] if committed_before else [])],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
+    assert "killing after" in proc.stdout and when in proc.stdout, proc.stdout
+    after_kill = read_manifest(killed, TRENDS_PIPELINE, last)[0]
+    if when != "manifest.json":   # killed before its commit: the window is as it was
+        assert (after_kill and after_kill.generation) == (before and before.generation)
+        assert _trend_files(killed, last) - (before.live_files() if before else set()) - {
+            manifest_key(TRENDS_PIPELINE, last)}, "the dead run left its files"
+    else:                         # committed, but the replaced files are still there
+        assert after_kill.generation == before.generation + 1
+        assert _trend_files(killed, last) > after_kill.live_files() | {manifest_key(TRENDS_PIPELINE, last)}
+
+    rerun = run_trends(last=last, days=days, out=killed, run_id="rerun", log=lambda m: None)
+    assert rerun.committed == (not committed_before)   # the same summaries: a commit stands as it is
+    manifest = read_manifest(killed, TRENDS_PIPELINE, last)[0]
+    assert _trend_files(killed, last) == manifest.live_files() | {manifest_key(TRENDS_PIPELINE, last)}
+    for table in ("yield_trend", "bin_pareto_trend"):
+        (key,) = committed_files(killed, TRENDS_PIPELINE, last, table)
+        assert pl.read_parquet(io.BytesIO(killed.get(key))).equals(
+            getattr(reference, "yield_trend" if table == "yield_trend" else "bin_pareto")), table
+    assert manifest.totals == reference.totals and manifest.inputs == read_manifest(
+        clean, TRENDS_PIPELINE, last)[0].inputs
