@@ -26,6 +26,7 @@ from pydantic import Field
 
 from failmap_assets.defs import metadata as md
 from failmap_assets.defs.jobs import TRENDS_GROUP, YIELD_GROUP
+from failmap_assets.defs.owners import YIELD_ENGINEERING
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
 from failmap_assets.pipeline.summary_day import run_summary_day
 from failmap_assets.resources import FailmapRules, FailmapStorage
@@ -40,7 +41,7 @@ from failmap_assets.yield_view.summaries import (
 )
 from failmap_assets.yield_view.zones import CENTRE_MAX_R, MIDDLE_MAX_R
 
-OWNERS = ["team:yield-engineering"]
+OWNERS = YIELD_ENGINEERING
 _ZONES = (f"zonal yield by normalised radius from the die-grid centre: centre r <= {CENTRE_MAX_R}, "
           f"middle <= {MIDDLE_MAX_R}, edge beyond")
 
