@@ -201,6 +201,11 @@ def test_bad_objects_are_rejected_and_the_rest_succeeds(env):
     result = run(settings, instance)
     assert metadata(result, "failmap_dies")["wafers"] == 1
     assert metadata(result, "failmap_rejects")["rejects"] == 3
+    # the UI's rejects by reason: a row per severity and reason with its objects
+    by_reason = metadata(result, "failmap_rejects")["by_reason"].splitlines()
+    assert by_reason[0] == "| severity | reason | objects |"
+    assert set(by_reason[2:]) == {"| error | truncated | 1 |", "| error | bad_row | 1 |",
+                                  "| error | corrupt_archive | 1 |", "| warning | not_a_failmap_key | 1 |"}
 
     rejects = table(stores, "failmap_rejects")
     by_key = {r["key"]: r for r in rejects.iter_rows(named=True)}
