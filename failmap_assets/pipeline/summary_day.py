@@ -115,9 +115,9 @@ def run_summary_day(*, day: date, out: ObjectStore, run_id: str, force: bool = F
         else:
             wafers = wafer_summary(inputs.events, inputs.dies, inputs.bin_names)
             merged = merge_dies(inputs.events, inputs.dies, merge_rule)
-            frames = {"wafer_summary": wafers, "lot_summary": lot_summary(wafers), "merged_dies": merged,
-                      "merged_wafers": merged_wafers(inputs.events, merged, inputs.dies, merge_rule),
-                      "stacked_lot_maps": stacked_lot_maps(merged)}
+            final = merged_wafers(inputs.events, merged, inputs.dies, merge_rule)
+            frames = {"wafer_summary": wafers, "lot_summary": lot_summary(wafers, final), "merged_dies": merged,
+                      "merged_wafers": final, "stacked_lot_maps": stacked_lot_maps(merged)}
             tables = {name: [table_file(name, day, session.tag)] for name in frames}
             for name, frame in frames.items():
                 write_table(out, tables[name][0], frame)

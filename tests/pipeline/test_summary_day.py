@@ -190,6 +190,12 @@ def test_summary_figures_equal_the_committed_die_table(tmp_path: Path, seed: int
             assert row[col] == pytest.approx(want[col])
         assert [(b["bin"], b["dies"]) for b in row["worst_bins"]] == want["worst_bins"]
     assert lots["wafers"].sum() == wafers["latest"].sum()
+    # each lot's final result: the sum of its merged wafers
+    merged = committed(stores["out"], SUMMARY_PIPELINE, DAY, "merged_wafers")
+    final = {(s, lot, step): (d, p) for s, lot, step, d, p in merged.group_by("source", "lot", "step").agg(
+        pl.col("dies").sum(), pl.col("pass_dies").sum()).iter_rows()}
+    assert final and {(r["source"], r["lot"], r["step"]): (r["merged_dies"], r["merged_pass_dies"])
+                      for r in lots.iter_rows(named=True) if r["merged_dies"] is not None} == final
 
     totals = report.totals
     latest = wafers.filter(pl.col("latest"))

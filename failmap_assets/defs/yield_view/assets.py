@@ -104,7 +104,8 @@ SPECS = [
         code_version=str(SUMMARY_VERSION), automation_condition=FOLLOWS_ITS_DAY,
         description=(
             "One row per lot and step (per source) over each wafer's latest test event: wafers, dies, yield "
-            f"(pooled, mean, min, max), the {WORST_BINS} worst fail bins, {_ZONES}: "
+            f"(pooled, mean, min, max), the {WORST_BINS} worst fail bins, {_ZONES}, and the lot's final result: "
+            "its wafers merged over their insertions by FAILMAP_MERGE_RULE (merged_*): "
             "parquet/lot_summary/date=YYYY-MM-DD/"),
         metadata={"dagster/column_schema": md.table_schema(LOT_SUMMARY_COLUMNS)},
     ),
