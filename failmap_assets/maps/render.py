@@ -216,20 +216,24 @@ def die_stretch(wafer: WaferMap) -> tuple[float, float]:
     return (1.0, ratio) if ratio >= 1 else (1 / ratio, 1.0)
 
 
-def render_true_aspect_png(wafer: WaferMap, pixels_per_die: int = 4, *, max_pixels: int | None = None) -> bytes:
+def render_true_aspect_png(wafer: WaferMap, pixels_per_die: int = 4, *, max_pixels: int | None = None,
+                           contract_png: bytes | None = None) -> bytes:
     """The wafer map drawn with each die as wide and tall as ``DIE_SIZE`` says, so a
     round wafer of rectangular dies looks round. Written beside the contract PNG (whose
     square dies keep the contract's pixel formula); same palette, transparency and notch
     wedge, the shorter die side at the contract PNG's pixels per die. Where that would
     exceed ``max_pixels`` both sides shrink together (sampled below one pixel per die).
-    Refuses exactly what ``render_wafer_png`` refuses (``no_png``); without a die size it
-    is the contract PNG, byte for byte."""
+    Refuses exactly what ``render_wafer_png`` refuses (``no_png``); with square dies or
+    without a die size it is the contract PNG, byte for byte (``contract_png``, the PNG
+    ``render_wafer_png`` drew with the same arguments, is then returned as it is: no
+    second drawing)."""
     refused = no_png(wafer, pixels_per_die, max_pixels)
     if refused is not None:
         raise refused
     stretch_x, stretch_y = die_stretch(wafer)
     if (stretch_x, stretch_y) == (1.0, 1.0):
-        return render_wafer_png(wafer, pixels_per_die, max_pixels=max_pixels)
+        return contract_png if contract_png is not None else render_wafer_png(wafer, pixels_per_die,
+                                                                              max_pixels=max_pixels)
     grid = grid_for(wafer, pixels_per_die)
     ppd = _scale(grid, max_pixels)
     cells, palette = _die_cells(wafer, grid)

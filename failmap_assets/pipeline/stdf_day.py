@@ -230,7 +230,7 @@ class _StdfDay:
         source = {"a_key": key, "a_etag": etag, "b_key": None, "b_etag": None}
         drawable = no_png(wafer, self.ppd) is None
         png = render_wafer_png(wafer, pixels_per_die=self.ppd) if drawable else None
-        aspect = render_true_aspect_png(wafer, pixels_per_die=self.ppd) if drawable else None
+        aspect = render_true_aspect_png(wafer, pixels_per_die=self.ppd, contract_png=png) if drawable else None
         js = wafer_json(wafer, wafer_token=token, source=source, companion=None, pixels_per_die=self.ppd)
         return png, js, aspect
 

@@ -201,10 +201,12 @@ def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
     if refused is not None:
         rejects.append(RejectRow(unit.a_key, unit.a_etag, "a", refused.reason,
                                  f"wafer {token}: no PNG (die rows and JSON kept): {refused}", severity="warning"))
+    png = render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die) if draw and drawable else None
     return WaferOutput(
         wafer_token=token,
-        png=render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die) if draw and drawable else None,
-        aspect_png=render_true_aspect_png(wafer, pixels_per_die=opts.pixels_per_die) if draw and drawable else None,
+        png=png,
+        aspect_png=None if png is None else render_true_aspect_png(wafer, pixels_per_die=opts.pixels_per_die,
+                                                                   contract_png=png),
         json=wafer_json(wafer, wafer_token=token, source=source, companion=companion,
                         pixels_per_die=opts.pixels_per_die, die_match=match) if draw else None,
         die_count=wafer.die_count,

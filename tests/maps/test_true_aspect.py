@@ -77,6 +77,8 @@ def test_without_a_usable_die_size_it_is_the_contract_png_and_refusals_are_the_s
     assert wafer.die_size == (5.12, 6.34) and render_true_aspect_png(wafer, 4) != render_wafer_png(wafer, 4)
     wafer.die_size = None
     assert render_true_aspect_png(wafer, 4) == render_wafer_png(wafer, 4)
+    drawn = render_wafer_png(wafer, 4)
+    assert render_true_aspect_png(wafer, 4, contract_png=drawn) is drawn   # not drawn twice
     for size in ((0.0, 1.0), (float("nan"), 1.0), (1.0, float("inf"))):
         odd = make_wafer([0, 1], [0, 0], [1, 1], die_size=size)
         assert die_stretch(odd) == (1.0, 1.0) and render_true_aspect_png(odd, 4) == render_wafer_png(odd, 4)
