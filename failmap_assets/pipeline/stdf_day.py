@@ -263,7 +263,7 @@ class _StdfDay:
         return {
             "wafer_token": token, "unit_key": key, "unit_etag": etag, "event_time": event_time,
             "source_format": wafer.format, "lot": wafer.lot, "wafer": wafer.wafer, "product": wafer.product,
-            "step": wafer.step, "tester": wafer.tester, "stime": wafer.stime,
+            "step": wafer.step, "tester": wafer.tester, "stime": wafer.stime, "flat": wafer.flat,
             "dies": wafer.die_count, "pass_dies": int(wafer.is_pass().sum()), "b_only_dies": 0,
             "retested_dies": int(wafer.retest_count.sum()), "with_b": False,
             "bins": [int(b) for b in bins], "bin_counts": [int(c) for c in counts],

@@ -20,7 +20,7 @@ FAILMAP, STDF = "failmap", "stdf"
 EVENTS_SCHEMA = {"source": pl.String, "wafer_token": pl.String, "object_key": pl.String, "partner_key": pl.String,
                  "lot": pl.String, "wafer": pl.String, "insertion": pl.String, "product": pl.String,
                  "step": pl.String, "tester": pl.String, "file_time": pl.Datetime("us"), "latest": pl.Boolean,
-                 "source_format": pl.String}
+                 "source_format": pl.String, "flat": pl.String}
 DIES_SCHEMA = {"source": pl.String, "wafer_token": pl.String, "object_key": pl.String, "x": pl.Int32,
                "y": pl.Int32, "bin": pl.Int64, "pass": pl.Boolean}
 BIN_NAMES_SCHEMA = {"source": pl.String, "wafer_token": pl.String, "object_key": pl.String, "bin": pl.Int64,
@@ -31,7 +31,7 @@ def _events(events: pl.DataFrame, source: str) -> pl.DataFrame:
     return events.select(
         pl.lit(source).alias("source"), "wafer_token", pl.col("unit_key").alias("object_key"), "partner_key",
         "lot", "wafer", "insertion", "product", "step", "tester", pl.col("event_time").alias("file_time"),
-        "latest", "source_format",
+        "latest", "source_format", "flat",
     ).select(list(EVENTS_SCHEMA)).cast(EVENTS_SCHEMA)
 
 

@@ -86,7 +86,8 @@ SPECS = [
         code_version=str(SUMMARY_VERSION), automation_condition=FOLLOWS_ITS_DAY,
         description=(
             "One row per physical wafer: its merged map's dies and yield, the insertions merged, dies tested "
-            "more than once, and the pass dies of its latest event alone: parquet/merged_wafers/date=YYYY-MM-DD/"),
+            "more than once, and the pass dies of its latest event alone: parquet/merged_wafers/date=YYYY-MM-DD/; "
+            "each drawn as a wafer map: merged_maps/YYYY-MM-DD/<source>/<lot>/<step>/<wafer>.png and .json"),
         metadata={"dagster/column_schema": md.table_schema(MERGED_WAFERS_COLUMNS)},
     ),
     AssetSpec(
@@ -137,7 +138,7 @@ def yield_summaries(context: AssetExecutionContext, config: SummaryConfig, stora
            "run_seconds": MetadataValue.float(round(report.seconds, 2))}
     extra = {"wafer_summary": md.worst_wafers_grid(report.worst_grid),
              "merged_dies": {"merge_rule": t.get("merge_rule", "")},
-             "merged_wafers": {"merge_rule": t.get("merge_rule", "")},
+             "merged_wafers": {"merge_rule": t.get("merge_rule", ""), "merged_maps": t.get("merged_maps", 0)},
              "stacked_lot_maps": {"lot_maps": t.get("lot_maps", 0)}}
     for table in SUMMARY_TABLES:
         yield MaterializeResult(asset_key=table, metadata={
