@@ -244,8 +244,9 @@ class _Day:
             self.report.units_done += 1
             self.report.bytes_in += nbytes
             for w in result.wafers:
-                if w.thumbnail is not None:
-                    self.report.previews.append((w.wafer_token, w.thumbnail))
+                if w.thumbnail is not None:   # drawn only for a wafer with dies: labelled with its yield
+                    self.report.previews.append((f"{w.wafer_token} {100 * w.pass_count / w.die_count:.2f}%",
+                                                 w.thumbnail))
                 events.append(_event_row(w, unit, meta[unit.a_key]["event_time"]))
             rejects.extend(_reject_row(r, unit.a_key, self.processed_at, self.run_id) for r in result.rejects)
             errors = [r for r in result.rejects if r.severity == "error" and r.bucket == "a"]

@@ -156,6 +156,8 @@ def test_contract_example_end_to_end(env):
         assert (g > r and g > b) == (c["b"] == "1")
     # (1, 1) has no die: transparent.
     assert rgba.getpixel(((1 - grid["x_min"]) * ppd + 1, (1 - grid["y_min"]) * ppd + 1))[3] == 0
+    # the run's preview: the wafer drawn small, labelled with its token and yield
+    assert "**N4A123.1_07P 75.00%**" in metadata(result, "wafer_maps_png")["preview"]
 
 
 def test_incremental_reupload_late_partner_and_force(env):
