@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
+from failmap_assets.defs.owners import TEST_ENGINEERING, YIELD_ENGINEERING
+
 FAILMAP_GROUP = "failmap"
 STDF_GROUP = "stdf"
 YIELD_GROUP = "yield"
@@ -19,6 +21,7 @@ failmap_day_job = define_asset_job(
     selection=AssetSelection.groups(FAILMAP_GROUP),
     tags={"failmap/pipeline": "failmap"},
     executor_def=in_process_executor,
+    owners=TEST_ENGINEERING,
     description="Fail-map A/B pipeline for one fab day: listing, pairing, die table, PNG, JSON.",
 )
 
@@ -27,6 +30,7 @@ stdf_day_job = define_asset_job(
     selection=AssetSelection.groups(STDF_GROUP),
     tags={"failmap/pipeline": "stdf"},
     executor_def=in_process_executor,
+    owners=TEST_ENGINEERING,
     description="STDF ingestion for one fab day: listing, Parquet tables, wafer maps.",
 )
 
@@ -35,6 +39,7 @@ yield_summaries_job = define_asset_job(
     selection=AssetSelection.groups(YIELD_GROUP),
     tags={"failmap/pipeline": "summaries"},
     executor_def=in_process_executor,
+    owners=YIELD_ENGINEERING,
     description="wafer_summary, lot_summary, merged retests and stacked lot maps of one fab day, from its "
                 "committed fail-map and STDF days.",
 )
@@ -43,6 +48,7 @@ yield_summaries_job = define_asset_job(
 daily_close_job = define_asset_job(
     "daily_close_job",
     selection=AssetSelection.groups(FAILMAP_GROUP, STDF_GROUP, YIELD_GROUP, TRENDS_GROUP, SINKS_GROUP),
+    owners=TEST_ENGINEERING + YIELD_ENGINEERING,
     description="Yesterday's fail-map and STDF partitions, their summaries, the yield trends ending "
     "yesterday and the PostgreSQL sink, materialized once the day is closed.",
 )
@@ -52,6 +58,7 @@ yield_trends_job = define_asset_job(
     selection=AssetSelection.groups(TRENDS_GROUP),
     tags={"failmap/pipeline": "trends"},
     executor_def=in_process_executor,
+    owners=YIELD_ENGINEERING,
     description="yield_trends of one fab day: the window of days ending there, from their committed wafer_summary.",
 )
 

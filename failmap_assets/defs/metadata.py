@@ -59,6 +59,15 @@ def worst_wafers(events) -> dict:
     return {"worst_wafers": MetadataValue.md(markdown_table(table, ["wafer", "yield", "dies", "top loss bin"]))}
 
 
+def worst_wafers_grid(png: bytes | None) -> dict:
+    """The day's worst wafers drawn small (``yield_view/worst_grid.py``), as an image the
+    UI shows; nothing when the day has no wafer with dies."""
+    if png is None:
+        return {}
+    return {"worst_wafers_maps": MetadataValue.md(
+        f"![worst wafers of the day](data:image/png;base64,{base64.b64encode(png).decode()})")}
+
+
 def wafer_figures(totals: dict) -> dict:
     return {
         **day_yield(totals),

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from dagster import RunRequest, ScheduleEvaluationContext, schedule
 
 from failmap_assets.defs.jobs import daily_close_job
+from failmap_assets.defs.owners import TEST_ENGINEERING, YIELD_ENGINEERING
 from failmap_assets.defs.partitions import daily_partitions
 
 
@@ -18,6 +19,7 @@ from failmap_assets.defs.partitions import daily_partitions
     job=daily_close_job,
     cron_schedule="20 0 * * *",
     execution_timezone=daily_partitions.timezone,
+    owners=TEST_ENGINEERING + YIELD_ENGINEERING,
     description="At 00:20 fab time, materialize yesterday's fail-map and STDF partitions fully: "
     "pending A files past their pairing grace become a_only, unclaimed B files final orphans.",
 )

@@ -197,6 +197,63 @@ def render_wafer_png(wafer: WaferMap, pixels_per_die: int = 4, *, max_pixels: in
     return _encode(pixels, palette)
 
 
+#: The true-aspect map's longer die side is at most this many times its shorter one:
+#: DIE_SIZE comes from untrusted files, and real dies are well within it.
+MAX_DIE_ASPECT = 16.0
+
+
+def die_stretch(wafer: WaferMap) -> tuple[float, float]:
+    """How much wider (x) and taller (y) than the contract's square a die is drawn on the
+    true-aspect map: the shorter side of ``DIE_SIZE`` stays 1, the longer is its ratio
+    (at most ``MAX_DIE_ASPECT``); ``(1, 1)`` without a usable die size."""
+    size = wafer.die_size
+    if not size:
+        return 1.0, 1.0
+    w, h = float(size[0]), float(size[1])
+    if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        return 1.0, 1.0
+    ratio = min(max(h / w, 1 / MAX_DIE_ASPECT), MAX_DIE_ASPECT)
+    return (1.0, ratio) if ratio >= 1 else (1 / ratio, 1.0)
+
+
+def render_true_aspect_png(wafer: WaferMap, pixels_per_die: int = 4, *, max_pixels: int | None = None,
+                           contract_png: bytes | None = None) -> bytes:
+    """The wafer map drawn with each die as wide and tall as ``DIE_SIZE`` says, so a
+    round wafer of rectangular dies looks round. Written beside the contract PNG (whose
+    square dies keep the contract's pixel formula); same palette, transparency and notch
+    wedge, the shorter die side at the contract PNG's pixels per die. Where that would
+    exceed ``max_pixels`` both sides shrink together (sampled below one pixel per die).
+    Refuses exactly what ``render_wafer_png`` refuses (``no_png``); with square dies or
+    without a die size it is the contract PNG, byte for byte (``contract_png``, the PNG
+    ``render_wafer_png`` drew with the same arguments, is then returned as it is: no
+    second drawing)."""
+    refused = no_png(wafer, pixels_per_die, max_pixels)
+    if refused is not None:
+        raise refused
+    stretch_x, stretch_y = die_stretch(wafer)
+    if (stretch_x, stretch_y) == (1.0, 1.0):
+        return contract_png if contract_png is not None else render_wafer_png(wafer, pixels_per_die,
+                                                                              max_pixels=max_pixels)
+    grid = grid_for(wafer, pixels_per_die)
+    ppd = _scale(grid, max_pixels)
+    cells, palette = _die_cells(wafer, grid)
+    h, w = cells.shape
+    px_x, px_y = ppd * stretch_x, ppd * stretch_y
+    limit = _limit(max_pixels)
+    if round(w * px_x) * round(h * px_y) > limit:
+        shrink = math.sqrt(limit / (w * px_x * h * px_y))
+        px_x, px_y = px_x * shrink, px_y * shrink
+    height = max(1, round(h * px_y))
+    width = max(1, min(round(w * px_x), limit // height))   # rounding never takes it over the limit
+    # each pixel shows the die cell under its centre
+    col_of = np.minimum(((np.arange(width) + 0.5) * (w / width)).astype(np.int64), w - 1)
+    row_of = np.minimum(((np.arange(height) + 0.5) * (h / height)).astype(np.int64), h - 1)
+    pixels = np.ascontiguousarray(cells[row_of[:, None], col_of[None, :]])
+    lane = {"D": row_of == h - 1, "U": row_of == 0, "L": col_of == 0, "R": col_of == w - 1}[wafer.flat]
+    _draw_notch(pixels, wafer.flat, lane_px=max(1, int(lane.sum())))
+    return _encode(pixels, palette)
+
+
 def render_thumbnail_png(wafer: WaferMap, max_px: int = 96) -> bytes:
     """A small palette PNG for markdown previews; its long side is at most ``max_px``.
 

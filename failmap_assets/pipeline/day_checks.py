@@ -118,6 +118,6 @@ def missing_wafer_files(store: ObjectStore, manifest: DayManifest, events: pl.Da
     latest = events.filter(pl.col("latest"))
     no_json = [t for t in latest["wafer_token"].to_list() if json_key(t) not in present]
     no_png = [t for t, ok in latest.select("wafer_token", "png_written").iter_rows() if ok and png_key(t) not in present]
-    pngs = sum(1 for k in present if k.endswith(".png") and k in manifest.wafer_files)
+    pngs = sum(1 for k in present if k.startswith("png/") and k in manifest.wafer_files)   # contract PNGs
     jsons = sum(1 for k in present if k.endswith(".json") and k in manifest.wafer_files)
     return pngs, jsons, no_json, no_png

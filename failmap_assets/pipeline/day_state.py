@@ -68,6 +68,7 @@ EVENTS_SCHEMA = {
     "latest": pl.Boolean,             # the wafer's latest event (wafer/events.py)
     "outputs_written": pl.Boolean,    # the PNG / JSON on disk are this event's
     "png_written": pl.Boolean,        # False: the map was too large to draw (JSON only)
+    "flat": pl.String,                # the map's notch / flat side (U, D, L, R; null: state of an older version)
 }
 
 REJECT_SCHEMA = {

@@ -234,7 +234,8 @@ class _Day:
             # the rerun completes the work.
             event_time = meta[unit.a_key]["event_time"]
             for w in result.wafers:
-                writer.offer(w.wafer_token, unit.a_key, event_time, w.png, w.json, flag=unit.latest)
+                writer.offer(w.wafer_token, unit.a_key, event_time, w.png, w.json, aspect_png=w.aspect_png,
+                             flag=unit.latest)
             return result
 
         def account(result: UnitResult, nbytes: int, parts: _PartWriter) -> None:
@@ -243,8 +244,9 @@ class _Day:
             self.report.units_done += 1
             self.report.bytes_in += nbytes
             for w in result.wafers:
-                if w.thumbnail is not None:
-                    self.report.previews.append((w.wafer_token, w.thumbnail))
+                if w.thumbnail is not None:   # drawn only for a wafer with dies: labelled with its yield
+                    self.report.previews.append((f"{w.wafer_token} {100 * w.pass_count / w.die_count:.2f}%",
+                                                 w.thumbnail))
                 events.append(_event_row(w, unit, meta[unit.a_key]["event_time"]))
             rejects.extend(_reject_row(r, unit.a_key, self.processed_at, self.run_id) for r in result.rejects)
             errors = [r for r in result.rejects if r.severity == "error" and r.bucket == "a"]
@@ -383,7 +385,8 @@ class _Day:
                 continue
             for w in result.wafers:
                 if w.wafer_token in by_unit[unit.a_key]:
-                    writer.offer(w.wafer_token, unit.a_key, r["event_time"], w.png, w.json, force=True)
+                    writer.offer(w.wafer_token, unit.a_key, r["event_time"], w.png, w.json, aspect_png=w.aspect_png,
+                                 force=True)
                     self.report.wafers_redrawn += 1
         return writer.settle(events)
 
@@ -519,7 +522,7 @@ def _event_row(w, unit: Unit, event_time: datetime | None) -> dict:
         "source_format": wafer.format if wafer else None, "lot": wafer.lot if wafer else None,
         "wafer": wafer.wafer if wafer else None, "product": wafer.product if wafer else None,
         "step": wafer.step if wafer else None, "tester": wafer.tester if wafer else None,
-        "stime": wafer.stime if wafer else None,
+        "stime": wafer.stime if wafer else None, "flat": wafer.flat if wafer else None,
         "dies": w.die_count, "pass_dies": w.pass_count, "b_only_dies": w.b_only_dies, "retested_dies": w.retests,
         "with_b": w.with_b, "bins": [k for k, _ in bins], "bin_counts": [v for _, v in bins],
         **st.bin_columns(wafer, [k for k, _ in bins]),

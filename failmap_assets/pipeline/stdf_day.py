@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from failmap_assets.discovery.listing import list_objects
 from failmap_assets.maps.coordinates import wafer_json
-from failmap_assets.maps.render import no_png, render_wafer_png
+from failmap_assets.maps.render import no_png, render_true_aspect_png, render_wafer_png
 from failmap_assets.pipeline import day_state as st
 from failmap_assets.pipeline.day_commit import DaySession, inputs_digest
 from failmap_assets.pipeline.day_lease import LeaseOptions
@@ -212,12 +212,12 @@ class _StdfDay:
             maps = []
         for wafer in maps:
             token = stdf_wafer_token(wafer.lot, wafer.wafer)
-            png, js = self._draw(wafer, token, key, etag)
+            png, js, aspect = self._draw(wafer, token, key, etag)
             refused = no_png(wafer, self.ppd)
             if refused is not None:
                 rejects.append(self._reject(key, etag, refused.reason,
                                             f"wafer {token}: no PNG (tables and JSON kept): {refused}", "warning"))
-            writer.offer(token, key, event_time, png, js)
+            writer.offer(token, key, event_time, png, js, aspect_png=aspect)
             events.append(self._event(wafer, token, key, etag, event_time, png is not None))
             if wafer.die_count:
                 with self.lock:
@@ -225,11 +225,14 @@ class _StdfDay:
         return events, rejects, self._unit_row(key, etag, "ok", files=files, dies=t["parts"].num_rows,
                                                event_time=event_time)
 
-    def _draw(self, wafer, token: str, key: str, etag: str) -> tuple[bytes | None, bytes]:
+    def _draw(self, wafer, token: str, key: str, etag: str) -> tuple[bytes | None, bytes, bytes | None]:
+        """The wafer's contract PNG (None: no PNG), JSON and true-aspect PNG."""
         source = {"a_key": key, "a_etag": etag, "b_key": None, "b_etag": None}
-        png = render_wafer_png(wafer, pixels_per_die=self.ppd) if no_png(wafer, self.ppd) is None else None
+        drawable = no_png(wafer, self.ppd) is None
+        png = render_wafer_png(wafer, pixels_per_die=self.ppd) if drawable else None
+        aspect = render_true_aspect_png(wafer, pixels_per_die=self.ppd, contract_png=png) if drawable else None
         js = wafer_json(wafer, wafer_token=token, source=source, companion=None, pixels_per_die=self.ppd)
-        return png, js
+        return png, js, aspect
 
     def _redraw(self, events: pl.DataFrame, writer: WaferFiles) -> pl.DataFrame:
         stale = events.filter(pl.col("latest") & ~pl.col("outputs_written"))
@@ -251,8 +254,8 @@ class _StdfDay:
                 self.log(f"could not redraw {key!r}: {type(exc).__name__}: {exc}")
             # Output writes are not caught (as in the fail-map day): an unwritable store
             # fails the run instead of committing the wafer undrawn as if all were well.
-            for token, event_time, png, js in drawn:
-                writer.offer(token, key, event_time, png, js, force=True)
+            for token, event_time, png, js, aspect in drawn:
+                writer.offer(token, key, event_time, png, js, aspect_png=aspect, force=True)
         return writer.settle(events)
 
     def _event(self, wafer, token, key, etag, event_time, png_ok: bool) -> dict:
@@ -260,7 +263,7 @@ class _StdfDay:
         return {
             "wafer_token": token, "unit_key": key, "unit_etag": etag, "event_time": event_time,
             "source_format": wafer.format, "lot": wafer.lot, "wafer": wafer.wafer, "product": wafer.product,
-            "step": wafer.step, "tester": wafer.tester, "stime": wafer.stime,
+            "step": wafer.step, "tester": wafer.tester, "stime": wafer.stime, "flat": wafer.flat,
             "dies": wafer.die_count, "pass_dies": int(wafer.is_pass().sum()), "b_only_dies": 0,
             "retested_dies": int(wafer.retest_count.sum()), "with_b": False,
             "bins": [int(b) for b in bins], "bin_counts": [int(c) for c in counts],

@@ -41,14 +41,20 @@ from failmap_assets.stdf.tables import TABLES as STDF_TABLES
 from failmap_assets.stdf.wafer_maps import tables_wafer_maps
 from failmap_assets.storage.committed_tables import named_table_files
 from failmap_assets.storage.day_manifest import DayManifest, read_manifest
-from failmap_assets.storage.layout import SUMMARY_PIPELINE, file_id_of, lot_map_key, state_dir, table_file
+from failmap_assets.maps.coordinates import wafer_json
+from failmap_assets.maps.render import no_png, render_wafer_png
+from failmap_assets.storage.layout import (SUMMARY_PIPELINE, file_id_of, lot_map_key, merged_map_key, state_dir,
+                                           table_file)
 from failmap_assets.storage.local_store import check_key
 from failmap_assets.storage.object_store import ObjectStore, UnsafeKey
 from failmap_assets.storage.parquet_io import write_table
 from failmap_assets.yield_view import sources
 from failmap_assets.yield_view.lot_maps import LOT_MAP, lot_map_json, render_lot_map_png, stacked_lot_maps
 from failmap_assets.yield_view.merged import MERGE_RULES, merge_dies, merged_wafers
-from failmap_assets.yield_view.summaries import SUMMARY_VERSION, day_figures, lot_summary, wafer_summary
+from failmap_assets.yield_view.merged_maps import merged_maps
+from failmap_assets.yield_view.summaries import (SUMMARY_VERSION, WAFER_SUMMARY_COLUMNS, day_figures, lot_summary,
+                                                 schema_of, wafer_summary)
+from failmap_assets.yield_view.worst_grid import worst_wafers_grid
 
 PIPELINE = SUMMARY_PIPELINE
 SOURCE_PIPELINES = ("failmap", "stdf")
@@ -71,6 +77,7 @@ class SummaryDayReport:
     waited_s: float = 0.0
     totals: dict | None = None         # the day's figures, from the summaries' commit
     manifest: DayManifest | None = None
+    worst_grid: bytes | None = None    # the day's worst wafers drawn small (a PNG for the UI), None: no dies
 
 
 @dataclass
@@ -108,21 +115,24 @@ def run_summary_day(*, day: date, out: ObjectStore, run_id: str, force: bool = F
             log(f"{day}: summaries already describe these commits ({inputs.commits}); no commit")
             session.collect_garbage(committed.live_files())   # a crashed run's files, if any
             report.manifest, report.totals, report.generation = committed, committed.totals, committed.generation
+            wafers = committed_wafer_summary(out, committed)
         else:
             wafers = wafer_summary(inputs.events, inputs.dies, inputs.bin_names)
             merged = merge_dies(inputs.events, inputs.dies, merge_rule)
-            frames = {"wafer_summary": wafers, "lot_summary": lot_summary(wafers), "merged_dies": merged,
-                      "merged_wafers": merged_wafers(inputs.events, merged, inputs.dies, merge_rule),
-                      "stacked_lot_maps": stacked_lot_maps(merged)}
+            final = merged_wafers(inputs.events, merged, inputs.dies, merge_rule)
+            frames = {"wafer_summary": wafers, "lot_summary": lot_summary(wafers, final), "merged_dies": merged,
+                      "merged_wafers": final, "stacked_lot_maps": stacked_lot_maps(merged)}
             tables = {name: [table_file(name, day, session.tag)] for name in frames}
             for name, frame in frames.items():
                 write_table(out, tables[name][0], frame)
             session.check()   # still the day's writer before replacing visible files
             lot_maps = write_lot_maps(out, day, frames["stacked_lot_maps"], pixels_per_die)
-            manifest = DayManifest(pipeline=PIPELINE, day=day, tables=tables, inputs=digest, wafer_files=lot_maps,
-                                   totals={
+            merged_files = write_merged_maps(out, day, inputs, merged, merge_rule, pixels_per_die)
+            manifest = DayManifest(pipeline=PIPELINE, day=day, tables=tables, inputs=digest,
+                                   wafer_files=lot_maps | merged_files, totals={
                 **day_figures(wafers, frames["lot_summary"]), "rows": {n: f.height for n, f in frames.items()},
                 "lot_maps": len(lot_maps) // 2, "merge_rule": merge_rule,
+                "merged_maps": sum(k.endswith(".json") for k in merged_files),
                 "summarised": inputs.commits, "summary_version": SUMMARY_VERSION,
             })
             session.commit(manifest)
@@ -130,8 +140,16 @@ def run_summary_day(*, day: date, out: ObjectStore, run_id: str, force: bool = F
                 f"{frames['lot_summary'].height} lot row(s), {len(lot_maps) // 2} lot map(s)")
             report.committed, report.manifest, report.totals = True, manifest, manifest.totals
             report.generation = manifest.generation
+    report.worst_grid = worst_wafers_grid(wafers, inputs.dies)
     report.seconds = time.monotonic() - started
     return report
+
+
+def committed_wafer_summary(store: ObjectStore, manifest: DayManifest) -> pl.DataFrame:
+    """The summaries' committed wafer_summary, read through the manifest."""
+    keys = named_table_files(manifest).get("wafer_summary", [])
+    return pl.concat([pl.read_parquet(io.BytesIO(store.get(k))) for k in keys]) if keys else pl.DataFrame(
+        schema=schema_of(WAFER_SUMMARY_COLUMNS))
 
 
 def write_lot_maps(out: ObjectStore, day: date, stacked: pl.DataFrame, pixels_per_die: int) -> dict[str, str]:
@@ -142,6 +160,23 @@ def write_lot_maps(out: ObjectStore, day: date, stacked: pl.DataFrame, pixels_pe
         written[png] = out.put(png, render_lot_map_png(rows, pixels_per_die), "image/png").etag
         doc = json.dumps(lot_map_json(rows, pixels_per_die), indent=1).encode()
         key = lot_map_key(day, source, lot, step, "json")
+        written[key] = out.put(key, doc, "application/json").etag
+    return written
+
+
+def write_merged_maps(out: ObjectStore, day: date, inputs: SummaryInputs, merged: pl.DataFrame, rule: str,
+                      pixels_per_die: int) -> dict[str, str]:
+    """Each physical wafer's merged map: PNG (none for a map too large to draw, as for
+    any wafer) and JSON, fixed names, each put atomically; key -> ETag."""
+    written = {}
+    for m in merged_maps(inputs.events, merged, inputs.bin_names, rule):
+        source, lot, wafer, step = m.key
+        if no_png(m.wafer, pixels_per_die) is None:
+            png = merged_map_key(day, source, lot, step, wafer, "png")
+            written[png] = out.put(png, render_wafer_png(m.wafer, pixels_per_die), "image/png").etag
+        doc = wafer_json(m.wafer, wafer_token=m.wafer_token, source=m.source, companion=None,
+                         pixels_per_die=pixels_per_die)
+        key = merged_map_key(day, source, lot, step, wafer, "json")
         written[key] = out.put(key, doc, "application/json").etag
     return written
 
@@ -193,11 +228,12 @@ def _state(store: ObjectStore, manifest: DayManifest, kind: str) -> pl.DataFrame
 
 
 def _failmap_inputs(store: ObjectStore, manifest: DayManifest):
-    events = sources.failmap_events(_state(store, manifest, "events"), _state(store, manifest, "units"))
+    state = _state(store, manifest, "events")
+    events = sources.failmap_events(state, _state(store, manifest, "units"))
     files = named_table_files(manifest).get("failmap_dies", [])
     table = pl.concat([pl.DataFrame(schema=_DIE_COLUMNS)] + [
         pl.read_parquet(io.BytesIO(store.get(k)), columns=list(_DIE_COLUMNS)) for k in files])
-    return events, sources.failmap_dies(table), pl.DataFrame(schema=sources.BIN_NAMES_SCHEMA)
+    return events, sources.failmap_dies(table), sources.failmap_bin_names(state)
 
 
 def _stdf_inputs(store: ObjectStore, manifest: DayManifest):

@@ -23,7 +23,7 @@ from failmap_assets.wafer.model import DIE_ROWS_SCHEMA, CompanionMap, WaferMap, 
 from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.formats.failmap_text import parse_failmap_b, sniff_failmap
 from failmap_assets.maps.coordinates import wafer_json
-from failmap_assets.maps.render import no_png, render_thumbnail_png, render_wafer_png
+from failmap_assets.maps.render import no_png, render_thumbnail_png, render_true_aspect_png, render_wafer_png
 from failmap_assets.pipeline.memory_budget import OverBudget, Reservation
 from failmap_assets.wafer.rejects import Rejected, RejectRow
 
@@ -68,6 +68,7 @@ class WaferOutput:
     wafer: WaferMap | None = None     # the map itself (format, lot, product ... of the event)
     with_b: bool = False
     drawable: bool = True             # False: no PNG, JSON only (an empty wafer, or dies too far apart)
+    aspect_png: bytes | None = None   # the map with the true die aspect ratio, whenever ``png`` is drawn
 
 
 @dataclass
@@ -200,9 +201,12 @@ def _outputs(wafer: WaferMap, token: str, unit: Unit, companion: CompanionMap | 
     if refused is not None:
         rejects.append(RejectRow(unit.a_key, unit.a_etag, "a", refused.reason,
                                  f"wafer {token}: no PNG (die rows and JSON kept): {refused}", severity="warning"))
+    png = render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die) if draw and drawable else None
     return WaferOutput(
         wafer_token=token,
-        png=render_wafer_png(wafer, pixels_per_die=opts.pixels_per_die) if draw and drawable else None,
+        png=png,
+        aspect_png=None if png is None else render_true_aspect_png(wafer, pixels_per_die=opts.pixels_per_die,
+                                                                   contract_png=png),
         json=wafer_json(wafer, wafer_token=token, source=source, companion=companion,
                         pixels_per_die=opts.pixels_per_die, die_match=match) if draw else None,
         die_count=wafer.die_count,

@@ -15,7 +15,7 @@ from datetime import datetime
 import polars as pl
 
 from failmap_assets.pipeline.day_commit import DaySession
-from failmap_assets.storage.layout import json_key, png_key
+from failmap_assets.storage.layout import json_key, png_key, true_aspect_png_key
 from failmap_assets.wafer.events import event_rank
 
 
@@ -45,14 +45,20 @@ class WaferFiles:
             return self._locks.setdefault(token, threading.Lock())
 
     def _keys(self, token: str, with_png: bool) -> list[str]:
+        """A wafer's files: its JSON, and with a PNG the contract PNG and the true-aspect one."""
         keys = [json_key(self.day, token, self.pipeline)]
-        return keys + [png_key(self.day, token, self.pipeline)] if with_png else keys
+        if with_png:
+            keys += [png_key(self.day, token, self.pipeline), true_aspect_png_key(self.day, token, self.pipeline)]
+        return keys
 
     def offer(self, token: str, unit_key: str, event_time: datetime | None, png: bytes | None,
-              json: bytes | None, *, flag: bool = True, force: bool = False) -> None:
+              json: bytes | None, *, aspect_png: bytes | None = None, flag: bool = True, force: bool = False) -> None:
         """A drawn wafer of one event: written when the event is later than the one on
         disk (``force``: redraw whatever is there). ``flag``: the latest flag the event's
-        new rows carry. ``json`` None: the event was not drawn (not its wafer's latest)."""
+        new rows carry. ``json`` None: the event was not drawn (not its wafer's latest).
+        A PNG comes with its true-aspect twin (``aspect_png``)."""
+        if png is not None and aspect_png is None:
+            raise ValueError(f"wafer {token}: a PNG without its true-aspect PNG")
         rank = event_rank(event_time, unit_key)
         with self.lock:
             self.flag.setdefault((token, unit_key), flag)
@@ -65,12 +71,15 @@ class WaferFiles:
             self.session.check()
             out = self.session.store
             png_at, json_at = png_key(self.day, token, self.pipeline), json_key(self.day, token, self.pipeline)
+            aspect_at = true_aspect_png_key(self.day, token, self.pipeline)
             etags = {}
             if png is not None:
                 etags[png_at] = out.put(png_at, png, content_type="image/png").etag
+                etags[aspect_at] = out.put(aspect_at, aspect_png, content_type="image/png").etag
             etags[json_at] = out.put(json_at, json, content_type="application/json").etag
             with self.lock:
                 self.etags.pop(png_at, None)
+                self.etags.pop(aspect_at, None)
                 self.etags.update(etags)
                 self.owner[token] = rank
                 self.png_ok[token] = png is not None

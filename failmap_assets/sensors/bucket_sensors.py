@@ -42,6 +42,7 @@ from dagster import (
 )
 
 from failmap_assets.defs.jobs import failmap_day_job, stdf_day_job
+from failmap_assets.defs.owners import TEST_ENGINEERING
 from failmap_assets.defs.partitions import daily_partitions
 from failmap_assets.discovery.cursor import SensorCursor, TickPlan, finalize, scan
 from failmap_assets.discovery.seen_ledger import LedgerStore, Manifest, objects_digest
@@ -207,7 +208,8 @@ def drop_covered(plan: TickPlan, out: ObjectStore, pipeline: str) -> int:
 def bucket_sensor(spec: BucketSpec) -> SensorDefinition:
     """The Dagster sensor of one bucket: every tick is ``evaluate``."""
 
-    @sensor(name=spec.name, job=spec.job, minimum_interval_seconds=interval_seconds(), description=spec.description)
+    @sensor(name=spec.name, job=spec.job, minimum_interval_seconds=interval_seconds(), description=spec.description,
+            owners=TEST_ENGINEERING)
     def _sensor(context: SensorEvaluationContext, storage: FailmapStorage, failmap_rules: FailmapRules,
                 sensor_rules: SensorRules):
         return evaluate(context, spec, storage, failmap_rules, sensor_rules)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from dagster import AssetObservation, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from failmap_assets.defs.jobs import failmap_day_job, stdf_day_job
+from failmap_assets.defs.owners import TEST_ENGINEERING
 from failmap_assets.defs.partitions import daily_partitions
 from failmap_assets.discovery.reconcile import ReconcileCursor, Watched, plan
 from failmap_assets.resources import FailmapStorage, SensorRules
@@ -27,6 +28,7 @@ ASSET_OF = {"failmap": "failmap_dies", "stdf": "stdf_tables"}
 
 @sensor(
     name="reconcile_sensor",
+    owners=TEST_ENGINEERING,
     jobs=[failmap_day_job, stdf_day_job],
     minimum_interval_seconds=interval_seconds(),
     description=(

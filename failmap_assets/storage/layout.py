@@ -3,8 +3,10 @@
     parquet/<table>/date=YYYY-MM-DD/<file>.parquet      tables (Hive-style, queryable as a dataset),
                                                         wafer_summary and lot_summary too
     png/YYYY-MM-DD/<wafer>.png                          one wafer map per wafer (its latest test event)
+    png_true_aspect/YYYY-MM-DD/<wafer>.png              the same map, dies as wide and tall as DIE_SIZE says
     json/YYYY-MM-DD/<wafer>.json                        one coordinate file per wafer
     lot_maps/YYYY-MM-DD/<source>/<lot>/<step>.png|.json one stacked fail-rate map per lot and step
+    merged_maps/YYYY-MM-DD/<source>/<lot>/<step>/<wafer>.png|.json  each physical wafer's retests merged
     state/<pipeline>/date=YYYY-MM-DD/manifest.json      the day's commit: names exactly the live files
     state/<pipeline>/date=YYYY-MM-DD/lease.json         who is writing the day (one writer at a time)
     state/<pipeline>/date=YYYY-MM-DD/<kind>-<tag>.parquet   processed units, test events, rejects
@@ -115,6 +117,12 @@ def png_key(day: date, wafer_token: str, pipeline: str = "failmap") -> str:
     return f"png/{day.isoformat()}/{wafer_stem(wafer_token, pipeline)}.png"
 
 
+def true_aspect_png_key(day: date, wafer_token: str, pipeline: str = "failmap") -> str:
+    """The wafer map with the true die aspect ratio, beside the contract PNG (same stem,
+    a folder of its own: the contract's ``png/`` folder keeps exactly its files)."""
+    return f"png_true_aspect/{day.isoformat()}/{wafer_stem(wafer_token, pipeline)}.png"
+
+
 def json_key(day: date, wafer_token: str, pipeline: str = "failmap") -> str:
     return f"json/{day.isoformat()}/{wafer_stem(wafer_token, pipeline)}.json"
 
@@ -129,8 +137,21 @@ def lot_map_key(day: date, source: str, lot: str, step: str | None, ext: str) ->
     return f"{lot_map_dir(day)}{safe_name(source)}/{safe_name(lot)}/{safe_name(step or '')}.{ext}"
 
 
-def wafer_dirs(day: date) -> tuple[str, str]:
-    return f"png/{day.isoformat()}/", f"json/{day.isoformat()}/"
+def merged_map_dir(day: date) -> str:
+    return f"merged_maps/{day.isoformat()}/"
+
+
+def merged_map_key(day: date, source: str, lot: str, step: str | None, wafer: str, ext: str) -> str:
+    """A physical wafer's merged map (PNG or JSON), beside the per-insertion ones: fixed
+    names, one folder level per part, each part through ``safe_name``."""
+    return (f"{merged_map_dir(day)}{safe_name(source)}/{safe_name(lot)}/{safe_name(step or '')}/"
+            f"{safe_name(wafer)}.{ext}")
+
+
+def wafer_dirs(day: date) -> tuple[str, str, str]:
+    """The day's folders of wafer files (contract PNG, JSON, true-aspect PNG), shared by
+    both pipelines (``stem_pipeline`` tells whose a file is)."""
+    return f"png/{day.isoformat()}/", f"json/{day.isoformat()}/", f"png_true_aspect/{day.isoformat()}/"
 
 
 def state_dir(pipeline: str, day: date) -> str:
@@ -179,7 +200,7 @@ def day_prefixes(pipeline: str, day: date, stdf_tables: tuple[str, ...] = ()) ->
     if pipeline == "failmap":
         tables = [table_dir(t, day) for t in FAILMAP_TABLES]
     elif pipeline == SUMMARY_PIPELINE:
-        tables = [table_dir(t, day) for t in SUMMARY_TABLES] + [lot_map_dir(day)]
+        tables = [table_dir(t, day) for t in SUMMARY_TABLES] + [lot_map_dir(day), merged_map_dir(day)]
     elif pipeline == TRENDS_PIPELINE:
         tables = [table_dir(t, day) for t in TRENDS_TABLES]
     else:

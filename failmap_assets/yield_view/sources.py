@@ -20,7 +20,7 @@ FAILMAP, STDF = "failmap", "stdf"
 EVENTS_SCHEMA = {"source": pl.String, "wafer_token": pl.String, "object_key": pl.String, "partner_key": pl.String,
                  "lot": pl.String, "wafer": pl.String, "insertion": pl.String, "product": pl.String,
                  "step": pl.String, "tester": pl.String, "file_time": pl.Datetime("us"), "latest": pl.Boolean,
-                 "source_format": pl.String}
+                 "source_format": pl.String, "flat": pl.String}
 DIES_SCHEMA = {"source": pl.String, "wafer_token": pl.String, "object_key": pl.String, "x": pl.Int32,
                "y": pl.Int32, "bin": pl.Int64, "pass": pl.Boolean}
 BIN_NAMES_SCHEMA = {"source": pl.String, "wafer_token": pl.String, "object_key": pl.String, "bin": pl.Int64,
@@ -31,7 +31,7 @@ def _events(events: pl.DataFrame, source: str) -> pl.DataFrame:
     return events.select(
         pl.lit(source).alias("source"), "wafer_token", pl.col("unit_key").alias("object_key"), "partner_key",
         "lot", "wafer", "insertion", "product", "step", "tester", pl.col("event_time").alias("file_time"),
-        "latest", "source_format",
+        "latest", "source_format", "flat",
     ).select(list(EVENTS_SCHEMA)).cast(EVENTS_SCHEMA)
 
 
@@ -52,6 +52,18 @@ def failmap_dies(die_table: pl.DataFrame) -> pl.DataFrame:
         pl.lit(FAILMAP).alias("source"), "wafer_token", pl.col("a_key").alias("object_key"), "x", "y",
         pl.col("bin").cast(pl.Int64), "pass",
     )
+
+
+def failmap_bin_names(events: pl.DataFrame) -> pl.DataFrame:
+    """The bin names each fail-map event's file gives (its ``BINDEF`` lines, an industry
+    format's bin legend), as the events state recorded them beside its bins: the names
+    of the JSON legend. Events of an older state version (no names) name none."""
+    pairs = events.select("wafer_token", "unit_key", "bins", "bin_names").filter(
+        pl.col("bin_names").is_not_null() & (pl.col("bins").list.len() == pl.col("bin_names").list.len()))
+    return (pairs.explode("bins", "bin_names").drop_nulls("bin_names")
+            .select(pl.lit(FAILMAP).alias("source"), "wafer_token", pl.col("unit_key").alias("object_key"),
+                    pl.col("bins").alias("bin"), pl.col("bin_names").alias("name"))
+            .cast(BIN_NAMES_SCHEMA))
 
 
 def stdf_events(events: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:

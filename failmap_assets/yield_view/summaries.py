@@ -25,7 +25,7 @@ from failmap_assets.yield_view.zones import ZONES, normalised_radius, zone_of
 
 #: Bump when a rule or a column changes: the assets' code_version, so Dagster shows
 #: which days were summarised by an older rule.
-SUMMARY_VERSION = 2  # 2: merged retests and stacked lot maps added to the day
+SUMMARY_VERSION = 3  # 2: merged retests and stacked lot maps added to the day; 3: fail-map bin names, the lots' merged result
 
 #: One wafer test event: its source pipeline, wafer and object (an A map, an STDF file).
 EVENT = ["source", "wafer_token", "object_key"]
@@ -89,6 +89,10 @@ LOT_SUMMARY_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "worst_bins": (pl.List(LOSS_BIN), f"the top {WORST_BINS} fail bins by dies: bin, name, dies, "
                                       "pct_of_dies (share of the lot's dies)"),
     **_zone_columns(with_pass=False),
+    "merged_dies": (pl.Int64, "dies of the lot's wafers merged over their insertions by FAILMAP_MERGE_RULE "
+                              "(merged_wafers; null: no wafer of the lot could be merged)"),
+    "merged_pass_dies": (pl.Int64, "passing dies of the merged wafers: the lot's final result"),
+    "merged_yield_pct": (pl.Float64, "merged_pass_dies / merged_dies, %"),
 }
 
 
@@ -145,8 +149,10 @@ def wafer_summary(events: pl.DataFrame, dies: pl.DataFrame, bin_names: pl.DataFr
             .sort(["source", "lot", "wafer_token", "file_time", "object_key"], nulls_last=True))
 
 
-def lot_summary(wafers: pl.DataFrame) -> pl.DataFrame:
-    """One row per ``LOT`` over the wafers' latest events (``wafers`` is a wafer_summary)."""
+def lot_summary(wafers: pl.DataFrame, merged: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per ``LOT`` over the wafers' latest events (``wafers`` is a wafer_summary),
+    with the final result of its wafers merged over their insertions (``merged``, a
+    merged_wafers table; None: not known, null)."""
     latest = wafers.filter(pl.col("latest"))
     events = wafers.group_by([*LOT, "wafer_token"]).agg(pl.len().alias("_events")).group_by(LOT).agg(
         pl.col("_events").sum().cast(pl.Int64).alias("test_events"),
@@ -172,10 +178,16 @@ def lot_summary(wafers: pl.DataFrame) -> pl.DataFrame:
         .group_by(LOT, maintain_order=True)
         .agg(pl.struct("bin", "name", "dies", "pct_of_dies").head(WORST_BINS).alias("worst_bins"))
     )
+    if merged is None:
+        merged = pl.DataFrame(schema={c: pl.String for c in LOT} | {"dies": pl.Int64, "pass_dies": pl.Int64})
+    final = merged.group_by(LOT).agg(pl.col("dies").sum().alias("merged_dies"),
+                                     pl.col("pass_dies").sum().alias("merged_pass_dies"))
     out = (
         figures.join(events, on=LOT, how="left", nulls_equal=True)
         .join(loss, on=LOT, how="left", nulls_equal=True)
+        .join(final, on=LOT, how="left", nulls_equal=True)
         .with_columns(
+            _pct(pl.col("merged_pass_dies"), pl.col("merged_dies")).alias("merged_yield_pct"),
             pl.col("worst_bins").fill_null(pl.lit([], dtype=pl.List(LOSS_BIN))),
             _pct(pl.col("pass_dies"), pl.col("dies")).alias("yield_pct"),
             *[_pct(pl.col(f"{z}_pass_dies"), pl.col(f"{z}_dies")).alias(f"{z}_yield_pct") for z in ZONES],

@@ -156,6 +156,8 @@ def test_contract_example_end_to_end(env):
         assert (g > r and g > b) == (c["b"] == "1")
     # (1, 1) has no die: transparent.
     assert rgba.getpixel(((1 - grid["x_min"]) * ppd + 1, (1 - grid["y_min"]) * ppd + 1))[3] == 0
+    # the run's preview: the wafer drawn small, labelled with its token and yield
+    assert "**N4A123.1_07P 75.00%**" in metadata(result, "wafer_maps_png")["preview"]
 
 
 def test_incremental_reupload_late_partner_and_force(env):
@@ -201,6 +203,11 @@ def test_bad_objects_are_rejected_and_the_rest_succeeds(env):
     result = run(settings, instance)
     assert metadata(result, "failmap_dies")["wafers"] == 1
     assert metadata(result, "failmap_rejects")["rejects"] == 3
+    # the UI's rejects by reason: a row per severity and reason with its objects
+    by_reason = metadata(result, "failmap_rejects")["by_reason"].splitlines()
+    assert by_reason[0] == "| severity | reason | objects |"
+    assert set(by_reason[2:]) == {"| error | truncated | 1 |", "| error | bad_row | 1 |",
+                                  "| error | corrupt_archive | 1 |", "| warning | not_a_failmap_key | 1 |"}
 
     rejects = table(stores, "failmap_rejects")
     by_key = {r["key"]: r for r in rejects.iter_rows(named=True)}

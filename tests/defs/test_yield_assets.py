@@ -4,12 +4,16 @@ automation condition."""
 
 from __future__ import annotations
 
+import base64
+import io
+import re
 from dataclasses import replace
 from datetime import date
 
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 from dagster import (
     AssetKey,
     AssetMaterialization,
@@ -31,6 +35,7 @@ from failmap_assets.storage.layout import SUMMARY_TABLES
 from failmap_assets.storage.local_store import LocalObjectStore
 from failmap_assets.yield_view.lot_maps import STACKED_LOT_MAPS_COLUMNS
 from failmap_assets.yield_view.merged import MERGED_DIES_COLUMNS, MERGED_WAFERS_COLUMNS
+from failmap_assets.yield_view.worst_grid import TILE, WORST_WAFERS
 from failmap_assets.yield_view.summaries import (
     LOT_SUMMARY_COLUMNS,
     SUMMARY_VERSION,
@@ -62,6 +67,14 @@ def env(tmp_path):
 def materialized(result) -> dict[str, dict]:
     return {m.event_specific_data.materialization.asset_key.to_user_string():
             m.event_specific_data.materialization.metadata for m in result.get_asset_materialization_events()}
+
+
+def worst_grid_of(metadata) -> Image.Image:
+    """The worst-wafer grid PNG of a materialization's metadata, opened with Pillow."""
+    text = metadata["worst_wafers_maps"].value
+    data = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text).group(1))
+    assert len(data) < 200_000
+    return Image.open(io.BytesIO(data))
 
 
 def test_summaries_after_the_days_read_back_and_rerun(env):
@@ -99,6 +112,10 @@ def test_summaries_after_the_days_read_back_and_rerun(env):
     assert meta["wafer_summary"]["yield_pct"].value == pytest.approx(
         round(100 * latest["pass_dies"].sum() / latest["dies"].sum(), 2))
     assert meta["wafer_summary"]["wafers"].value == latest.height
+    # the worst wafers drawn small: one PNG in the UI, a tile per wafer (up to 12), lowest yield first
+    grid = worst_grid_of(meta["wafer_summary"])
+    assert grid.format == "PNG" and grid.size[0] >= 4 * TILE
+    assert grid.size[1] > -(-min(latest.height, WORST_WAFERS) // 4) * TILE
 
     # what the UI shows of the definitions
     graph = YIELD_ASSETS[0]
@@ -120,6 +137,7 @@ def test_summaries_after_the_days_read_back_and_rerun(env):
     m2 = materialized(again)["wafer_summary"]
     assert m2["run_committed"].value is False
     assert m2["yield_pct"] == meta["wafer_summary"]["yield_pct"]
+    assert m2["worst_wafers_maps"] == meta["wafer_summary"]["worst_wafers_maps"]   # drawn from the commit
     assert pl.read_parquet(out / "parquet/wafer_summary/**/*.parquet", hive_partitioning=True).equals(wafers)
     forced = materialize(YIELD_ASSETS, partition_key=DAY.isoformat(), instance=instance, resources=resources,
                          run_config={"ops": {"yield_summaries": {"config": {"force": True}}}})
@@ -140,3 +158,41 @@ def test_a_day_partition_materialized_requests_that_days_summaries_once():
         assert {k: second.get_requested_partitions(k) for k in summaries} == {k: {"2026-01-05"} for k in summaries}
         third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
         assert third.total_requested == 0
+
+
+def test_a_late_files_new_summaries_request_the_latest_trend_window_once():
+    from datetime import timedelta
+
+    from failmap_assets.defs.partitions import TREND_DAYS, daily_partitions
+    from failmap_assets.defs.yield_view.assets import yield_summaries_sensor
+    from failmap_assets.defs.yield_view.trends import TRENDS_ASSETS
+
+    defs = Definitions(assets=[*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS, *TRENDS_ASSETS],
+                       resources=build_resources())
+    trends = AssetKey("yield_trends")
+    assert trends in yield_summaries_sensor.asset_selection.resolve(defs.resolve_asset_graph())
+    latest = date.fromisoformat(daily_partitions.get_last_partition_key())
+    with DagsterInstance.ephemeral() as instance:
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.get_requested_partitions(trends) == set()
+        # a late file of a day three days back: its summaries are committed again
+        late = (latest - timedelta(days=3)).isoformat()
+        instance.report_runless_asset_event(AssetMaterialization("wafer_summary", partition=late))
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert second.get_requested_partitions(trends) == {latest.isoformat()}
+        # handled: nothing more until the next change
+        third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+        assert third.get_requested_partitions(trends) == set()
+        # a day outside the latest window changes no request
+        old = (latest - timedelta(days=TREND_DAYS + 2)).isoformat()
+        instance.report_runless_asset_event(AssetMaterialization("wafer_summary", partition=old))
+        fourth = evaluate_automation_conditions(defs=defs, instance=instance, cursor=third.cursor)
+        assert fourth.get_requested_partitions(trends) == set()
+        # a fail-map run of a day: first its summaries, not yet the trends (their input is in the making)
+        instance.report_runless_asset_event(AssetMaterialization("failmap_dies", partition=late))
+        fifth = evaluate_automation_conditions(defs=defs, instance=instance, cursor=fourth.cursor)
+        assert fifth.get_requested_partitions(AssetKey("wafer_summary")) == {late}
+        assert fifth.get_requested_partitions(trends) == set()
+        instance.report_runless_asset_event(AssetMaterialization("wafer_summary", partition=late))
+        sixth = evaluate_automation_conditions(defs=defs, instance=instance, cursor=fifth.cursor)
+        assert sixth.get_requested_partitions(trends) == {latest.isoformat()}   # then, once they are committed

@@ -175,3 +175,44 @@ def test_a_forced_run_writes_each_part_once(tmp_path: Path) -> None:
     forced = run(stores, part_rows=4000, run_id="r2", force=True)
     assert forced.parts_rewritten == 0 and len(forced.part_files) == len(first.part_files)
     assert forced.totals == first.totals
+
+
+def test_the_true_aspect_map_beside_the_contract_png_follows_the_latest_event(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from failmap_assets.formats.failmap_text import parse_failmap_a
+    from failmap_assets.maps.render import render_wafer_png
+    from failmap_assets.storage.layout import true_aspect_png_key
+    from tests.maps.test_true_aspect import drawn_box
+
+    def round_map(stime: str, die_w: float, die_h: float) -> bytes:
+        dies = [(x, y, 1 if (x + y) % 5 else 7) for x in range(-25, 26) for y in range(-10, 11)
+                if (x * die_w) ** 2 + (y * die_h) ** 2 <= 50.0 ** 2]
+        text = a_file("07", stime, dies).decode().replace("STIME", f"DIE_SIZE {die_w} {die_h}\nSTIME", 1)
+        return text.encode()
+
+    stores = stores_in(tmp_path)
+    early = "20260111/L1_07P_20260111_080000.txt"
+    stores["a"].put(early, round_map("20260111_080000", 2.0, 5.0))
+    run(stores)
+    aspect, contract = true_aspect_png_key(DAY, "L1_07P"), png_key(DAY, "L1_07P")
+    assert aspect.startswith("png_true_aspect/2026-01-11/")
+    manifest, _ = read_manifest(stores["out"], PIPELINE, DAY)
+    assert {aspect, contract} <= set(manifest.wafer_files)
+    assert manifest.wafer_files[aspect] == stores["out"].head(aspect).etag
+    w, h = drawn_box(stores["out"].get(aspect))
+    assert w / h == pytest.approx(1.0, abs=0.05)                        # round, as the wafer is
+    assert stores["out"].get(contract) == render_wafer_png(parse_failmap_a(stores["a"].get(early)), 4)  # as ever
+    cw, ch = drawn_box(stores["out"].get(contract))
+    assert cw / ch == pytest.approx(2.5, rel=0.1)                       # the contract's square dies
+    assert Image.open(io.BytesIO(stores["out"].get(aspect))).mode == "P"
+
+    # a later test event with square dies replaces both; deleting every event removes both
+    late = "20260111/L1_07P_20260111_150000.txt"
+    stores["a"].put(late, round_map("20260111_150000", 3.0, 3.0))
+    run(stores, run_id="r2")
+    assert stores["out"].get(aspect) == stores["out"].get(contract)    # square dies: the same picture
+    stores["a"].delete(late)
+    stores["a"].delete(early)
+    run(stores, run_id="r3")
+    assert stores["out"].head(aspect) is None and stores["out"].head(contract) is None

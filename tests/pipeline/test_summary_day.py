@@ -4,6 +4,7 @@ nothing; a crash mid-write leaves the previous summaries and the next run conver
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from failmap_assets.pipeline.stdf_day import run_stdf_day
 from failmap_assets.pipeline.summary_day import run_summary_day
 from failmap_assets.pipeline.unit import ProcessingOptions
 from failmap_assets.storage.day_manifest import read_manifest
-from failmap_assets.storage.layout import SUMMARY_PIPELINE, table_dir
+from failmap_assets.storage.layout import SUMMARY_PIPELINE, json_key, table_dir
 from failmap_assets.storage.local_store import LocalObjectStore
 from failmap_assets.yield_view.summaries import WORST_BINS
 from failmap_synth.day import generate_day
@@ -108,7 +109,7 @@ def expected_failmap_events(dies: pl.DataFrame) -> dict[tuple[str, str], dict]:
         out[(token, key)] = {
             "dies": g.height, "pass_dies": int(ok.sum()), "yield_pct": pct(int(ok.sum()), g.height),
             "latest": bool(g["latest"].all()), "lot": g["lot"][0], "step": g["step"][0],
-            "bins": [{"bin": b, "name": None, "pass": p, "dies": n} for b, n, p in bins.iter_rows()],
+            "bins": [{"bin": b, "name": None, "pass": p, "dies": n} for b, n, p in bins.iter_rows()],  # names apart
             **{f"{z}_dies": int((ring == i).sum()) for i, z in enumerate(("centre", "middle", "edge"))},
             **{f"{z}_pass_dies": int(((ring == i) & ok).sum()) for i, z in enumerate(("centre", "middle", "edge"))},
         }
@@ -149,6 +150,7 @@ def test_summary_figures_equal_the_committed_die_table(tmp_path: Path, seed: int
         if want is None:   # an event without dies (DIES 0)
             assert row["dies"] == 0 and row["yield_pct"] is None
             continue
+        row["bins"] = [{**b, "name": None} for b in row["bins"]]   # the names: checked below
         for col, value in want.items():
             assert row[col] == (pytest.approx(value) if isinstance(value, float) else value), (row["object_key"], col)
         for z in ("centre", "middle", "edge"):
@@ -157,6 +159,13 @@ def test_summary_figures_equal_the_committed_die_table(tmp_path: Path, seed: int
     again = fm.filter(pl.col("object_key").is_in(retests))
     assert again["latest"].all() and set(again["step"]) == {"CP2"} and again.height == 2
     assert set(fm.filter(pl.col("insertion").is_not_null())["insertion"]) <= {"P", "R", "C"}
+    # the bin names are those of the wafer's JSON legend (its file's BINDEF lines), as for STDF
+    named = 0
+    for row in fm.filter(pl.col("latest") & (pl.col("dies") > 0)).iter_rows(named=True):
+        legend = json.loads(stores["out"].get(json_key(DAY, row["wafer_token"])))["bins"]
+        assert {b["bin"]: b["name"] for b in row["bins"]} == {b["bin"]: b.get("name") for b in legend}
+        named += sum(b["name"] is not None for b in row["bins"])
+    assert named > 0
 
     # STDF: the maps rebuilt from the committed parts equal the STDF day's own figures
     st_events = committed(stores["out"], "stdf", DAY, "events")
@@ -181,6 +190,12 @@ def test_summary_figures_equal_the_committed_die_table(tmp_path: Path, seed: int
             assert row[col] == pytest.approx(want[col])
         assert [(b["bin"], b["dies"]) for b in row["worst_bins"]] == want["worst_bins"]
     assert lots["wafers"].sum() == wafers["latest"].sum()
+    # each lot's final result: the sum of its merged wafers
+    merged = committed(stores["out"], SUMMARY_PIPELINE, DAY, "merged_wafers")
+    final = {(s, lot, step): (d, p) for s, lot, step, d, p in merged.group_by("source", "lot", "step").agg(
+        pl.col("dies").sum(), pl.col("pass_dies").sum()).iter_rows()}
+    assert final and {(r["source"], r["lot"], r["step"]): (r["merged_dies"], r["merged_pass_dies"])
+                      for r in lots.iter_rows(named=True) if r["merged_dies"] is not None} == final
 
     totals = report.totals
     latest = wafers.filter(pl.col("latest"))

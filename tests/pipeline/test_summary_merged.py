@@ -16,7 +16,8 @@ from PIL import Image
 
 from failmap_assets.pipeline.summary_day import run_summary_day
 from failmap_assets.storage.day_manifest import read_manifest
-from failmap_assets.storage.layout import SUMMARY_PIPELINE, SUMMARY_TABLES, lot_map_dir
+from failmap_assets.maps.palette import bin_rgb
+from failmap_assets.storage.layout import SUMMARY_PIPELINE, SUMMARY_TABLES, lot_map_dir, merged_map_dir, merged_map_key
 from tests.pipeline.test_summary_day import DAY, land_day, run_days, stores_in
 from tests.support.day_outputs import folder_problems
 from tests.support.days import committed
@@ -98,9 +99,10 @@ def test_merged_dies_follow_the_rule_and_the_lot_maps_converge(tmp_path: Path) -
     # the lot maps: one PNG and one JSON per lot map, named by the commit with their ETags
     manifest, _ = read_manifest(out, SUMMARY_PIPELINE, DAY)
     lot_maps = t["stacked_lot_maps"].select("source", "lot", "step").unique().height
-    assert len(manifest.wafer_files) == 2 * lot_maps == 2 * report.totals["lot_maps"]
+    lot_files = {k: e for k, e in manifest.wafer_files.items() if k.startswith(lot_map_dir(DAY))}
+    assert len(lot_files) == 2 * lot_maps == 2 * report.totals["lot_maps"]
     on_disk = {o.key: o.etag for o in out.list(lot_map_dir(DAY))}
-    assert on_disk == manifest.wafer_files and folder_problems(out, DAY) == []
+    assert on_disk == lot_files and folder_problems(out, DAY) == []
     doc_key = next(k for k in on_disk if k.endswith("/M1/CP1.json"))
     doc = json.loads(out.get(doc_key))
     png = np.asarray(Image.open(io.BytesIO(out.get(doc_key[:-4] + "png"))))
@@ -109,10 +111,28 @@ def test_merged_dies_follow_the_rule_and_the_lot_maps_converge(tmp_path: Path) -
     assert tuple(png[0, 4, :3]) == tuple(int(doc["legend"][0]["rgb"][i:i + 2], 16) for i in (1, 3, 5))   # (2,0): 0
     assert tuple(png[4, 4, :3]) == tuple(int(doc["legend"][5]["rgb"][i:i + 2], 16) for i in (1, 3, 5))   # (2,2): 0.5
 
+    # the merged maps: a PNG and a JSON per physical wafer, named by the commit with their ETags
+    merged_files = {o.key: o.etag for o in out.list(merged_map_dir(DAY))}
+    assert {k: e for k, e in manifest.wafer_files.items() if k.startswith(merged_map_dir(DAY))} == merged_files
+    assert sum(k.endswith(".json") for k in merged_files) == t["merged_wafers"].height == report.totals["merged_maps"]
+    assert set(manifest.wafer_files) == set(lot_files) | set(merged_files)
+    m1_doc = json.loads(out.get(merged_map_key(DAY, "failmap", "M1", "CP1", "01", "json")))
+    assert (m1_doc["format"], m1_doc["flat"], m1_doc["lot"], m1_doc["wafer"]) == ("merged", "D", "M1", "01")
+    assert m1_doc["source"]["merge_rule"] == "worst" and m1_doc["source"]["a_key"] is None
+    assert [e["insertion"] for e in m1_doc["source"]["merged_events"]] == ["P", "R"]
+    assert {(c["x_abs"], c["y_abs"]): (int(c["b"]), c["pass"]) for c in m1_doc["chips"]} == {
+        (r["x"], r["y"]): (r["bin"], r["pass"]) for r in m1.iter_rows(named=True)}
+    assert {b["bin"]: b["name"] for b in m1_doc["bins"]} == {1: "PASS", FAIL_BIN: "IDDQ"}
+    m1_png = Image.open(io.BytesIO(out.get(merged_map_key(DAY, "failmap", "M1", "CP1", "01", "png")))).convert("RGB")
+    grid = m1_doc["grid"]
+    assert m1_png.size == ((grid["x_max"] - grid["x_min"] + 1) * 2, (grid["y_max"] - grid["y_min"] + 1) * 2)
+    assert m1_png.getpixel((2 * 3, 2 * 3)) == bin_rgb(FAIL_BIN, False)   # (3, 3): failed in R only
+    assert m1_png.getpixel((2 * 2, 2 * 0)) == bin_rgb(1, True)           # (2, 0): passed in both
+
     # nothing new: no commit, same files; forced: the same tables and the same images
     again = run_summary_day(day=DAY, out=out, run_id="s2", merge_rule="worst", pixels_per_die=2, log=lambda _: None)
     assert not again.committed and {o.key: o.etag for o in out.list(lot_map_dir(DAY))} == on_disk
-    images = {k: out.get(k) for k in on_disk}
+    images = {k: out.get(k) for k in manifest.wafer_files}
     forced = run_summary_day(day=DAY, out=out, run_id="s3", merge_rule="worst", pixels_per_die=2, force=True,
                              log=lambda _: None)
     assert forced.committed

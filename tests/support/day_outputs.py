@@ -121,9 +121,11 @@ def read_day(store: ObjectStore, day: date) -> DayOutputs:
                                                             RUN_SPECIFIC.get(f"state:{kind}", ()))
         enc = json.loads(m.encode())
         out.manifests[pipeline] = {k: enc[k] for k in MANIFEST_FIELDS} | {"wafer_files": sorted(m.wafer_files)}
-    png_dir, json_dir = wafer_dirs(day)
+    png_dir, json_dir, aspect_dir = wafer_dirs(day)
     for o in store.list(png_dir):
         out.png[o.key[len(png_dir):]] = store.get(o.key)
+    for o in store.list(aspect_dir):
+        out.png["true_aspect/" + o.key[len(aspect_dir):]] = store.get(o.key)
     for o in store.list(json_dir):
         out.json[o.key[len(json_dir):]] = json.loads(store.get(o.key))
     return out

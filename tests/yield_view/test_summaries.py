@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from failmap_assets.yield_view import sources
+from failmap_assets.yield_view.merged import merge_dies, merged_wafers
 from failmap_assets.yield_view.summaries import (
     LOT_SUMMARY_COLUMNS,
     WAFER_SUMMARY_COLUMNS,
@@ -116,3 +117,14 @@ def test_lot_counts_each_wafers_latest_event_and_names_its_worst_bins():
     ]
     l2 = lots.filter(pl.col("lot") == "L2").row(0, named=True)
     assert (l2["wafers"], l2["dies"], l2["yield_pct"], l2["yield_pct_mean"], l2["worst_bins"]) == (1, 0, None, None, [])
+    assert (l1["merged_dies"], l1["merged_pass_dies"], l1["merged_yield_pct"]) == (None, None, None)   # not given
+
+    # the lot's final result: its wafers merged over their insertions by the rule
+    for rule, pass_dies in (("last", 22), ("first", 18), ("best", 22), ("worst", 18)):
+        merged = merged_wafers(events, merge_dies(events, dies, rule), dies, rule)
+        final = lot_summary(wafers, merged)
+        assert final.drop("merged_dies", "merged_pass_dies", "merged_yield_pct").equals(
+            lots.drop("merged_dies", "merged_pass_dies", "merged_yield_pct"))
+        l1 = final.filter(pl.col("lot") == "L1").row(0, named=True)
+        assert (l1["merged_dies"], l1["merged_pass_dies"]) == (26, pass_dies), rule
+        assert l1["merged_yield_pct"] == pytest.approx(100 * pass_dies / 26), rule

@@ -44,6 +44,12 @@ def _oracle(store) -> pl.DataFrame:
                      ).filter(pl.col("latest"))
 
 
+def bins_named(wafers: pl.DataFrame) -> pl.DataFrame:
+    """Each bin the days' files name (fail maps and STDF alike), with its names."""
+    return (wafers.select("bins").explode("bins").unnest("bins").drop_nulls("name")
+            .group_by("bin").agg(pl.col("name").unique()).select("bin", "name"))
+
+
 def test_trends_equal_polars_over_the_committed_summaries_and_commit_once(out):
     report = run_trends(last=DAYS[-1], days=4, out=out, run_id="run-trends-1", log=lambda m: None)
     assert report.committed and report.days == window(DAYS[-1], 4)
@@ -62,6 +68,11 @@ def test_trends_equal_polars_over_the_committed_summaries_and_commit_once(out):
     bins = wafers.select("date", "bins").explode("bins").unnest("bins").group_by("date", "bin", "pass").agg(
         pl.col("dies").sum())
     assert set(report.bin_pareto.select("date", "bin", "pass", "dies").iter_rows()) == set(bins.iter_rows())
+    names = {b: set(n) for b, n in bins_named(wafers).iter_rows()}
+    shown = [(b, n) for b, n in report.bin_pareto.select("bin", "name").iter_rows() if b in names]
+    assert names and shown and all(n in names[b] for b, n in shown)
+    assert "| loss |" in md.trend_pareto(report.bin_pareto)["bin_pareto"].value
+    assert any(f"| {b} | {n} |" in md.trend_pareto(report.bin_pareto)["bin_pareto"].value for b, n in shown)
     for day_rows in report.bin_pareto.partition_by("date"):   # loss bins first, most dies first
         order = list(zip(day_rows["pass"], [-n for n in day_rows["dies"]]))
         assert order == sorted(order)
@@ -116,9 +127,10 @@ def test_the_day_pareto_names_every_die_of_the_latest_events_loss_bins_first(out
                    .select("bins").explode("bins").unnest("bins")
                    .group_by("bin", "pass").agg(pl.col("name").drop_nulls().first(), pl.col("dies").sum()))
         assert {(b, p, d) for b, _, p, d in pareto} == set(summary.select("bin", "pass", "dies").iter_rows()), pipeline
-        # names where the files name the bins (wafer_summary names STDF bins only)
+        # names where the files name the bins: the fail maps' BINDEF names, STDF's HBR names
         assert any(r[1] for r in pareto), pipeline
         named = {b: n for b, n in summary.select("bin", "name").iter_rows() if n}
+        assert named, pipeline
         assert all(r[1] == named[r[0]] for r in pareto if r[0] in named), pipeline
     text = md.bin_pareto(manifest.totals)["bin_pareto"].value
     assert text.splitlines()[0] == "| bin | name | kind | dies | share |"
@@ -139,3 +151,59 @@ def test_the_ui_column_schemas_are_the_columns_a_real_day_writes(out):
             else:
                 written = {k: str(v) for k, v in pl.read_parquet_schema(io.BytesIO(out.get(key))).items()}
             assert shown == written, table
+
+
+def _trend_files(store: LocalObjectStore, last: date) -> set[str]:
+    """Every file in the trends' table and state folders of ``last`` (the lease aside)."""
+    from failmap_assets.storage.layout import day_prefixes, lease_key
+
+    return {o.key for p in day_prefixes(TRENDS_PIPELINE, last) for o in store.list(p)} - {lease_key(TRENDS_PIPELINE,
+                                                                                                     last)}
+
+
+@pytest.mark.parametrize(("when", "committed_before"), [
+    ("yield_trend/", False),       # the first run of the window dies after its first table
+    ("bin_pareto_trend/", True),   # a forced run dies after both tables, before its manifest
+    ("manifest.json", True),       # ... after its manifest, before removing what it replaced
+])
+def test_a_trends_run_killed_mid_commit_then_a_rerun_converges_to_one_clean_run(out, tmp_path, when,
+                                                                                committed_before):
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from failmap_assets.storage.layout import manifest_key
+    from tests.support.testdata import REPO
+
+    last, days = DAYS[1], 3
+    clean, killed = (LocalObjectStore(shutil.copytree(out.root, tmp_path / name)) for name in ("clean", "killed"))
+    reference = run_trends(last=last, days=days, out=clean, run_id="clean", log=lambda m: None)
+    if committed_before:
+        run_trends(last=last, days=days, out=killed, run_id="before", log=lambda m: None)
+    before = read_manifest(killed, TRENDS_PIPELINE, last)[0]
+
+    proc = subprocess.run([sys.executable, "-m", "tests.support.killed_trends", str(killed.root), last.isoformat(),
+                           str(days), when, *(["force"] if committed_before else [])],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
+    assert "killing after" in proc.stdout and when in proc.stdout, proc.stdout
+    after_kill = read_manifest(killed, TRENDS_PIPELINE, last)[0]
+    if when != "manifest.json":   # killed before its commit: the window is as it was
+        assert (after_kill and after_kill.generation) == (before and before.generation)
+        assert _trend_files(killed, last) - (before.live_files() if before else set()) - {
+            manifest_key(TRENDS_PIPELINE, last)}, "the dead run left its files"
+    else:                         # committed, but the replaced files are still there
+        assert after_kill.generation == before.generation + 1
+        assert _trend_files(killed, last) > after_kill.live_files() | {manifest_key(TRENDS_PIPELINE, last)}
+
+    rerun = run_trends(last=last, days=days, out=killed, run_id="rerun", log=lambda m: None)
+    assert rerun.committed == (not committed_before)   # the same summaries: a commit stands as it is
+    manifest = read_manifest(killed, TRENDS_PIPELINE, last)[0]
+    assert _trend_files(killed, last) == manifest.live_files() | {manifest_key(TRENDS_PIPELINE, last)}
+    for table in ("yield_trend", "bin_pareto_trend"):
+        (key,) = committed_files(killed, TRENDS_PIPELINE, last, table)
+        assert pl.read_parquet(io.BytesIO(killed.get(key))).equals(
+            getattr(reference, "yield_trend" if table == "yield_trend" else "bin_pareto")), table
+    assert manifest.totals == reference.totals and manifest.inputs == read_manifest(
+        clean, TRENDS_PIPELINE, last)[0].inputs

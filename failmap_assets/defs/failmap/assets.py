@@ -17,6 +17,7 @@ from failmap_assets.defs import metadata as md
 from failmap_assets.defs import table_schemas
 from failmap_assets.defs.failmap.checks import CHECK_SPECS, die_row_checks, match_rate_check, wafer_file_check
 from failmap_assets.defs.jobs import FAILMAP_GROUP
+from failmap_assets.defs.owners import TEST_ENGINEERING
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
 from failmap_assets.pipeline.failmap_day import OUTPUT_VERSION, PairingRules, RunnerOptions, run_day
 from failmap_assets.pipeline.unit import ProcessingOptions
@@ -41,7 +42,7 @@ def fab_now(as_of: str = "") -> datetime:
 _LISTING = "key, size, etag, last modified, parsed key fields (wafer token, file time, extension, why skipped)"
 
 #: The test floor's data: ingestion of the testers' files (the yield tables are yield engineering's).
-OWNERS = ["team:test-engineering"]
+OWNERS = TEST_ENGINEERING
 
 
 def _spec(key: str, *, table: bool, **kwargs) -> AssetSpec:

@@ -25,7 +25,8 @@ from dagster import (
 from pydantic import Field
 
 from failmap_assets.defs import metadata as md
-from failmap_assets.defs.jobs import YIELD_GROUP
+from failmap_assets.defs.jobs import TRENDS_GROUP, YIELD_GROUP
+from failmap_assets.defs.owners import YIELD_ENGINEERING
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
 from failmap_assets.pipeline.summary_day import run_summary_day
 from failmap_assets.resources import FailmapRules, FailmapStorage
@@ -40,7 +41,7 @@ from failmap_assets.yield_view.summaries import (
 )
 from failmap_assets.yield_view.zones import CENTRE_MAX_R, MIDDLE_MAX_R
 
-OWNERS = ["team:yield-engineering"]
+OWNERS = YIELD_ENGINEERING
 _ZONES = (f"zonal yield by normalised radius from the die-grid centre: centre r <= {CENTRE_MAX_R}, "
           f"middle <= {MIDDLE_MAX_R}, edge beyond")
 
@@ -85,7 +86,8 @@ SPECS = [
         code_version=str(SUMMARY_VERSION), automation_condition=FOLLOWS_ITS_DAY,
         description=(
             "One row per physical wafer: its merged map's dies and yield, the insertions merged, dies tested "
-            "more than once, and the pass dies of its latest event alone: parquet/merged_wafers/date=YYYY-MM-DD/"),
+            "more than once, and the pass dies of its latest event alone: parquet/merged_wafers/date=YYYY-MM-DD/; "
+            "each drawn as a wafer map: merged_maps/YYYY-MM-DD/<source>/<lot>/<step>/<wafer>.png and .json"),
         metadata={"dagster/column_schema": md.table_schema(MERGED_WAFERS_COLUMNS)},
     ),
     AssetSpec(
@@ -103,7 +105,8 @@ SPECS = [
         code_version=str(SUMMARY_VERSION), automation_condition=FOLLOWS_ITS_DAY,
         description=(
             "One row per lot and step (per source) over each wafer's latest test event: wafers, dies, yield "
-            f"(pooled, mean, min, max), the {WORST_BINS} worst fail bins, {_ZONES}: "
+            f"(pooled, mean, min, max), the {WORST_BINS} worst fail bins, {_ZONES}, and the lot's final result: "
+            "its wafers merged over their insertions by FAILMAP_MERGE_RULE (merged_*): "
             "parquet/lot_summary/date=YYYY-MM-DD/"),
         metadata={"dagster/column_schema": md.table_schema(LOT_SUMMARY_COLUMNS)},
     ),
@@ -133,8 +136,9 @@ def yield_summaries(context: AssetExecutionContext, config: SummaryConfig, stora
     }
     run = {"run_committed": report.committed, "run_generation": report.generation,
            "run_seconds": MetadataValue.float(round(report.seconds, 2))}
-    extra = {"merged_dies": {"merge_rule": t.get("merge_rule", "")},
-             "merged_wafers": {"merge_rule": t.get("merge_rule", "")},
+    extra = {"wafer_summary": md.worst_wafers_grid(report.worst_grid),
+             "merged_dies": {"merge_rule": t.get("merge_rule", "")},
+             "merged_wafers": {"merge_rule": t.get("merge_rule", ""), "merged_maps": t.get("merged_maps", 0)},
              "stacked_lot_maps": {"lot_maps": t.get("lot_maps", 0)}}
     for table in SUMMARY_TABLES:
         yield MaterializeResult(asset_key=table, metadata={
@@ -148,10 +152,12 @@ def yield_summaries(context: AssetExecutionContext, config: SummaryConfig, stora
 
 YIELD_ASSETS = [yield_summaries]
 
-# Evaluates FOLLOWS_ITS_DAY; off until turned on in the UI, like the bucket sensors.
+# Evaluates FOLLOWS_ITS_DAY and the trends' FOLLOWS_LATE_SUMMARIES; off until turned on
+# in the UI, like the bucket sensors.
 yield_summaries_sensor = AutomationConditionSensorDefinition(
-    "yield_summaries_sensor", target=AssetSelection.groups(YIELD_GROUP), minimum_interval_seconds=60,
+    "yield_summaries_sensor", target=AssetSelection.groups(YIELD_GROUP, TRENDS_GROUP), minimum_interval_seconds=60,
     description="Requests a day's summaries (wafer_summary, lot_summary, merged retests, stacked lot maps) "
-                "after any of its fail-map or STDF runs.",
+                "after any of its fail-map or STDF runs, and the latest yield_trends window after any of its "
+                "days' summaries is committed again (a late file, a re-run).",
 )
 YIELD_SENSORS = [yield_summaries_sensor]

@@ -9,9 +9,15 @@ partition has its own commit and lease like every other day, ``daily_close``
 materializes the trend ending yesterday right after yesterday's summaries, and the
 UI plots the window's figures per partition. Its dependency on ``wafer_summary``
 spans the window (a time-window partition mapping), so the asset graph shows what
-it reads. It has no automation condition: a late file changes one day's summary,
-and recomputing the N windows containing it on every change would cost N runs; re-run
-the partitions you need, or let ``daily_close`` take the next one.
+it reads.
+
+Late files: its automation condition (``FOLLOWS_LATE_SUMMARIES``, evaluated by
+``yield_summaries_sensor``) requests the latest partition (the window ending today,
+the newest day) whenever the summaries of any day of its window are committed again
+(a late file, a re-run), once those runs are over: not when the summaries are only
+requested, so a late file costs one trends run, after its summaries. Only the latest window: recomputing all N windows
+containing a changed day would cost N runs per late file, and the older windows are
+"as of" views; re-run one (or backfill a range) when you need it up to date too.
 """
 
 
@@ -21,6 +27,7 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetSpec,
+    AutomationCondition,
     Config,
     MaterializeResult,
     MetadataValue,
@@ -37,6 +44,18 @@ from failmap_assets.resources import FailmapRules, FailmapStorage
 from failmap_assets.pipeline.trends_day import run_trends
 from failmap_assets.yield_view.trends import BIN_PARETO_COLUMNS, TRENDS_VERSION, YIELD_TREND_COLUMNS
 
+#: A wafer_summary partition of the latest window materialized since the trends were last
+#: requested or materialized: compute the latest window again, once no run of its
+#: inputs or of itself is going on.
+FOLLOWS_LATE_SUMMARIES = (
+    AutomationCondition.in_latest_time_window()
+    & AutomationCondition.any_deps_match(AutomationCondition.newly_updated()).since_last_handled()
+    & ~AutomationCondition.any_deps_match(AutomationCondition.will_be_requested())
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+)
+
+
 class TrendsConfig(Config):
     force: bool = Field(default=False, description="Recompute even when the window's summaries did not change.")
 
@@ -44,6 +63,7 @@ class TrendsConfig(Config):
 YIELD_TRENDS = AssetSpec(
     "yield_trends", owners=OWNERS, code_version=str(TRENDS_VERSION), kinds={"polars", "parquet", "png"},
     deps=[AssetDep("wafer_summary", partition_mapping=TimeWindowPartitionMapping(start_offset=-(TREND_DAYS - 1)))],
+    automation_condition=FOLLOWS_LATE_SUMMARIES,
     description=(
         f"Yield over the {TREND_DAYS} days ending at the partition's day (FAILMAP_TREND_DAYS), from the days' "
         "committed wafer_summary, each wafer's latest test event: daily yield by product, step and tester "
