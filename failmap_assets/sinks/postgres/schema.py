@@ -105,6 +105,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                                          ("rows", "bigint"), ("loaded_at", "timestamptz")],
                      ("table_name", DAY_COLUMN)),
     )),
+    Migration(3, "lot_summary: the lot's final result, its wafers merged over their insertions", (
+        add_column("lot_summary", "merged_dies", "bigint"),
+        add_column("lot_summary", "merged_pass_dies", "bigint"),
+        add_column("lot_summary", "merged_yield_pct", "double precision"),
+    )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
