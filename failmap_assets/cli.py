@@ -1,4 +1,4 @@
-"""The `failmap` command: synth, demo, run-day, render, stdf2parquet, sql, warm, doctor."""
+"""The `failmap` command: synth, demo, run-day, render, stdf2parquet, sql, warm, doctor, patterns."""
 
 from __future__ import annotations
 
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the fab time zone the daemon and code server use: fail when it differs")
     p.set_defaults(func=cmd_doctor)
 
+    from failmap_assets.patterns.commands import add_patterns_parser
+
+    add_patterns_parser(sub)
     return parser
 
 

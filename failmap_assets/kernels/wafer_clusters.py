@@ -1,0 +1,146 @@
+"""Numba kernels over a wafer's die grid for the pattern signature (patterns/features.py).
+
+Pure functions over a 2-D ``int8`` grid: ``-1`` no die, ``0`` pass, ``1`` fail (any
+other value counts as "no die"). Nothing here knows about wafers beyond that; nothing
+imports our other code.
+
+* ``edge_depth(grid)``: per die, how many dies lie between it and the wafer edge
+  (chessboard distance to the nearest non-die cell, the outside of the grid counting
+  as non-die): 0 for the outermost ring of dies, -1 where there is no die. An edge
+  ring or an edge cluster is "a few dies deep", whatever the wafer's size or outline.
+* ``fail_clusters(fail)``: 8-connected components of the non-zero cells of a 2-D
+  ``uint8`` mask; returns (labels int32, sizes int64) with labels 0..k-1 and -1 off
+  the mask. A flood fill with an explicit stack (no recursion).
+* ``fail_neighbours(grid)``: per cell, the number of failing dies among its 8
+  neighbours and the number of dies among them (two int32 grids) — the majority
+  filter and the spatial autocorrelation both come from these counts.
+
+Safety: every index is checked against the shape before it is read (a 0x0, 1xN or
+all-no-die grid returns empty/all -1 results); the stack is sized to the grid, so a
+push never goes past it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def edge_depth(grid):
+    rows, cols = grid.shape
+    depth = np.full((rows, cols), -1, dtype=np.int32)
+    n = rows * cols
+    if n == 0:
+        return depth
+    queue = np.empty(n, dtype=np.int64)
+    head = 0
+    tail = 0
+    # Seed: dies with a non-die (or the grid's border) among their 8 neighbours.
+    for r in range(rows):
+        for c in range(cols):
+            v = grid[r, c]
+            if v != 0 and v != 1:
+                continue
+            edge = False
+            for dr in range(-1, 2):
+                for dc in range(-1, 2):
+                    rr = r + dr
+                    cc = c + dc
+                    if rr < 0 or rr >= rows or cc < 0 or cc >= cols:
+                        edge = True
+                    else:
+                        w = grid[rr, cc]
+                        if w != 0 and w != 1:
+                            edge = True
+            if edge:
+                depth[r, c] = 0
+                queue[tail] = r * cols + c
+                tail += 1
+    # Breadth-first inwards: each die is queued once (depth set before the push).
+    while head < tail:
+        k = queue[head]
+        head += 1
+        r = k // cols
+        c = k - r * cols
+        d = depth[r, c]
+        for dr in range(-1, 2):
+            for dc in range(-1, 2):
+                rr = r + dr
+                cc = c + dc
+                if rr < 0 or rr >= rows or cc < 0 or cc >= cols:
+                    continue
+                w = grid[rr, cc]
+                if (w == 0 or w == 1) and depth[rr, cc] < 0:
+                    depth[rr, cc] = d + 1
+                    queue[tail] = rr * cols + cc
+                    tail += 1
+    return depth
+
+
+@njit(cache=True, nogil=True)
+def fail_clusters(fail):
+    rows, cols = fail.shape
+    labels = np.full((rows, cols), -1, dtype=np.int32)
+    n = rows * cols
+    sizes = np.zeros(max(n, 1), dtype=np.int64)
+    if n == 0:
+        return labels, sizes[:0]
+    stack = np.empty(n, dtype=np.int64)
+    k = 0
+    for r0 in range(rows):
+        for c0 in range(cols):
+            if fail[r0, c0] == 0 or labels[r0, c0] >= 0:
+                continue
+            top = 0
+            stack[top] = r0 * cols + c0
+            top += 1
+            labels[r0, c0] = k
+            size = 0
+            while top > 0:
+                top -= 1
+                p = stack[top]
+                r = p // cols
+                c = p - r * cols
+                size += 1
+                for dr in range(-1, 2):
+                    for dc in range(-1, 2):
+                        rr = r + dr
+                        cc = c + dc
+                        if rr < 0 or rr >= rows or cc < 0 or cc >= cols:
+                            continue
+                        if fail[rr, cc] != 0 and labels[rr, cc] < 0:
+                            labels[rr, cc] = k   # labelled when pushed: at most n pushes
+                            stack[top] = rr * cols + cc
+                            top += 1
+            sizes[k] = size
+            k += 1
+    return labels, sizes[:k]
+
+
+@njit(cache=True, nogil=True)
+def fail_neighbours(grid):
+    rows, cols = grid.shape
+    fails = np.zeros((rows, cols), dtype=np.int32)
+    dies = np.zeros((rows, cols), dtype=np.int32)
+    for r in range(rows):
+        for c in range(cols):
+            nf = 0
+            nd = 0
+            for dr in range(-1, 2):
+                for dc in range(-1, 2):
+                    if dr == 0 and dc == 0:
+                        continue
+                    rr = r + dr
+                    cc = c + dc
+                    if rr < 0 or rr >= rows or cc < 0 or cc >= cols:
+                        continue
+                    w = grid[rr, cc]
+                    if w == 1:
+                        nf += 1
+                        nd += 1
+                    elif w == 0:
+                        nd += 1
+            fails[r, c] = nf
+            dies[r, c] = nd
+    return fails, dies

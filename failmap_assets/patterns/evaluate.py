@@ -1,0 +1,122 @@
+"""`failmap patterns evaluate`: label labelled maps, query their 5 nearest neighbours, score.
+
+The reference set the project ships is made, not stored: REFERENCE_PER_CLASS synthetic
+maps of every class from failmap_synth.patterns at REFERENCE_SEED (a seed the
+classifier was not trained on), signed the way any wafer is. ``--train`` maps are
+added to it. A test map that is also in the reference set (same id and same grid) is
+not its own neighbour.
+
+Figures: per class, the recall of the label (share of its maps labelled with it) and
+the mean share of a map's 5 nearest neighbours (cosine distance on the embedding)
+that carry its label; ``accuracy_macro`` and ``knn5_macro`` are their means over the
+classes present in the test set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from failmap_assets.patterns.signature import PATTERN_CLASSES, WaferSignature, wafer_signatures
+from failmap_assets.patterns.geometry import infer_die_aspect
+from failmap_assets.patterns.wm811k import LabelledMap
+
+REFERENCE_SEED = 2
+REFERENCE_PER_CLASS = 30
+K = 5
+
+
+@dataclass(frozen=True)
+class Reference:
+    ids: list[str]
+    labels: list[str]
+    grids: list[np.ndarray]
+    embeddings: np.ndarray   # (n, EMBEDDING_DIM) float32
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    classes: list[str]
+    recall: dict[str, float]
+    knn: dict[str, float]
+    counts: dict[str, int]
+    labels: list[str]
+    predicted: list[str]
+    knn_shares: list[float]
+    accuracy_macro: float
+    knn5_macro: float
+    n: int
+
+
+def sign_maps(maps: Sequence[LabelledMap]) -> list[WaferSignature]:
+    """WM-811K maps carry no die size: the aspect that makes the wafer round."""
+    return wafer_signatures([m.grid for m in maps], [infer_die_aspect(m.grid) for m in maps])
+
+
+def synthetic_reference(per_class: int = REFERENCE_PER_CLASS, seed: int = REFERENCE_SEED) -> Reference:
+    from failmap_synth.patterns import pattern_set
+
+    wafers = pattern_set(per_class, seed)
+    sigs = wafer_signatures([w.grid for w in wafers], [w.die_aspect for w in wafers])
+    return Reference(ids=[f"synthetic-{seed}-{i}" for i in range(len(wafers))],
+                     labels=[w.label for w in wafers], grids=[w.grid for w in wafers],
+                     embeddings=np.asarray([s.embedding for s in sigs]))
+
+
+def with_maps(ref: Reference, maps: Sequence[LabelledMap]) -> Reference:
+    if not maps:
+        return ref
+    sigs = sign_maps(maps)
+    keep = [i for i, s in enumerate(sigs) if s.label in PATTERN_CLASSES]   # too small: no embedding
+    return Reference(ids=ref.ids + [maps[i].id for i in keep], labels=ref.labels + [maps[i].label for i in keep],
+                     grids=ref.grids + [maps[i].grid for i in keep],
+                     embeddings=np.vstack([ref.embeddings, np.asarray([sigs[i].embedding for i in keep])]))
+
+
+def evaluate(test: Sequence[LabelledMap], reference: Reference, k: int = K) -> Evaluation:
+    sigs = sign_maps(test)
+    emb = np.asarray([s.embedding for s in sigs], dtype=np.float64)
+    sim = emb @ reference.embeddings.T.astype(np.float64)
+    for i, m in enumerate(test):   # a map is not its own neighbour
+        for j, rid in enumerate(reference.ids):
+            if rid == m.id and reference.grids[j].shape == m.grid.shape and np.array_equal(reference.grids[j], m.grid):
+                sim[i, j] = -np.inf
+    ref_labels = np.asarray(reference.labels)
+    shares = []
+    for i, m in enumerate(test):
+        order = np.argsort(-sim[i], kind="stable")
+        nearest = order[np.isfinite(sim[i][order])][:k]
+        shares.append(float((ref_labels[nearest] == m.label).mean()) if nearest.size else 0.0)
+    return score([m.label for m in test], [s.label for s in sigs], shares)
+
+
+def score(labels: Sequence[str], predicted: Sequence[str], knn_shares: Sequence[float]) -> Evaluation:
+    """Macro figures from per-map results (true label, predicted label, share of same-label neighbours)."""
+    classes = [c for c in PATTERN_CLASSES if c in labels] + sorted(set(labels) - set(PATTERN_CLASSES))
+    recall, knn, counts = {}, {}, {}
+    for c in classes:
+        idx = [i for i, lab in enumerate(labels) if lab == c]
+        counts[c] = len(idx)
+        recall[c] = float(np.mean([predicted[i] == c for i in idx]))
+        knn[c] = float(np.mean([knn_shares[i] for i in idx]))
+    return Evaluation(
+        classes=classes, recall=recall, knn=knn, counts=counts, labels=list(labels),
+        predicted=list(predicted), knn_shares=list(knn_shares),
+        accuracy_macro=float(np.mean(list(recall.values()))) if classes else 0.0,
+        knn5_macro=float(np.mean(list(knn.values()))) if classes else 0.0, n=len(labels))
+
+
+def merge_lot_evaluations(evaluations: Sequence[Evaluation]) -> Evaluation:
+    """One evaluation over the maps of several (e.g. one per held-out lot)."""
+    return score([lab for e in evaluations for lab in e.labels], [p for e in evaluations for p in e.predicted],
+                 [s for e in evaluations for s in e.knn_shares])
+
+
+def report_lines(ev: Evaluation) -> list[str]:
+    lines = [f"{'class':<10} {'n':>4} {'recall':>7} {'knn5':>7}"]
+    for c in ev.classes:
+        lines.append(f"{c:<10} {ev.counts[c]:>4} {ev.recall[c]:>7.4f} {ev.knn[c]:>7.4f}")
+    lines.append(f"patterns: accuracy_macro={ev.accuracy_macro:.4f} knn5_macro={ev.knn5_macro:.4f} n={ev.n}")
+    return lines

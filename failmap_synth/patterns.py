@@ -1,0 +1,229 @@
+"""Labelled synthetic wafer maps of the 9 WM-811K pattern classes, deterministic from a seed.
+
+Pattern models (normalised wafer coordinates: centre 0, radius 1, y towards the notch),
+chosen to look like the real WM-811K maps (../shared/testdata/wm811k: 26..58 dies
+across, background fail rates from ~4 % on clean wafers to ~25 % on small noisy ones,
+pattern densities 50..100 %):
+
+* wafer: D dies across (20..120, mostly 25..65 like WM-811K), die aspect 0.6..1.6
+  (grid cols = rows / aspect), dies whose centre lies within radius 1 (a few wafers
+  lose a flat at the bottom or a corner row);
+* background: every die fails independently with p_bg (log-uniform 0.5 %..22 %), a
+  third of wafers add a faint radial gradient (edge dies slightly worse), some add a
+  few tiny 2..4-die specks;
+* Center: a disc at the centre (offset <= 0.15), radius 0.15..0.5, density 0.55..1,
+  soft border;
+* Donut: an annulus around the centre, inner radius 0.15..0.45, width 0.15..0.4,
+  density 0.55..1, sometimes partial (60..100 % of the circle);
+* Edge-Ring: the outermost 1..4 dies (or radius > 0.8..0.93), density 0.55..1, over
+  70..100 % of the circumference;
+* Edge-Loc: a cluster touching the edge: an angular span of 15..100 degrees reaching
+  0.12..0.4 of the radius inwards (or a blob centred on the edge), density 0.55..1;
+* Loc: a blob (ellipse, elongation <= 2.5) centred at radius 0..0.7 away from the edge,
+  size 0.08..0.3 of the radius, density 0.55..1;
+* Near-full: 80..100 % of the dies fail, sometimes a few passing patches;
+* Random: 20..75 % of the dies fail, independently, sometimes with a mild gradient;
+* Scratch: a thin line or arc (1..2 dies wide, length 0.35..1.6 radii, any direction,
+  sometimes broken into segments), density 0.6..1;
+* none: background only.
+
+``pattern_wafer(label, seed, index)`` makes one wafer; ``pattern_set(n_per_class, seed)``
+a balanced list. The same (label, seed, index) always gives the same grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from failmap_synth.rng import rng_for
+
+CLASSES = ("Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Random", "Scratch", "none")
+PATTERNS = 8   # rng purpose code of this module (rng.py lists 1..7)
+
+
+@dataclass(frozen=True)
+class PatternWafer:
+    label: str
+    grid: np.ndarray    # int8 (rows, cols): -1 no die, 0 pass, 1 fail; notch down
+    die_aspect: float   # die width / die height
+
+
+def _shape(rng: np.random.Generator):
+    # Dies across: most WM-811K wafers are 25..65 across; some go to 120, a few down to 20.
+    if rng.random() < 0.75:
+        across = int(rng.integers(22, 66))
+    else:
+        across = int(rng.integers(20, 121))
+    aspect = float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))) if rng.random() < 0.6 else 1.0
+    rows = across
+    cols = max(4, int(round(across / aspect)))
+    aspect = rows / cols   # exactly round
+    r = (np.arange(rows) + 0.5 - rows / 2) / (rows / 2)
+    c = (np.arange(cols) + 0.5 - cols / 2) / (cols / 2)
+    y, x = np.meshgrid(r, c, indexing="ij")
+    rad = np.hypot(x, y)
+    valid = rad <= 1.0
+    if rng.random() < 0.2:     # a flat near the notch
+        valid &= y < rng.uniform(0.9, 0.98)
+    return valid, x, y, rad, aspect
+
+
+def _soft(dist: np.ndarray, edge: float, rng: np.random.Generator) -> np.ndarray:
+    """1 inside (dist < 0), falling to 0 over ``edge`` outside."""
+    return np.clip(1.0 - dist / max(edge, 1e-6), 0.0, 1.0) if edge > 0 else (dist <= 0).astype(float)
+
+
+def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
+    ang = np.arctan2(y, x)
+    dens = rng.uniform(0.55, 1.0)
+    soft = rng.uniform(0.0, 0.15)
+    if label == "Center":
+        cx, cy = rng.normal(0, 0.07, 2)
+        r0 = rng.uniform(0.15, 0.5)
+        d = np.hypot(x - cx, y - cy) - r0
+        return dens * _soft(d, soft, rng)
+    if label == "Donut":
+        r_in = rng.uniform(0.15, 0.45)
+        width = rng.uniform(0.15, 0.4)
+        r_out = min(r_in + width, 0.85)
+        d = np.maximum(r_in - rad, rad - r_out)
+        p = dens * _soft(d, soft, rng)
+        if rng.random() < 0.35:
+            p = p * _arc(ang, rng.uniform(0.6, 0.95) * 2 * np.pi, rng)
+        return p
+    if label == "Edge-Ring":
+        if rng.random() < 0.5:
+            width_dies = int(rng.integers(1, 5))
+            p = dens * (depth_dies < width_dies)
+        else:
+            p = dens * _soft(rng.uniform(0.8, 0.93) - rad, soft * 0.5, rng)
+        if rng.random() < 0.5:
+            p = p * _arc(ang, rng.uniform(0.7, 1.0) * 2 * np.pi, rng)
+        return p
+    if label == "Edge-Loc":
+        centre = rng.uniform(-np.pi, np.pi)
+        if rng.random() < 0.6:
+            span = np.radians(rng.uniform(15, 100))
+            reach = rng.uniform(0.12, 0.4)
+            da = np.abs((ang - centre + np.pi) % (2 * np.pi) - np.pi)
+            # Deeper in the middle of the span than at its ends.
+            inner = 1.0 - reach * np.clip(1.0 - (da / (span / 2)) ** 2, 0, 1)
+            d = np.maximum(inner - rad, (da - span / 2) * rad)
+            return dens * _soft(d, soft, rng)
+        r0 = rng.uniform(0.12, 0.35)
+        cr = rng.uniform(0.85, 1.0)
+        d = np.hypot(x - cr * np.cos(centre), y - cr * np.sin(centre)) - r0
+        return dens * _soft(d, soft, rng)
+    if label == "Loc":
+        size = rng.uniform(0.08, 0.3)
+        cr = rng.uniform(0.0, max(0.05, 0.88 - size * 1.3))
+        ca = rng.uniform(-np.pi, np.pi)
+        cx, cy = cr * np.cos(ca), cr * np.sin(ca)
+        elong = rng.uniform(1.0, 2.5)
+        t = rng.uniform(0, np.pi)
+        u = (x - cx) * np.cos(t) + (y - cy) * np.sin(t)
+        v = -(x - cx) * np.sin(t) + (y - cy) * np.cos(t)
+        d = np.hypot(u / elong, v) - size / np.sqrt(elong)
+        p = dens * _soft(d, soft, rng)
+        # A Loc blob stays off the outermost dies.
+        return p * (depth_dies >= 1)
+    if label == "Near-full":
+        p = np.full(x.shape, rng.uniform(0.8, 1.0))
+        if rng.random() < 0.3:
+            cx, cy = rng.uniform(-0.7, 0.7, 2)
+            p = p * (np.hypot(x - cx, y - cy) > rng.uniform(0.05, 0.25))
+        return p
+    if label == "Random":
+        p = np.full(x.shape, rng.uniform(0.2, 0.75))
+        if rng.random() < 0.4:
+            p = np.clip(p + rng.uniform(-0.1, 0.1) * (rad - 0.5), 0, 1)
+        return p
+    if label == "Scratch":
+        return dens * _scratch(x, y, die, rng)
+    return np.zeros(x.shape)   # none
+
+
+def _arc(ang: np.ndarray, span: float, rng: np.random.Generator) -> np.ndarray:
+    centre = rng.uniform(-np.pi, np.pi)
+    da = np.abs((ang - centre + np.pi) % (2 * np.pi) - np.pi)
+    return (da <= span / 2).astype(float)
+
+
+def _scratch(x, y, die, rng):
+    """A polyline (straight or gently curved), 1..2 dies wide, maybe broken."""
+    length = rng.uniform(0.35, 1.6)
+    start = rng.uniform(-0.75, 0.75, 2)
+    heading = rng.uniform(-np.pi, np.pi)
+    bend = rng.uniform(-1.5, 1.5) if rng.random() < 0.5 else 0.0
+    steps = 24
+    pts = [start]
+    seg = length / steps
+    for i in range(steps):
+        heading += bend / steps
+        nxt = pts[-1] + seg * np.array([np.cos(heading), np.sin(heading)])
+        pts.append(nxt)
+    pts = np.array(pts)
+    keep = np.ones(steps, bool)
+    if rng.random() < 0.4:   # broken line: drop a few segments
+        keep[rng.integers(0, steps, int(rng.integers(1, 5)))] = False
+    width = die * rng.uniform(0.5, 1.1)
+    dist = np.full(x.shape, np.inf)
+    for i in range(steps):
+        if not keep[i]:
+            continue
+        a, b = pts[i], pts[i + 1]
+        ab = b - a
+        t = np.clip(((x - a[0]) * ab[0] + (y - a[1]) * ab[1]) / max(ab @ ab, 1e-12), 0, 1)
+        dist = np.minimum(dist, np.hypot(x - a[0] - t * ab[0], y - a[1] - t * ab[1]))
+    return (dist <= width).astype(float)
+
+
+def _depth_dies(valid: np.ndarray) -> np.ndarray:
+    """Dies between each die and the wafer edge (chessboard), by repeated erosion."""
+    depth = np.where(valid, 10**6, -1)
+    cur = valid.copy()
+    d = 0
+    while cur.any():
+        pad = np.pad(cur, 1, constant_values=False)
+        inner = cur.copy()
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                inner &= pad[1 + dr:1 + dr + cur.shape[0], 1 + dc:1 + dc + cur.shape[1]]
+        depth[cur & ~inner] = d
+        cur = inner
+        d += 1
+    return depth
+
+
+def pattern_wafer(label: str, seed: int, index: int) -> PatternWafer:
+    if label not in CLASSES:
+        raise ValueError(f"unknown pattern class {label!r}")
+    rng = rng_for(seed, PATTERNS, CLASSES.index(label), index)
+    valid, x, y, rad, aspect = _shape(rng)
+    depth = _depth_dies(valid)
+    die = 2.0 / valid.shape[0]
+    # Background: log-uniform fail rate, sometimes worse towards the edge.
+    p_bg = float(np.exp(rng.uniform(np.log(0.005), np.log(0.22))))
+    if label == "none":
+        p_bg = float(np.exp(rng.uniform(np.log(0.005), np.log(0.12))))
+    bg = np.full(x.shape, p_bg)
+    if rng.random() < 0.33:
+        bg = np.clip(bg * (1 + rng.uniform(0.2, 1.0) * rad ** 4), 0, 1)
+    p = _pattern(label, rng, x, y, rad, depth, die)
+    # Partial patterns: a pattern can be weaker than its model says.
+    prob = 1.0 - (1.0 - bg) * (1.0 - np.clip(p, 0, 1))
+    fail = rng.random(x.shape) < prob
+    if label not in ("Near-full", "Random") and rng.random() < 0.3:
+        # A few tiny specks (2..4 dies), as on real clean wafers.
+        for _ in range(int(rng.integers(1, 4))):
+            r0, c0 = rng.integers(0, valid.shape[0]), rng.integers(0, valid.shape[1])
+            fail[r0:r0 + int(rng.integers(1, 3)), c0:c0 + int(rng.integers(1, 3))] = True
+    grid = np.where(valid, fail.astype(np.int8), np.int8(-1)).astype(np.int8)
+    return PatternWafer(label, grid, float(aspect))
+
+
+def pattern_set(n_per_class: int, seed: int, classes: tuple[str, ...] = CLASSES) -> list[PatternWafer]:
+    return [pattern_wafer(label, seed, i) for i in range(n_per_class) for label in classes]
+
