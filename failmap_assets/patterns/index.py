@@ -1,22 +1,23 @@
-"""The similarity index over wafer signatures: exact top-k by cosine, small in memory.
+"""The similarity index over wafer signatures: exact top-k by cosine, fast at 1M wafers.
 
-Pure numpy over unit-length float32 embeddings (``signature.py``); where the index is
-kept, versioned and switched is ``pipeline/pattern_index.py``.
+Pure numpy over unit-length embeddings (``signature.py``); where the index is kept,
+versioned and switched is ``pipeline/pattern_index.py`` (it stores the embeddings as
+float16; the index is exact over those).
 
-How a query stays exact and fast without a float32 copy of every vector:
+How a query stays exact and scores only a few rows:
 
-* The embeddings are turned by one orthonormal rotation (the principal axes of the
-  indexed vectors, so the first axes hold most of the spread). A rotation keeps every
-  dot product, so cosine similarity is unchanged.
-* Each rotated vector is stored as int8 codes with one float32 scale per row (a fourth
-  of float32), and its first ``HEAD_DIMS`` dequantised components are kept as float32
-  (the *head*) with the length of the rest (the *tail norm*).
-* A query scans only the head: ``head . q_head`` plus or minus ``tail_norm * |q_tail|``
-  (Cauchy-Schwarz) bounds every row's full dot product from above and below. The k-th
-  best lower bound is a floor: only rows whose upper bound reaches it can be in the
-  top k, and only those few are scored on all their dimensions. The answer is the
-  exact top k over the stored (int8) vectors; an uninformative query (flat bounds)
-  only makes the candidate set larger, never the answer wrong.
+* At build, the rows are grouped into cells by k-means (``cell_count`` cells, a few
+  thousand rows each; fitted on an evenly spaced sample, so the same rows always give
+  the same cells), and each row keeps its cell and its distance ``d`` to the cell's
+  centroid ``c``.
+* For a unit query ``q`` and a row ``x`` of cell ``c``: ``q.x = q.c + q.(x - c)``, so
+  ``q.c - d <= q.x <= q.c + d`` (Cauchy-Schwarz). A query scores the centroids (a few
+  hundred dot products), scores exactly the rows of its best cells to get a floor (the
+  k-th best score found so far: the true k-th best is at least that), and then scores
+  exactly only the rows whose upper bound ``q.c + d`` reaches the floor.
+* The answer is the exact top k; a query far from every cell (loose bounds) only makes
+  the candidate set larger, and past ``FULL_SCAN_SHARE`` of the rows it scores every
+  row (what the plain float32 scan does; no slower than that by more than the bounds).
 
 Rows are whatever the caller indexes, in its order; ``mask`` restricts a search to a
 subset (a product's step, the memory bank of normal wafers, earlier days).
@@ -29,16 +30,18 @@ from dataclasses import dataclass
 import numpy as np
 
 INDEX_FORMAT = 1
-#: Rotated dimensions scanned in float32 by every query; the rest bound the error.
-HEAD_DIMS = 16
-#: Rows used to find the principal axes: a fixed, evenly spaced sample, so the same rows
-#: always give the same rotation.
-ROTATION_SAMPLE = 20_000
-#: Rows per block when many queries are scored at once (bounded temporary memory).
+#: Rows per k-means cell, roughly (the cell count grows with the index, up to MAX_CELLS).
+ROWS_PER_CELL = 2_000
+MAX_CELLS = 1_024
+KMEANS_SAMPLE = 20_000
+KMEANS_ROUNDS = 8
+#: Past this share of the rows as candidates, scoring every row is cheaper.
+FULL_SCAN_SHARE = 0.2
+#: Rows per block when many rows are scored at once (bounded temporary memory).
 BLOCK_ROWS = 65_536
 #: Queries per matrix product in ``search_many`` (a 256 x BLOCK_ROWS block of scores: 64 MB).
 QUERY_BATCH = 256
-_EPS = 1e-5  # float32 rounding between the bound and the exact score
+_EPS = 1e-5  # float32 rounding between the bounds and the exact score
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -50,125 +53,147 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
 
 
-def fit_rotation(vectors: np.ndarray) -> np.ndarray:
-    """An orthonormal D x D rotation whose first columns are the principal axes of
-    ``vectors`` (uncentred: what dot products see), from an evenly spaced sample."""
-    v = np.asarray(vectors, dtype=np.float64)
-    d = v.shape[1]
-    if len(v) > ROTATION_SAMPLE:
-        v = v[np.linspace(0, len(v) - 1, ROTATION_SAMPLE).astype(np.int64)]
-    if len(v) == 0:
-        return np.eye(d, dtype=np.float32)
-    # eigh of the D x D second-moment matrix: deterministic, and the eigenvectors form a
-    # full orthonormal basis even when the rows span fewer dimensions
-    values, vecs = np.linalg.eigh(v.T @ v)
-    order = np.argsort(-values, kind="stable")
-    rot = vecs[:, order]
-    # a fixed sign per axis (eigenvectors are defined up to sign): largest entry positive
-    signs = np.sign(rot[np.argmax(np.abs(rot), axis=0), np.arange(d)])
-    signs[signs == 0] = 1
-    return (rot * signs).astype(np.float32)
+def cell_count(rows: int) -> int:
+    return int(np.clip(rows // ROWS_PER_CELL, 1, MAX_CELLS))
 
 
-def quantise(rotated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 codes and a float32 scale per row: ``codes * scale`` is the stored vector."""
-    peak = np.abs(rotated).max(axis=1) if rotated.size else np.zeros(len(rotated), np.float32)
-    scales = (peak / 127.0).astype(np.float32)
-    safe = np.where(scales > 0, scales, 1.0).astype(np.float32)
-    codes = np.clip(np.rint(rotated / safe[:, None]), -127, 127).astype(np.int8)
-    return codes, scales
+def _nearest_centroid(v: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Each row's nearest centroid (Euclidean), in blocks."""
+    half = 0.5 * np.einsum("ij,ij->i", centroids, centroids)
+    out = np.empty(len(v), np.int32)
+    for i in range(0, len(v), BLOCK_ROWS // 4):
+        out[i:i + BLOCK_ROWS // 4] = np.argmax(v[i:i + BLOCK_ROWS // 4] @ centroids.T - half, axis=1)
+    return out
+
+
+def fit_cells(v: np.ndarray, cells: int) -> np.ndarray:
+    """k-means centroids of ``v`` (deterministic: evenly spaced sample and start)."""
+    sample = v if len(v) <= KMEANS_SAMPLE else v[np.linspace(0, len(v) - 1, KMEANS_SAMPLE).astype(np.int64)]
+    centroids = sample[np.linspace(0, len(sample) - 1, cells).astype(np.int64)].copy()
+    for _ in range(KMEANS_ROUNDS):
+        assign = _nearest_centroid(sample, centroids)
+        counts = np.bincount(assign, minlength=cells)
+        order = np.argsort(assign, kind="stable")
+        starts = np.searchsorted(assign[order], np.arange(cells))
+        sums = np.zeros_like(centroids)
+        present = np.flatnonzero(counts)
+        sums[present] = np.add.reduceat(sample[order], starts[present], axis=0)
+        filled = counts > 0   # an empty cell keeps its centroid
+        centroids[filled] = sums[filled] / counts[filled, None]
+    return centroids
 
 
 @dataclass
 class VectorIndex:
-    """Exact cosine top-k over N stored vectors (see the module docstring)."""
+    """Exact cosine top-k over N vectors (see the module docstring)."""
 
-    rotation: np.ndarray   # float32 (D, D), orthonormal
-    codes: np.ndarray      # int8 (N, D): rotated vectors, quantised
-    scales: np.ndarray     # float32 (N,)
-    head: np.ndarray       # float32 (N, HEAD_DIMS): dequantised first rotated dimensions
-    tail_norm: np.ndarray  # float32 (N,): length of the dequantised remaining dimensions
+    vectors_: np.ndarray   # float32 (N, D): unit rows, row-major
+    centroids: np.ndarray  # float32 (C, D)
+    cell: np.ndarray       # int32 (N,): each row's cell
+    spread: np.ndarray     # float32 (N,): each row's distance to its cell's centroid
+    cell_rows: list        # per cell, its rows (int64), for the floor
 
     @classmethod
-    def build(cls, vectors: np.ndarray, rotation: np.ndarray | None = None) -> VectorIndex:
+    def build(cls, vectors: np.ndarray) -> VectorIndex:
+        """The index of ``vectors`` (any float dtype; rows scaled to unit length)."""
         v = unit_rows(vectors)
-        rot = fit_rotation(v) if rotation is None else np.asarray(rotation, np.float32)
-        if rot.shape != (v.shape[1], v.shape[1]):
-            raise ValueError(f"rotation must be {v.shape[1]} x {v.shape[1]}, got {rot.shape}")
-        codes, scales = quantise(v @ rot)
-        return cls.from_codes(rot, codes, scales)
+        if not len(v):
+            return cls(v, np.zeros((1, v.shape[1]), np.float32), np.zeros(0, np.int32),
+                       np.zeros(0, np.float32), [np.zeros(0, np.int64)])
+        centroids = fit_cells(v, cell_count(len(v)))
+        return cls.from_cells(v, centroids, _nearest_centroid(v, centroids))
 
     @classmethod
-    def from_codes(cls, rotation: np.ndarray, codes: np.ndarray, scales: np.ndarray) -> VectorIndex:
-        """The index of stored codes (what ``arrays`` gives back); head and tail norms are
-        derived, never stored."""
-        codes = np.ascontiguousarray(codes, dtype=np.int8)
-        scales = np.asarray(scales, dtype=np.float32)
-        if codes.ndim != 2 or len(scales) != len(codes) or rotation.shape != (codes.shape[1], codes.shape[1]):
-            raise ValueError(f"inconsistent index arrays: codes {codes.shape}, scales {scales.shape}, "
-                             f"rotation {rotation.shape}")
-        m = min(HEAD_DIMS, codes.shape[1])
-        head = np.empty((len(codes), m), np.float32)
-        tail = np.empty(len(codes), np.float32)
-        for i in range(0, len(codes), BLOCK_ROWS):  # bounded temporaries at 1M rows
-            blk = codes[i:i + BLOCK_ROWS].astype(np.float32) * scales[i:i + BLOCK_ROWS, None]
-            head[i:i + BLOCK_ROWS] = blk[:, :m]
-            tail[i:i + BLOCK_ROWS] = np.linalg.norm(blk[:, m:], axis=1)
-        return cls(np.asarray(rotation, np.float32), codes, scales, np.ascontiguousarray(head), tail)
+    def from_cells(cls, vectors: np.ndarray, centroids: np.ndarray, cell: np.ndarray) -> VectorIndex:
+        """The index of ``vectors`` with cells already fitted (a stored version's
+        ``cells()``): loading skips the k-means."""
+        v = unit_rows(vectors)
+        centroids = np.asarray(centroids, np.float32)
+        cell = np.asarray(cell, np.int32)
+        if cell.shape != (len(v),) or centroids.ndim != 2 or centroids.shape[1] != v.shape[1] or (
+                len(cell) and (cell.min() < 0 or cell.max() >= len(centroids))):
+            raise ValueError(f"inconsistent index cells: {len(v)} rows, cells {cell.shape}, "
+                             f"centroids {centroids.shape}")
+        spread = np.empty(len(v), np.float32)
+        for i in range(0, len(v), BLOCK_ROWS):
+            spread[i:i + BLOCK_ROWS] = np.linalg.norm(v[i:i + BLOCK_ROWS] - centroids[cell[i:i + BLOCK_ROWS]], axis=1)
+        order = np.argsort(cell, kind="stable")
+        bounds = np.searchsorted(cell[order], np.arange(len(centroids) + 1))
+        cell_rows = [order[bounds[c]:bounds[c + 1]] for c in range(len(centroids))]
+        return cls(v, centroids, cell, spread, cell_rows)
+
+    def cells(self) -> dict[str, np.ndarray]:
+        """What ``from_cells`` needs besides the vectors."""
+        return {"centroids": self.centroids, "cell": self.cell}
 
     def __len__(self) -> int:
-        return len(self.codes)
+        return len(self.vectors_)
 
     @property
     def dim(self) -> int:
-        return self.codes.shape[1]
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """What is stored of the index (head and tail norms are derived on load)."""
-        return {"rotation": self.rotation, "codes": self.codes, "scales": self.scales}
+        return self.vectors_.shape[1]
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.rotation, self.codes, self.scales, self.head, self.tail_norm))
+        return (sum(a.nbytes for a in (self.vectors_, self.centroids, self.cell, self.spread))
+                + sum(r.nbytes for r in self.cell_rows))
 
     def vectors(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """The stored vectors (dequantised, turned back), float32; all or ``rows``."""
-        codes, scales = (self.codes, self.scales) if rows is None else (self.codes[rows], self.scales[rows])
-        return (codes.astype(np.float32) * scales[:, None]) @ self.rotation.T
+        """The indexed unit vectors, float32; all or ``rows``."""
+        return self.vectors_ if rows is None else self.vectors_[rows]
 
-    def _rotate(self, queries: np.ndarray) -> np.ndarray:
+    def _units(self, queries: np.ndarray) -> np.ndarray:
         q = unit_rows(np.atleast_2d(queries))
         if q.shape[1] != self.dim:
             raise ValueError(f"queries have {q.shape[1]} dimensions, the index {self.dim}")
-        return q @ self.rotation
+        return q
 
     def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` rows most similar to one query (among ``mask``), best first:
         (row numbers int64, cosine similarities float32). Fewer when fewer rows qualify;
         ties go to the lower row number."""
-        z = self._rotate(query)[0]
+        z = self._units(query)[0]
         n = len(self)
+        none = np.empty(0, np.int64), np.empty(0, np.float32)
         if n == 0 or k <= 0:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
-        m = self.head.shape[1]
-        partial = self.head @ z[:m]
-        slack = self.tail_norm * np.float32(np.linalg.norm(z[m:]))
-        lower = partial - slack
-        upper = partial + slack
+            return none
         if mask is not None:
             mask = np.asarray(mask, bool)
             if mask.shape != (n,):
                 raise ValueError(f"mask must have {n} entries, got {mask.shape}")
-            lower[~mask] = -np.inf
-            upper[~mask] = -np.inf
-            valid = int(mask.sum())
+            valid = int(np.count_nonzero(mask))
         else:
             valid = n
         k = min(k, valid)
         if k == 0:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
-        floor = np.partition(lower, n - k)[n - k] - _EPS
-        cand = np.flatnonzero(upper >= floor)
-        exact = (self.codes[cand].astype(np.float32) @ z) * self.scales[cand]
+            return none
+        near = self.centroids @ z
+        # the floor: exact scores of the rows of the best cells, until k qualify
+        seen, scored = [], 0
+        for c in np.argsort(-near, kind="stable"):
+            rows = self.cell_rows[c]
+            if mask is not None:
+                rows = rows[mask[rows]]
+            if len(rows):
+                seen.append(rows)
+                scored += len(rows)
+                if scored >= k:
+                    break
+        first = np.concatenate(seen)
+        first_s = self.vectors_[first] @ z
+        floor = np.partition(first_s, len(first_s) - k)[len(first_s) - k] - _EPS
+        upper = near[self.cell] + self.spread
+        keep = upper >= floor
+        if mask is not None:
+            keep &= mask
+        cand = np.flatnonzero(keep)
+        if len(cand) > FULL_SCAN_SHARE * n:   # loose bounds: score every row
+            exact = self.vectors_ @ z
+            if mask is not None:
+                exact[~mask] = -np.inf
+            cand = np.argpartition(-exact, k - 1)[:k] if k < n else np.arange(n)
+            exact = exact[cand]
+        else:
+            exact = self.vectors_[cand] @ z
         best = np.lexsort((cand, -exact))[:k]
         return cand[best].astype(np.int64), exact[best].astype(np.float32)
 
@@ -176,7 +201,7 @@ class VectorIndex:
         """``search`` for many queries at once by blocked matrix products (cheaper than
         one scan per query when there are many): (Q, k) row numbers (-1 where fewer
         rows qualify) and similarities (-inf there), best first."""
-        z = self._rotate(queries)
+        z = self._units(queries)
         nq = len(z)
         k = max(int(k), 0)
         best_i = np.full((nq, k), -1, np.int64)
@@ -193,7 +218,7 @@ class VectorIndex:
                 rows = rows[mask[rows]]
             if not len(rows):
                 continue
-            blk = self.codes[rows].astype(np.float32) * self.scales[rows, None]
+            blk = self.vectors_[rows] if mask is not None else self.vectors_[rows[0]:rows[-1] + 1]
             for q0 in range(0, nq, QUERY_BATCH):
                 sims = z[q0:q0 + QUERY_BATCH] @ blk.T
                 if sims.shape[1] > k:   # only each query's k best of the block can matter

@@ -13,7 +13,7 @@ Layout (``storage/layout.py``), per product::
 
     patterns/index/<product>/current.json         the pointer: which version serves, the history
     patterns/index/<product>/<version>/embeddings.npy   float16 N x D (the content)
-    patterns/index/<product>/<version>/search.npz       rotation, int8 codes, scales (index.VectorIndex)
+    patterns/index/<product>/<version>/cells.npz        the search cells (index.VectorIndex.cells)
     patterns/index/<product>/<version>/rows.parquet     one row per indexed test event (ROW_COLUMNS)
     patterns/index/<product>/<version>/stats.json       what the version holds and how it was built
 
@@ -88,7 +88,7 @@ class IndexVersion:
     version: str
     stats: dict
     rows: pl.DataFrame
-    embeddings: np.ndarray      # float16 (N, D)
+    embeddings: np.ndarray      # float16 (N, D): the content; the index holds them as float32
     index: VectorIndex
 
     @property
@@ -184,11 +184,11 @@ def load_version(store: ObjectStore, product: str, version: str) -> IndexVersion
     base = pattern_index_version_dir(product, version)
     stats = json.loads(store.get(f"{base}stats.json"))
     embeddings = np.load(io.BytesIO(store.get(f"{base}embeddings.npy")), allow_pickle=False)
-    search = np.load(io.BytesIO(store.get(f"{base}search.npz")), allow_pickle=False)
+    cells = np.load(io.BytesIO(store.get(f"{base}cells.npz")), allow_pickle=False)
     rows = pl.read_parquet(io.BytesIO(store.get(f"{base}rows.parquet")))
-    index = VectorIndex.from_codes(search["rotation"], search["codes"], search["scales"])
-    if not (len(index) == rows.height == len(embeddings)):
-        raise ValueError(f"{base}: {rows.height} rows, {len(embeddings)} embeddings, {len(index)} codes")
+    if rows.height != len(embeddings):
+        raise ValueError(f"{base}: {rows.height} rows but {len(embeddings)} embeddings")
+    index = VectorIndex.from_cells(embeddings, cells["centroids"], cells["cell"])
     return IndexVersion(product, version, stats, rows, embeddings, index)
 
 
@@ -328,7 +328,7 @@ def rebuild_product(store: ObjectStore, product: str, days: SignatureDays, *, ru
     base = pattern_index_version_dir(product, version)
     stats = build_stats(rows, index, product)
     files = {"embeddings.npy": _npy(embeddings), "rows.parquet": _parquet(rows),
-             "search.npz": _npz(**index.arrays())}
+             "cells.npz": _npz(**index.cells())}
     stats.update({
         "format": INDEX_FORMAT, "version": version, "generation": generation, "run_id": run_id,
         "built_at": datetime.now(UTC).isoformat(), "changed_days": touching,
