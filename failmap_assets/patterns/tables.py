@@ -34,7 +34,7 @@ SIGNATURE_COLUMNS = {
     "fail_dies": (pl.Int64, "failing dies"),
     "embedding": (pl.Array(pl.Float32, EMBEDDING_DIM),
                   f"unit-length embedding ({EMBEDDING_DIM} floats; cosine distance = 1 - dot)"),
-    "raster": (pl.List(pl.Float32),
+    "raster": (pl.Array(pl.Float32, RASTER_SIZE * RASTER_SIZE),
                f"fail density, {RASTER_SIZE} x {RASTER_SIZE} row-major, notch down, NaN off the wafer"),
 }
 
