@@ -220,8 +220,8 @@ def index_rows(signatures: pl.DataFrame, day: date, product: str) -> tuple[pl.Da
         return pl.DataFrame(schema=ROW_COLUMNS), np.empty((0, 0), np.float16)
     from failmap_assets.patterns.signature import TOO_SMALL   # the other helper's contract
 
-    frame = signatures.with_columns(pl.col("product").fill_null(UNKNOWN_PRODUCT)).filter(
-        (pl.col("product") == product) & (pl.col("label") != TOO_SMALL))
+    frame = signatures.filter((pl.col("product").fill_null(UNKNOWN_PRODUCT) == product)
+                              & (pl.col("label") != TOO_SMALL))
     frame = frame.with_columns(pl.lit(day).alias("day")).sort(ROW_ORDER, nulls_last=True)
     normal = anomaly.is_normal(frame["label"].to_numpy(), frame["confidence"].to_numpy())
     rows = frame.with_columns(pl.Series("normal", normal, pl.Boolean)).select(list(ROW_COLUMNS)).cast(ROW_COLUMNS)

@@ -121,7 +121,7 @@ def signatures_table(inputs: SummaryInputs, shapes: pl.DataFrame) -> tuple[pl.Da
     """One row per test event (SIGNATURE_COLUMNS) and how many events were not drawn
     (coordinates spanning more than MAX_GRID_CELLS)."""
     events = inputs.events.join(shapes, on=_EVENT, how="left").sort(_EVENT, nulls_last=True)
-    dies = {k: g for k, g in inputs.dies.partition_by(_EVENT, as_dict=True, maintain_order=True)}
+    dies = inputs.dies.partition_by(_EVENT, as_dict=True, maintain_order=True)
     rows, skipped = [], 0
     for e in events.iter_rows(named=True):
         d = dies.get((e["source"], e["wafer_token"], e["object_key"]))
