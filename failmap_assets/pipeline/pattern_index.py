@@ -130,6 +130,7 @@ class RebuildReport:
     changed_days: list[str] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     collected: list[str] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)   # the pointer's, newest first
 
 
 def product_of(value: str | None) -> str:
@@ -296,7 +297,7 @@ def rebuild_product(store: ObjectStore, product: str, days: SignatureDays, *, ru
         date.fromisoformat(d), DayManifest(PATTERNS_PIPELINE, date.min)).totals.get("products", [])]
     report.changed_days = touching
     if previous is not None and not touching and not force:
-        report.version, report.stats = previous.version, previous.stats
+        report.version, report.stats, report.history = previous.version, previous.stats, pointer["history"]
         log(f"pattern index {product}: {previous.version} already holds every committed day")
         return report
 
@@ -344,7 +345,7 @@ def rebuild_product(store: ObjectStore, product: str, days: SignatureDays, *, ru
                             "generation": generation, "switched_at": datetime.now(UTC).isoformat(),
                             "history": history}, etag, own_version=version)
     log(f"pattern index {product}: switched to {version} ({rows.height} wafer(s), {len(touching)} changed day(s))")
-    report.rebuilt, report.version, report.stats = True, version, stats
+    report.rebuilt, report.version, report.stats, report.history = True, version, stats, history
     report.collected = collect_versions(store, product, log=log)
     return report
 
