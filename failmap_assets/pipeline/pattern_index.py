@@ -276,6 +276,11 @@ def _parquet(frame: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def version_files(rows: pl.DataFrame, embeddings: np.ndarray, index: VectorIndex) -> dict[str, bytes]:
+    """A version's files besides its stats, as they are stored."""
+    return {"embeddings.npy": _npy(embeddings), "rows.parquet": _parquet(rows), "cells.npz": _npz(**index.cells())}
+
+
 def rebuild_product(store: ObjectStore, product: str, days: SignatureDays, *, run_id: str,
                     read_day: Callable[[date], pl.DataFrame], force: bool = False,
                     log: Callable[[str], None] = print) -> RebuildReport:
@@ -328,8 +333,7 @@ def rebuild_product(store: ObjectStore, product: str, days: SignatureDays, *, ru
     version = f"v{generation:06d}-{secrets.token_hex(4)}"
     base = pattern_index_version_dir(product, version)
     stats = build_stats(rows, index, product)
-    files = {"embeddings.npy": _npy(embeddings), "rows.parquet": _parquet(rows),
-             "cells.npz": _npz(**index.cells())}
+    files = version_files(rows, embeddings, index)
     stats.update({
         "format": INDEX_FORMAT, "version": version, "generation": generation, "run_id": run_id,
         "built_at": datetime.now(UTC).isoformat(), "changed_days": touching,

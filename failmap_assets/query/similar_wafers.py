@@ -59,9 +59,11 @@ def similar_rows(version: IndexVersion, row: int, k: int, step: str | None) -> l
 
 
 def cmd_similar(args) -> int:
-    from failmap_assets.cli import _stores
+    from failmap_assets.settings import Settings
+    from failmap_assets.storage.locations import open_store
 
-    store = _stores()["out"]
+    s = Settings.from_env()
+    store = open_store(s.output, endpoint_url=s.s3_endpoint_url or None, region=s.aws_region or None)
     found = find_wafer(store, args.wafer_token, args.product)
     if found is None:
         where = f"the {args.product!r} index" if args.product else "any product's pattern index"
