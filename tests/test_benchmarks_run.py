@@ -56,3 +56,9 @@ def test_run_start_benchmark_runs() -> None:
 def test_backfill_scaling_benchmark_runs() -> None:
     out = _run("benchmarks/backfill_scaling.py", "--days", "2", "--wafers", "4", "--settings", "1,2")
     assert "| 1 | 1 |" in out and "speed-up vs 1" in out and "wafers per core-day" in out
+
+
+def test_patterns_benchmark_runs() -> None:
+    out = _run("benchmarks/patterns.py", "--wafers", "12", "--index", "3000", "--queries", "3")
+    assert "ours   wafer_signatures" in out and "peer   parse_failmap_a" in out
+    assert "ratio  plain scan / ours" in out and "exact: 3/3" in out

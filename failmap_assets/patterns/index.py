@@ -91,7 +91,8 @@ class VectorIndex:
     centroids: np.ndarray  # float32 (C, D)
     cell: np.ndarray       # int32 (N,): each row's cell
     spread: np.ndarray     # float32 (N,): each row's distance to its cell's centroid
-    cell_rows: list        # per cell, its rows (int64), for the floor
+    cell_rows: list        # per cell, its rows (int64)
+    cell_spread: np.ndarray  # float32 (C,): the largest spread in each cell (-inf: empty)
 
     @classmethod
     def build(cls, vectors: np.ndarray) -> VectorIndex:
@@ -99,7 +100,7 @@ class VectorIndex:
         v = unit_rows(vectors)
         if not len(v):
             return cls(v, np.zeros((1, v.shape[1]), np.float32), np.zeros(0, np.int32),
-                       np.zeros(0, np.float32), [np.zeros(0, np.int64)])
+                       np.zeros(0, np.float32), [np.zeros(0, np.int64)], np.full(1, -np.inf, np.float32))
         centroids = fit_cells(v, cell_count(len(v)))
         return cls.from_cells(v, centroids, _nearest_centroid(v, centroids))
 
@@ -120,7 +121,9 @@ class VectorIndex:
         order = np.argsort(cell, kind="stable")
         bounds = np.searchsorted(cell[order], np.arange(len(centroids) + 1))
         cell_rows = [order[bounds[c]:bounds[c + 1]] for c in range(len(centroids))]
-        return cls(v, centroids, cell, spread, cell_rows)
+        cell_spread = np.full(len(centroids), -np.inf, np.float32)
+        np.maximum.at(cell_spread, cell, spread)
+        return cls(v, centroids, cell, spread, cell_rows, cell_spread)
 
     def cells(self) -> dict[str, np.ndarray]:
         """What ``from_cells`` needs besides the vectors."""
@@ -134,7 +137,7 @@ class VectorIndex:
         return self.vectors_.shape[1]
 
     def nbytes(self) -> int:
-        return (sum(a.nbytes for a in (self.vectors_, self.centroids, self.cell, self.spread))
+        return (sum(a.nbytes for a in (self.vectors_, self.centroids, self.cell, self.spread, self.cell_spread))
                 + sum(r.nbytes for r in self.cell_rows))
 
     def vectors(self, rows: np.ndarray | None = None) -> np.ndarray:
@@ -181,19 +184,21 @@ class VectorIndex:
         first = np.concatenate(seen)
         first_s = self.vectors_[first] @ z
         floor = np.partition(first_s, len(first_s) - k)[len(first_s) - k] - _EPS
-        upper = near[self.cell] + self.spread
-        keep = upper >= floor
-        if mask is not None:
-            keep &= mask
-        cand = np.flatnonzero(keep)
-        if len(cand) > FULL_SCAN_SHARE * n:   # loose bounds: score every row
+        # cells that may hold a row reaching the floor; then, within them, rows that may
+        open_cells = np.flatnonzero(near + self.cell_spread >= floor)
+        if sum(len(self.cell_rows[c]) for c in open_cells) <= FULL_SCAN_SHARE * n:
+            rows = np.concatenate([self.cell_rows[c] for c in open_cells])
+            keep = near[self.cell[rows]] + self.spread[rows] >= floor
+            if mask is not None:
+                keep &= mask[rows]
+            cand = rows[keep]
+            exact = self.vectors_[cand] @ z
+        else:   # loose bounds: score every row (the plain scan)
             exact = self.vectors_ @ z
             if mask is not None:
                 exact[~mask] = -np.inf
             cand = np.argpartition(-exact, k - 1)[:k] if k < n else np.arange(n)
             exact = exact[cand]
-        else:
-            exact = self.vectors_[cand] @ z
         best = np.lexsort((cand, -exact))[:k]
         return cand[best].astype(np.int64), exact[best].astype(np.float32)
 
