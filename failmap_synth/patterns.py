@@ -8,22 +8,27 @@ pattern densities 50..100 %):
 * wafer: D dies across (20..120, mostly 25..65 like WM-811K), die aspect 0.6..1.6
   (grid cols = rows / aspect), dies whose centre lies within radius 1 (a few wafers
   lose a flat at the bottom or a corner row);
-* background: every die fails independently with p_bg (log-uniform 0.5 %..22 %), a
-  third of wafers add a faint radial gradient (edge dies slightly worse), some add a
-  few tiny 2..4-die specks;
-* Center: a disc at the centre (offset <= 0.15), radius 0.15..0.5, density 0.55..1,
+* background: every die fails independently with p_bg (half the wafers clean,
+  log-uniform 0.5..8 %; half noisy, 8..28 %; none wafers at most 12 %), a third of
+  wafers add a faint radial gradient (edge dies slightly worse), some an uneven smooth
+  field, some a few tiny 2..4-die specks;
+* mixed maps: 30 % of Center, Donut, Loc, Scratch and Random wafers also carry a short
+  shallow edge fragment (10..60 degrees, 0.04..0.14 deep), a quarter of none wafers a
+  thin one (5..25 degrees, the outermost die), as real wafers do beside their main pattern;
+* Center: a disc at the centre (offset ~0.07), radius 0.1..0.45, density 0.4..1,
   soft border;
-* Donut: an annulus around the centre, inner radius 0.15..0.45, width 0.15..0.4,
-  density 0.55..1, sometimes partial (60..100 % of the circle);
+* Donut: an annulus around the centre, inner radius 0.12..0.45, width 0.12..0.45,
+  density 0.55..1, half of them partial (55..95 % of the circle);
 * Edge-Ring: the outermost 1..4 dies (or radius > 0.8..0.93), density 0.55..1, over
-  70..100 % of the circumference;
-* Edge-Loc: a cluster touching the edge: an angular span of 15..100 degrees reaching
+  60..100 % of the circumference;
+* Edge-Loc: a cluster touching the edge: an angular span of 15..140 degrees reaching
   0.12..0.4 of the radius inwards (or a blob centred on the edge), density 0.55..1;
-* Loc: a blob (ellipse, elongation <= 2.5) centred at radius 0..0.7 away from the edge,
-  size 0.08..0.3 of the radius, density 0.55..1;
+* Loc: a blob (ellipse, elongation <= 2.5) centred at radius 0.25..0.85, off the edge,
+  size 0.08..0.25 of the radius, density 0.55..1;
 * Near-full: 80..100 % of the dies fail, sometimes a few passing patches;
-* Random: 20..75 % of the dies fail, independently, sometimes with a mild gradient;
-* Scratch: a thin line or arc (1..2 dies wide, length 0.35..1.6 radii, any direction,
+* Random: 25..75 % of the dies fail, independently, half of them unevenly (a smooth
+  field), some with a worse edge;
+* Scratch: a thin line or arc (1..2 dies wide, length 0.5..1.6 radii, any direction,
   sometimes broken into segments), density 0.6..1;
 * none: background only.
 
@@ -81,17 +86,18 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
     soft = rng.uniform(0.0, 0.15)
     if label == "Center":
         cx, cy = rng.normal(0, 0.07, 2)
-        r0 = rng.uniform(0.15, 0.5)
+        r0 = rng.uniform(0.1, 0.45)
+        dens = rng.uniform(0.4, 1.0)
         d = np.hypot(x - cx, y - cy) - r0
         return dens * _soft(d, soft, rng)
     if label == "Donut":
-        r_in = rng.uniform(0.15, 0.45)
-        width = rng.uniform(0.15, 0.4)
+        r_in = rng.uniform(0.12, 0.45)
+        width = rng.uniform(0.12, 0.45)
         r_out = min(r_in + width, 0.85)
         d = np.maximum(r_in - rad, rad - r_out)
         p = dens * _soft(d, soft, rng)
-        if rng.random() < 0.35:
-            p = p * _arc(ang, rng.uniform(0.6, 0.95) * 2 * np.pi, rng)
+        if rng.random() < 0.5:
+            p = p * _arc(ang, rng.uniform(0.55, 0.95) * 2 * np.pi, rng)
         return p
     if label == "Edge-Ring":
         if rng.random() < 0.5:
@@ -100,12 +106,12 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
         else:
             p = dens * _soft(rng.uniform(0.8, 0.93) - rad, soft * 0.5, rng)
         if rng.random() < 0.5:
-            p = p * _arc(ang, rng.uniform(0.7, 1.0) * 2 * np.pi, rng)
+            p = p * _arc(ang, rng.uniform(0.6, 1.0) * 2 * np.pi, rng)
         return p
     if label == "Edge-Loc":
         centre = rng.uniform(-np.pi, np.pi)
         if rng.random() < 0.6:
-            span = np.radians(rng.uniform(15, 100))
+            span = np.radians(rng.uniform(15, 140))
             reach = rng.uniform(0.12, 0.4)
             da = np.abs((ang - centre + np.pi) % (2 * np.pi) - np.pi)
             # Deeper in the middle of the span than at its ends.
@@ -117,8 +123,9 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
         d = np.hypot(x - cr * np.cos(centre), y - cr * np.sin(centre)) - r0
         return dens * _soft(d, soft, rng)
     if label == "Loc":
-        size = rng.uniform(0.08, 0.3)
-        cr = rng.uniform(0.0, max(0.05, 0.88 - size * 1.3))
+        size = rng.uniform(0.08, 0.25)
+        # Off the centre (a blob on the centre is Center) and off the edge (Edge-Loc).
+        cr = rng.uniform(0.25, max(0.3, 0.88 - size * 1.3))
         ca = rng.uniform(-np.pi, np.pi)
         cx, cy = cr * np.cos(ca), cr * np.sin(ca)
         elong = rng.uniform(1.0, 2.5)
@@ -136,13 +143,35 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
             p = p * (np.hypot(x - cx, y - cy) > rng.uniform(0.05, 0.25))
         return p
     if label == "Random":
-        p = np.full(x.shape, rng.uniform(0.2, 0.75))
-        if rng.random() < 0.4:
-            p = np.clip(p + rng.uniform(-0.1, 0.1) * (rad - 0.5), 0, 1)
+        p = np.full(x.shape, rng.uniform(0.25, 0.75))
+        if rng.random() < 0.5:   # uneven: a smooth field and/or a worse edge
+            p = np.clip(p * (1 + _smooth_field(x, y, rng, 0.35)), 0, 1)
+        if rng.random() < 0.3:
+            p = np.clip(p + rng.uniform(0.0, 0.25) * (rad > 0.85), 0, 1)
         return p
     if label == "Scratch":
         return dens * _scratch(x, y, die, rng)
     return np.zeros(x.shape)   # none
+
+
+_WITH_EDGE_FRAGMENT = ("Center", "Donut", "Loc", "Scratch", "Random")
+
+
+def _edge_fragment(x, y, rad, rng, span, reach, dens):
+    """Fails along a short stretch of the edge: ``span`` degrees, ``reach`` radii deep."""
+    centre = rng.uniform(-np.pi, np.pi)
+    half = np.radians(rng.uniform(*span)) / 2
+    da = np.abs((np.arctan2(y, x) - centre + np.pi) % (2 * np.pi) - np.pi)
+    return rng.uniform(*dens) * ((da <= half) & (rad >= 1.0 - rng.uniform(*reach)))
+
+
+def _smooth_field(x, y, rng, amplitude):
+    """A smooth random field in [-amplitude, amplitude]: a few low-frequency waves."""
+    f = np.zeros(x.shape)
+    for _ in range(3):
+        kx, ky = rng.normal(0, 1.5, 2)
+        f += np.cos(kx * x + ky * y + rng.uniform(0, 2 * np.pi))
+    return amplitude * f / 3.0
 
 
 def _arc(ang: np.ndarray, span: float, rng: np.random.Generator) -> np.ndarray:
@@ -153,7 +182,7 @@ def _arc(ang: np.ndarray, span: float, rng: np.random.Generator) -> np.ndarray:
 
 def _scratch(x, y, die, rng):
     """A polyline (straight or gently curved), 1..2 dies wide, maybe broken."""
-    length = rng.uniform(0.35, 1.6)
+    length = rng.uniform(0.5, 1.6)
     start = rng.uniform(-0.75, 0.75, 2)
     heading = rng.uniform(-np.pi, np.pi)
     bend = rng.uniform(-1.5, 1.5) if rng.random() < 0.5 else 0.0
@@ -181,16 +210,20 @@ def _scratch(x, y, die, rng):
 
 
 def _depth_dies(valid: np.ndarray) -> np.ndarray:
-    """Dies between each die and the wafer edge (chessboard), by repeated erosion."""
-    depth = np.where(valid, 10**6, -1)
+    """Dies between each die and the wafer edge (chessboard), by repeated 3x3 erosion
+    (a 1x3 then a 3x1 erosion; the grid's border counts as outside)."""
+    depth = np.full(valid.shape, -1, dtype=np.int64)
     cur = valid.copy()
     d = 0
     while cur.any():
-        pad = np.pad(cur, 1, constant_values=False)
-        inner = cur.copy()
-        for dr in (-1, 0, 1):
-            for dc in (-1, 0, 1):
-                inner &= pad[1 + dr:1 + dr + cur.shape[0], 1 + dc:1 + dc + cur.shape[1]]
+        rows = cur.copy()
+        rows[:, 1:] &= cur[:, :-1]
+        rows[:, :-1] &= cur[:, 1:]
+        rows[:, 0] = rows[:, -1] = False
+        inner = rows.copy()
+        inner[1:, :] &= rows[:-1, :]
+        inner[:-1, :] &= rows[1:, :]
+        inner[0, :] = inner[-1, :] = False
         depth[cur & ~inner] = d
         cur = inner
         d += 1
@@ -205,13 +238,26 @@ def pattern_wafer(label: str, seed: int, index: int) -> PatternWafer:
     depth = _depth_dies(valid)
     die = 2.0 / valid.shape[0]
     # Background: log-uniform fail rate, sometimes worse towards the edge.
-    p_bg = float(np.exp(rng.uniform(np.log(0.005), np.log(0.22))))
+    # Half the wafers are clean (0.5..8 %), half noisy (8..28 %, like the small WM-811K
+    # wafers); a wafer labelled none is never noisier than 12 %.
     if label == "none":
         p_bg = float(np.exp(rng.uniform(np.log(0.005), np.log(0.12))))
+    elif rng.random() < 0.5:
+        p_bg = float(np.exp(rng.uniform(np.log(0.005), np.log(0.08))))
+    else:
+        p_bg = float(rng.uniform(0.08, 0.28))
     bg = np.full(x.shape, p_bg)
     if rng.random() < 0.33:
         bg = np.clip(bg * (1 + rng.uniform(0.2, 1.0) * rad ** 4), 0, 1)
+    if rng.random() < 0.3:
+        bg = np.clip(bg * (1 + _smooth_field(x, y, rng, 0.6)), 0, 1)
     p = _pattern(label, rng, x, y, rad, depth, die)
+    # Mixed maps: real wafers of every class carry some fails at the edge beside their
+    # pattern (a short, shallow fragment); a none wafer only a faint one.
+    if label in _WITH_EDGE_FRAGMENT and rng.random() < 0.3:
+        p = np.maximum(p, _edge_fragment(x, y, rad, rng, span=(10, 60), reach=(0.04, 0.14), dens=(0.4, 0.9)))
+    elif label == "none" and rng.random() < 0.25:
+        p = np.maximum(p, _edge_fragment(x, y, rad, rng, span=(5, 25), reach=(0.02, 0.06), dens=(0.3, 0.8)))
     # Partial patterns: a pattern can be weaker than its model says.
     prob = 1.0 - (1.0 - bg) * (1.0 - np.clip(p, 0, 1))
     fail = rng.random(x.shape) < prob

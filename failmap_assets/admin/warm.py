@@ -16,7 +16,7 @@ so every signature the pipeline uses gets compiled and nothing else:
   day, as ``failmap run-day`` runs them (parse, join, Parquet, PNG, JSON, commit);
 * what a day seldom takes: ``failmap stdf2parquet``'s conversion (file ids), the JSON
   writer's escaping of B values, and the PTR decoder's chunking of huge files (on a
-  small file, with a small chunk size).
+  small file, with a small chunk size), and a wafer's pattern signature.
 
 Then every cached kernel of the package (``admin.kernels``) must have been compiled:
 one that was not is named and the command fails, so a kernel added without a way to
@@ -59,6 +59,7 @@ def warm(log: Callable[[str], None] = print) -> WarmReport:
         _stdf2parquet(root, log)
     _json_escapes()
     _ptr_chunks()
+    _pattern_signature()
     kernels = cached_kernels()
     report = WarmReport(kernels=len(kernels), seconds=time.monotonic() - t0)
     for k in kernels:
@@ -156,6 +157,15 @@ def _ptr_chunks() -> None:
 
     with _patched(D, "PTR_CHUNK_BYTES", 4096):
         parse_stdf(make_wafer_sort_stdf(3, dies=60, tests_per_die=20))
+
+
+def _pattern_signature() -> None:
+    """The wafer-pattern kernels (edge depth, fail clusters, neighbour counts)."""
+    from failmap_assets.patterns.signature import wafer_signature
+    from failmap_synth.patterns import pattern_wafer
+
+    w = pattern_wafer("Center", seed=0, index=0)
+    wafer_signature(w.grid, w.die_aspect)
 
 
 @contextlib.contextmanager

@@ -144,3 +144,34 @@ def fail_neighbours(grid):
             fails[r, c] = nf
             dies[r, c] = nd
     return fails, dies
+
+
+@njit(cache=True, nogil=True)
+def line_strips(x, y, fail, bin_width, n_angles, bins):
+    """Hough strips: for ``n_angles`` directions theta = k * pi / n_angles, the dies and
+    failing dies whose offset ``x cos(theta) + y sin(theta)`` (from -1) falls in each of
+    ``bins`` strips ``bin_width`` wide; offsets outside are clamped to the end strips.
+    Returns (dies, fails), int64 (n_angles, bins). ``x``, ``y``, ``fail`` must have one
+    length (else ValueError)."""
+    n = x.shape[0]
+    if y.shape[0] != n or fail.shape[0] != n:
+        raise ValueError("x, y and fail differ in length")
+    if n_angles < 0 or bins < 1 or not bin_width > 0.0:
+        raise ValueError("need n_angles >= 0, bins >= 1 and bin_width > 0")
+    dies = np.zeros((n_angles, bins), dtype=np.int64)
+    fails = np.zeros((n_angles, bins), dtype=np.int64)
+    for a in range(n_angles):
+        c = np.cos(a * np.pi / n_angles)
+        s = np.sin(a * np.pi / n_angles)
+        for i in range(n):
+            v = (x[i] * c + y[i] * s + 1.0) / bin_width
+            if not v > 0.0:          # also NaN
+                b = 0
+            elif v >= bins - 1:
+                b = bins - 1
+            else:
+                b = int(v)
+            dies[a, b] += 1
+            if fail[i]:
+                fails[a, b] += 1
+    return dies, fails

@@ -19,32 +19,26 @@ def add_patterns_parser(sub) -> argparse._SubParsersAction:
     p.add_argument("--train", default=None, help="labelled maps added to the shipped reference set of the neighbour query")
     p.add_argument("--by-lot", action="store_true",
                    help="leave one lot out: for each lot of --test, the other lots of --test join the reference set; "
-                        "prints each lot's line, then the figures over all maps")
+                        "and the classifier's training; prints each lot's labels, then the figures over all maps")
+    p.add_argument("--no-retrain", action="store_true",
+                   help="with --by-lot: keep the shipped classifier (only the reference set changes per lot)")
     p.set_defaults(func=cmd_evaluate)
     return patterns
 
 
 def cmd_evaluate(args) -> int:
-    from failmap_assets.patterns.evaluate import evaluate, report_lines, synthetic_reference, with_maps
+    from failmap_assets.patterns.evaluate import (
+        evaluate, leave_one_lot_out, report_lines, synthetic_reference, with_maps)
     from failmap_assets.patterns.wm811k import read_labelled_maps
 
     test = read_labelled_maps(args.test)
     train = read_labelled_maps(args.train) if args.train else []
-    base = synthetic_reference()
     if not args.by_lot:
-        ev = evaluate(test, with_maps(base, train))
+        ev = evaluate(test, with_maps(synthetic_reference(), train))
         print("\n".join(report_lines(ev)))
         return 0
-    # Leave one lot out: every map is scored once, with its own lot out of the reference.
-    from failmap_assets.patterns.evaluate import merge_lot_evaluations
-
-    per_lot = []
-    for lot in sorted({m.lot for m in test}):
-        held = [m for m in test if m.lot == lot]
-        rest = [m for m in test if m.lot != lot]
-        ev = evaluate(held, with_maps(base, list(train) + rest))
-        per_lot.append(ev)
-        got = ", ".join(f"{m.id}:{m.label}->{p}" for m, p in zip(held, ev.predicted))
-        print(f"lot {lot}: {got}")
-    print("\n".join(report_lines(merge_lot_evaluations(per_lot))))
+    per_lot, overall = leave_one_lot_out(test, train, retrain=not args.no_retrain)
+    for lot, held, ev in per_lot:
+        print(f"lot {lot}: " + ", ".join(f"{m.id}:{m.label}->{p}" for m, p in zip(held, ev.predicted)))
+    print("\n".join(report_lines(overall)))
     return 0

@@ -14,6 +14,7 @@ classes present in the test set.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from failmap_assets.patterns.signature import PATTERN_CLASSES, WaferSignature, wafer_signatures
 from failmap_assets.patterns.geometry import infer_die_aspect
+from failmap_assets.patterns.model import PatternModel
 from failmap_assets.patterns.wm811k import LabelledMap
 
 REFERENCE_SEED = 2
@@ -50,33 +52,47 @@ class Evaluation:
     n: int
 
 
-def sign_maps(maps: Sequence[LabelledMap]) -> list[WaferSignature]:
+def sign_maps(maps: Sequence[LabelledMap], model: PatternModel | None = None) -> list[WaferSignature]:
     """WM-811K maps carry no die size: the aspect that makes the wafer round."""
-    return wafer_signatures([m.grid for m in maps], [infer_die_aspect(m.grid) for m in maps])
+    return wafer_signatures([m.grid for m in maps], [infer_die_aspect(m.grid) for m in maps], model=model)
 
 
-def synthetic_reference(per_class: int = REFERENCE_PER_CLASS, seed: int = REFERENCE_SEED) -> Reference:
+def synthetic_reference(per_class: int = REFERENCE_PER_CLASS, seed: int = REFERENCE_SEED,
+                        model: PatternModel | None = None) -> Reference:
+    """The shipped reference set (made once per process for the shipped model)."""
+    if model is None:
+        return _shipped_reference(per_class, seed)
+    return _make_reference(per_class, seed, model)
+
+
+@functools.lru_cache(maxsize=2)
+def _shipped_reference(per_class: int, seed: int) -> Reference:
+    return _make_reference(per_class, seed, None)
+
+
+def _make_reference(per_class: int, seed: int, model: PatternModel | None) -> Reference:
     from failmap_synth.patterns import pattern_set
 
     wafers = pattern_set(per_class, seed)
-    sigs = wafer_signatures([w.grid for w in wafers], [w.die_aspect for w in wafers])
+    sigs = wafer_signatures([w.grid for w in wafers], [w.die_aspect for w in wafers], model=model)
     return Reference(ids=[f"synthetic-{seed}-{i}" for i in range(len(wafers))],
                      labels=[w.label for w in wafers], grids=[w.grid for w in wafers],
                      embeddings=np.asarray([s.embedding for s in sigs]))
 
 
-def with_maps(ref: Reference, maps: Sequence[LabelledMap]) -> Reference:
+def with_maps(ref: Reference, maps: Sequence[LabelledMap], model: PatternModel | None = None) -> Reference:
     if not maps:
         return ref
-    sigs = sign_maps(maps)
+    sigs = sign_maps(maps, model)
     keep = [i for i, s in enumerate(sigs) if s.label in PATTERN_CLASSES]   # too small: no embedding
     return Reference(ids=ref.ids + [maps[i].id for i in keep], labels=ref.labels + [maps[i].label for i in keep],
                      grids=ref.grids + [maps[i].grid for i in keep],
                      embeddings=np.vstack([ref.embeddings, np.asarray([sigs[i].embedding for i in keep])]))
 
 
-def evaluate(test: Sequence[LabelledMap], reference: Reference, k: int = K) -> Evaluation:
-    sigs = sign_maps(test)
+def evaluate(test: Sequence[LabelledMap], reference: Reference, k: int = K,
+             model: PatternModel | None = None) -> Evaluation:
+    sigs = sign_maps(test, model)
     emb = np.asarray([s.embedding for s in sigs], dtype=np.float64)
     sim = emb @ reference.embeddings.T.astype(np.float64)
     for i, m in enumerate(test):   # a map is not its own neighbour
@@ -112,6 +128,23 @@ def merge_lot_evaluations(evaluations: Sequence[Evaluation]) -> Evaluation:
     """One evaluation over the maps of several (e.g. one per held-out lot)."""
     return score([lab for e in evaluations for lab in e.labels], [p for e in evaluations for p in e.predicted],
                  [s for e in evaluations for s in e.knn_shares])
+
+
+def leave_one_lot_out(maps: Sequence[LabelledMap], train: Sequence[LabelledMap] = (),
+                      retrain: bool = True) -> tuple[list[tuple[str, list[LabelledMap], Evaluation]], Evaluation]:
+    """Each lot of ``maps`` held out in turn: the other lots (and ``train``) join the
+    reference set and, with ``retrain``, the classifier's training (synthetic maps + them),
+    so no figure of a lot comes from a model or a reference that saw that lot."""
+    from failmap_assets.patterns.training import train as train_model
+
+    per_lot = []
+    for lot in sorted({m.lot for m in maps}):
+        held = [m for m in maps if m.lot == lot]
+        rest = list(train) + [m for m in maps if m.lot != lot]
+        model = train_model(extra=rest) if retrain else None
+        ref = with_maps(synthetic_reference(model=model), rest, model)
+        per_lot.append((lot, held, evaluate(held, ref, model=model)))
+    return per_lot, merge_lot_evaluations([e for _, _, e in per_lot])
 
 
 def report_lines(ev: Evaluation) -> list[str]:

@@ -13,6 +13,10 @@ WM-811K is separated by a few of them:
   majority filter (the filter removes random background and thin lines, so comparing
   the two tells a scratch from a blob): its share of the dies, where it is (radius,
   touching the edge), its shape (elongation, width in dies, angular span);
+* lines: a Hough transform of the failing dies (16 directions, one-die-wide strips):
+  the strongest strip's excess of fails over the wafer's rate (a z-score), how much it
+  stands above the strips two dies beside it (a scratch is thin, a blob is not) and
+  the length of its failing stretch;
 * texture: the overall fail fraction (Near-full, Random) and the spatial
   autocorrelation (how much more often a failing die's neighbours fail than the
   wafer's average: ~0 for Random, high for any clustered pattern).
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from failmap_assets.kernels.wafer_clusters import fail_clusters, fail_neighbours
+from failmap_assets.kernels.wafer_clusters import fail_clusters, fail_neighbours, line_strips
 from failmap_assets.patterns.geometry import WaferGeometry
 
 RING_EDGES = (0.0, 0.2, 0.35, 0.5, 0.62, 0.74, 0.85, 0.93, 10.0)
@@ -48,7 +52,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     + tuple(f"raw_{s}" for s in _CLUSTER_STATS)
     + tuple(f"filtered_{s}" for s in _CLUSTER_STATS)
     + ("filtered_fraction", "filtered_clusters", "raw_second_share")
+    + ("line_z", "line_contrast", "line_length")
 )
+LINE_ANGLES = 16
 N_FEATURES = len(FEATURE_NAMES)
 
 
@@ -92,6 +98,27 @@ def _cluster_stats(geo: WaferGeometry, members: np.ndarray, n_fail: int) -> list
         span_bins / 16.0,
         float(min(m / n / max(ellipse, 1e-9), 4.0)),
     ]
+
+
+def _line_features(geo: WaferGeometry, f: float) -> list[float]:
+    """Strongest thin line of fails (Hough over the dies, strips one die wide)."""
+    if f <= 0.0 or f >= 1.0:
+        return [0.0, 0.0, 0.0]
+    die = 1.0 / max(geo.radius_dies, 1.0)
+    bins = int(np.ceil(2.0 / die)) + 3
+    dies, fails = line_strips(geo.x, geo.y, geo.fail, die, LINE_ANGLES, bins)
+    z = (fails - f * dies) / np.sqrt(np.maximum(dies, 1) * f * (1.0 - f))
+    z[dies < 5] = 0.0
+    a, b = np.unravel_index(int(np.argmax(z)), z.shape)
+    # Strips two dies either side; one off the wafer says nothing (an edge blob's
+    # outermost strip would look thin against the void beyond it).
+    beside = [z[a, j] for j in (b - 2, b + 2) if 0 <= j < bins and dies[a, j] >= 5]
+    theta = a * np.pi / LINE_ANGLES
+    offset = np.clip((geo.x * np.cos(theta) + geo.y * np.sin(theta) + 1.0) / die, 0, bins - 1).astype(np.int64)
+    on = geo.fail & (offset == b)
+    t = -np.sin(theta) * geo.x[on] + np.cos(theta) * geo.y[on]
+    length = float(np.percentile(t, 90) - np.percentile(t, 10)) if t.size >= 3 else 0.0
+    return [float(z[a, b]), float(z[a, b] - max(beside, default=float(z[a, b]))), length]
 
 
 def wafer_features(geo: WaferGeometry) -> np.ndarray:
@@ -155,4 +182,5 @@ def wafer_features(geo: WaferGeometry) -> np.ndarray:
     else:
         out += [0.0] * len(_CLUSTER_STATS)
     out += [float(majority.sum()) / n, float(np.log1p((fsizes >= 3).sum())), second]
+    out += _line_features(geo, f)
     return np.asarray(out, dtype=np.float64)

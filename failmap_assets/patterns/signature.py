@@ -46,7 +46,7 @@ EMBEDDING_DIM = 48
 
 POLAR_RINGS = (0.0, 0.45, 0.8, 10.0)
 POLAR_SECTORS = 8
-EMBED_WEIGHTS = (1.0, 0.35, 0.25)   # probabilities, logits, polar map
+EMBED_WEIGHTS = (1.0, 0.25, 0.15)   # probabilities, logits, polar map
 _N_POLAR = (len(POLAR_RINGS) - 1) * POLAR_SECTORS
 _N_USED = len(PATTERN_CLASSES) * 2 + _N_POLAR
 
@@ -111,7 +111,7 @@ def explain(label: str, feat: np.ndarray, geo: WaferGeometry) -> str:
         return f"ring of fails at mid radius ({mid:.0%}) around a centre at {centre:.0%}, wafer {f:.0%}"
     if label == "Edge-Ring":
         return (f"outermost dies fail at {edge:.0%} on {v['edge_coverage']:.0%} of the circumference, "
-                f"inside {f - v['edge_band_excess'] * 0 :.0%} overall")
+                f"{v['edge_band_excess']:.0%} above the dies further in (wafer {f:.0%})")
     if label in ("Edge-Loc", "Loc", "Scratch"):
         members = _largest_cluster(geo, filtered=label != "Scratch")
         where = ""
@@ -182,13 +182,15 @@ def wafer_signature(grid: np.ndarray, die_aspect: float = 1.0, notch: str = "dow
 
 
 def wafer_signatures(grids: Iterable[np.ndarray], die_aspects: Sequence[float] | None = None,
-                     notches: Sequence[str] | None = None) -> list[WaferSignature]:
+                     notches: Sequence[str] | None = None, model: PatternModel | None = None) -> list[WaferSignature]:
+    """Signatures of many wafers (``model``: another classifier than the shipped one, e.g.
+    one retrained without a held-out lot)."""
     grids = list(grids)
     aspects = list(die_aspects) if die_aspects is not None else [1.0] * len(grids)
     notch_list = list(notches) if notches is not None else ["down"] * len(grids)
     if len(aspects) != len(grids) or len(notch_list) != len(grids):
         raise ValueError("die_aspects and notches must have one entry per grid")
-    model = shipped_model()
+    model = model or shipped_model()
     return [signature_of(wafer_geometry(g, a, n), model) for g, a, n in zip(grids, aspects, notch_list)]
 
 

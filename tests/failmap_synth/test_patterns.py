@@ -1,0 +1,37 @@
+"""Synthetic pattern wafers: deterministic, every class, WM-811K-like grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from failmap_synth.patterns import CLASSES, pattern_set, pattern_wafer
+
+
+def test_same_seed_same_wafer_other_seed_other_wafer() -> None:
+    a = pattern_wafer("Scratch", seed=4, index=3)
+    b = pattern_wafer("Scratch", seed=4, index=3)
+    c = pattern_wafer("Scratch", seed=5, index=3)
+    np.testing.assert_array_equal(a.grid, b.grid)
+    assert a.die_aspect == b.die_aspect
+    assert a.grid.shape != c.grid.shape or not np.array_equal(a.grid, c.grid)
+
+
+def test_grids_look_like_wafers() -> None:
+    wafers = pattern_set(6, seed=9)
+    assert [w.label for w in wafers[:9]] == list(CLASSES)
+    for w in wafers:
+        assert w.grid.dtype == np.int8 and set(np.unique(w.grid)) <= {-1, 0, 1}
+        assert 20 <= w.grid.shape[0] <= 120 and 0.5 <= w.die_aspect <= 2.0
+        dies = (w.grid >= 0).sum()
+        # A disc fills ~pi/4 of its bounding box.
+        assert 0.6 < dies / w.grid.size < 0.85
+    fractions = {c: np.mean([(w.grid == 1).sum() / (w.grid >= 0).sum() for w in wafers if w.label == c])
+                 for c in CLASSES}
+    assert fractions["Near-full"] > 0.75 and fractions["none"] < 0.12
+    assert fractions["Random"] > fractions["Center"]
+
+
+def test_unknown_class_is_refused() -> None:
+    with pytest.raises(ValueError):
+        pattern_wafer("Blob", seed=0, index=0)
