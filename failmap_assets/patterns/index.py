@@ -36,7 +36,9 @@ MAX_CELLS = 1_024
 KMEANS_SAMPLE = 20_000
 KMEANS_ROUNDS = 8
 #: Past this share of the rows as candidates, scoring every row is cheaper.
-FULL_SCAN_SHARE = 0.2
+FULL_SCAN_SHARE = 0.02
+#: Cells whose rows are scored first, for the floor (at least until k rows qualify).
+FLOOR_CELLS = 1
 #: Rows per block when many rows are scored at once (bounded temporary memory).
 BLOCK_ROWS = 65_536
 #: Queries per matrix product in ``search_many`` (a 256 x BLOCK_ROWS block of scores: 64 MB).
@@ -170,17 +172,17 @@ class VectorIndex:
         if k == 0:
             return none
         near = self.centroids @ z
-        # the floor: exact scores of the rows of the best cells, until k qualify
+        # the floor: exact scores of the rows of the best cells (FLOOR_CELLS, or more until k qualify)
         seen, scored = [], 0
-        for c in np.argsort(-near, kind="stable"):
+        for i, c in enumerate(np.argsort(-near, kind="stable")):
             rows = self.cell_rows[c]
             if mask is not None:
                 rows = rows[mask[rows]]
             if len(rows):
                 seen.append(rows)
                 scored += len(rows)
-                if scored >= k:
-                    break
+            if scored >= k and i + 1 >= FLOOR_CELLS:
+                break
         first = np.concatenate(seen)
         first_s = self.vectors_[first] @ z
         floor = np.partition(first_s, len(first_s) - k)[len(first_s) - k] - _EPS
