@@ -41,6 +41,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/sensor_tick.py
 	$(BIN)/python benchmarks/s3_clients.py
 	$(BIN)/python benchmarks/failmap_text_parse.py
+	$(BIN)/python benchmarks/postgres_sink.py
 
 clean:
 	rm -rf .failmap .dagster

@@ -125,7 +125,7 @@ def main() -> int:
         stores = {b: srv.store(fenv[f"FAILMAP_SOURCE_{b.upper()}"]) for b in ("a", "b")}
         seen = Visibility(srv.store(fenv["FAILMAP_OUTPUT"]), today)
         with deployment(work / "deploy", srv, fenv, storage=args.storage) as dep:
-            dep.start_sensors()
+            dep.set_sensors(on=True)
             landed: dict[str, float] = {}
             done: dict[str, float] = {}
             t0 = time.time()

@@ -76,8 +76,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("FAILMAP_SFTP_INSECURE_ACCEPT_ANY_HOST_KEY", "sftp_insecure_accept_any_host_key", bool),
     Variable("FAILMAP_REMOTE_SETTLE_SECONDS", "remote_settle_seconds", float, 0),
     Variable("FAILMAP_REMOTE_MAX_CONNECTIONS", "remote_max_connections", int, 1),
+    # PostgreSQL sink (sinks/postgres/): a libpq connection string or URI; may carry a password
+    Variable("FAILMAP_POSTGRES_DSN", "postgres_dsn"),
 )
 _BY_FIELD = {v.field: v for v in VARIABLES}
+#: libpq variables that, set without FAILMAP_POSTGRES_DSN, turn the PostgreSQL sink on
+PG_SWITCHES = ("PGHOST", "PGDATABASE", "PGSERVICE")
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ class Settings:
     sftp_insecure_accept_any_host_key: bool = False
     remote_settle_seconds: float = 30.0   # a remote file unchanged this long is complete (storage/remote_listing.py)
     remote_max_connections: int = 4       # per FTP/SFTP source; tester servers often allow few sessions
+    postgres_dsn: str = field(default="", repr=False)  # empty: libpq's PG* variables, if one of PG_SWITCHES is set
+    postgres_pg_environment: bool = False  # not a variable: whether PG_SWITCHES turn the sink on without a DSN
 
     @classmethod
     def from_env(cls, environ: os._Environ | dict[str, str] | None = None) -> "Settings":
@@ -137,6 +143,9 @@ class Settings:
             raw = _text(env, var.name)
             if raw:
                 values[var.field] = parse(var, raw)
+        # libpq reads its PG* variables itself (like boto3 the AWS_* ones); only these,
+        # set explicitly, turn the sink on: without them libpq would try a local socket.
+        values["postgres_pg_environment"] = any(_text(env, n) for n in PG_SWITCHES)
         return cls(**values)  # type: ignore[arg-type]
 
     def variable_of(self, field_name: str) -> str:
@@ -239,7 +248,7 @@ class Deployment:
 
 #: environment variables whose values are secrets: never printed
 SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "DAGSTER_PG_PASSWORD", "FAILMAP_WEBHOOK_SECRET",
-                    "FAILMAP_FTP_PASSWORD", "FAILMAP_SFTP_PASSWORD")
+                    "FAILMAP_FTP_PASSWORD", "FAILMAP_SFTP_PASSWORD", "FAILMAP_POSTGRES_DSN", "PGPASSWORD")
 
 
 def secret_values(environ: os._Environ | dict[str, str] | None = None) -> list[str]:

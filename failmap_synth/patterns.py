@@ -15,7 +15,7 @@ pattern densities 50..100 %):
 * mixed maps: 30 % of Center, Donut, Loc, Scratch and Random wafers also carry a short
   shallow edge fragment (10..60 degrees, 0.04..0.14 deep), a quarter of none wafers a
   thin one (5..25 degrees, the outermost die), as real wafers do beside their main pattern;
-* Center: a disc at the centre (offset ~0.07), radius 0.1..0.45, density 0.4..1,
+* Center: a disc at the centre (offset ~0.07), radius 0.1..0.55, density 0.4..1,
   soft border;
 * Donut: an annulus around the centre, inner radius 0.12..0.45, width 0.12..0.45,
   density 0.55..1, half of them partial (55..95 % of the circle);
@@ -29,6 +29,7 @@ pattern densities 50..100 %):
 * Random: 25..75 % of the dies fail, independently, half of them unevenly (a smooth
   field), some with a worse edge;
 * Scratch: a thin line or arc (1..2 dies wide, length 0.5..1.6 radii, any direction,
+  centred within 0.55 of the wafer centre,
   sometimes broken into segments), density 0.6..1;
 * none: background only.
 
@@ -86,7 +87,7 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
     soft = rng.uniform(0.0, 0.15)
     if label == "Center":
         cx, cy = rng.normal(0, 0.07, 2)
-        r0 = rng.uniform(0.1, 0.45)
+        r0 = rng.uniform(0.1, 0.55)
         dens = rng.uniform(0.4, 1.0)
         d = np.hypot(x - cx, y - cy) - r0
         return dens * _soft(d, soft, rng)
@@ -183,9 +184,12 @@ def _arc(ang: np.ndarray, span: float, rng: np.random.Generator) -> np.ndarray:
 def _scratch(x, y, die, rng):
     """A polyline (straight or gently curved), 1..2 dies wide, maybe broken."""
     length = rng.uniform(0.5, 1.6)
-    start = rng.uniform(-0.75, 0.75, 2)
     heading = rng.uniform(-np.pi, np.pi)
     bend = rng.uniform(-1.5, 1.5) if rng.random() < 0.5 else 0.0
+    # Centred on a point well inside the wafer, so most of the line is on it.
+    r_mid, a_mid = 0.55 * np.sqrt(rng.random()), rng.uniform(-np.pi, np.pi)
+    start = np.array([r_mid * np.cos(a_mid), r_mid * np.sin(a_mid)]) \
+        - length / 2 * np.array([np.cos(heading + bend / 2), np.sin(heading + bend / 2)])
     steps = 24
     pts = [start]
     seg = length / steps

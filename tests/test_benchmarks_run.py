@@ -58,6 +58,16 @@ def test_backfill_scaling_benchmark_runs() -> None:
     assert "| 1 | 1 |" in out and "speed-up vs 1" in out and "wafers per core-day" in out
 
 
+def test_postgres_sink_benchmark_runs() -> None:
+    out = _run("benchmarks/postgres_sink.py", "--wafers", "20", "--repeat", "1")
+    assert "(a) ours, run_sink_day: first load of the day" in out and "a' / b" in out and "(c) execute_values" in out
+
+
+def test_patterns_eval_benchmark_runs(tmp_path) -> None:
+    out = _run("benchmarks/patterns_eval.py", "--per-class", "2", "--dev", str(tmp_path / "absent.jsonl"))
+    assert "true \\ label" in out and "patterns: accuracy_macro=" in out and "(b) skipped" in out
+
+
 def test_patterns_benchmark_runs() -> None:
     out = _run("benchmarks/patterns.py", "--wafers", "12", "--index", "3000", "--queries", "3")
     assert "ours   wafer_signatures" in out and "peer   parse_failmap_a" in out

@@ -17,6 +17,9 @@ runs read (the same environment) and does what they will do, on a small scale:
   variable it names is set, its run coordinator is ours; PostgreSQL, when the instance
   uses it (its ``postgres_db`` connection, ``env:`` values resolved, as the Helm chart
   writes it; without an instance file, DAGSTER_PG_*), answers a connection within 5 s;
+* the PostgreSQL sink, when it is on (FAILMAP_POSTGRES_DSN, or PGHOST / PGDATABASE /
+  PGSERVICE): it connects as the asset will, and its sink schema version is one this
+  code can load into;
 * Numba's cache: the directory is usable (Numba ignores one it cannot write to) and
   holds code for every kernel that this machine, this Numba and this source can load.
 
@@ -58,6 +61,7 @@ class Doctor:
         settings = self.check_settings()
         if settings is not None:
             self.check_stores(settings)
+            self.check_postgres_sink(settings)
         self.check_instance()
         self.check_numba()
         return self.findings
@@ -240,6 +244,36 @@ class Doctor:
             self.add(FAIL, "PostgreSQL", f"cannot connect to {where}: {_error(exc)}")
             return
         self.add(OK, "PostgreSQL", f"PostgreSQL {version} at {where} answers")
+
+    def check_postgres_sink(self, s) -> None:
+        from failmap_assets.sinks.postgres.connection import SINK_OFF, PostgresSinkError, PostgresTarget, connect, describe
+        from failmap_assets.sinks.postgres.schema import SCHEMA_VERSION, schema_version
+
+        target = PostgresTarget(dsn=s.postgres_dsn, pg_environment=s.postgres_pg_environment,
+                                connect_timeout_s=TIMEOUT_S)
+        if not target.enabled:
+            self.add(OK, "sink", f"{SINK_OFF} (optional: postgres_sink then does nothing)")
+            return
+        try:
+            conn = connect(target)   # its errors are already scrubbed of the DSN
+        except PostgresSinkError as exc:
+            self.add(FAIL, "sink", str(exc))
+            return
+        try:
+            where, version = describe(conn), schema_version(conn)
+        except Exception as exc:  # noqa: BLE001 - no right to read the version table, a dropped connection
+            self.add(FAIL, "sink", f"PostgreSQL sink: cannot read its schema version: {_error(exc)}")
+            return
+        finally:
+            conn.close()
+        if version > SCHEMA_VERSION:
+            self.add(FAIL, "sink", f"PostgreSQL sink at {where}: schema version {version} is newer than this "
+                     f"code's {SCHEMA_VERSION}: upgrade failmap-assets")
+            return
+        state = "no sink tables yet (the first load creates them)" if version == 0 else (
+            f"schema version {version}" + (f", migrated to {SCHEMA_VERSION} by the next load"
+                                           if version < SCHEMA_VERSION else ""))
+        self.add(OK, "sink", f"PostgreSQL sink at {where}: {state}")
 
     # ------------------------------------------------------------------ Numba
 

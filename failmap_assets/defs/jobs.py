@@ -13,6 +13,7 @@ STDF_GROUP = "stdf"
 YIELD_GROUP = "yield"
 TRENDS_GROUP = "yield_trends"
 PATTERNS_GROUP = "patterns"
+SINKS_GROUP = "sinks"
 
 failmap_day_job = define_asset_job(
     "failmap_day_job",
@@ -42,9 +43,9 @@ yield_summaries_job = define_asset_job(
 # The summaries depend on both day ops, so within this job they run after them.
 daily_close_job = define_asset_job(
     "daily_close_job",
-    selection=AssetSelection.groups(FAILMAP_GROUP, STDF_GROUP, YIELD_GROUP, TRENDS_GROUP),
-    description="Yesterday's fail-map and STDF partitions, their summaries and the yield trends ending "
-    "yesterday, materialized once the day is closed.",
+    selection=AssetSelection.groups(FAILMAP_GROUP, STDF_GROUP, YIELD_GROUP, TRENDS_GROUP, SINKS_GROUP),
+    description="Yesterday's fail-map and STDF partitions, their summaries, the yield trends ending "
+    "yesterday and the PostgreSQL sink, materialized once the day is closed.",
 )
 
 yield_trends_job = define_asset_job(

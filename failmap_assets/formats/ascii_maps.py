@@ -22,7 +22,10 @@ Registered dialects (``WaferMap.format`` is ``"ascii:<name>"``):
   ``MAPnnn <codes>``.
 
 Angles (FLAT, FNLOC, FNLOC1) follow SEMI E5: degrees clockwise from the bottom,
-0 D, 90 L, 180 U, 270 R.
+0 D, 90 L, 180 U, 270 R (sources and real-file checks: ``g85.degrees_to_flat``,
+formats/README.md; the real ST file does not show its flat, so FLAT is assumed).
+Melexis ``Orient`` is a clock position (the real file: 6 = bottom). A header value
+the dialect does not know is a reject naming the keyword and its line.
 
 Adding a dialect: write one function ``parse(lines, pass_bins) -> WaferMap`` and
 register it with ``@dialect("name", sniff)``, where ``sniff(lines)`` looks at the
@@ -191,6 +194,14 @@ def _int(value: str | None, key: str, what: str, lines: Lines, lo: int = INT32[0
         raise Rejected(exc.reason, exc.detail, line=_line_of(lines, key)) from None
 
 
+def _flat(value: str | None, key: str, what: str, lines: Lines) -> str | None:
+    """Header angle or side word ``key`` -> flat side (E5 FNLOC reading); a reject names the key and its line."""
+    try:
+        return degrees_to_flat(value, f"{what} {key}")
+    except Rejected as exc:
+        raise Rejected(exc.reason, exc.detail, line=_line_of(lines, key)) from None
+
+
 def _line_of(lines: Lines, key: str) -> int | None:
     """1-based line of the first header line that starts with ``key`` (for reject messages)."""
     for number, line in enumerate(lines[:SNIFF_LINES], start=1):
@@ -267,7 +278,7 @@ def _parse_st(lines: Lines, pass_bins) -> WaferMap:
         if tx is not None and ty is not None:
             origin = (tx - xs, ty - ys)
     return build_wafer(
-        "st_wm", bins, codes, pass_bins=pass_bins, names=names, flat=degrees_to_flat(header.get("FLAT"), f"{what} FLAT"),
+        "st_wm", bins, codes, pass_bins=pass_bins, names=names, flat=_flat(header.get("FLAT"), "FLAT", what, lines),
         extra={k: v for k, v in header.items()}, orig=orig, origin=origin,
         lot=header.get("LOT") or None, wafer=header.get("WAFER") or None, product=header.get("PRODUCT") or None,
         tester=header.get("TEST SYSTEM") or header.get("PROBER") or None,
@@ -349,7 +360,7 @@ def _parse_binlist(lines: Lines, pass_bins) -> WaferMap:
         extra["bin_count_mismatch"] = ";".join(f"{k}: file {v}, map {found.get(k, 0)}" for k, v in sorted(bad.items()))
     return build_wafer(
         "binlist", bins, codes, pass_bins=pass_bins, verdicts=verdicts, names=names,
-        flat=degrees_to_flat(header.get("FNLOC"), f"{what} FNLOC"), extra=extra,
+        flat=_flat(header.get("FNLOC"), "FNLOC", what, lines), extra=extra,
         lot=header.get("WAFERLOTID") or header.get("FABLOTID") or None, wafer=header.get("WAFERID") or None,
         product=header.get("DEVICE") or None, stime=compact_stime(header.get("TESTDATE")),
         die_size=_size_mm(header.get("XDIESIZE"), header.get("YDIESIZE"), header.get("DIEUNITS")),
@@ -388,7 +399,8 @@ def _parse_maxxy(lines: Lines, pass_bins) -> WaferMap:
             raise Rejected("bad_orientation", f"{what}: Orient {quote(header['orient'])} is not a clock position 12/3/6/9",
                            line=_line_of(lines, "Orient"))
     else:
-        flat = degrees_to_flat(header.get("flat/notch") or header.get("flat") or header.get("notch"), f"{what} Flat/Notch")
+        key = next((k for k in ("flat/notch", "flat", "notch") if header.get(k)), "flat/notch")
+        flat = _flat(header.get(key), {"flat/notch": "Flat/Notch", "flat": "Flat", "notch": "Notch"}[key], what, lines)
     return build_wafer(
         "maxxy", bins, codes, pass_bins=pass_bins, flat=flat, extra={k: v for k, v in header.items()},
         wafer=header.get("waferid") or None,
@@ -436,7 +448,11 @@ def _parse_versid(lines: Lines, pass_bins) -> WaferMap:
     names = {codes[c]: "reference" for c in refs if c in codes}
 
     orig, origin = None, None
-    flips = _QUADRANT_FLIPS.get(header.get("ORLOC1", "").strip())
+    orloc = header.get("ORLOC1", "").strip()
+    flips = _QUADRANT_FLIPS.get(orloc)
+    if orloc and flips is None and orloc != "0":   # 0: centre origin, positions not numbered here
+        raise Rejected("bad_orientation", f"{what}: ORLOC1 {quote(orloc)} is not an origin quadrant 1..4",
+                       line=_line_of(lines, "ORLOC1"))
     h, w = bins.shape
     if flips is not None:
         fx, fy = flips
@@ -446,7 +462,7 @@ def _parse_versid(lines: Lines, pass_bins) -> WaferMap:
             origin = ((w - px) if fx else (px - 1), (h - py) if fy else (py - 1))
     return build_wafer(
         "versid", bins, codes, pass_bins=pass_bins, verdicts=verdicts, names=names,
-        flat=degrees_to_flat(header.get("FNLOC1"), f"{what} FNLOC1"), extra=header, orig=orig, origin=origin,
+        flat=_flat(header.get("FNLOC1"), "FNLOC1", what, lines), extra=header, orig=orig, origin=origin,
         lot=header.get("LOTMEA") or None, wafer=header.get("MAPID1") or None, product=header.get("DESIGN") or None,
         stime=compact_stime(header.get("TIMEST")), die_size=_size_mm(header.get("XDIES1"), header.get("YDIES1"), "mm"),
     )

@@ -23,11 +23,16 @@ Coordinates: E142 maps are arrays in the layout's coordinate system. The n-th
 ``OriginLocation`` along ``AxisDirection`` (``UpRight``: x grows right, y grows up;
 ``DownRight``, ``UpLeft``, ``DownLeft`` likewise). That is turned into the canonical
 frame (x right, y down) here; ``orig_x`` / ``orig_y`` keep the file's (x, y), counted
-from the centre when ``OriginLocation`` is ``Center``. ``AxisDirection`` missing:
-the axes point away from the origin corner (the schema default is LowerLeft/UpRight).
+from the centre when ``OriginLocation`` is ``Center``. Missing attributes take the
+schema defaults: ``OriginLocation`` LowerLeft, ``AxisDirection`` UpRight (whatever the
+origin), ``SubstrateSide`` TopSide, ``Orientation`` 0. Every combination of the five
+``OriginLocation`` and four ``AxisDirection`` values is read; any other value is a
+``bad_orientation`` reject naming the attribute and the ``<SubstrateMap>`` line.
 
 ``Orientation`` is the rotation of the substrate in degrees, notch at the bottom
-for 0, clockwise (the SEMI E5 / G85 convention): 0 D, 90 L, 180 U, 270 R.
+for 0, clockwise (the SEMI E5 / G85 convention): 0 D, 90 L, 180 U, 270 R. The
+schema allows 0, 90, 180, 270 (Critical Manufacturing's published E142 schema); the
+direction is assumed as in G85 (``g85.degrees_to_flat``): no real E142 file exists here.
 BinType encodings and NullBin work as in G85 (shared code in ``g85``).
 """
 
@@ -48,7 +53,9 @@ from failmap_assets.formats.g85 import (
     decode_grid,
     degrees_to_flat,
     descendants,
+    line_of,
     local,
+    located,
     merge_verdicts,
     original_attrs,
     parse_xml,
@@ -65,9 +72,13 @@ _ORIGINS = {
     "1": "UpperRight", "2": "UpperLeft", "3": "LowerLeft", "4": "LowerRight", "0": "Center",
 }
 _AXES = {"upright": "UpRight", "downright": "DownRight", "upleft": "UpLeft", "downleft": "DownLeft"}
-# Axes pointing away from the origin corner.
-_DEFAULT_AXES = {"UpperLeft": "DownRight", "UpperRight": "DownLeft", "LowerLeft": "UpRight",
-                 "LowerRight": "UpLeft", "Center": "UpRight"}
+# Attribute defaults and allowed values (SubstrateSide TopSide, Orientation 0, OriginLocation
+# LowerLeft, AxisDirection UpRight): the E142-1 schema as published by Critical Manufacturing
+# ("CM SEMI E142 Schema", help.criticalmanufacturing.com, table "Supported Substrate Map
+# attributes"); artwork.com's SEMI E142 notes state the same defaults. The default axis does not
+# depend on OriginLocation.
+_DEFAULT_ORIGIN = "LowerLeft"
+_DEFAULT_AXES = "UpRight"
 # Units of DeviceSize / StepSize -> mm.
 _UNITS_MM = {"mm": 1.0, "um": 1e-3, "micron": 1e-3, "microns": 1e-3, "µm": 1e-3, "nm": 1e-6,
              "mil": 0.0254, "mils": 0.0254, "in": 25.4, "inch": 25.4, "cm": 10.0}
@@ -82,9 +93,10 @@ def read_e142(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[Wa
     for smap in descendants(root, "substratemap"):
         for overlay in children(smap, "overlay"):
             for bcm in children(overlay, "bincodemap"):
-                out.append(_read_overlay(smap, overlay, bcm, layouts, substrates, pass_bins))
+                with located(bcm):   # a reject names its construct and, at least, the <BinCodeMap> line
+                    out.append(_read_overlay(smap, overlay, bcm, layouts, substrates, pass_bins))
     if not out:
-        raise Rejected("no_bincode_map", "E142 file holds no SubstrateMap/Overlay/BinCodeMap")
+        raise Rejected("no_bincode_map", "E142 file holds no SubstrateMap/Overlay/BinCodeMap", line=line_of(root))
     return out
 
 
@@ -93,28 +105,34 @@ def _read_overlay(smap: Element, overlay: Element, bcm: Element, layouts, substr
     substrate_id = s.get("substrateid")
     what = f"E142 substrate map {substrate_id or '?'}"
     layout = _layout_for(s.get("layoutspecifier"), layouts)
-    width, height = _dimension(layout)
+    with located(layout):
+        width, height = _dimension(layout)
 
-    defs = [attrs(el) for d in children(bcm, "bindefinitions") for el in children(d, "bindefinition")]
+    def_els = [el for d in children(bcm, "bindefinitions") for el in children(d, "bindefinition")]
+    defs = [attrs(el) for el in def_els]
     null_codes = [b.get("nullbin")] + [d.get("bincode") for d in defs if (d.get("binquality") or "").lower() == "null"]
     null_codes = [c for c in null_codes if c]
-    rows = [(el.text or "").strip() for el in children(bcm, "bincode")]
+    row_els = children(bcm, "bincode")
+    rows = [(el.text or "").strip() for el in row_els]
     if height is not None and len(rows) != height:
-        raise Rejected("row_count", f"{what}: layout Dimension Y is {height} but the BinCodeMap holds {len(rows)} rows")
-    grid = decode_grid(rows, bin_type_of(b.get("bintype")), null_codes, width, what)
+        raise Rejected("row_count", f"{what}: layout Dimension Y is {height} but the BinCodeMap holds {len(rows)} "
+                                    "BinCode rows")
+    grid = decode_grid(rows, bin_type_of(b.get("bintype")), null_codes, width, what, [line_of(el) for el in row_els])
     h, w = grid.bins.shape
 
-    origin, axes = _frame(s, what)
+    with located(smap):   # the orientation attributes are on <SubstrateMap>
+        origin, axes = _frame(s, what)
+        bottom = _bottom_side(s.get("substrateside"), what)
+        flat = degrees_to_flat(s.get("orientation"), f"{what} Orientation")
     fy, fx = np.nonzero(grid.bins >= 0)      # file coordinates: row index = y, code index = x
     bins = grid.bins[fy, fx]
     cx = fx if axes.endswith("Right") else w - 1 - fx
-    bottom = _bottom_side(s.get("substrateside"), what)
     if bottom:
         cx = w - 1 - cx
     cy = fy if axes.startswith("Down") else h - 1 - fy
     centre = (w // 2, h // 2) if origin == "Center" else (0, 0)
 
-    verdicts, names, stated = bin_definitions(defs, null_codes, grid.bin_type, skip_empty=True)
+    verdicts, names, stated = bin_definitions(def_els, null_codes, grid.bin_type, skip_empty=True)
 
     refs = _reference_devices(overlay)
     substrate = substrates.get(substrate_id)
@@ -130,7 +148,6 @@ def _read_overlay(smap: Element, overlay: Element, bcm: Element, layouts, substr
     bad = {k: n for k, n in stated.items() if found.get(k, 0) != n}
     if bad:
         extra["bin_count_mismatch"] = ";".join(f"{k}: file {n}, map {found.get(k, 0)}" for k, n in sorted(bad.items()))
-    flat = degrees_to_flat(s.get("orientation"), f"{what} Orientation")
     if bottom:
         flat = {"L": "R", "R": "L"}.get(flat, flat)
         extra["substrate_side"] = "BottomSide: drawn as seen from the top (x mirrored)"
@@ -186,12 +203,12 @@ def _dimension(layout: Element | None) -> tuple[int | None, int | None]:
 
 def _frame(s: dict[str, str], what: str) -> tuple[str, str]:
     origin_raw = s.get("originlocation")
-    origin = _ORIGINS.get((origin_raw or "lowerleft").strip().lower())
+    origin = _ORIGINS.get((origin_raw or _DEFAULT_ORIGIN).strip().lower())
     if origin is None:
         raise Rejected("bad_orientation", f"{what}: unknown OriginLocation {quote(origin_raw)}")
     axes_raw = s.get("axisdirection")
     if axes_raw is None or not axes_raw.strip():
-        return origin, _DEFAULT_AXES[origin]
+        return origin, _DEFAULT_AXES
     axes = _AXES.get(axes_raw.strip().lower())
     if axes is None:
         raise Rejected("bad_orientation", f"{what}: unknown AxisDirection {quote(axes_raw)}")

@@ -23,7 +23,9 @@ Rules applied here:
   dies.
 * ``Orientation`` is the flat/notch angle in degrees, clockwise from the bottom of
   the drawn map (SEMI E5 FNLOC convention): 0 = down, 90 = left, 180 = up,
-  270 = right.
+  270 = right (sources: :func:`degrees_to_flat`).
+* Every rejected construct is named, with the line of the element that holds it
+  (expat's position of its start tag; map rows: the line of that ``<Row>``).
 * ``BinQuality`` Pass/Fail gives the verdict; other bins fall back to the
   configured pass bins, then to "bin 1 passes".
 
@@ -37,13 +39,15 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import AbstractSet
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 
 import numpy as np
-from defusedxml import ElementTree as SafeET
+from defusedxml.ElementTree import DefusedXMLParser
 from defusedxml.common import DefusedXmlException
 
 from failmap_assets.formats.values import finite_float, parse_count, parse_int, quote
@@ -78,10 +82,20 @@ def parse_xml(data: bytes, what: str) -> Element:
     except _XML_ERRORS as first:
         for candidate in _repairs(data, str(first)):
             try:
-                return _safe_fromstring(candidate)
+                # Lines cut off the front by a repair are added back, so positions
+                # in messages are those of the file as received.
+                return _safe_fromstring(candidate, line_shift=_lines_removed(data, candidate))
             except _XML_ERRORS:
                 continue
         raise _bad_xml(what, first) from None
+
+
+def _lines_removed(data: bytes, candidate: bytes) -> int:
+    """Line breaks a repair removed before the root element (the repairs only cut the prolog)."""
+    def breaks_before_root(text: bytes) -> int:
+        end = _PROLOG.match(text).end()
+        return text.count(b"\n", 0, end)
+    return max(0, breaks_before_root(data) - breaks_before_root(candidate))
 
 
 # expat refuses a declared encoding it does not know (LookupError) or cannot
@@ -90,11 +104,59 @@ def parse_xml(data: bytes, what: str) -> Element:
 _XML_ERRORS = (ParseError, LookupError, ValueError)
 
 
-def _safe_fromstring(data: bytes) -> Element:
+# Line of each parsed element's start tag, for reject messages (ElementTree keeps no
+# positions). Weak keys: an entry lives as long as its element.
+_LINES: weakref.WeakKeyDictionary[Element, int] = weakref.WeakKeyDictionary()
+
+
+class _LineTarget:
+    """Tree builder that notes expat's current line at every start tag."""
+
+    def __init__(self, line_shift: int) -> None:
+        self.builder = TreeBuilder()
+        self.expat = None
+        self.line_shift = line_shift
+
+    def start(self, tag: str, attrib: dict) -> Element:
+        el = self.builder.start(tag, attrib)
+        _LINES[el] = self.expat.CurrentLineNumber + self.line_shift
+        return el
+
+    def end(self, tag: str) -> Element:
+        return self.builder.end(tag)
+
+    def data(self, text: str) -> None:
+        self.builder.data(text)
+
+    def close(self) -> Element:
+        return self.builder.close()
+
+
+def _safe_fromstring(data: bytes, line_shift: int = 0) -> Element:
+    target = _LineTarget(line_shift)
+    parser = DefusedXMLParser(target=target, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    target.expat = parser.parser   # defusedxml's parser is the pure-Python one: its expat object is public
     try:
-        return SafeET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+        parser.feed(data)
+        return parser.close()
     except DefusedXmlException as exc:
         raise Rejected("unsafe_xml", f"XML with entity declarations or external references is refused ({exc!r})") from None
+
+
+def line_of(el: Element | None) -> int | None:
+    """Line of the element's start tag in the parsed file (None if unknown)."""
+    return None if el is None else _LINES.get(el)
+
+
+@contextmanager
+def located(el: Element):
+    """Rejects raised inside without a line get the line of ``el``'s start tag."""
+    try:
+        yield
+    except Rejected as exc:
+        if exc.line is not None:
+            raise
+        raise Rejected(exc.reason, exc.detail, line=line_of(el), member=exc.member) from None
 
 
 def _repairs(data: bytes, error: str) -> Iterator[bytes]:
@@ -215,25 +277,27 @@ def code_to_bin(code: str, bin_type: str) -> int:
     return value
 
 
-def bin_definitions(defs, null_codes, bin_type: str, *, skip_empty: bool = False):
-    """Bin definitions (attribute dicts: bincode, binquality, bindescription, bincount)
+def bin_definitions(elements: list[Element], null_codes, bin_type: str, *, skip_empty: bool = False):
+    """Bin definition elements (attributes bincode, binquality, bindescription, bincount)
     -> (pass/fail verdicts, names, stated die counts), each keyed by bin number.
 
     Null codes are skipped; an empty code is skipped with ``skip_empty`` (E142) and
-    otherwise rejected as a bad bin code (G85).
+    otherwise rejected as a bad bin code (G85), on the line of its element.
     """
     verdicts, names, stated = {}, {}, {}
-    for d in defs:
+    for el in elements:
+        d = attrs(el)
         code = d.get("bincode")
         if code is None or code in null_codes or (skip_empty and not code):
             continue
-        number = code_to_bin(code, bin_type)
+        with located(el):
+            number = code_to_bin(code, bin_type)
+            if d.get("bincount", "").isdigit():
+                stated[number] = parse_count(d["bincount"], f"BinCount of bin code {quote(code)}", reason="bad_header")
         verdict = verdict_of(d.get("binquality"))
         if verdict is not None:
             verdicts[number] = verdict
         names[number] = d.get("bindescription") or code
-        if d.get("bincount", "").isdigit():
-            stated[number] = parse_count(d["bincount"], f"BinCount of bin code {quote(code)}", reason="bad_header")
     return verdicts, names, stated
 
 
@@ -247,17 +311,21 @@ class Grid:
 
 
 def decode_grid(
-    rows: list[str], bin_type: str | None, null_codes: Iterable[str], columns: int | None, what: str
+    rows: list[str], bin_type: str | None, null_codes: Iterable[str], columns: int | None, what: str,
+    lines: list[int | None] | None = None,
 ) -> Grid:
-    """Decode map rows (already stripped of surrounding whitespace) into a grid."""
+    """Decode map rows (already stripped of surrounding whitespace) into a grid.
+
+    ``lines``: the file line of each row, for reject messages."""
     if not rows:
         raise Rejected("no_rows", f"{what} holds no map rows")
     nulls = {c for c in null_codes if c is not None}
     if bin_type is None:
         bin_type = _infer_bin_type(rows[0], columns)
+    row_line = (lambda i: lines[i] if i < len(lines) else None) if lines else (lambda i: None)
     if bin_type == "ascii" and all(len(r) == (columns or len(rows[0])) for r in rows):
-        return _decode_ascii(rows, nulls, what)
-    return _decode_tokens(rows, bin_type, nulls, columns, what)
+        return _decode_ascii(rows, nulls, what, row_line)
+    return _decode_tokens(rows, bin_type, nulls, columns, what, row_line)
 
 
 def _infer_bin_type(row: str, columns: int | None) -> str:
@@ -269,11 +337,11 @@ def _infer_bin_type(row: str, columns: int | None) -> str:
     return "ascii" if not _SEPARATED.search(row) else "decimal"
 
 
-def _decode_ascii(rows: list[str], nulls: set[str], what: str) -> Grid:
+def _decode_ascii(rows: list[str], nulls: set[str], what: str, row_line) -> Grid:
     width = len(rows[0])
     if any(len(r) != width for r in rows):
         bad = next(i for i, r in enumerate(rows) if len(r) != width)
-        raise Rejected("bad_row", f"{what}: row {bad + 1} has {len(rows[bad])} codes, row 1 has {width}")
+        raise Rejected("bad_row", f"{what}: row {bad + 1} has {len(rows[bad])} codes, row 1 has {width}", line=row_line(bad))
     cp = np.frombuffer("".join(rows).encode("utf-32-le"), dtype="<u4").reshape(len(rows), width)
     null_mask = np.zeros(cp.shape, dtype=bool)
     for code in nulls:
@@ -285,26 +353,31 @@ def _decode_ascii(rows: list[str], nulls: set[str], what: str) -> Grid:
     return Grid(bins.astype(np.int32), codes, "ascii")
 
 
-def _decode_tokens(rows: list[str], bin_type: str, nulls: set[str], columns: int | None, what: str) -> Grid:
+def _decode_tokens(rows: list[str], bin_type: str, nulls: set[str], columns: int | None, what: str, row_line) -> Grid:
     upper_nulls = {n.upper() for n in nulls}
     grid: list[list[int]] = []
     codes: dict[str, int] = {}
     n_cols = columns
     for i, row in enumerate(rows):
-        tokens = _tokens(row, bin_type, n_cols, what, i)
-        if n_cols is None:
-            n_cols = len(tokens)
-        if len(tokens) != n_cols:
-            raise Rejected("bad_row", f"{what}: row {i + 1} has {len(tokens)} bin codes, expected {n_cols}")
-        out = []
-        for tok in tokens:
-            if tok.upper() in upper_nulls:
-                out.append(-1)
-                continue
-            value = codes.get(tok)
-            if value is None:
-                value = codes[tok] = code_to_bin(tok, bin_type)
-            out.append(value)
+        try:
+            tokens = _tokens(row, bin_type, n_cols, what, i)
+            if n_cols is None:
+                n_cols = len(tokens)
+            if len(tokens) != n_cols:
+                raise Rejected("bad_row", f"{what}: row {i + 1} has {len(tokens)} bin codes, expected {n_cols}")
+            out = []
+            for tok in tokens:
+                if tok.upper() in upper_nulls:
+                    out.append(-1)
+                    continue
+                value = codes.get(tok)
+                if value is None:
+                    value = codes[tok] = code_to_bin(tok, bin_type)
+                out.append(value)
+        except Rejected as exc:
+            if exc.line is not None or row_line(i) is None:
+                raise
+            raise Rejected(exc.reason, f"{exc.detail} (map row {i + 1})", line=row_line(i)) from None
         grid.append(out)
     return Grid(np.asarray(grid, dtype=np.int32).reshape(len(rows), n_cols or 0), codes, bin_type)
 
@@ -346,6 +419,11 @@ def degrees_to_flat(value: str | None, what: str) -> str | None:
     """Flat/notch angle, clockwise from the bottom (E5 FNLOC): 0 D, 90 L, 180 U, 270 R.
 
     Words some writers use instead of degrees are accepted. None when absent.
+    Source (the SEMI texts are not public): artwork.com's MAP001 notes give FNLOC 0 as
+    the bottom; the real Infineon (FNLOC1 0) and Microchip (FNLOC 270: right) files
+    show the flat there (tests/formats/test_orientation_conventions.py). G85 and E142
+    ``Orientation`` and ST ``FLAT`` are read the same way by assumption: their real
+    files are too symmetric to show the flat (formats/README.md).
     """
     if value is None or not value.strip():
         return None
@@ -374,19 +452,22 @@ def compact_stime(text: str | None) -> str | None:
 
 # OriginLocation (quadrant numbering, as E5 ORLOC): where position (0, 0) is.
 _ORIGINS = {"0": "center", "1": "upper_right", "2": "upper_left", "3": "lower_left", "4": "lower_right"}
+# The E142 words for the same corners, which some G85 writers use.
+_ORIGIN_WORDS = {"center": "center", "centre": "center", "upperright": "upper_right", "upperleft": "upper_left",
+                 "lowerleft": "lower_left", "lowerright": "lower_right"}
 
 
 def read_g85(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[WaferMap]:
     """All wafer maps of a G85 file (one per ``<Map>``/``<Device>``)."""
     root = parse_xml(data, "G85")
     maps = [root] if local(root.tag) == "map" else list(descendants(root, "map"))
-    out = [
-        _read_device(m, d, pass_bins)
-        for m in maps
-        for d in children(m, "device")
-    ]
+    out = []
+    for m in maps:
+        for d in children(m, "device"):
+            with located(d):   # a reject names its construct and, at least, the <Device> line
+                out.append(_read_device(m, d, pass_bins))
     if not out:
-        raise Rejected("no_map", "G85 file holds no <Map> element with a <Device>")
+        raise Rejected("no_map", "G85 file holds no <Map> element with a <Device>", line=line_of(root))
     return out
 
 
@@ -396,20 +477,22 @@ def _read_device(map_el: Element, device: Element, pass_bins: AbstractSet[int] |
     what = f"G85 map {wafer or '?'}"
     bin_type = bin_type_of(d.get("bintype"))
 
-    bin_defs = [attrs(b) for b in children(device, "bin")]
+    bin_els = children(device, "bin")
+    bin_defs = [attrs(b) for b in bin_els]
     null_codes = [d.get("nullbin")] + [b.get("bincode") for b in bin_defs if (b.get("binquality") or "").lower() == "null"]
-    rows = [_row_text(r) for data_el in children(device, "data") for r in children(data_el, "row")]
+    row_els = [r for data_el in children(device, "data") for r in children(data_el, "row")]
+    rows = [_row_text(r) for r in row_els]
     n_rows, n_cols = _int_attr(d, "rows", what), _int_attr(d, "columns", what)
     if n_rows is not None and n_rows != len(rows):
         raise Rejected("row_count", f"{what}: Rows says {n_rows} but <Data> holds {len(rows)} <Row> elements")
-    grid = decode_grid(rows, bin_type, [c for c in null_codes if c], n_cols, what)
+    grid = decode_grid(rows, bin_type, [c for c in null_codes if c], n_cols, what, [line_of(r) for r in row_els])
     h, w = grid.bins.shape
 
-    file_verdicts, names, stated = bin_definitions(bin_defs, null_codes, grid.bin_type)
+    file_verdicts, names, stated = bin_definitions(bin_els, null_codes, grid.bin_type)
 
     row_idx, col_idx = np.nonzero(grid.bins >= 0)
     bins = grid.bins[row_idx, col_idx]
-    origin_kind = _ORIGINS.get(d.get("originlocation", "").strip())
+    origin_kind = _origin_kind(d.get("originlocation"), what)
     orig = _orig_coords(col_idx, row_idx, w, h, origin_kind)
     refs = _reference_devices(device)
     extra = {**original_attrs(map_el), **original_attrs(device)}
@@ -438,6 +521,16 @@ def _read_device(map_el: Element, device: Element, pass_bins: AbstractSet[int] |
         orig_y=None if orig is None else orig[1],
         rows_read=int(len(bins)),
     )
+
+
+def _origin_kind(value: str | None, what: str) -> str | None:
+    """OriginLocation: G85's quadrant number (0 centre, 1..4 as E5 ORLOC); None when absent."""
+    if value is None or not value.strip():
+        return None
+    kind = _ORIGINS.get(value.strip()) or _ORIGIN_WORDS.get(value.strip().lower())
+    if kind is None:
+        raise Rejected("bad_orientation", f"{what}: unknown OriginLocation {quote(value)} (0..4)")
+    return kind
 
 
 def _row_text(row: Element) -> str:

@@ -20,7 +20,10 @@ Syntax:
 Die indices: x grows to the right and y upward (wafer coordinates), so the
 canonical frame is ``x = XINDEX``, ``y = -YINDEX``; the indices are kept in
 ``orig_x`` / ``orig_y``. ``OrientationMarkLocation`` is ``UP``/``DOWN``/``LEFT``/
-``RIGHT`` in 1.x and degrees in 1.8 (0 down, 90 left, 180 up, 270 right).
+``RIGHT`` in 1.x and degrees in 1.8 (0 down, 90 left, 180 up, 270 right: see ``_flat``);
+``SampleOrientationMarkType`` (NOTCH / FLAT) names the kind of that mark; with
+``CoordinatesMirrored YES`` x is mirrored and a LEFT / RIGHT mark swaps. Orientation
+values we do not know are ``bad_orientation`` rejects naming the statement and its line.
 
 Pass/fail: KLARF states none per bin. With configured pass bins those decide;
 otherwise a die with no defect passes and a die with any defect fails, which is
@@ -60,6 +63,7 @@ class _Wafer:
     """What a KLARF file says about one wafer, whatever its version."""
 
     meta: dict[str, list[str]] = field(default_factory=dict)
+    meta_lines: dict[str, int] = field(default_factory=dict)          # line of each header statement / Field
     plan: list[tuple[str, str, int]] = field(default_factory=list)     # (XINDEX, YINDEX as written, line)
     defects: list[tuple[str, str, int]] = field(default_factory=list)  # (XINDEX, YINDEX as written, line)
     summary: list[dict[str, str]] = field(default_factory=list)
@@ -141,6 +145,7 @@ def _statements(tokens: _Tokens) -> Iterator[tuple[str, list[str], int]]:
 
 def _read_v1(tokens: _Tokens) -> tuple[list[_Wafer], str]:
     common: dict[str, list[str]] = {}
+    common_lines: dict[str, int] = {}
     wafers: list[_Wafer] = []
     spec: list[str] | None = None
     summary_spec: list[str] | None = None
@@ -151,7 +156,7 @@ def _read_v1(tokens: _Tokens) -> tuple[list[_Wafer], str]:
         if key == "fileversion":
             version = ".".join(values[:2])
         elif key == "waferid":
-            wafers.append(_Wafer(meta={"WaferID": [_unquote(v) for v in values]}))
+            wafers.append(_Wafer(meta={"WaferID": [_unquote(v) for v in values]}, meta_lines={"WaferID": line}))
         elif key == "sampletestplan":
             target = current or _implicit(wafers)
             target.plan.extend(_counted_pairs(values, "SampleTestPlan", line))
@@ -174,8 +179,10 @@ def _read_v1(tokens: _Tokens) -> tuple[list[_Wafer], str]:
             continue
         else:
             (current.meta if current is not None else common)[keyword] = [_unquote(v) for v in values]
+            (current.meta_lines if current is not None else common_lines)[keyword] = line
     for w in wafers:
         w.meta = {**common, **w.meta}
+        w.meta_lines = {**common_lines, **w.meta_lines}
     return wafers, version
 
 
@@ -266,6 +273,7 @@ class _Record:
     kind: str
     name: str | None
     fields: dict[str, list[str]] = field(default_factory=dict)
+    field_lines: dict[str, int] = field(default_factory=dict)
     lists: dict[str, _List] = field(default_factory=dict)
     records: list[_Record] = field(default_factory=list)
 
@@ -276,7 +284,8 @@ def _read_v18(tokens: _Tokens) -> list[_Wafer]:
     wafers = []
     for lot in (r for r in root.records if r.kind == "LotRecord"):
         for wr in (r for r in lot.records if r.kind == "WaferRecord"):
-            w = _Wafer(meta={**root.fields, **lot.fields, **wr.fields, "LotID": [lot.name or ""], "WaferID": [wr.name or ""]})
+            w = _Wafer(meta={**root.fields, **lot.fields, **wr.fields, "LotID": [lot.name or ""], "WaferID": [wr.name or ""]},
+                       meta_lines={**root.field_lines, **lot.field_lines, **wr.field_lines})
             w.meta["FileVersion"] = [root.name or "1.8"]
             w.defects = _list_pairs(wr.lists.get("DefectList"), "DefectList")
             w.images = _list_images(wr.lists.get("DefectList"))
@@ -299,6 +308,7 @@ def _record(tokens: _Tokens) -> _Record:
         if tok == "Record":
             rec.records.append(_record(tokens))
         elif tok == "Field":
+            rec.field_lines[tokens.peek() or ""] = tokens.line(back=1)
             name = tokens.next("a Field")
             tokens.next(f"Field {name}")  # declared value count; values are read up to '}'
             rec.fields[name] = _braced_values(tokens, f"Field {name}")
@@ -469,8 +479,9 @@ def _to_wafer_map(w: _Wafer, version: str, pass_bins: AbstractSet[int] | None) -
         extra["defects_with_images"] = str(len(w.images))
     if w.summary:
         extra["summary"] = "; ".join(",".join(f"{k}={v}" for k, v in row.items()) for row in w.summary)
-    flat = _flat(meta.get("OrientationMarkLocation"))
-    mirrored = _yes_no(meta.get("CoordinatesMirrored"), "CoordinatesMirrored")
+    where = w.meta_lines.get
+    flat = _flat(meta.get("OrientationMarkLocation"), version, where("OrientationMarkLocation"))
+    mirrored = _yes_no(meta.get("CoordinatesMirrored"), "CoordinatesMirrored", where("CoordinatesMirrored"))
     if mirrored:
         # CoordinatesMirrored YES: XINDEX grows to the left (the wafer as seen from its
         # back). Drawn from the front, x = -XINDEX, and the mark location, stated in the
@@ -479,7 +490,7 @@ def _to_wafer_map(w: _Wafer, version: str, pass_bins: AbstractSet[int] | None) -
         # no public specification gives more.)
         flat = {"L": "R", "R": "L"}.get(flat, flat)
         extra["coordinates_mirrored"] = "applied: x = -XINDEX"
-    mark = _mark_type(meta.get("SampleOrientationMarkType"))
+    mark = _mark_type(meta.get("SampleOrientationMarkType"), where("SampleOrientationMarkType"))
     if mark is not None:
         extra["mark_type"] = mark
     if flat is None:
@@ -514,24 +525,38 @@ def _one(meta: dict[str, list[str]], key: str) -> str | None:
     return values[0] if values and values[0] else None
 
 
-def _yes_no(values: list[str] | None, what: str) -> bool:
+def _yes_no(values: list[str] | None, what: str, line: int | None) -> bool:
     word = (values[0].strip().upper() if values else "NO") or "NO"
     if word not in ("YES", "NO"):
-        raise Rejected("bad_orientation", f"KLARF: {what} {quote(values[0])} is neither YES nor NO")
+        raise Rejected("bad_orientation", f"KLARF: {what} {quote(values[0])} is neither YES nor NO", line=line)
     return word == "YES"
 
 
-def _mark_type(values: list[str] | None) -> str | None:
-    """SampleOrientationMarkType NOTCH / FLAT (the kind of mark OrientationMarkLocation places)."""
+def _mark_type(values: list[str] | None, line: int | None) -> str | None:
+    """SampleOrientationMarkType NOTCH / FLAT: the kind of mark that OrientationMarkLocation places.
+
+    It changes no coordinate: the map's ``flat`` is the side of the mark whatever its kind
+    (the canonical model has one mark side, drawn the same for both). It is checked, so a
+    kind we do not know is refused with its line instead of being drawn as a notch, and kept
+    in ``extra["mark_type"]``.
+    """
     if not values or not values[0].strip():
         return None
     word = values[0].strip().lower()
     if word not in ("notch", "flat"):
-        raise Rejected("bad_orientation", f"KLARF: SampleOrientationMarkType {quote(values[0])} is neither NOTCH nor FLAT")
+        raise Rejected("bad_orientation", f"KLARF: SampleOrientationMarkType {quote(values[0])} is neither NOTCH nor FLAT",
+                       line=line)
     return word
 
 
-def _flat(values: list[str] | None) -> str | None:
+def _flat(values: list[str] | None, version: str, line: int | None) -> str | None:
+    """OrientationMarkLocation: a side word (1.1 / 1.2) or an angle in degrees (1.8).
+
+    The angle is read as SEMI E5 reads FNLOC (0 down, 90 left, 180 up, 270 right), the
+    convention of every other angle-valued map format here. Source: none specific to
+    KLARF (KLA publishes no specification); the 1.8 samples at hand (btrapp/jklarfreader)
+    only use 0, so the direction of 90 / 270 is assumed, not attested (formats/README.md).
+    """
     if not values:
         return None
     v = values[0].strip().upper()
@@ -539,7 +564,8 @@ def _flat(values: list[str] | None) -> str | None:
         return _SIDES[v]
     degrees = finite_float(v)
     if degrees is None:
-        raise Rejected("bad_orientation", f"KLARF: OrientationMarkLocation {quote(values[0])} is not a side or an angle")
+        raise Rejected("bad_orientation", f"KLARF {version}: OrientationMarkLocation {quote(values[0])} is not a side "
+                                          "or an angle", line=line)
     return _SIDE_DEGREES[int(round((degrees % 360) / 90.0)) % 4]
 
 

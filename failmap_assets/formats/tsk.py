@@ -18,11 +18,17 @@ Layout (all integers big-endian, "Motorola order" in the maker's manual):
   - word 3: measurement finished, reject chip, test site (bits 13-8), category
     (bits 5-0).
 
-  Then, as the configuration bits say: line-category records (bit 2, 8 bytes per
-  position), the 172-byte extension header (bit 3; 4-byte totals at offsets 52,
-  56, 60 that do not overflow at 65,535 dies), and 4-byte extension records per
-  position (bit 4) carrying categories above 63: version 2 low byte of word 1,
-  version 4 word 2 bits 9-0, version 7 word 2 bits 13-0.
+  Then, as the configuration bits say (bit 0 header, 1 die results, 2 line
+  categories, 3 extension header, 4 extension die records, 5 extension line
+  categories; names as in larvata/tsk-parser): line-category records (bit 2, 8
+  bytes per entry, at the header's line-category address), the 172-byte extension
+  header (bit 3; 4-byte totals at offsets 52, 56, 60 that do not overflow at 65,535
+  dies), and 4-byte extension records per position (bit 4) carrying categories
+  above 63: versions 2 and 3 ("256 multi-sites", 3 without the extended header)
+  low byte of word 1, version 4 ("1024 categories") word 2 bits 9-0, version 7 word
+  2 bits 13-0. Versions 5 and 6 have no public description: their 6-bit categories
+  are used when the header allows at most 64 categories, else the file is an
+  ``unknown_variant`` reject. Every reject names the construct and its byte offset.
 * Map version 1 (250,000 chips): extension header right after the header, then
   2-byte records (test result bits 15-14, category bits 13-8, site bits 5-0).
 
@@ -37,7 +43,9 @@ compulsory-marking (ink) positions and untested probing positions are counted in
 ``extra``. The canonical frame is the record order (column right, row down);
 ``orig_x`` / ``orig_y`` are the prober's coordinates from the records. Flat
 direction is in degrees clockwise from the top of the displayed map: 0 U, 90 R,
-180 D, 270 L.
+180 D, 270 L. Source: the real larvata file (flat 180, its bottom row of dies cut
+straight and twice as long as the top one; tests/formats/test_orientation_conventions.py);
+the manual is public by title only.
 """
 
 from __future__ import annotations
@@ -76,10 +84,14 @@ _MAX_POSITIONS = 1 << 24  # far above any wafer; bounds memory for a corrupt hea
 _TEST_RESULT_NAMES = {1: "pass", 2: "fail 1", 3: "fail 2"}
 
 
+# Byte offsets of the header fields a reject may name.
+_AT_VERSION, _AT_AREA, _AT_DIE_ADDRESS, _AT_CONFIG, _AT_MAX_CATEGORIES = 51, 52, 216, 228, 232
+
+
 def read_header(data: bytes) -> dict:
     """The 236-byte header as a dict (strings decoded, trailing blanks/NULs removed)."""
     if len(data) < HEADER.size:
-        raise Rejected("truncated", f"TSK map is {len(data)} bytes, shorter than its 236-byte header")
+        raise Rejected("truncated", f"TSK header: the file ends at byte offset {len(data)}, inside the 236-byte header")
     values = HEADER.unpack_from(data)
     h = dict(zip(_FIELDS, values))
     for k, v in h.items():
@@ -89,7 +101,12 @@ def read_header(data: bytes) -> dict:
 
 
 def looks_like_tsk(data: bytes) -> bool:
-    """Cheap structural test used by format detection (no exceptions)."""
+    """Cheap structural test of the header, used by format detection (no exceptions).
+
+    Only the header is judged: a TSK file with an unknown map version or a record area
+    cut short is still TSK, so the reader can reject it naming the construct and its
+    byte offset instead of detection calling it an unknown format.
+    """
     if len(data) < HEADER.size:
         return False
     try:
@@ -99,12 +116,9 @@ def looks_like_tsk(data: bytes) -> bool:
     names = data[:36]
     if any(0 < b < 32 or b == 127 for b in names):  # names: text (any 8-bit charset) or NUL padding
         return False
-    if h["map_version"] > 7 or h["flat_direction"] > 359 or not h["columns"] or not h["rows"]:
+    if h["flat_direction"] > 359 or not h["columns"] or not h["rows"]:
         return False
-    if h["x_direction"] > 2 or h["y_direction"] > 2 or h["columns"] * h["rows"] > _MAX_POSITIONS:
-        return False
-    record = 2 if h["map_version"] == 1 else 6
-    return len(data) >= HEADER.size + h["columns"] * h["rows"] * record
+    return h["x_direction"] <= 2 and h["y_direction"] <= 2 and h["columns"] * h["rows"] <= _MAX_POSITIONS
 
 
 def read_tsk(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[WaferMap]:
@@ -112,9 +126,9 @@ def read_tsk(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[Waf
     h = read_header(data)
     version, cols, rows = h["map_version"], h["columns"], h["rows"]
     if version > 7:
-        raise Rejected("bad_header", f"TSK map version {version} is unknown (0..7)")
+        raise Rejected("unknown_variant", f"TSK header map version {version} at byte offset {_AT_VERSION} is unknown (0..7)")
     if not cols or not rows or cols * rows > _MAX_POSITIONS:
-        raise Rejected("bad_header", f"TSK map area {cols} x {rows} is not plausible")
+        raise Rejected("bad_header", f"TSK header map area {cols} x {rows} at byte offset {_AT_AREA} is not plausible")
     n = cols * rows
     extra: dict[str, str] = {}
     if version == 1:
@@ -129,6 +143,7 @@ def read_tsk(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[Waf
     row_idx, col_idx = np.divmod(np.flatnonzero(tested), cols)
     res_t, cat_t = result[tested], category[tested]
     bins, verdicts, names = _bins(res_t, cat_t, extra)
+    _check_totals(h, ext, res_t, extra)
 
     extra.update({k: str(v) for k, v in h.items() if k not in ("device", "lot", "wafer_id")})
     extra["positions_not_tested"] = str(int(np.count_nonzero(probing & (result == 0))))
@@ -164,7 +179,9 @@ def _records(data: bytes, h: dict, n: int, extra: dict) -> tuple:
     address = h["die_address"] if h["die_address"] >= HEADER.size else HEADER.size
     end = address + 6 * n
     if len(data) < end:
-        raise Rejected("truncated", f"TSK map holds {len(data)} bytes; {n} die records need {end}")
+        raise Rejected("truncated", f"TSK die records: {n} records from byte offset {address} (the address at "
+                                    f"header byte offset {_AT_DIE_ADDRESS}) need {end} bytes, the file ends at "
+                                    f"byte offset {len(data)}")
     words = np.frombuffer(data, dtype=">u2", count=3 * n, offset=address).reshape(n, 3).astype(np.int64)
     w1, w2, w3 = words[:, 0], words[:, 1], words[:, 2]
     result = w1 >> 14
@@ -177,43 +194,97 @@ def _records(data: bytes, h: dict, n: int, extra: dict) -> tuple:
 
     config, version = h["config"], h["map_version"]
     offset = end
-    if version >= 2 and config & 0b100:  # line category information
-        offset += 8 * (h["line_category_count"] or n)
+    if version >= 2 and config & 0b100:  # line category information: 8 bytes per entry
+        offset = _line_categories(data, h, n, offset, extra)
     ext = None
     if version >= 2 and config & 0b1000:  # extension header
         ext = _ext_totals(data, offset)
+        extra["extension_header_offset"] = str(offset)
         offset += EXT_HEADER_SIZE
     if version >= 2 and config & 0b10000:  # extension record per die: categories above 63
-        category = _extended_categories(data, offset, n, version, category, extra)
+        category = _extended_categories(data, offset, n, h, category, extra)
+        offset += 4 * n
+    if version >= 2 and config & 0b100000:
+        # "Extension line category information" (configuration bit 5, named by
+        # larvata/tsk-parser): it follows everything decoded here and has no public layout.
+        extra["extension_line_categories"] = f"present from byte offset {offset}, not decoded"
     return result, category, (x, y), ext, prop == 1
+
+
+def _line_categories(data: bytes, h: dict, n: int, offset: int, extra: dict) -> int:
+    """Skip the line-category area; returns the offset after it.
+
+    Its entries (8 bytes each, ``line_category_count`` of them, one per position when
+    the count is 0) hold per-line category data whose layout no public description
+    gives; they are not decoded, only located and bounded. The header's own address
+    is used when it points past the die records.
+    """
+    start = h["line_category_address"] if h["line_category_address"] >= offset else offset
+    count = h["line_category_count"] or n
+    end = start + 8 * count
+    if count > _MAX_POSITIONS or len(data) < end:
+        raise Rejected("truncated", f"TSK line-category area: {count} entries of 8 bytes from byte offset {start} "
+                                    f"need {end} bytes, the file ends at byte offset {len(data)}")
+    extra["line_category_entries"] = str(count)
+    extra["line_category_offset"] = str(start)
+    return end
 
 
 def _ext_totals(data: bytes, offset: int) -> tuple[int, int, int]:
     if len(data) < offset + EXT_HEADER_SIZE:
-        raise Rejected("truncated", "TSK configuration announces an extension header the file does not hold")
+        raise Rejected("truncated", f"TSK extension header (172 bytes) announced by the configuration bits (byte offset "
+                                    f"{_AT_CONFIG}) is not in the file: it would start at byte offset {offset}, "
+                                    f"the file ends at byte offset {len(data)}")
     return struct.unpack_from(">III", data, offset + 52)
 
 
-def _extended_categories(data: bytes, offset: int, n: int, version: int, category: np.ndarray, extra: dict):
+def _extended_categories(data: bytes, offset: int, n: int, h: dict, category: np.ndarray, extra: dict):
+    version = h["map_version"]
     if len(data) < offset + 4 * n:
-        raise Rejected("truncated", "TSK configuration announces extension die records the file does not hold")
+        raise Rejected("truncated", f"TSK extension die records: {n} records of 4 bytes from byte offset {offset} "
+                                    f"need {offset + 4 * n} bytes, the file ends at byte offset {len(data)}")
     words = np.frombuffer(data, dtype=">u2", count=2 * n, offset=offset).reshape(n, 2).astype(np.int64)
-    if version == 2:
+    # Map versions (larvata/tsk-parser's list from the manual): 2 "256 multi-sites",
+    # 3 "256 multi-sites (without extended header information)": the same die records.
+    if version in (2, 3):
         return words[:, 0] & 0xFF
     if version == 4:
         return words[:, 1] & 0x3FF
     if version == 7:
         return words[:, 1] & 0x3FFF
-    # Versions 3 and 5: the extension record layout is not documented to us; the
-    # 6-bit categories of the main records still hold for categories 1..64.
-    extra["extension_records"] = f"not decoded for map version {version}; 6-bit categories used"
-    return category
+    # Versions 5 and 6: no public description of their extension records was found
+    # (see formats/README.md). The 6-bit categories of the main records are complete
+    # when the header says the map uses at most 64 categories; otherwise the file
+    # needs a layout we do not know and is refused rather than binned wrongly.
+    if 1 <= h["max_categories"] <= 64:
+        extra["extension_records"] = (f"map version {version}: not decoded; header max categories "
+                                      f"{h['max_categories']} <= 64, so the 6-bit categories are complete")
+        return category
+    raise Rejected("unknown_variant", f"TSK extension die records of map version {version} at byte offset {offset}: "
+                                      f"layout unknown, and the header max categories ({h['max_categories']}, byte offset "
+                                      f"{_AT_MAX_CATEGORIES}) allow categories above 64")
+
+
+def _check_totals(h: dict, ext, result: np.ndarray, extra: dict) -> None:
+    """The file's own tested / pass / fail totals against the die records (kept, not rejected).
+
+    The extension header's 4-byte totals are preferred: the 2-byte header totals wrap at 65,536 dies.
+    """
+    found = (int(len(result)), int(np.count_nonzero(result == 1)), int(np.count_nonzero(result > 1)))
+    if ext is not None:
+        stated, where = tuple(int(v) for v in ext), "extension header"
+    else:
+        stated, where = (h["tested"], h["passed"], h["failed"]), "header"
+        found = tuple(v % 65536 for v in found)
+    if stated != found:
+        extra["count_mismatch"] = f"{where} tested/pass/fail {stated}, die records {found}"
 
 
 def _version1(data: bytes, n: int) -> tuple:
     start = HEADER.size + EXT_HEADER_SIZE
     if len(data) < start + 2 * n:
-        raise Rejected("truncated", f"TSK map version 1 holds {len(data)} bytes; {n} die records need {start + 2 * n}")
+        raise Rejected("truncated", f"TSK map version 1 die records: {n} records of 2 bytes from byte offset {start} "
+                                    f"need {start + 2 * n} bytes, the file ends at byte offset {len(data)}")
     ext = struct.unpack_from(">III", data, HEADER.size + 52)
     b = np.frombuffer(data, dtype=np.uint8, count=2 * n, offset=start).reshape(n, 2).astype(np.int64)
     return b[:, 0] >> 6, b[:, 0] & 0x3F, None, ext

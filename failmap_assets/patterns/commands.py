@@ -11,7 +11,7 @@ import argparse
 
 def add_patterns_parser(sub) -> argparse._SubParsersAction:
     group = sub.add_parser("patterns", help="wafer-map patterns: WM-811K labels, similar wafers, evaluation")
-    patterns = group.add_subparsers(dest="patterns_command", required=True)
+    patterns = group.add_subparsers(dest="patterns_command", required=True, help="what to do with wafer-map patterns")
     p = patterns.add_parser("evaluate", help="label labelled maps (WM-811K JSON Lines) and score labels and "
                                              "5 nearest neighbours; last line: patterns: accuracy_macro=.. "
                                              "knn5_macro=.. n=..")

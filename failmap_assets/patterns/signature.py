@@ -23,7 +23,8 @@ Design (why):
 
 A wafer with fewer than MIN_DIES dies is labelled ``too_small`` (confidence 0): with
 fewer dies than that, a 5-die cluster is a sixth of the wafer and no zone holds enough
-dies to tell a pattern from noise.
+dies to tell a pattern from noise. Its embedding is all zeros (similarity 0 to every
+wafer: never anybody's near neighbour by accident).
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
-"""Dagster resources: where data lives (FailmapStorage), the rules (FailmapRules, SensorRules), webhooks (Webhooks)."""
+"""Dagster resources: where data lives (FailmapStorage), the rules (FailmapRules, SensorRules), webhooks (Webhooks),
+the PostgreSQL sink (PostgresSink)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from failmap_assets.resources.postgres import PostgresSink
 from failmap_assets.resources.rules import FailmapRules, SensorRules
 from failmap_assets.resources.storage import FailmapStorage
 from failmap_assets.resources.webhooks import Webhooks
 from failmap_assets.settings import VARIABLES, Settings, is_set
 
-__all__ = ["FailmapRules", "FailmapStorage", "SensorRules", "Webhooks", "build_resources"]
+__all__ = ["FailmapRules", "FailmapStorage", "PostgresSink", "SensorRules", "Webhooks", "build_resources"]
 
 # resource -> {resource field: Settings field}
 _FIELDS = {
@@ -29,9 +31,10 @@ _FIELDS = {
     },
     "webhooks": {"urls": "webhook_urls", "secret": "webhook_secret", "timeout_seconds": "webhook_timeout_seconds",
                  "ui_url": "ui_url"},
+    "postgres": {"dsn": "postgres_dsn", "pg_environment": "postgres_pg_environment"},
 }
 _CLASSES = {"storage": FailmapStorage, "failmap_rules": FailmapRules, "sensor_rules": SensorRules,
-            "webhooks": Webhooks}
+            "webhooks": Webhooks, "postgres": PostgresSink}
 _VARIABLE = {v.field: v for v in VARIABLES}
 
 

@@ -131,3 +131,18 @@ def test_store_that_ignores_conditional_writes(local_env, rclone_s3):  # noqa: F
     [line] = lines(out, "FAIL")
     assert line.split()[1] == "output" and "ignores conditional requests" in line
     assert rclone_s3.secret_key not in out
+
+
+from tests.support.postgres_sink import postgres_session, sink_db  # noqa: E402,F401
+
+
+def test_the_postgres_sink_is_checked_when_on_and_never_printed(local_env, sink_db):
+    code, out = doctor(local_env)
+    assert code == 0 and "PostgreSQL sink off: set FAILMAP_POSTGRES_DSN" in out, out
+    code, out = doctor({**local_env, "FAILMAP_POSTGRES_DSN": sink_db.dsn()})
+    assert code == 0, out
+    assert f"PostgreSQL sink at {sink_db.user}@{sink_db.host}:{sink_db.port}/{sink_db.db}: no sink tables yet" in out
+    wrong = sink_db.dsn().replace(sink_db.password, "wrong-password-77")
+    code, out = doctor({**local_env, "FAILMAP_POSTGRES_DSN": wrong})
+    assert code == 1 and "cannot connect to PostgreSQL" in out, out
+    assert "wrong-password-77" not in out and sink_db.password not in out

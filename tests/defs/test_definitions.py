@@ -21,7 +21,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
         "bucket_a_objects", "bucket_b_objects", "failmap_pairs", "failmap_dies",
         "wafer_maps_png", "wafer_coordinates_json", "failmap_rejects",
         "stdf_objects", "stdf_tables", "stdf_wafer_maps", "wafer_summary", "lot_summary", "webhook_deliveries",
-        "merged_dies", "merged_wafers", "stacked_lot_maps",
+        "merged_dies", "merged_wafers", "stacked_lot_maps", "postgres_sink",
         "wafer_signatures", "pattern_index", "similar_wafers", "wafer_anomaly",
     } <= keys
     assert {j.name for j in repo.get_all_jobs()} >= {"failmap_day_job", "stdf_day_job", "yield_summaries_job",
@@ -29,7 +29,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
                                                      "pattern_matches_job"}
     assert {s.name for s in repo.sensor_defs} == {"bucket_a_sensor", "bucket_b_sensor", "stdf_sensor", "reconcile_sensor",
                                                   "yield_summaries_sensor", "webhook_success_sensor",
-                                                  "webhook_failure_sensor"}
+                                                  "webhook_failure_sensor", "postgres_sink_sensor"}
     assert {s.name for s in repo.schedule_defs} == {"daily_close"}
     checks = {k.name for k in repo.asset_graph.asset_check_keys}
     assert {"match_rate", "unique_die", "json_has_png"} <= checks

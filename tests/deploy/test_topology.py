@@ -26,120 +26,37 @@ gRPC server, included) in teardown.
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
-import yaml
 
 from failmap_assets.defs.run_coordinator import DAY_TAG
 from failmap_assets.storage.day_manifest import committed_files, read_manifest
 from failmap_assets.storage.locations import open_store
 from tests.support.day_view import assert_clean, day_view, diff, read_files
+from tests.support.deployment import Deployment, running_deployment
 from tests.support.numba_cache import BIN, clean_env
 from tests.support.postgres_server import postgres  # noqa: F401
-from tests.support.processes import stop_deployment
-from tests.support.s3_server import _die_with_parent, _free_ports, _log_tail
-from tests.support.testdata import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 
-LOCATION = "failmap_assets"
-SENSORS = ("bucket_a_sensor", "bucket_b_sensor", "stdf_sensor", "reconcile_sensor")
 FIRST = date(2026, 3, 2)
 DAYS = [FIRST + timedelta(days=i) for i in range(5)]   # sensors: the first two; backfill: all five
 PIPELINES = ("failmap", "stdf")
 JOBS = ("failmap_day_job", "stdf_day_job")
 
 
-@dataclass
-class Deployment:
-    env: dict[str, str]
-    home: Path
-    bucket: str
-    graphql_url: str
-    logs: dict[str, Path]
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def tails(self) -> str:
-        return "\n".join(f"--- {name}:\n{_log_tail(path, 25)}" for name, path in self.logs.items())
-
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        req = urllib.request.Request(self.graphql_url, body, {"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                answer = json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise AssertionError(f"GraphQL {exc.code}: {exc.read()[:2000]!r}") from None
-        assert "errors" not in answer, answer["errors"]
-        return answer["data"]
-
-    def store(self, prefix: str):
-        return open_store(f"s3://{self.bucket}/{prefix}/", endpoint_url=self.env["FAILMAP_S3_ENDPOINT_URL"],
-                          region=self.env["AWS_REGION"])
-
-
-def _instance_yaml(home: Path) -> None:
-    """deploy/dagster-postgres.yaml, with a backfill allowed both run slots, and queued
-    runs dequeued every second (5 s by default) so that two of them start together."""
-    config = yaml.safe_load((REPO / "deploy" / "dagster-postgres.yaml").read_text())
-    queue = config["run_coordinator"]["config"]
-    [backfill] = [lim for lim in queue["tag_concurrency_limits"] if lim["key"] == "dagster/backfill"]
-    backfill["limit"] = 2
-    queue["dequeue_interval_seconds"] = 1
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-
-
-def _start(dep: Deployment, name: str, args: list[str]) -> None:
-    log = dep.home.parent / f"{name}.log"
-    dep.logs[name] = log
-    with open(log, "wb") as out:
-        dep.procs[name] = subprocess.Popen(args, env=dep.env, cwd=dep.home.parent, stdin=subprocess.DEVNULL,
-                                           stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-
-
-def _wait(dep: Deployment, what: str, ready, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while True:
-        for name, proc in dep.procs.items():
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited with code {proc.returncode} while waiting for {what}\n{dep.tails()}")
-        try:
-            if ready():
-                return
-        except Exception as exc:  # noqa: BLE001 - not up yet
-            last_error = exc
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s (last error: {last_error!r})\n{dep.tails()}")
-        time.sleep(0.5)
-
-
-def _stop_all(dep: Deployment) -> None:
-    stop_deployment(dep.procs)
-
-
 @pytest.fixture
 def deployment(tmp_path, s3_server, s3_env, postgres, warm_numba_cache, monkeypatch) -> Iterator[Deployment]:  # noqa: F811
-    home = tmp_path / "dagster-home"
-    home.mkdir()
-    _instance_yaml(home)
+    """deploy/dagster-postgres.yaml, with a backfill allowed both run slots, and queued
+    runs dequeued every second (5 s by default) so that two of them start together."""
     bucket = s3_env.removeprefix("s3://")   # a fresh bucket; this process has the credentials too
-    grpc_port, web_port = _free_ports(2)
-    (tmp_path / "workspace.yaml").write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
-        "host": "127.0.0.1", "port": grpc_port, "location_name": LOCATION}}]}))
     env = clean_env(
-        DAGSTER_HOME=str(home), **postgres.env(), NUMBA_CACHE_DIR=str(warm_numba_cache.path),
+        **postgres.env(), NUMBA_CACHE_DIR=str(warm_numba_cache.path),
         AWS_ACCESS_KEY_ID=s3_server.access_key, AWS_SECRET_ACCESS_KEY=s3_server.secret_key,
         AWS_REGION=s3_server.region, AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
@@ -152,64 +69,18 @@ def deployment(tmp_path, s3_server, s3_env, postgres, warm_numba_cache, monkeypa
         # close it (late files are the reconcile sweep's, hourly); keep them open.
         FAILMAP_SENSOR_LOOKBACK_DAYS="400",
     )
-    dep = Deployment(env, home, bucket, f"http://127.0.0.1:{web_port}/graphql", {})
     # This process reads the same instance (runs, tags, times): the Postgres config loads here too.
     for k, v in postgres.env().items():
         monkeypatch.setenv(k, v)
-    try:
-        _start(dep, "grpc", [str(BIN / "dagster"), "api", "grpc", "-m", "failmap_assets.definitions",
-                             "-h", "127.0.0.1", "-p", str(grpc_port)])
-        from dagster._grpc.client import DagsterGrpcClient
-
-        _wait(dep, "the gRPC code server", lambda: DagsterGrpcClient(port=grpc_port, host="127.0.0.1").ping("x"), 120)
-        workspace = str(tmp_path / "workspace.yaml")
-        _start(dep, "daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
-        _start(dep, "webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port),
-                                  "-w", workspace])
-        _wait(dep, "the webserver", lambda: urllib.request.urlopen(
-            f"http://127.0.0.1:{web_port}/server_info", timeout=5).status == 200, 120)
+    with running_deployment(tmp_path / "deployment", env, storage="postgres", backfill_limit=2,
+                            dequeue_interval=1) as dep:
         yield dep
-    finally:
-        _stop_all(dep)
 
 
-# ---------------------------------------------------------------------------- GraphQL
-
-REPOSITORIES = """{ repositoriesOrError { __typename ... on RepositoryConnection { nodes {
-    name location { name } sensors { name } partitionSets { name pipelineName } } }
-    ... on PythonError { message } } }"""
-
-SENSOR_MUTATION = """mutation($selector: SensorSelector!) { %s(sensorSelector: $selector) {
-    __typename ... on Sensor { name sensorState { status } } ... on PythonError { message } } }"""
-
-STOP_SENSOR = """mutation($id: String!) { stopSensor(id: $id) {
-    __typename ... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message } } }"""
-
-SENSOR_STATE = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
-    __typename ... on Sensor { id sensorState { status } } } }"""
-
-BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
-    __typename ... on LaunchBackfillSuccess { backfillId launchedRunIds } ... on PythonError { message }
-    ... on PartitionSetNotFoundError { message } ... on InvalidSubsetError { message } } }"""
-
-
-def _repository(dep: Deployment) -> dict:
-    data = dep.graphql(REPOSITORIES)["repositoriesOrError"]
-    assert data["__typename"] == "RepositoryConnection", data
-    [repo] = [r for r in data["nodes"] if r["location"]["name"] == LOCATION]
-    return repo
-
-
-def _set_sensors(dep: Deployment, repo: dict, on: bool) -> None:
-    for name in SENSORS:
-        selector = {"repositoryName": repo["name"], "repositoryLocationName": LOCATION, "sensorName": name}
-        if on:
-            result = dep.graphql(SENSOR_MUTATION % "startSensor", {"selector": selector})["startSensor"]
-            assert result["__typename"] == "Sensor" and result["sensorState"]["status"] == "RUNNING", result
-        else:
-            sensor = dep.graphql(SENSOR_STATE, {"selector": selector})["sensorOrError"]
-            result = dep.graphql(STOP_SENSOR, {"id": sensor["id"]})["stopSensor"]
-            assert result["instigationState"]["status"] == "STOPPED", result
+def _store(dep: Deployment, prefix: str):
+    bucket = dep.env["FAILMAP_OUTPUT"].removeprefix("s3://").split("/")[0]
+    return open_store(f"s3://{bucket}/{prefix}/", endpoint_url=dep.env["FAILMAP_S3_ENDPOINT_URL"],
+                      region=dep.env["AWS_REGION"])
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -275,36 +146,29 @@ def test_sensors_then_a_parallel_backfill_on_postgres_and_seaweedfs(deployment, 
     assert "FAIL  PostgreSQL" in doctor.stdout and "password authentication failed" in doctor.stdout
     assert wrong not in doctor.stdout + doctor.stderr and postgres.password not in doctor.stdout + doctor.stderr
 
-    out = dep.store("out")
+    out = _store(dep, "out")
     with DagsterInstance.from_config(str(dep.home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
 
         # 2. sensors on, two days land, both get committed by sensor runs
-        _wait(dep, "the code location in the webserver", lambda: _repository(dep)["sensors"], 120)
-        repo = _repository(dep)
-        _set_sensors(dep, repo, on=True)
+        dep.set_sensors(on=True)
         _synth(dep, DAYS[0], 2, seed=5, wafers=8)
-        _wait(dep, f"sensor runs committing {DAYS[0]} and {DAYS[1]}",
+        dep.wait(f"sensor runs committing {DAYS[0]} and {DAYS[1]}",
               lambda: _committed(out, DAYS[:2]) and _settled(instance), 240)
         sensor_runs = _runs(instance)
         assert sensor_runs and all(r.dagster_run.tags.get("failmap/trigger") for r in sensor_runs)
         t_sensors = time.monotonic() - t0
 
         # 3. sensors off, three more days land, a backfill of all five days of both jobs
-        _set_sensors(dep, repo, on=False)
+        dep.set_sensors(on=False)
         time.sleep(1)  # a tick already under way when the sensor was stopped finishes
-        _wait(dep, "the sensors' last runs", lambda: _settled(instance), 120)
+        dep.wait("the sensors' last runs", lambda: _settled(instance), 120)
         # days big enough (a few seconds of work each) for two runs to be seen overlapping
         _synth(dep, DAYS[2], 3, seed=6, wafers=60)
-        partition_sets = {p["pipelineName"]: p["name"] for p in repo["partitionSets"]}
         for job in JOBS:
-            params = {"selector": {"partitionSetName": partition_sets[job], "repositorySelector": {
-                "repositoryName": repo["name"], "repositoryLocationName": LOCATION}},
-                # the new days first: two of them at the head of the queue start together
-                "partitionNames": [d.isoformat() for d in DAYS[2:] + DAYS[:2]], "forceSynchronousSubmission": True}
-            result = dep.graphql(BACKFILL, {"params": params})["launchPartitionBackfill"]
-            assert result["__typename"] == "LaunchBackfillSuccess", result
-        _wait(dep, "the backfill runs", lambda: len(_backfill_runs(instance)) == 2 * len(DAYS)
+            # the new days first: two of them at the head of the queue start together
+            dep.launch_backfill(job, [d.isoformat() for d in DAYS[2:] + DAYS[:2]])
+        dep.wait("the backfill runs", lambda: len(_backfill_runs(instance)) == 2 * len(DAYS)
               and _settled(instance), 360)
         t_backfill = time.monotonic() - t0 - t_sensors
 
@@ -324,13 +188,13 @@ def test_sensors_then_a_parallel_backfill_on_postgres_and_seaweedfs(deployment, 
 
     # 5. each day equals a clean run-day of the same objects into another prefix
     # (`failmap run-day DAY` for each day, in one process: the same command, one start-up)
-    clean_env_ = {**dep.env, "FAILMAP_OUTPUT": f"s3://{dep.bucket}/clean/"}
+    clean_env_ = {**dep.env, "FAILMAP_OUTPUT": dep.env["FAILMAP_OUTPUT"].replace("/out/", "/clean/")}
     script = ("import sys; from failmap_assets.cli import main\n"
               "for day in sys.argv[1:]:\n    assert main(['run-day', day]) == 0, day\n")
     done = subprocess.run([str(BIN / "python"), "-c", script, *(d.isoformat() for d in DAYS)], env=clean_env_,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    clean = dep.store("clean")
+    clean = _store(dep, "clean")
     for d in DAYS:
         for pipeline in PIPELINES:
             ours, reference = day_view(out, pipeline, d), day_view(clean, pipeline, d)

@@ -99,13 +99,36 @@ def test_axis_direction_places_rows_and_columns(origin, axes, expected):
     assert sorted(zip(wafer.orig_x.tolist(), wafer.orig_y.tolist())) == [(0, 0), (0, 1), (1, 0), (2, 1)]
 
 
-@pytest.mark.parametrize(
-    ("origin", "axes_expected"),
-    [("LowerLeft", "UpRight"), ("UpperLeft", "DownRight"), ("UpperRight", "DownLeft"), ("LowerRight", "UpLeft"), (None, "UpRight")],
-)
-def test_missing_axis_direction_points_away_from_the_origin(origin, axes_expected):
+@pytest.mark.parametrize("origin", ["LowerLeft", "UpperLeft", "UpperRight", "LowerRight", "Center", None])
+def test_missing_axis_direction_is_the_schema_default_up_right(origin):
+    # E142-1 schema defaults (Critical Manufacturing's published schema; artwork.com's E142
+    # notes): AxisDirection UpRight whatever the origin, OriginLocation LowerLeft.
     [wafer] = read_e142(e142(ROWS, origin=origin, axes=None))
-    assert wafer.extra["axis_direction"] == axes_expected
+    assert wafer.extra["axis_direction"] == "UpRight"
+    assert wafer.extra["origin_location"] == (origin or "LowerLeft")
+    assert placed(wafer) == {(0, 1): 1, (1, 1): 2, (0, 0): 1, (2, 0): 2}     # first BinCode row at the bottom
+
+
+# Every row order the schema allows: 4 AxisDirection x 5 OriginLocation. The drawing follows
+# AxisDirection alone (rows run up or down, codes left or right); OriginLocation moves only
+# the file's own numbering (from the centre for Center).
+_DRAWN = {
+    "DownRight": {(0, 0): 1, (1, 0): 2, (0, 1): 1, (2, 1): 2},
+    "UpRight": {(0, 1): 1, (1, 1): 2, (0, 0): 1, (2, 0): 2},
+    "DownLeft": {(2, 0): 1, (1, 0): 2, (2, 1): 1, (0, 1): 2},
+    "UpLeft": {(2, 1): 1, (1, 1): 2, (2, 0): 1, (0, 0): 2},
+}
+
+
+@pytest.mark.parametrize("axes", sorted(_DRAWN))
+@pytest.mark.parametrize("origin", ["LowerLeft", "LowerRight", "UpperLeft", "UpperRight", "Center"])
+def test_every_origin_and_axis_direction_combination(origin, axes):
+    rows = ROWS + ["..."]                                   # 3 x 3, so Center is the middle position
+    [wafer] = read_e142(e142(rows, origin=origin, axes=axes))
+    assert placed(wafer) == {(x, y + (1 if axes.startswith("Up") else 0)): b for (x, y), b in _DRAWN[axes].items()}
+    file_xy = sorted(zip(wafer.orig_x.tolist(), wafer.orig_y.tolist()))
+    shift = 1 if origin == "Center" else 0
+    assert file_xy == sorted((x - shift, y - shift) for x, y in [(0, 0), (0, 1), (1, 0), (2, 1)])
 
 
 def test_center_origin_counts_from_the_middle():
@@ -215,3 +238,50 @@ def test_unknown_substrate_side_is_rejected_by_name():
     with pytest.raises(Rejected) as info:
         read_e142(e142(ROWS, side="EdgeSide"))
     assert info.value.reason == "bad_orientation" and "SubstrateSide" in info.value.detail
+
+
+# ---------------------------------------------------------------------------
+# Rejects name the construct and the line of the element that holds it
+# ---------------------------------------------------------------------------
+
+
+def _line_of(doc: bytes, needle: bytes) -> int:
+    return doc[: doc.index(needle)].count(b"\n") + 1
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "construct", "element"),
+    [
+        ({"axes": "Sideways"}, "bad_orientation", "AxisDirection", b"<SubstrateMap "),
+        ({"origin": "Middle"}, "bad_orientation", "OriginLocation", b"<SubstrateMap "),
+        ({"side": "EdgeSide"}, "bad_orientation", "SubstrateSide", b"<SubstrateMap "),
+        ({"orientation": "sideways"}, "bad_orientation", "Orientation", b"<SubstrateMap "),
+        ({"bin_type": "Base64"}, "bad_bin_type", "BinType", b"<BinCodeMap "),
+        ({"dims": (3, 5)}, "row_count", "BinCode rows", b"<BinCodeMap "),
+    ],
+)
+def test_unknown_variants_are_rejected_with_line_and_construct(change, reason, construct, element):
+    doc = e142(ROWS, side=change.pop("side", "TopSide"), **change)
+    with pytest.raises(Rejected) as info:
+        read_e142(doc)
+    exc = info.value
+    assert exc.reason == reason and construct in exc.detail, exc.detail
+    assert exc.line == _line_of(doc, element) and exc.line > 1
+    assert f"line {exc.line}" in str(exc)
+
+
+def test_a_bad_bin_code_row_is_rejected_on_its_own_line():
+    doc = e142(["011FFE", "FF0G01"], bin_type="HexaDecimal", null="FF", defs=(("01", "Pass", "GOOD"),))
+    with pytest.raises(Rejected) as info:
+        read_e142(doc)
+    assert info.value.reason == "bad_bin_code" and "map row 2" in info.value.detail
+    assert info.value.line == _line_of(doc, b"<BinCode>FF0G01")
+
+
+def test_lines_count_from_the_file_as_received_when_a_repair_cuts_the_prolog():
+    # Blank lines before the XML declaration make expat refuse the file; the repaired copy
+    # starts later, but the line given is still the line in the file received.
+    doc = b"\n\n\n" + e142(ROWS, axes="Sideways")
+    with pytest.raises(Rejected) as info:
+        read_e142(doc)
+    assert info.value.line == _line_of(doc, b"<SubstrateMap ")

@@ -293,3 +293,49 @@ def test_klarf18_kla_image_lists_no_longer_overflow_the_columns():
         read_klarf(K18_KLA_IMAGES.replace("Images 2", "Images 3").encode())
     assert info.value.reason == "bad_list" and "Images says 3 entries but holds 2" in info.value.detail
     assert info.value.line == 14                                          # the defect row
+
+
+# ---------------------------------------------------------------------------
+# Orientation records of the real files, as written and varied one at a time
+# ---------------------------------------------------------------------------
+
+
+@requires_shared
+@pytest.mark.parametrize("name", ["jklarf_klarf12Example.klarf", "klarfkit_CPS3TwithoutReview.001",
+                                  "jklarf_simple18.klarf", "jklarf_wierdKlarfWithNAs.klarf"])
+def test_real_orientation_records_are_applied(name):
+    # Every real file says NOTCH, at DOWN (1.1 / 1.2) or 0 degrees (1.8), mirrored: no.
+    _, wafers = _read(name)
+    for wafer in wafers:
+        assert wafer.flat == "D" and wafer.extra["mark_type"] == "notch"
+        assert "flat_source" not in wafer.extra and "coordinates_mirrored" not in wafer.extra
+        assert wafer.x.tolist() == wafer.orig_x.tolist() and wafer.y.tolist() == (-wafer.orig_y).tolist()
+
+
+@requires_shared
+@pytest.mark.parametrize(
+    ("old", "new", "flat", "mark", "mirrored"),
+    [
+        (b"OrientationMarkLocation DOWN;", b"OrientationMarkLocation LEFT;", "L", "notch", False),
+        (b"SampleOrientationMarkType NOTCH;", b"SampleOrientationMarkType FLAT;", "D", "flat", False),
+        (b"OrientationMarkLocation DOWN;", b"OrientationMarkLocation LEFT;\nCoordinatesMirrored YES;", "R", "notch", True),
+        (b"OrientationMarkLocation DOWN;", b"OrientationMarkLocation UP;\nCoordinatesMirrored YES;", "U", "notch", True),
+    ],
+)
+def test_orientation_records_varied_on_the_real_klarf11_file(old, new, flat, mark, mirrored):
+    data = shared_file("maps", "klarf", "klarfkit_CPS3TwithoutReview.001").read_bytes()
+    [base] = read_klarf(data)
+    [wafer] = read_klarf(data.replace(old, new, 1))
+    assert wafer.flat == flat and wafer.extra["mark_type"] == mark
+    # The mark kind and its side move no die; mirroring reverses x and keeps y and the file's indices.
+    assert wafer.x.tolist() == ((-base.x) if mirrored else base.x).tolist()
+    assert wafer.y.tolist() == base.y.tolist() and wafer.orig_x.tolist() == base.orig_x.tolist()
+    assert wafer.bin.tolist() == base.bin.tolist()
+
+
+@requires_shared
+@pytest.mark.parametrize(("degrees", "side"), [("0", "D"), ("90", "L"), ("180", "U"), ("270", "R"), ("360", "D")])
+def test_klarf18_angle_varied_on_the_real_file(degrees, side):
+    data = shared_file("maps", "klarf", "jklarf_simple18.klarf").read_bytes()
+    changed = data.replace(b"Field OrientationMarkLocation 1 {0}", b"Field OrientationMarkLocation 1 {" + degrees.encode() + b"}")
+    assert all(w.flat == side for w in read_klarf(changed))

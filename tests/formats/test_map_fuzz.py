@@ -8,6 +8,7 @@ Each reader gets a few seconds; the ``slow`` variants run more seeds."""
 from __future__ import annotations
 
 import re
+import struct
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from failmap_assets.formats.tsk import read_tsk
 from failmap_assets.wafer.model import WaferMap
 from failmap_assets.wafer.rejects import Rejected
 from tests.formats.test_e142 import e142
+from tests.formats.test_klarf import K12_IMAGES, K18_KLA_IMAGES
+from tests.formats.test_tsk import ext_header, header, make
 from tests.support.mutations import mutations
 from tests.support.testdata import shared_file
 
@@ -106,6 +109,56 @@ def _e142_sample() -> bytes:
 def test_e142_fuzz():
     seen = fuzz(_both(read_e142), _e142_sample(), 1603, 500)
     assert "ok" in seen and len(seen) >= 3
+
+
+# The other row orders and sides the reader knows, each its own code path.
+E142_VARIANTS = {
+    "center-downleft-bottom": dict(origin="Center", axes="DownLeft", side="BottomSide", orientation="90"),
+    "upperright-hex": dict(origin="UpperRight", axes=None, bin_type="HexaDecimal", null="FF",
+                           defs=(("01", "Pass", "GOOD"), ("1F", "Fail", "LEAK"), ("FE", "Null", "EDGE"))),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(E142_VARIANTS))
+def test_e142_variant_fuzz(variant):
+    kw = E142_VARIANTS[variant]
+    rows = ["FF0101FF", "011F1F01", "FE0101FF"] if kw.get("bin_type") == "HexaDecimal" else ["..12..", ".1221.", "..11.."]
+    seen = fuzz(_both(read_e142), e142(rows, refs=[(1, 1)], **kw), 1606, 300)
+    assert "ok" in seen and len(seen) >= 3
+
+
+# KLARF image lists (1.2 IMAGELIST column, 1.8 ImageList type) are variable-width rows.
+KLARF_IMAGE_LISTS = {"1.2": K12_IMAGES.format(mark_type="NOTCH", mark="LEFT", mirrored="YES"), "1.8": K18_KLA_IMAGES}
+
+
+@pytest.mark.parametrize("version", sorted(KLARF_IMAGE_LISTS))
+def test_klarf_image_list_fuzz(version):
+    seen = fuzz(_both(read_klarf), KLARF_IMAGE_LISTS[version].encode(), 1607, 600)
+    assert "ok" in seen and len(seen) >= 3
+
+
+def _tsk_record_layouts() -> dict[str, bytes]:
+    """Small TSK files for every record layout and trailing area the reader decodes."""
+    def ext_records(words):
+        return b"".join(struct.pack(">HH", a, b) for a, b in words)
+    cats = [(0, 0), (1, 199), (2, 200), (0, 0), (3, 199), (1, 250)]
+    return {
+        "v1": header(2, 2, version=1) + ext_header(3, 2, 1) + bytes([(1 << 6) | 3, 0, (2 << 6) | 7, 1, 0, 0, 65, 2]),
+        "v2-lines-ext": make(version=2, config=0b11111, line_count=6) + b"\xee" * 48 + ext_header(4, 2, 2)
+        + ext_records((s << 8 | c, 0) for s, c in cats),
+        "v4-ext": make(version=4, config=0b11011) + ext_header(4, 2, 2) + ext_records((1, c) for _, c in cats),
+        "v5-64": make(version=5, config=0b11011) + ext_header(4, 2, 2) + bytes(24),
+        "v7-line-address": make(version=7, config=0b11111, line_count=2, line_address=236 + 36 + 8)
+        + bytes(8) + b"\x01" * 16 + ext_header(4, 2, 2) + ext_records((0, 5000 + c) for _, c in cats),
+    }
+
+
+@pytest.mark.parametrize("layout", sorted(_tsk_record_layouts()))
+def test_tsk_record_layout_fuzz(layout):
+    sample = _tsk_record_layouts()[layout]
+    assert read_tsk(sample)                                   # the undamaged file reads
+    seen = fuzz(_both(read_tsk), sample, 1608, 600)
+    assert "ok" in seen and len(seen) >= 2
 
 
 @pytest.mark.parametrize(("name", "n"), TSK)

@@ -9,9 +9,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from failmap_assets.formats.detect import detect_map_format
+from failmap_assets.formats.detect import detect_map_format, read_wafer_maps
 from failmap_assets.formats.tsk import HEADER, read_tsk
 from failmap_assets.wafer.rejects import Rejected
+from tests.support.map_edges import edge_lengths
 from tests.support.testdata import requires_shared, shared_file
 
 SAMPLE = ("maps", "tsk", "larvata_001.QR2352-D5U278-CP-1")
@@ -57,14 +58,15 @@ def test_sample_matches_its_header():
 # ---------------------------------------------------------------------------
 
 
-def header(cols, rows, *, version=0, flat=180, tested=0, passed=0, failed=0, config=0b11, line_count=0, address=236):
+def header(cols, rows, *, version=0, flat=180, tested=0, passed=0, failed=0, config=0b11, line_count=0, address=236,
+           line_address=0, max_categories=64):
     h = HEADER.pack(
         b"OPERATOR".ljust(20), b"DEV-1".ljust(16), 200, 3, 500000, 400000, flat, 0, version, cols, rows, 0,
         b"WAFER-01".ljust(21, b"\0"), 1, b"LOT-7".ljust(18), 1, 7,
         2, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0,
         b"2407151230\0\0", b"2407151300\0\0", b"2407151229\0\0", b"2407151301\0\0",
         b"\0" * 4, b"\0" * 4, b"\0" * 4, 0, tested, passed, failed,
-        address, line_count, 0, config, 1, 64,
+        address, line_count, line_address, config, 1, max_categories,
     )
     assert len(h) == 236
     return h
@@ -157,11 +159,41 @@ def test_version4_and_7_extension_categories(version, word2):
     assert sorted(wafer.bin.tolist()) == sorted([701, 901, 701, cats[5] + 1])
 
 
-def test_undocumented_extension_records_fall_back_to_6_bit_categories():
-    base = make(version=3, config=0b11011)
+def test_version3_extension_records_are_read_like_version2():
+    # Map version 3: "256 multi-sites without extended header information" (larvata/tsk-parser).
+    base = make(version=3, config=0b10011)
+    ext_records = b"".join(struct.pack(">HH", (site << 8) | cat, 0) for site, cat in
+                           [(0, 0), (1, 199), (2, 200), (0, 0), (3, 199), (1, 250)])
+    [wafer] = read_tsk(base + ext_records)
+    assert sorted(wafer.bin.tolist()) == [200, 200, 201, 251]
+    assert "ext_tested" not in wafer.extra and "extension_records" not in wafer.extra
+
+
+def test_extension_line_category_area_is_located_not_decoded():
+    base = make(version=4, config=0b111011)
+    ext_records = b"".join(struct.pack(">HH", 1, c) for c in [0, 700, 900, 0, 700, 1000])
+    [wafer] = read_tsk(base + ext_header(4, 2, 2) + ext_records + b"\x01" * 16)
+    offset = len(base) + 172 + 24
+    assert wafer.extra["extension_line_categories"] == f"present from byte offset {offset}, not decoded"
+
+
+@pytest.mark.parametrize("version", [5, 6])
+def test_undocumented_extension_records_use_6_bit_categories_when_the_header_allows_only_64(version):
+    base = make(version=version, config=0b11011)
     [wafer] = read_tsk(base + ext_header(4, 2, 2) + bytes(4 * 6))
     assert sorted(wafer.bin.tolist()) == [5, 5, 10, 11]
     assert "not decoded" in wafer.extra["extension_records"]
+
+
+@pytest.mark.parametrize("version", [5, 6])
+def test_undocumented_extension_records_with_more_categories_are_an_unknown_variant(version):
+    base = make(version=version, config=0b11011, max_categories=256)
+    offset = len(base) + 172
+    with pytest.raises(Rejected) as info:
+        read_tsk(base + ext_header(4, 2, 2) + bytes(4 * 6))
+    assert info.value.reason == "unknown_variant"
+    assert f"extension die records of map version {version} at byte offset {offset}" in info.value.detail
+    assert "byte offset 232" in info.value.detail                        # where max categories is
 
 
 def test_line_category_block_is_skipped_before_the_extension_header():
@@ -171,6 +203,26 @@ def test_line_category_block_is_skipped_before_the_extension_header():
     [wafer] = read_tsk(data)
     assert sorted(wafer.bin.tolist()) == [31, 31, 41, 42]
     assert wafer.extra["ext_tested"] == "4"
+    assert (wafer.extra["line_category_entries"], wafer.extra["line_category_offset"]) == ("6", str(len(base)))
+    assert wafer.extra["extension_header_offset"] == str(len(base) + 48)
+
+
+def test_line_category_area_at_the_address_the_header_gives():
+    # Three entries placed after 16 filler bytes: the header's address is used, not "right after the records".
+    base = make(version=2, config=0b11111, line_count=3, line_address=236 + 36 + 16)
+    ext_records = b"".join(struct.pack(">HH", c, 0) for c in [0, 30, 40, 0, 30, 41])
+    data = base + b"\0" * 16 + b"\xee" * 8 * 3 + ext_header(4, 2, 2) + ext_records
+    [wafer] = read_tsk(data)
+    assert sorted(wafer.bin.tolist()) == [31, 31, 41, 42] and wafer.extra["line_category_offset"] == str(236 + 36 + 16)
+
+
+def test_extension_totals_are_checked_against_the_die_records():
+    base = make(version=2, config=0b11011)
+    ext_records = b"".join(struct.pack(">HH", c, 0) for c in [0, 3, 9, 0, 3, 10])
+    agree = read_tsk(base + ext_header(4, 2, 2) + ext_records)[0]
+    assert "count_mismatch" not in agree.extra
+    disagree = read_tsk(base + ext_header(70000, 2, 2) + ext_records)[0]
+    assert disagree.extra["count_mismatch"] == "extension header tested/pass/fail (70000, 2, 2), die records (4, 2, 2)"
 
 
 def test_version1_two_byte_records():
@@ -184,7 +236,11 @@ def test_version1_two_byte_records():
 
 def test_detection():
     assert detect_map_format(make()) == "tsk"
-    assert detect_map_format(make()[:-6]) is None                    # record area cut short
+    assert detect_map_format(make()[:-6]) == "tsk"                   # record area cut short: still TSK ...
+    with pytest.raises(Rejected) as info:
+        read_wafer_maps(make()[:-6])
+    assert info.value.reason == "truncated" and "byte offset 236" in info.value.detail   # ... and says where
+    assert detect_map_format(make(version=9)) == "tsk"               # an unknown version is named by the reader
     assert detect_map_format(bytes(300)) is None                     # zeros: no map area
     assert detect_map_format(b"\x89PNG\r\n\x1a\n" + bytes(400)) is None
 
@@ -195,7 +251,7 @@ def test_detection():
         (make()[:100], "truncated"),
         (header(2, 2, version=1) + ext_header(1, 1, 0) + b"\0" * 7, "truncated"),
         (make()[:-1], "truncated"),
-        (make(version=9), "bad_header"),
+        (make(version=9), "unknown_variant"),
         (header(0, 0), "bad_header"),
         (make(version=2, config=0b1011), "truncated"),               # extension header announced, absent
         (make(version=2, config=0b11011) + ext_header(1, 1, 0), "truncated"),
@@ -205,3 +261,37 @@ def test_broken_files_are_rejected_with_a_reason(data, reason):
     with pytest.raises(Rejected) as info:
         read_tsk(data)
     assert info.value.reason == reason
+
+
+# Every reject of a binary map names the construct and the byte offset where it applies.
+@pytest.mark.parametrize(
+    ("data", "construct", "offset"),
+    [
+        (make()[:100], "TSK header", 100),
+        (make(version=9), "map version 9", 51),
+        (header(0, 0), "map area 0 x 0", 52),
+        (make()[:-1], "TSK die records", 236),
+        (header(2, 2, version=1) + ext_header(1, 1, 0) + b"\0" * 7, "map version 1 die records", 408),
+        (make(version=2, config=0b1011), "TSK extension header", 272),
+        (make(version=2, config=0b11011) + ext_header(1, 1, 0), "TSK extension die records", 444),
+        (make(version=2, config=0b111, line_count=9), "TSK line-category area", 272),
+    ],
+)
+def test_rejects_name_the_construct_and_its_byte_offset(data, construct, offset):
+    with pytest.raises(Rejected) as info:
+        read_tsk(data)
+    assert construct in info.value.detail and f"byte offset {offset}" in info.value.detail, info.value.detail
+
+
+@requires_shared
+def test_sample_flat_direction_counts_from_the_top():
+    """The flat is where the map's outermost row is cut straight: the longest of the four edges.
+
+    The real file says 180 degrees; its bottom row holds about twice the dies of its top row,
+    so 180 is the bottom and the angle counts from the top (0 U, 90 R, 180 D, 270 L).
+    """
+    [wafer] = read_tsk(shared_file(*SAMPLE).read_bytes())
+    edges = edge_lengths(wafer)
+    assert wafer.flat == "D" and max(edges, key=edges.get) == "D" and edges["D"] > 1.5 * edges["U"]
+    assert "count_mismatch" not in wafer.extra                       # the extension totals agree
+

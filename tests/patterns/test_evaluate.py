@@ -64,6 +64,14 @@ def test_cli_last_line_on_hand_made_maps(tmp_path, capsys) -> None:
     assert main(["patterns", "evaluate", "--test", str(test), "--train", str(tmp_path / "train.jsonl")]) == 0
     assert LAST_LINE.match(capsys.readouterr().out.strip().splitlines()[-1])
 
+    # Leave one lot out: each lot's labels, then the figures over every map.
+    assert main(["patterns", "evaluate", "--test", str(test), "--by-lot", "--no-retrain"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("lot l1: c1:Center->Center, n1:Near-full->Near-full")
+    assert lines[1].startswith("lot l2: r1:Edge-Ring->Edge-Ring")
+    m = LAST_LINE.match(lines[-1])
+    assert m and int(m.group(3)) == 5 and float(m.group(1)) == pytest.approx(acc, abs=1e-4)
+
 
 def test_real_dev_wafers() -> None:
     """The 15 real WM-811K dev wafers with the shipped classifier and reference set."""

@@ -2,7 +2,7 @@
 pure function of (sample, seed), so a failing case reproduces from its seed.
 
 ``mutations(sample, seed, n)`` yields ``(label, damaged bytes)``: byte flips,
-truncation, huge or negative integers in place of numbers, duplicated and
+binary header fields set to extremes, truncation, huge or negative integers in place of numbers, duplicated and
 deleted lines, and odd encodings (UTF-16/32 with BOM, a bogus or mismatched
 XML ``encoding=``, stray NUL / high bytes).
 """
@@ -25,6 +25,18 @@ def _flip(data: bytes, rng: random.Random) -> bytes:
     out = bytearray(data)
     for _ in range(rng.randint(1, 8)):
         out[rng.randrange(len(out))] = rng.randrange(256)
+    return bytes(out)
+
+
+def _binary_field(data: bytes, rng: random.Random) -> bytes:
+    """A binary header field (2 or 4 bytes in the first 256) set to an extreme: counts,
+    addresses and versions a reader must bound before it trusts them. Text: a byte flip."""
+    if b"\0" not in data[:256] or len(data) < 8:
+        return _flip(data, rng)
+    out = bytearray(data)
+    width = rng.choice([1, 2, 4])
+    at = rng.randrange(0, min(len(out), 256) - width + 1)
+    out[at : at + width] = rng.choice([b"\x00", b"\xff", b"\x7f", b"\x01"]) * width
     return bytes(out)
 
 
@@ -76,6 +88,7 @@ def _encoding(data: bytes, rng: random.Random) -> bytes:
 
 MUTATORS: dict[str, Callable[[bytes, random.Random], bytes]] = {
     "flip": _flip, "truncate": _truncate, "huge_number": _huge_number, "lines": _lines, "encoding": _encoding,
+    "binary_field": _binary_field,
 }
 
 

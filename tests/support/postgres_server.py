@@ -48,6 +48,12 @@ class PgServer:
         env.update(override)
         return env
 
+    def dsn(self, db: str | None = None, **extra: str) -> str:
+        """A libpq connection string (with the password: a secret)."""
+        words = {"host": self.host, "port": str(self.port), "user": self.user, "password": self.password,
+                 "dbname": db or self.db, **extra}
+        return " ".join(f"{k}={v}" for k, v in words.items())
+
     def connect(self, db: str | None = None):
         import psycopg2
 
