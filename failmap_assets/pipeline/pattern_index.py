@@ -223,11 +223,12 @@ def index_rows(signatures: pl.DataFrame, day: date, product: str) -> tuple[pl.Da
 
     frame = signatures.filter((pl.col("product").fill_null(UNKNOWN_PRODUCT) == product)
                               & (pl.col("label") != TOO_SMALL))
+    if frame.height == 0:   # the product's wafers of the day are all too small
+        return pl.DataFrame(schema=ROW_COLUMNS), np.empty((0, 0), np.float16)
     frame = frame.with_columns(pl.lit(day).alias("day")).sort(ROW_ORDER, nulls_last=True)
     normal = anomaly.is_normal(frame["label"].to_numpy(), frame["confidence"].to_numpy())
     rows = frame.with_columns(pl.Series("normal", normal, pl.Boolean)).select(list(ROW_COLUMNS)).cast(ROW_COLUMNS)
-    emb = frame["embedding"].to_numpy() if frame.height else np.empty((0, 0))
-    return rows, np.asarray(emb, np.float32).reshape(frame.height, -1).astype(np.float16)
+    return rows, np.asarray(frame["embedding"].to_numpy(), np.float32).reshape(frame.height, -1).astype(np.float16)
 
 
 # ----- building ---------------------------------------------------------------------------

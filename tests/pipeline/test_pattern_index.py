@@ -200,3 +200,12 @@ def test_old_versions_are_collected_and_roll_back(tmp_path):
     assert pointer["history"][0]["rows"] == 30 and pointer["history"][0]["build_seconds"] >= 0
     back = pix.roll_back(store, "P1", log=quiet)
     assert back == versions[-2] and pix.load_index(store, "P1").rows.height == 24
+
+
+def test_a_product_of_too_small_wafers_only_gets_no_index(tmp_path):
+    store = LocalObjectStore(tmp_path)
+    tiny = signature_rows(D1, 4, product="TINY", lot="T").with_columns(pl.lit("too_small").alias("label"))
+    commit_signature_day(store, D1, pl.concat([signature_rows(D1, 10), tiny]))
+    report = rebuild(store)
+    assert report.products["TINY"].version is None and pix.load_index(store, "TINY") is None
+    assert pix.load_index(store, "P1").rows.height == 10

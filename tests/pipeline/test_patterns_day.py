@@ -23,6 +23,7 @@ from failmap_assets.storage.day_manifest import read_manifest
 from failmap_assets.storage.layout import MATCHES_PIPELINE, PATTERNS_PIPELINE
 from failmap_assets.storage.local_store import LocalObjectStore
 from failmap_synth.day import generate_day
+from failmap_synth.industry_maps import e142, g85
 from failmap_synth.stdf_writer import build_wafer_sort
 from tests.support.days import committed
 from tests.support.faulty_store import FaultyStore, InjectedFault
@@ -45,6 +46,9 @@ def landed(tmp_path_factory):
         for o in generate_day(day, 8, seed, broken=False, dies_range=(150, 400), typical_dies=250):
             stores[o.bucket].put(o.key, o.data)
         when = datetime(day.year, day.month, day.day, 9)
+        if day == DAY:   # industry-format maps: keys outside the grammar, read by content
+            stores["a"].put(f"{day:%Y%m%d}/LOTX-01.xml", g85())
+            stores["a"].put(f"{day:%Y%m%d}/LOTX-02.e142.xml", e142())
         stores["stdf"].put(f"{day:%Y%m%d}/S1_03_{when:%Y%m%d_%H%M%S}.stdf",
                            build_wafer_sort(seed, dies=200, tests_per_die=3, lot_id="S1", wafer_id="03",
                                             start_time=int(when.replace(tzinfo=UTC).timestamp())).data)
@@ -67,6 +71,8 @@ def test_signatures_of_every_committed_test_event(landed):
     assert sorted(sigs.select("source", "wafer_token", "object_key").rows()) == sorted(
         inputs.events.select("source", "wafer_token", "object_key").rows())
     assert set(sigs["source"]) == {"failmap", "stdf"}
+    industry = sigs.filter(pl.col("object_key").str.contains("LOTX"))
+    assert industry.height == 2 and (industry["dies"] > 0).all()
     # dies and fail dies are the committed dies of each event
     per_event = inputs.dies.group_by("source", "wafer_token", "object_key").agg(
         pl.len().alias("n"), (~pl.col("pass")).sum().alias("fails"))
