@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     from failmap_assets.patterns.commands import add_patterns_parser
+    from failmap_assets.query.similar_wafers import add_similar_parser
 
-    add_patterns_parser(sub)
+    add_similar_parser(add_patterns_parser(sub))
     return parser
 
 

@@ -6,6 +6,7 @@ from dagster import Definitions, multiprocess_executor
 
 from failmap_assets.defs.failmap.assets import FAILMAP_ASSETS
 from failmap_assets.defs.jobs import JOBS
+from failmap_assets.defs.patterns.assets import PATTERNS_ASSETS
 from failmap_assets.defs.schedules import SCHEDULES
 from failmap_assets.defs.sinks.postgres import SINK_ASSETS, SINK_SENSORS
 from failmap_assets.defs.stdf.assets import STDF_ASSETS
@@ -15,7 +16,8 @@ from failmap_assets.defs.yield_view.trends import TRENDS_ASSETS
 from failmap_assets.resources import build_resources
 from failmap_assets.sensors import SENSORS
 
-ALL_ASSETS = [*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS, *TRENDS_ASSETS, WEBHOOK_DELIVERIES, *SINK_ASSETS]
+ALL_ASSETS = [*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS, *TRENDS_ASSETS, *PATTERNS_ASSETS, WEBHOOK_DELIVERIES,
+              *SINK_ASSETS]
 
 defs = Definitions(
     assets=ALL_ASSETS,

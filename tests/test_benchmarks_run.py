@@ -66,3 +66,9 @@ def test_postgres_sink_benchmark_runs() -> None:
 def test_patterns_eval_benchmark_runs(tmp_path) -> None:
     out = _run("benchmarks/patterns_eval.py", "--per-class", "2", "--dev", str(tmp_path / "absent.jsonl"))
     assert "true \\ label" in out and "patterns: accuracy_macro=" in out and "(b) skipped" in out
+
+
+def test_patterns_benchmark_runs() -> None:
+    out = _run("benchmarks/patterns.py", "--wafers", "12", "--index", "3000", "--queries", "3")
+    assert "ours   wafer_signatures" in out and "peer   parse_failmap_a" in out
+    assert "ratio  plain scan / ours" in out and "exact: 3/3" in out

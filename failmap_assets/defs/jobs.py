@@ -14,6 +14,7 @@ FAILMAP_GROUP = "failmap"
 STDF_GROUP = "stdf"
 YIELD_GROUP = "yield"
 TRENDS_GROUP = "yield_trends"
+PATTERNS_GROUP = "patterns"
 SINKS_GROUP = "sinks"
 
 failmap_day_job = define_asset_job(
@@ -62,4 +63,31 @@ yield_trends_job = define_asset_job(
     description="yield_trends of one fab day: the window of days ending there, from their committed wafer_summary.",
 )
 
-JOBS = [failmap_day_job, stdf_day_job, yield_summaries_job, yield_trends_job, daily_close_job]
+# Patterns: the daily signatures, the per-product index (not partitioned: a job of its
+# own) and the daily matches; a day's matches read the index the last rebuild switched to.
+wafer_signatures_job = define_asset_job(
+    "wafer_signatures_job",
+    selection=AssetSelection.assets("wafer_signatures"),
+    tags={"failmap/pipeline": "patterns"},
+    executor_def=in_process_executor,
+    description="Pattern signatures (raster, embedding, WM-811K label) of one fab day's committed test events.",
+)
+
+pattern_index_job = define_asset_job(
+    "pattern_index_job",
+    selection=AssetSelection.assets("pattern_index"),
+    executor_def=in_process_executor,
+    description="Rebuild the pattern index of every product whose committed signature days changed "
+                "(concurrency pool pattern_index: one rebuild at a time).",
+)
+
+pattern_matches_job = define_asset_job(
+    "pattern_matches_job",
+    selection=AssetSelection.assets("similar_wafers", "wafer_anomaly"),
+    tags={"failmap/pipeline": "pattern_matches"},
+    executor_def=in_process_executor,
+    description="Similar earlier wafers and anomaly scores of one fab day's test events, from the pattern index.",
+)
+
+JOBS = [failmap_day_job, stdf_day_job, yield_summaries_job, yield_trends_job, daily_close_job,
+        wafer_signatures_job, pattern_index_job, pattern_matches_job]

@@ -68,7 +68,10 @@ EVENTS_SCHEMA = {
     "latest": pl.Boolean,             # the wafer's latest event (wafer/events.py)
     "outputs_written": pl.Boolean,    # the PNG / JSON on disk are this event's
     "png_written": pl.Boolean,        # False: the map was too large to draw (JSON only)
-    "flat": pl.String,                # the map's notch / flat side (U, D, L, R; null: state of an older version)
+    # the wafer's shape, for its merged map's notch and its pattern signature (null: state of an older version)
+    "flat": pl.String,                # notch / flat side in the canonical frame: U, D, L, R
+    "die_width_mm": pl.Float64,       # the file's die size, where it gives one
+    "die_height_mm": pl.Float64,
 }
 
 REJECT_SCHEMA = {
@@ -97,6 +100,13 @@ def bin_columns(wafer, bins: list[int]) -> dict:
         return {"bin_pass": None, "bin_names": None}
     verdicts = wafer.is_pass(np.asarray(bins, dtype=np.int64)).tolist() if bins else []
     return {"bin_pass": [bool(v) for v in verdicts], "bin_names": [wafer.bin_names.get(b) for b in bins]}
+
+
+def shape_columns(wafer) -> dict:
+    """An event's ``flat`` and die size (mm), from its map; unknown without a map."""
+    size = getattr(wafer, "die_size", None)
+    return {"flat": wafer.flat if wafer is not None else None,
+            "die_width_mm": float(size[0]) if size else None, "die_height_mm": float(size[1]) if size else None}
 
 
 def conform(df: pl.DataFrame | None, schema: dict) -> pl.DataFrame:

@@ -522,10 +522,10 @@ def _event_row(w, unit: Unit, event_time: datetime | None) -> dict:
         "source_format": wafer.format if wafer else None, "lot": wafer.lot if wafer else None,
         "wafer": wafer.wafer if wafer else None, "product": wafer.product if wafer else None,
         "step": wafer.step if wafer else None, "tester": wafer.tester if wafer else None,
-        "stime": wafer.stime if wafer else None, "flat": wafer.flat if wafer else None,
+        "stime": wafer.stime if wafer else None,
         "dies": w.die_count, "pass_dies": w.pass_count, "b_only_dies": w.b_only_dies, "retested_dies": w.retests,
         "with_b": w.with_b, "bins": [k for k, _ in bins], "bin_counts": [v for _, v in bins],
-        **st.bin_columns(wafer, [k for k, _ in bins]),
+        **st.bin_columns(wafer, [k for k, _ in bins]), **st.shape_columns(wafer),
         "latest": unit.latest, "outputs_written": False, "png_written": w.drawable,
     }
 

@@ -263,11 +263,11 @@ class _StdfDay:
         return {
             "wafer_token": token, "unit_key": key, "unit_etag": etag, "event_time": event_time,
             "source_format": wafer.format, "lot": wafer.lot, "wafer": wafer.wafer, "product": wafer.product,
-            "step": wafer.step, "tester": wafer.tester, "stime": wafer.stime, "flat": wafer.flat,
+            "step": wafer.step, "tester": wafer.tester, "stime": wafer.stime,
             "dies": wafer.die_count, "pass_dies": int(wafer.is_pass().sum()), "b_only_dies": 0,
             "retested_dies": int(wafer.retest_count.sum()), "with_b": False,
             "bins": [int(b) for b in bins], "bin_counts": [int(c) for c in counts],
-            **st.bin_columns(wafer, [int(b) for b in bins]),
+            **st.bin_columns(wafer, [int(b) for b in bins]), **st.shape_columns(wafer),
             "latest": True, "outputs_written": False, "png_written": png_ok,
         }
 

@@ -10,6 +10,8 @@
     state/<pipeline>/date=YYYY-MM-DD/manifest.json      the day's commit: names exactly the live files
     state/<pipeline>/date=YYYY-MM-DD/lease.json         who is writing the day (one writer at a time)
     state/<pipeline>/date=YYYY-MM-DD/<kind>-<tag>.parquet   processed units, test events, rejects
+    patterns/index/<product>/current.json               which version of the product's pattern index serves
+    patterns/index/<product>/<version>/                 one version: embeddings, search codes, rows, stats
 
 A file written by a run carries the run's *tag* (``g<generation>-<run id prefix>``)
 in its name, so no run ever overwrites a file another commit names; the manifest,
@@ -37,6 +39,13 @@ SUMMARY_TABLES = ("wafer_summary", "lot_summary", "merged_dies", "merged_wafers"
 #: wafer_summary, committed through ``state/trends/date=<last day>/``.
 TRENDS_PIPELINE = "trends"
 TRENDS_TABLES = ("yield_trend", "bin_pareto_trend")
+#: Wafer-map pattern signatures of a day's test events, committed through
+#: ``state/patterns/date=.../``; the similar wafers and anomaly scores of a day (read
+#: from the pattern index) through ``state/pattern_matches/date=.../``.
+PATTERNS_PIPELINE = "patterns"
+PATTERNS_TABLES = ("wafer_signatures",)
+MATCHES_PIPELINE = "pattern_matches"
+MATCHES_TABLES = ("similar_wafers", "wafer_anomaly")
 #: STDF wafer files end with this; fail-map wafer files never do (see ``wafer_stem``).
 STDF_SUFFIX = "-stdf"
 
@@ -176,6 +185,23 @@ def pipeline_state_dir(pipeline: str) -> str:
     return f"state/{pipeline}/"
 
 
+PATTERN_INDEX_ROOT = "patterns/index/"
+
+
+def pattern_index_dir(product: str) -> str:
+    """A product's similarity index: ``current.json`` (which version serves) and one
+    folder per version, each written whole before the pointer names it."""
+    return f"{PATTERN_INDEX_ROOT}{safe_name(product)}/"
+
+
+def pattern_index_pointer(product: str) -> str:
+    return f"{pattern_index_dir(product)}current.json"
+
+
+def pattern_index_version_dir(product: str, version: str) -> str:
+    return f"{pattern_index_dir(product)}{safe_name(version)}/"
+
+
 def day_of_state_dir(prefix: str, pipeline: str) -> date | None:
     """The day of a ``state/<pipeline>/date=YYYY-MM-DD/`` folder, None for anything else."""
     head = f"{pipeline_state_dir(pipeline)}date="
@@ -203,6 +229,10 @@ def day_prefixes(pipeline: str, day: date, stdf_tables: tuple[str, ...] = ()) ->
         tables = [table_dir(t, day) for t in SUMMARY_TABLES] + [lot_map_dir(day), merged_map_dir(day)]
     elif pipeline == TRENDS_PIPELINE:
         tables = [table_dir(t, day) for t in TRENDS_TABLES]
+    elif pipeline == PATTERNS_PIPELINE:
+        tables = [table_dir(t, day) for t in PATTERNS_TABLES]
+    elif pipeline == MATCHES_PIPELINE:
+        tables = [table_dir(t, day) for t in MATCHES_TABLES]
     else:
         tables = [table_dir(t, day) for t in STDF_LISTING_TABLES] + [stdf_table_dir(t, day) for t in stdf_tables]
     return [state_dir(pipeline, day), *tables]

@@ -22,9 +22,11 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
         "wafer_maps_png", "wafer_coordinates_json", "failmap_rejects",
         "stdf_objects", "stdf_tables", "stdf_wafer_maps", "wafer_summary", "lot_summary", "webhook_deliveries",
         "merged_dies", "merged_wafers", "stacked_lot_maps", "postgres_sink",
+        "wafer_signatures", "pattern_index", "similar_wafers", "wafer_anomaly",
     } <= keys
     assert {j.name for j in repo.get_all_jobs()} >= {"failmap_day_job", "stdf_day_job", "yield_summaries_job",
-                                                     "daily_close_job"}
+                                                     "daily_close_job", "wafer_signatures_job", "pattern_index_job",
+                                                     "pattern_matches_job"}
     assert {s.name for s in repo.sensor_defs} == {"bucket_a_sensor", "bucket_b_sensor", "stdf_sensor", "reconcile_sensor",
                                                   "yield_summaries_sensor", "webhook_success_sensor",
                                                   "webhook_failure_sensor", "postgres_sink_sensor"}
