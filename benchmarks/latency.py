@@ -88,7 +88,7 @@ class Visibility:
         if not waiting:
             return
         now = time.time()
-        png_dir, json_dir = wafer_dirs(self.day)
+        png_dir, json_dir, _true_aspect_dir = wafer_dirs(self.day)
         present = {o.key for o in self.out.list(png_dir)} | {o.key for o in self.out.list(json_dir)}
         for k in waiting:
             if all(png_key(self.day, t) in present and json_key(self.day, t) in present for t in self.committed[k]):

@@ -69,6 +69,7 @@ wafer_signatures_job = define_asset_job(
     "wafer_signatures_job",
     selection=AssetSelection.assets("wafer_signatures"),
     tags={"failmap/pipeline": "patterns"},
+    owners=YIELD_ENGINEERING,
     executor_def=in_process_executor,
     description="Pattern signatures (raster, embedding, WM-811K label) of one fab day's committed test events.",
 )
@@ -76,6 +77,7 @@ wafer_signatures_job = define_asset_job(
 pattern_index_job = define_asset_job(
     "pattern_index_job",
     selection=AssetSelection.assets("pattern_index"),
+    owners=YIELD_ENGINEERING,
     executor_def=in_process_executor,
     description="Rebuild the pattern index of every product whose committed signature days changed "
                 "(concurrency pool pattern_index: one rebuild at a time).",
@@ -85,6 +87,7 @@ pattern_matches_job = define_asset_job(
     "pattern_matches_job",
     selection=AssetSelection.assets("similar_wafers", "wafer_anomaly"),
     tags={"failmap/pipeline": "pattern_matches"},
+    owners=YIELD_ENGINEERING,
     executor_def=in_process_executor,
     description="Similar earlier wafers and anomaly scores of one fab day's test events, from the pattern index.",
 )
