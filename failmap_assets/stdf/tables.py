@@ -691,7 +691,9 @@ GENERIC_RECORDS = ("ATR", "VUR", "PCR", "PMR", "PGR", "PLR", "RDR", "PSR", "NMR"
                    "BPS", "EPS", "GDR", "DTR")
 
 
-def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray]) -> pa.Table:
+def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict | None = None) -> pa.Table:
+    """``timings``: seconds per record kind (``generic_DTR``...) and for assembling the table."""
+    t0 = time.perf_counter()
     schema = SCHEMAS["generic"]
     idx = ctx.index
     rec_ids: list[np.ndarray] = []
@@ -715,6 +717,10 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray]) -> pa.Table:
         names.append(np.full(len(pos), R.CODE[name], dtype=np.int64))
         jsons.append(texts)
         raws.append(D.null_array(pa.binary(), len(pos)))
+        if timings is not None:
+            now = time.perf_counter()
+            timings[f"generic_{name}"] = now - t0
+            t0 = now
     unk = ctx.rec_idx_of_code[0]
     if unk.size:
         rec_ids.append(unk)
@@ -746,7 +752,10 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray]) -> pa.Table:
         "fields": pa.concat_arrays(jsons).take(take),
         "raw": pa.concat_arrays(raws).take(take),
     }
-    return _empty(schema, len(ri), cols)
+    table = _empty(schema, len(ri), cols)
+    if timings is not None:
+        timings["generic_table"] = time.perf_counter() - t0
+    return table
 
 
 def _vur_rows(ctx: _Ctx, pos: np.ndarray) -> list[dict]:
@@ -807,10 +816,11 @@ def parse_source(source: Source, file_id: str | None = None) -> STDFData:
     fid = file_id or content_id(source.name, buf)
     lap("scan")
     w = D.walk(buf, index, ctx.counts)
+    lap("walk")
     tables: dict[str, pa.Table] = {}
     tables["wafers"] = _wafers(ctx, w)
     tables["parts"] = _parts(ctx, w)
-    lap("parts")
+    lap("pir_prr_wafers")
     all_tests = []
     for kind in ("PTR", "MPR", "FTR"):
         t, tests = _results(ctx, kind, w)
@@ -818,16 +828,18 @@ def parse_source(source: Source, file_id: str | None = None) -> STDFData:
         all_tests.append(tests)
         lap(kind.lower())
     tables["tests"] = _tests_table(ctx, all_tests)
+    lap("tests")
     tables["bins"] = _bins(ctx)
+    lap("bins")
     tables["test_summaries"] = _tsr(ctx)
-    lap("tests_bins_tsr")
+    lap("tsr")
     extra = {}
     for name in ("FAR", "MIR", "MRR", "WCR"):
         pos = ctx.positions(name)
         if pos.size > 1:
             extra[name] = pos[1:]
-    tables["generic"] = _generic(ctx, w, extra)
-    lap("generic")
+    tables["generic"] = _generic(ctx, w, extra, timings)
+    last[0] = time.perf_counter()
     tables["files"] = _files(ctx, source, header, fid, ctx.issues)
     counts = {R.NAME_OF_CODE[c]: int(n) for c, n in enumerate(ctx.counts) if n and c}
     unk = ctx.rec_idx_of_code[0]
@@ -903,7 +915,8 @@ def _write(table: pa.Table, path: Path, keep_null_columns: bool = False) -> None
 
 
 def write_parquet(data: STDFData, out_dir, product: str | None = None, test_type: str | None = None) -> list[str]:
-    """Write ``data``'s tables under ``out_dir``; returns the files written."""
+    """Write ``data``'s tables under ``out_dir``; returns the files written (seconds per table
+    in ``data.timings["parquet_<table>"]``)."""
     mir = data.tables["files"]
     prod = _partition_value(product if product is not None else mir["part_typ"][0].as_py())
     ttype = _partition_value(test_type if test_type is not None else mir["test_cod"][0].as_py())
@@ -916,7 +929,9 @@ def write_parquet(data: STDFData, out_dir, product: str | None = None, test_type
             if path.exists():
                 path.unlink()
             continue
+        tw = time.perf_counter()
         _write(t, path, keep_null_columns=(name == "files"))
+        data.timings[f"parquet_{name}"] = time.perf_counter() - tw
         written.append(str(path))
     return written
 
@@ -936,9 +951,7 @@ def parse_to_parquet(path, out_dir, product: str | None = None, test_type: str |
     for k, src in enumerate(sources):
         fid = file_id if (file_id and len(sources) == 1) else (f"{file_id}-{k}" if file_id else None)
         data = parse_source(src, fid)
-        tw = time.perf_counter()
         files = write_parquet(data, out_dir, product, test_type)
-        data.timings["parquet"] = time.perf_counter() - tw
         t = data.tables
         s = ParseStats([data.file_id], t["parts"].num_rows, t["tests"].num_rows,
                        t["ptr_results"].num_rows + t["mpr_results"].num_rows + t["ftr_results"].num_rows,
