@@ -310,7 +310,12 @@ def profile_worker(path: str, top: int) -> None:
 
 
 def run_profile(name: str, mb: float, top: int) -> int:
-    base = STDF_DIR / name
+    found = candidates([name])
+    if not found:
+        print(f"no file matching {name!r} in {STDF_DIR}", file=sys.stderr)
+        return 2
+    base = found[0]
+    name = base.name
     with tempfile.TemporaryDirectory(prefix="stdfbench-") as tmp:
         big = build(base, mb, Path(tmp) / f"big_{name}")
         print(f"# profile of failmap on {name} x{big['copies']} = {big['bytes'] / 1e6:.1f} MB  "

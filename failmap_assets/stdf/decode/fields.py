@@ -20,6 +20,7 @@ from .primitives import _rd_int, _rd_uint, _vn_size
 
 DN_SHIFT = 40           # Dn: val = data offset | bit count << 40
 DN_MASK = (1 << DN_SHIFT) - 1
+_ORDER = "F"
 
 
 @njit(cache=True, nogil=True)
@@ -168,8 +169,9 @@ def interpret(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray, big_endian: b
     prog = R.program(rec, alt)
     n = int(offs.shape[0])
     nf = int(prog.ftype.shape[0])
-    val = np.empty((n, nf), dtype=np.int64)
-    aux = np.empty((n, nf), dtype=np.int32)
+    # column-major: every consumer reads whole fields (val[:, i]), which are then contiguous
+    val = np.empty((n, nf), dtype=np.int64, order=_ORDER)
+    aux = np.empty((n, nf), dtype=np.int32, order=_ORDER)
     used = np.empty(n, dtype=np.int64)
     if n:
         _interp(buf, np.ascontiguousarray(offs, dtype=np.int64), np.ascontiguousarray(lens, dtype=np.int64),
