@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from ..jsontext import json_text
+from ..jsontext import HEX_DIGITS, SHORT_ESCAPES, json_text, put_json_string
 from .arrays import _list_offsets
 from .primitives import _rd_int, _rd_uint
 from .strings import _bitmap, _gather
@@ -80,8 +80,6 @@ def _json_float(x: float):
     return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_ESC = np.frombuffer(b'btnfr', dtype=np.uint8)
 _BITS = np.frombuffer(b'{"bits": ', dtype=np.uint8)
 _HEXKEY = np.frombuffer(b', "hex": "', dtype=np.uint8)
 
@@ -121,37 +119,6 @@ def _put_hex(out, q, buf, s, n, hexd):
         out[q + 1] = hexd[b & 0x0F]
         q += 2
     return q
-
-
-@njit(cache=True, nogil=True)
-def _put_json_string(out, q, src, s, n, hexd, esc):
-    """A JSON string literal of the (valid UTF-8) bytes src[s:s+n], escaped as json.dumps
-    (ensure_ascii=False) does: backslash and quote, b t n f r, other controls as u00xx."""
-    out[q] = 34
-    q += 1
-    for k in range(n):
-        c = src[s + k]
-        if c == 34 or c == 92:
-            out[q] = 92
-            out[q + 1] = c
-            q += 2
-        elif c < 0x20:
-            out[q] = 92
-            if 8 <= c <= 13 and c != 11:
-                out[q + 1] = esc[c - 8] if c < 11 else esc[c - 9]
-                q += 2
-            else:
-                out[q + 1] = 117     # u00xx
-                out[q + 2] = 48
-                out[q + 3] = 48
-                out[q + 4] = hexd[c >> 4]
-                out[q + 5] = hexd[c & 0x0F]
-                q += 6
-        else:
-            out[q] = c
-            q += 1
-    out[q] = 34
-    return q + 1
 
 
 @njit(cache=True, nogil=True)
@@ -206,7 +173,7 @@ def _gdr_text(buf, be, offsets, code, ival, sst, sln, str_off, str_data, flt_at,
                     f = flt_at[k]
                     q = _put_bytes(out, q, flt_data, flt_off[f], flt_off[f + 1] - flt_off[f])
                 elif c == 10:
-                    q = _put_json_string(out, q, str_data, str_off[k], str_off[k + 1] - str_off[k], hexd, esc)
+                    q = put_json_string(out, q, str_data, str_off[k], str_off[k + 1] - str_off[k], hexd, esc)
                 elif c == 11:
                     out[q] = 34
                     q = _put_hex(out, q + 1, buf, sst[k], sln[k], hexd)
@@ -246,7 +213,7 @@ def gdr_json(buf: np.ndarray, starts: np.ndarray, counts: np.ndarray, valid: np.
     flt_data = np.frombuffer(fb[2], dtype=np.uint8) if fb[2] is not None else np.zeros(0, np.uint8)
     str_off, str_data = _gather(buf, sst, np.where(code == 10, sln, -1), True)
     roff, data = _gdr_text(buf, be, offsets, code, ival, sst, sln, str_off, str_data, flt_at, flt_off,
-                           flt_data if flt_data.size else np.zeros(1, np.uint8), valid, _HEX, _ESC, _BITS, _HEXKEY)
+                           flt_data if flt_data.size else np.zeros(1, np.uint8), valid, HEX_DIGITS, SHORT_ESCAPES, _BITS, _HEXKEY)
     n = int(valid.shape[0])
     big = int(roff[-1]) >= 2**31
     bm, nulls = _bitmap(valid)
