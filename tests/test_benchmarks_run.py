@@ -56,3 +56,16 @@ def test_run_start_benchmark_runs() -> None:
 def test_backfill_scaling_benchmark_runs() -> None:
     out = _run("benchmarks/backfill_scaling.py", "--days", "2", "--wafers", "4", "--settings", "1,2")
     assert "| 1 | 1 |" in out and "speed-up vs 1" in out and "wafers per core-day" in out
+
+
+def test_stdf_parse_benchmark_runs() -> None:
+    out = _run("benchmarks/stdf_parse.py", "--files", "makechip_x,spreadsheet14,in_v3", "--mb", "0.3",
+               "--rounds", "1", "--fixed-rounds", "1")
+    assert "| makechip_x.stdf |" in out and "| spreadsheet14.stdf |" in out
+    assert "| in_v3.std | excluded: stdf-convert cannot read it" in out
+    assert "WORST ratio ours / stdf-convert" in out and "fixed cost per small file" in out
+
+
+def test_stdf_parse_benchmark_profile_runs() -> None:
+    out = _run("benchmarks/stdf_parse.py", "--profile", "spreadsheet14", "--mb", "0.3", "--top", "5")
+    assert "phase" in out and "parquet_ptr_results" in out and "cProfile" in out
