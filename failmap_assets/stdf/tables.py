@@ -337,7 +337,10 @@ class _Ctx:
     def decode(self, name: str, positions: np.ndarray | None = None, alt: bool = False):
         rec = R.BY_NAME[name]
         pos = self.positions(name) if positions is None else positions
-        val, aux, used = D.interpret(self.buf, self.index.offset[pos], self.index.length[pos], self.be, rec, alt)
+        if name == "PRR" and not alt:
+            val, aux, used = D.prr_interpret(self.buf, self.index.offset[pos], self.index.length[pos], self.be)
+        else:
+            val, aux, used = D.interpret(self.buf, self.index.offset[pos], self.index.length[pos], self.be, rec, alt)
         lens = self.index.length[pos]
         extra = np.flatnonzero(used < lens)
         if extra.size and not alt and rec.alt_fields is None:

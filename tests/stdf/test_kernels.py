@@ -91,3 +91,39 @@ def test_all_null_columns_on_many_threads_never_slice_past_the_shared_zeros():
     arrow.ZEROS.buf = None
     with ThreadPoolExecutor(8) as pool:
         assert all(t > 0 for t in pool.map(work, range(32)))
+
+
+def _same_decode(a, b):
+    (va, aa, ua), (vb, ab, ub) = a, b
+    assert np.array_equal(ua, ub) and np.array_equal(aa, ab) and np.array_equal(va, vb)
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_V4_FILES if not n.endswith(".gz")])
+def test_prr_decoder_equals_interpreter(name):
+    ctx, _ = _ctx(name)
+    pos = ctx.positions("PRR")
+    offs, lens = ctx.index.offset[pos], ctx.index.length[pos]
+    _same_decode(D.prr_interpret(ctx.buf, offs, lens, ctx.be),
+                 D.interpret(ctx.buf, offs, lens, ctx.be, T.R.BY_NAME["PRR"]))
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_prr_decoder_fuzz_every_length(big_endian):
+    """Random PRR bodies of every length 0..60 (string lengths that fit, overrun or end
+    exactly at REC_LEN), one buffer: the specialised decoder equals the interpreter."""
+    rng = np.random.default_rng(16 + big_endian)
+    chunks, offs, lens = [], [], []
+    at = 0
+    for ln in list(range(0, 61)) * 40:
+        body = rng.integers(0, 256, ln, dtype=np.uint8)
+        if ln > 17 and rng.random() < 0.7:       # plausible string lengths around the end
+            room = ln - 17
+            body[17] = min(255, max(0, room - 1 + int(rng.integers(-2, 3))))
+        chunks.append(np.concatenate([np.array([ln & 0xFF, ln >> 8, 5, 20], np.uint8), body]))
+        offs.append(at)
+        lens.append(ln)
+        at += 4 + ln
+    buf = np.concatenate(chunks)
+    offs, lens = np.array(offs, np.int64), np.array(lens, np.int32)
+    _same_decode(D.prr_interpret(buf, offs, lens, big_endian),
+                 D.interpret(buf, offs, lens, big_endian, T.R.BY_NAME["PRR"]))
