@@ -151,6 +151,10 @@ class _Failmap:
 
 
 class _StdfConvert:
+    #: ``--peer-defaults``: pyarrow's default writer settings (snappy, dictionaries and
+    #: statistics on every column), as this benchmark ran before issue 16
+    defaults = False
+
     def __init__(self):
         import pyarrow.parquet as pq
         import stdf_convert
@@ -168,7 +172,8 @@ class _StdfConvert:
         os.makedirs(out, exist_ok=True)
         tables = self.sc.tables(path)
         for name, t in tables.items():
-            self.pq.write_table(t, os.path.join(out, f"{name}.parquet"), **peer_write_options(t))
+            self.pq.write_table(t, os.path.join(out, f"{name}.parquet"),
+                                **({} if self.defaults else peer_write_options(t)))
         return sum(t.num_rows for t in tables.values())
 
 
@@ -192,9 +197,11 @@ class _Pystdf:
 TOOLS = {"failmap": _Failmap, "stdf-convert": _StdfConvert, "pystdf": _Pystdf}
 
 
-def serve(tool: str) -> None:
+def serve(tool: str, peer_defaults: bool = False) -> None:
     """Worker loop: one JSON command per stdin line, one ``RESULT{json}`` line per answer."""
     import pyarrow as pa
+
+    _StdfConvert.defaults = peer_defaults
 
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
@@ -242,9 +249,9 @@ def serve(tool: str) -> None:
 
 
 class Worker:
-    def __init__(self, tool: str):
+    def __init__(self, tool: str, peer_defaults: bool = False):
         code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import benchmarks.stdf_parse as b; "
-                f"b._pin(); b.serve({tool!r})")
+                f"b._pin(); b.serve({tool!r}, {peer_defaults!r})")
         self.tool = tool
         self.p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   text=True, cwd=str(REPO))
@@ -347,6 +354,8 @@ def main(argv=None) -> int:
     ap.add_argument("--files", default="", help="comma-separated substrings of file names (default: all)")
     ap.add_argument("--fixed-rounds", type=int, default=10, help="rounds over the small files (fixed cost)")
     ap.add_argument("--pystdf", action="store_true", help="also time pystdf (records only, slow: 4 MB slices)")
+    ap.add_argument("--peer-defaults", action="store_true",
+                    help="stdf-convert's tables written with pyarrow's default Parquet settings instead of ours")
     ap.add_argument("--profile", metavar="FILE", help="profile failmap on one tiled real file and exit")
     ap.add_argument("--top", type=int, default=25, help="functions listed by --profile")
     args = ap.parse_args(argv)
@@ -361,8 +370,10 @@ def main(argv=None) -> int:
         load = (float("nan"),) * 3
     print(f"# STDF parse benchmark  python {sys.version.split()[0]}  cpus {os.cpu_count()}  load avg "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}  (each tool in its own process pinned to 1 CPU, runs "
-          f"alternating, median of {args.rounds}; the machine's other work shows in wall times)")
-    workers = {t: Worker(t) for t in ["failmap", "stdf-convert"] + (["pystdf"] if args.pystdf else [])}
+          f"alternating, median of {args.rounds}; the machine's other work shows in wall times; peer Parquet "
+          f"settings: {'pyarrow defaults' if args.peer_defaults else 'the same as ours'})")
+    tools = ["failmap", "stdf-convert"] + (["pystdf"] if args.pystdf else [])
+    workers = {t: Worker(t, args.peer_defaults) for t in tools}
     rows, excluded = [], []
     try:
         with tempfile.TemporaryDirectory(prefix="stdfbench-") as tmp:
