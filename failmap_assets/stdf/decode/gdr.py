@@ -213,7 +213,8 @@ def gdr_json(buf: np.ndarray, starts: np.ndarray, counts: np.ndarray, valid: np.
     flt_data = np.frombuffer(fb[2], dtype=np.uint8) if fb[2] is not None else np.zeros(0, np.uint8)
     str_off, str_data = _gather(buf, sst, np.where(code == 10, sln, -1), True)
     roff, data = _gdr_text(buf, be, offsets, code, ival, sst, sln, str_off, str_data, flt_at, flt_off,
-                           flt_data if flt_data.size else np.zeros(1, np.uint8), valid, HEX_DIGITS, SHORT_ESCAPES, _BITS, _HEXKEY)
+                           flt_data if flt_data.size else np.zeros(1, np.uint8), valid, HEX_DIGITS, SHORT_ESCAPES,
+                           _BITS, _HEXKEY)
     n = int(valid.shape[0])
     big = int(roff[-1]) >= 2**31
     bm, nulls = _bitmap(valid)
