@@ -222,9 +222,13 @@ def serve(tool: str, peer_defaults: bool = False) -> None:
             elif op == "run":
                 out = os.path.join(tmp, "big")
                 t, c = time.perf_counter(), time.process_time()
-                n = impl.run(cmd["path"], out)
-                res = {"seconds": time.perf_counter() - t, "cpu": time.process_time() - c, "records": n,
-                       "rss_mb": _peak_rss_mb()}
+                try:
+                    n = impl.run(cmd["path"], out)
+                except Exception as e:  # noqa: BLE001 - reported; fatal for our tool and the peer
+                    res = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+                else:
+                    res = {"seconds": time.perf_counter() - t, "cpu": time.process_time() - c, "records": n,
+                           "rss_mb": _peak_rss_mb()}
                 shutil.rmtree(out, ignore_errors=True)
             elif op == "fixed":
                 wall, cpu = [], []
@@ -397,6 +401,8 @@ def main(argv=None) -> int:
                 for r in range(args.rounds):
                     for tool in (order if r % 2 == 0 else order[::-1]):
                         res = workers[tool].ask(op="run", path=big["path"])
+                        if "error" in res:
+                            raise RuntimeError(f"{tool} failed on {base.name}: {res['error']}")
                         times[tool].append(res["seconds"])
                         cpu[tool].append(res["cpu"])
                 mb = big["bytes"] / 1e6
@@ -405,7 +411,8 @@ def main(argv=None) -> int:
                        **{f"{t} wall": mb / statistics.median(v) for t, v in times.items() if v}}
                 if "pystdf" in workers:
                     sl = build(base, min(4.0, args.mb), Path(tmp) / f"slice_{base.name}")
-                    row["pystdf"] = sl["bytes"] / 1e6 / workers["pystdf"].ask(op="run", path=sl["path"])["seconds"]
+                    res = workers["pystdf"].ask(op="run", path=sl["path"])
+                    row["pystdf"] = sl["bytes"] / 1e6 / res["seconds"] if "seconds" in res else float("nan")
                     os.unlink(sl["path"])
                 row["ratio"] = row["failmap"] / row["stdf-convert"]
                 row["wall ratio"] = row["failmap wall"] / row["stdf-convert wall"]
