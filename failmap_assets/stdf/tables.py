@@ -427,13 +427,14 @@ def _parts(ctx: _Ctx, w: D.Walk) -> pa.Table:
     n = int(w.part_prr.shape[0])
     pos = ctx.positions("PRR")
     c = ctx.cols("PRR", pos)
-    where = np.where(w.part_prr >= 0, np.searchsorted(pos, w.part_prr), -1)
-    if where.shape[0] == pos.shape[0] and (where == np.arange(pos.shape[0])).all():
+    if np.array_equal(w.part_prr, pos):
         cols = c            # every part closed, in PRR order: no reordering needed
     else:
-        cols = _take(c, where)
+        cols = _take(c, np.where(w.part_prr >= 0, np.searchsorted(pos, w.part_prr), -1))
     # head / site of parts without a PRR: from the record that opened them
     for k, arr in (("head_num", w.part_head), ("site_num", w.part_site)):
+        if cols[k].null_count == 0:
+            continue
         fill = pa.array(arr.astype(np.int64), mask=arr < 0).cast(pa.uint8())
         cols[k] = pa.compute.coalesce(cols[k], fill)
     cols["part_idx"] = pa.array(np.arange(n, dtype=np.int32))
