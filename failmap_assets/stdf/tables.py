@@ -337,18 +337,19 @@ class _Ctx:
     def decode(self, name: str, positions: np.ndarray | None = None, alt: bool = False):
         rec = R.BY_NAME[name]
         pos = self.positions(name) if positions is None else positions
-        if name == "PRR" and not alt:
-            val, aux, used = D.prr_interpret(self.buf, self.index.offset[pos], self.index.length[pos], self.be)
-        else:
-            val, aux, used = D.interpret(self.buf, self.index.offset[pos], self.index.length[pos], self.be, rec, alt)
-        lens = self.index.length[pos]
-        extra = np.flatnonzero(used < lens)
-        if extra.size and not alt and rec.alt_fields is None:
+        val, aux, used = D.interpret(self.buf, self.index.offset[pos], self.index.length[pos], self.be, rec, alt)
+        if not alt and rec.alt_fields is None:
+            self.unparsed(name, pos, used)
+        return val, aux
+
+    def unparsed(self, name: str, pos: np.ndarray, used: np.ndarray) -> None:
+        """A warning when records of ``name`` hold bytes after their last field."""
+        extra = np.flatnonzero(used < self.index.length[pos])
+        if extra.size:
             self.issues.append(Issue(int(self.index.offset[pos[extra[0]]]), "unparsed_bytes",
                                      f"{extra.size} {name} record(s) hold bytes after their last field "
                                      f"(first: record {int(pos[extra[0]])}); the extra bytes are ignored",
                                      int(pos[extra[0]]), "warning"))
-        return val, aux
 
     def cols(self, name: str, positions: np.ndarray | None = None) -> dict[str, pa.Array]:
         val, aux = self.decode(name, positions)
@@ -426,7 +427,9 @@ def _wafers(ctx: _Ctx, w: D.Walk) -> pa.Table:
 def _parts(ctx: _Ctx, w: D.Walk) -> pa.Table:
     n = int(w.part_prr.shape[0])
     pos = ctx.positions("PRR")
-    c = ctx.cols("PRR", pos)
+    # the specialised PRR decoder: the same columns as ctx.cols("PRR", pos)
+    c, used = D.prr_columns(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be)
+    ctx.unparsed("PRR", pos, used)
     if np.array_equal(w.part_prr, pos):
         cols = c            # every part closed, in PRR order: no reordering needed
     else:

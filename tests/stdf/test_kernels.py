@@ -93,18 +93,22 @@ def test_all_null_columns_on_many_threads_never_slice_past_the_shared_zeros():
         assert all(t > 0 for t in pool.map(work, range(32)))
 
 
-def _same_decode(a, b):
-    (va, aa, ua), (vb, ab, ub) = a, b
-    assert np.array_equal(ua, ub) and np.array_equal(aa, ab) and np.array_equal(va, vb)
+def _same_prr(buf, offs, lens, be):
+    rec = T.R.BY_NAME["PRR"]
+    cols, used = D.prr_columns(buf, offs, lens, be)
+    val, aux, used_ref = D.interpret(buf, offs, lens, be, rec)
+    ref = {k.lower(): v for k, v in D.columns(buf, be, rec, val, aux).items()}
+    assert list(cols) == list(ref)
+    for k in ref:
+        assert cols[k].type == ref[k].type and cols[k].equals(ref[k]), k
+    assert np.array_equal(used, used_ref)
 
 
 @pytest.mark.parametrize("name", [n for n in ALL_V4_FILES if not n.endswith(".gz")])
 def test_prr_decoder_equals_interpreter(name):
     ctx, _ = _ctx(name)
     pos = ctx.positions("PRR")
-    offs, lens = ctx.index.offset[pos], ctx.index.length[pos]
-    _same_decode(D.prr_interpret(ctx.buf, offs, lens, ctx.be),
-                 D.interpret(ctx.buf, offs, lens, ctx.be, T.R.BY_NAME["PRR"]))
+    _same_prr(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be)
 
 
 @pytest.mark.parametrize("big_endian", [False, True])
@@ -124,6 +128,7 @@ def test_prr_decoder_fuzz_every_length(big_endian):
         lens.append(ln)
         at += 4 + ln
     buf = np.concatenate(chunks)
-    offs, lens = np.array(offs, np.int64), np.array(lens, np.int32)
-    _same_decode(D.prr_interpret(buf, offs, lens, big_endian),
-                 D.interpret(buf, offs, lens, big_endian, T.R.BY_NAME["PRR"]))
+    _same_prr(buf, np.array(offs, np.int64), np.array(lens, np.int32), big_endian)
+    # an index that does not fit the buffer (never produced by the scan) reads nothing
+    cols, used = D.prr_columns(buf[:10], np.array([0, 4], np.int64), np.array([40, 3], np.int32), big_endian)
+    assert used.tolist() == [0, 0] and cols["head_num"].null_count == 2
