@@ -72,3 +72,16 @@ def test_patterns_benchmark_runs() -> None:
     out = _run("benchmarks/patterns.py", "--wafers", "12", "--index", "3000", "--queries", "3")
     assert "ours   wafer_signatures" in out and "peer   parse_failmap_a" in out
     assert "ratio  plain scan / ours" in out and "exact: 3/3" in out
+
+
+def test_stdf_parse_benchmark_runs() -> None:
+    out = _run("benchmarks/stdf_parse.py", "--files", "makechip_x,spreadsheet14,in_v3", "--mb", "0.3",
+               "--rounds", "1", "--fixed-rounds", "1")
+    assert "| makechip_x.stdf |" in out and "| spreadsheet14.stdf |" in out
+    assert "| in_v3.std | excluded: stdf-convert cannot read it" in out
+    assert "WORST ratio ours / stdf-convert" in out and "fixed cost per small file" in out
+
+
+def test_stdf_parse_benchmark_profile_runs() -> None:
+    out = _run("benchmarks/stdf_parse.py", "--profile", "spreadsheet14", "--mb", "0.3", "--top", "5")
+    assert "phase" in out and "parquet_ptr_results" in out and "cProfile" in out

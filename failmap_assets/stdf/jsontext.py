@@ -13,6 +13,82 @@ import json
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
+
+HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+SHORT_ESCAPES = np.frombuffer(b"btnfr", dtype=np.uint8)    # for bytes 8, 9, 10, 12, 13
+
+
+@njit(cache=True, nogil=True)
+def put_json_string(out, q, src, s, n, hexd, esc):
+    """A JSON string literal of the (valid UTF-8) bytes src[s:s+n] at out[q:], escaped as
+    json.dumps(ensure_ascii=False) does: backslash and quote, b t n f r, other control
+    characters as u00xx. Needs 2 + 6 * n bytes of room; returns the new end."""
+    out[q] = 34
+    q += 1
+    for k in range(n):
+        c = src[s + k]
+        if c == 34 or c == 92:
+            out[q] = 92
+            out[q + 1] = c
+            q += 2
+        elif c < 0x20:
+            out[q] = 92
+            if 8 <= c <= 13 and c != 11:
+                out[q + 1] = esc[c - 8] if c < 11 else esc[c - 9]
+                q += 2
+            else:
+                out[q + 1] = 117     # u00xx
+                out[q + 2] = 48
+                out[q + 3] = 48
+                out[q + 4] = hexd[c >> 4]
+                out[q + 5] = hexd[c & 0x0F]
+                q += 6
+        else:
+            out[q] = c
+            q += 1
+    out[q] = 34
+    return q + 1
+
+
+@njit(cache=True, nogil=True)
+def _json_strings(offsets, data, valid, hexd, esc):
+    """JSON text of every string of an Arrow string column (offsets relative to data);
+    nulls become ``null``. -> (int64 offsets, bytes)."""
+    n = valid.shape[0]
+    cap = np.int64(0)
+    for r in range(n):
+        cap += 4 if not valid[r] else 2 + 6 * (np.int64(offsets[r + 1]) - np.int64(offsets[r]))
+    out = np.empty(cap, dtype=np.uint8)
+    roff = np.empty(n + 1, dtype=np.int64)
+    roff[0] = 0
+    q = np.int64(0)
+    for r in range(n):
+        if valid[r]:
+            s = np.int64(offsets[r])
+            q = put_json_string(out, q, data, s, np.int64(offsets[r + 1]) - s, hexd, esc)
+        else:
+            out[q] = 110
+            out[q + 1] = 117
+            out[q + 2] = 108
+            out[q + 3] = 108
+            q += 4
+        roff[r + 1] = q
+    return roff, out[:q]
+
+
+def _string_json(arr: pa.Array) -> pa.Array:
+    """json_text of a string array, through ``_json_strings`` (one pass, no Python per value)."""
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and bufs[2].size else np.zeros(1, np.uint8)
+    valid = (np.ones(n, dtype=np.bool_) if arr.null_count == 0
+             else arr.is_valid().to_numpy(zero_copy_only=False))
+    roff, out = _json_strings(offsets, data, valid, HEX_DIGITS, SHORT_ESCAPES)
+    if roff[-1] >= 2**31:
+        return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(roff), pa.py_buffer(out)])
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(roff.astype(np.int32)), pa.py_buffer(out)])
 
 
 def _concat(*parts) -> pa.Array:
@@ -32,15 +108,7 @@ def json_text(arr: pa.Array) -> pa.Array:
     if n == 0:
         return pa.array([], pa.string())
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        arr = arr.cast(pa.string())
-        esc = pc.replace_substring(arr, "\\", "\\\\")
-        esc = pc.replace_substring(esc, '"', '\\"')
-        out = _concat('"', esc, '"')
-        bad = pc.match_substring_regex(arr, "[\\x00-\\x1f]").fill_null(False)
-        if pc.any(bad).as_py():
-            idx = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
-            fixed = _python([arr[int(i)].as_py() for i in idx])
-            out = pc.replace_with_mask(out, bad, fixed)
+        out = _string_json(arr.cast(pa.string()) if pa.types.is_large_string(t) else arr)
     elif pa.types.is_integer(t) or pa.types.is_boolean(t):
         out = pc.cast(arr, pa.string())
         if pa.types.is_boolean(t):

@@ -47,6 +47,10 @@ TABLES = ("files", "wafers", "parts", "tests", "ptr_results", "mpr_results", "ft
 
 CHUNK = 262_144   # records per interpreter batch (bounds memory for MPR / FTR)
 
+#: Clock of the per-stage ``timings`` (wall by default; ``benchmarks/stdf_parse.py --profile``
+#: sets ``time.process_time`` so that other work on a shared machine does not count).
+STAGE_CLOCK = time.perf_counter
+
 # ------------------------------------------------------------------ schemas
 
 
@@ -334,14 +338,18 @@ class _Ctx:
         rec = R.BY_NAME[name]
         pos = self.positions(name) if positions is None else positions
         val, aux, used = D.interpret(self.buf, self.index.offset[pos], self.index.length[pos], self.be, rec, alt)
-        lens = self.index.length[pos]
-        extra = np.flatnonzero(used < lens)
-        if extra.size and not alt and rec.alt_fields is None:
+        if not alt and rec.alt_fields is None:
+            self.unparsed(name, pos, used)
+        return val, aux
+
+    def unparsed(self, name: str, pos: np.ndarray, used: np.ndarray) -> None:
+        """A warning when records of ``name`` hold bytes after their last field."""
+        extra = np.flatnonzero(used < self.index.length[pos])
+        if extra.size:
             self.issues.append(Issue(int(self.index.offset[pos[extra[0]]]), "unparsed_bytes",
                                      f"{extra.size} {name} record(s) hold bytes after their last field "
                                      f"(first: record {int(pos[extra[0]])}); the extra bytes are ignored",
                                      int(pos[extra[0]]), "warning"))
-        return val, aux
 
     def cols(self, name: str, positions: np.ndarray | None = None) -> dict[str, pa.Array]:
         val, aux = self.decode(name, positions)
@@ -419,14 +427,17 @@ def _wafers(ctx: _Ctx, w: D.Walk) -> pa.Table:
 def _parts(ctx: _Ctx, w: D.Walk) -> pa.Table:
     n = int(w.part_prr.shape[0])
     pos = ctx.positions("PRR")
-    c = ctx.cols("PRR", pos)
-    where = np.where(w.part_prr >= 0, np.searchsorted(pos, w.part_prr), -1)
-    if where.shape[0] == pos.shape[0] and (where == np.arange(pos.shape[0])).all():
+    # the specialised PRR decoder: the same columns as ctx.cols("PRR", pos)
+    c, used = D.prr_columns(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be)
+    ctx.unparsed("PRR", pos, used)
+    if np.array_equal(w.part_prr, pos):
         cols = c            # every part closed, in PRR order: no reordering needed
     else:
-        cols = _take(c, where)
+        cols = _take(c, np.where(w.part_prr >= 0, np.searchsorted(pos, w.part_prr), -1))
     # head / site of parts without a PRR: from the record that opened them
     for k, arr in (("head_num", w.part_head), ("site_num", w.part_site)):
+        if cols[k].null_count == 0:
+            continue
         fill = pa.array(arr.astype(np.int64), mask=arr < 0).cast(pa.uint8())
         cols[k] = pa.compute.coalesce(cols[k], fill)
     cols["part_idx"] = pa.array(np.arange(n, dtype=np.int32))
@@ -691,7 +702,9 @@ GENERIC_RECORDS = ("ATR", "VUR", "PCR", "PMR", "PGR", "PLR", "RDR", "PSR", "NMR"
                    "BPS", "EPS", "GDR", "DTR")
 
 
-def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray]) -> pa.Table:
+def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict | None = None) -> pa.Table:
+    """``timings``: seconds per record kind (``generic_DTR``...) and for assembling the table."""
+    t0 = STAGE_CLOCK()
     schema = SCHEMAS["generic"]
     idx = ctx.index
     rec_ids: list[np.ndarray] = []
@@ -715,6 +728,10 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray]) -> pa.Table:
         names.append(np.full(len(pos), R.CODE[name], dtype=np.int64))
         jsons.append(texts)
         raws.append(D.null_array(pa.binary(), len(pos)))
+        if timings is not None:
+            now = STAGE_CLOCK()
+            timings[f"generic_{name}"] = now - t0
+            t0 = now
     unk = ctx.rec_idx_of_code[0]
     if unk.size:
         rec_ids.append(unk)
@@ -746,7 +763,10 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray]) -> pa.Table:
         "fields": pa.concat_arrays(jsons).take(take),
         "raw": pa.concat_arrays(raws).take(take),
     }
-    return _empty(schema, len(ri), cols)
+    table = _empty(schema, len(ri), cols)
+    if timings is not None:
+        timings["generic_table"] = STAGE_CLOCK() - t0
+    return table
 
 
 def _vur_rows(ctx: _Ctx, pos: np.ndarray) -> list[dict]:
@@ -791,10 +811,10 @@ def _pick_source(src, name: str | None, member: str | None) -> Source:
 def parse_source(source: Source, file_id: str | None = None) -> STDFData:
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    last = [t0]
+    last = [STAGE_CLOCK()]
 
     def lap(name):
-        now = time.perf_counter()
+        now = STAGE_CLOCK()
         timings[name] = now - last[0]
         last[0] = now
 
@@ -807,10 +827,11 @@ def parse_source(source: Source, file_id: str | None = None) -> STDFData:
     fid = file_id or content_id(source.name, buf)
     lap("scan")
     w = D.walk(buf, index, ctx.counts)
+    lap("walk")
     tables: dict[str, pa.Table] = {}
     tables["wafers"] = _wafers(ctx, w)
     tables["parts"] = _parts(ctx, w)
-    lap("parts")
+    lap("pir_prr_wafers")
     all_tests = []
     for kind in ("PTR", "MPR", "FTR"):
         t, tests = _results(ctx, kind, w)
@@ -818,16 +839,18 @@ def parse_source(source: Source, file_id: str | None = None) -> STDFData:
         all_tests.append(tests)
         lap(kind.lower())
     tables["tests"] = _tests_table(ctx, all_tests)
+    lap("tests")
     tables["bins"] = _bins(ctx)
+    lap("bins")
     tables["test_summaries"] = _tsr(ctx)
-    lap("tests_bins_tsr")
+    lap("tsr")
     extra = {}
     for name in ("FAR", "MIR", "MRR", "WCR"):
         pos = ctx.positions(name)
         if pos.size > 1:
             extra[name] = pos[1:]
-    tables["generic"] = _generic(ctx, w, extra)
-    lap("generic")
+    tables["generic"] = _generic(ctx, w, extra, timings)
+    last[0] = STAGE_CLOCK()
     tables["files"] = _files(ctx, source, header, fid, ctx.issues)
     counts = {R.NAME_OF_CODE[c]: int(n) for c, n in enumerate(ctx.counts) if n and c}
     unk = ctx.rec_idx_of_code[0]
@@ -903,7 +926,8 @@ def _write(table: pa.Table, path: Path, keep_null_columns: bool = False) -> None
 
 
 def write_parquet(data: STDFData, out_dir, product: str | None = None, test_type: str | None = None) -> list[str]:
-    """Write ``data``'s tables under ``out_dir``; returns the files written."""
+    """Write ``data``'s tables under ``out_dir``; returns the files written (seconds per table
+    in ``data.timings["parquet_<table>"]``)."""
     mir = data.tables["files"]
     prod = _partition_value(product if product is not None else mir["part_typ"][0].as_py())
     ttype = _partition_value(test_type if test_type is not None else mir["test_cod"][0].as_py())
@@ -916,7 +940,9 @@ def write_parquet(data: STDFData, out_dir, product: str | None = None, test_type
             if path.exists():
                 path.unlink()
             continue
+        tw = STAGE_CLOCK()
         _write(t, path, keep_null_columns=(name == "files"))
+        data.timings[f"parquet_{name}"] = STAGE_CLOCK() - tw
         written.append(str(path))
     return written
 
@@ -936,9 +962,7 @@ def parse_to_parquet(path, out_dir, product: str | None = None, test_type: str |
     for k, src in enumerate(sources):
         fid = file_id if (file_id and len(sources) == 1) else (f"{file_id}-{k}" if file_id else None)
         data = parse_source(src, fid)
-        tw = time.perf_counter()
         files = write_parquet(data, out_dir, product, test_type)
-        data.timings["parquet"] = time.perf_counter() - tw
         t = data.tables
         s = ParseStats([data.file_id], t["parts"].num_rows, t["tests"].num_rows,
                        t["ptr_results"].num_rows + t["mpr_results"].num_rows + t["ftr_results"].num_rows,

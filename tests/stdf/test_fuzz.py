@@ -21,6 +21,7 @@ SEEDS = [
     ("stdf4j_test.stdf", None), ("d10_1.std", None), ("sort_4die_20times.stdf", 40_000),
     ("TEST_FT_GX36_A2_FT_E_02032013_0230.stdf", 60_000), ("a595.stdf", 60_000), ("bcdm_S11189_c_01.stdf", 60_000),
     ("rabbi.stdf", 30_000), ("N09D212_1_12_P_ETS060702_04222019.std", 30_000),
+    ("WS_P9AR90_25C_SmartScale1_20191226_23h16m02s.stdf", 40_000),    # DTR text with control characters
 ]
 MUTANTS_PER_FILE = 30
 
@@ -130,3 +131,54 @@ def test_length_field_edits_never_read_past_the_buffer(stdf_path):
             except Rejected:
                 continue
             _check(d, len(b))
+
+
+def _random_gdr(rng: random.Random) -> bytes:
+    """A GDR body: a field count and typed items, some valid, some with random bytes."""
+    items = b""
+    n = rng.randint(0, 12)
+    for _ in range(n):
+        code = rng.choice([0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13] * 3 + [rng.randrange(256)])
+        if code in (10, 11):
+            ln = rng.randint(0, 40)
+            items += bytes([code, ln]) + bytes(rng.randrange(256) for _ in range(ln))
+        elif code == 12:
+            bits = rng.randint(0, 70)
+            items += bytes([code]) + struct.pack("<H", bits) + bytes(rng.randrange(256) for _ in range((bits + 7) // 8))
+        else:
+            size = {0: 0, 1: 1, 4: 1, 13: 1, 2: 2, 5: 2, 3: 4, 6: 4, 7: 4, 8: 8}.get(code, 3)
+            if rng.random() < 0.1:
+                size = rng.choice([0, 1, 2, 4, 8])
+            items += bytes([code]) + bytes(rng.randrange(256) for _ in range(size))
+    if rng.random() < 0.3:
+        items = items[:rng.randrange(len(items) + 1)]
+    return struct.pack("<H", n if rng.random() < 0.8 else rng.randrange(0x10000)) + items
+
+
+def test_fuzz_gdr_and_text_kernels():
+    """Random GDR bodies (the GEN_DATA text kernel) and DTR text of random bytes (the JSON
+    string kernel): no exception, every ``fields`` value is JSON, GDRs that decode keep
+    their item count."""
+    import json
+
+    from failmap_synth.stdf_any import record, stdf
+
+    rng = random.Random("stdf-fuzz-gdr")
+    recs = []
+    for _ in range(300):
+        recs.append(record("GDR", raw=_random_gdr(rng)))
+        txt = bytes(rng.randrange(256) for _ in range(rng.randint(0, 60)))
+        recs.append(record("DTR", raw=bytes([len(txt)]) + txt))
+    d = parse_stdf(stdf(recs))
+    _check(d, 0x7FFFFFFF)
+    rows = [r for r in d.tables["generic"].to_pylist() if r["rec_name"] in ("GDR", "DTR")]
+    assert len(rows) == 600
+    decoded = 0
+    for r in rows:
+        obj = json.loads(r["fields"])
+        if r["rec_name"] == "GDR" and obj.get("GEN_DATA") is not None:
+            assert len(obj["GEN_DATA"]) == obj["FLD_CNT"]
+            decoded += 1
+        elif r["rec_name"] == "DTR":
+            assert isinstance(obj["TEXT_DAT"], str)
+    assert decoded > 100

@@ -91,3 +91,44 @@ def test_all_null_columns_on_many_threads_never_slice_past_the_shared_zeros():
     arrow.ZEROS.buf = None
     with ThreadPoolExecutor(8) as pool:
         assert all(t > 0 for t in pool.map(work, range(32)))
+
+
+def _same_prr(buf, offs, lens, be):
+    rec = T.R.BY_NAME["PRR"]
+    cols, used = D.prr_columns(buf, offs, lens, be)
+    val, aux, used_ref = D.interpret(buf, offs, lens, be, rec)
+    ref = {k.lower(): v for k, v in D.columns(buf, be, rec, val, aux).items()}
+    assert list(cols) == list(ref)
+    for k in ref:
+        assert cols[k].type == ref[k].type and cols[k].equals(ref[k]), k
+    assert np.array_equal(used, used_ref)
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_V4_FILES if not n.endswith(".gz")])
+def test_prr_decoder_equals_interpreter(name):
+    ctx, _ = _ctx(name)
+    pos = ctx.positions("PRR")
+    _same_prr(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be)
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_prr_decoder_fuzz_every_length(big_endian):
+    """Random PRR bodies of every length 0..60 (string lengths that fit, overrun or end
+    exactly at REC_LEN), one buffer: the specialised decoder equals the interpreter."""
+    rng = np.random.default_rng(16 + big_endian)
+    chunks, offs, lens = [], [], []
+    at = 0
+    for ln in list(range(0, 61)) * 40:
+        body = rng.integers(0, 256, ln, dtype=np.uint8)
+        if ln > 17 and rng.random() < 0.7:       # plausible string lengths around the end
+            room = ln - 17
+            body[17] = min(255, max(0, room - 1 + int(rng.integers(-2, 3))))
+        chunks.append(np.concatenate([np.array([ln & 0xFF, ln >> 8, 5, 20], np.uint8), body]))
+        offs.append(at)
+        lens.append(ln)
+        at += 4 + ln
+    buf = np.concatenate(chunks)
+    _same_prr(buf, np.array(offs, np.int64), np.array(lens, np.int32), big_endian)
+    # an index that does not fit the buffer (never produced by the scan) reads nothing
+    cols, used = D.prr_columns(buf[:10], np.array([0, 4], np.int64), np.array([40, 3], np.int32), big_endian)
+    assert used.tolist() == [0, 0] and cols["head_num"].null_count == 2

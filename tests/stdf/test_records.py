@@ -276,3 +276,22 @@ def test_readonly_buffers_only():
 
     a = as_array(bytearray(b"abc"))
     assert not a.flags.writeable and a.dtype == np.uint8
+
+
+def test_gdr_json_text_exact():
+    """GEN_DATA text laid out by the GDR kernel: escapes as json.dumps(ensure_ascii=False),
+    Latin-1 bytes transcoded, floats in Arrow's shortest form (NaN / Infinity as strings),
+    Bn as hex, Dn as bits + hex, pads as null, signed / unsigned extremes."""
+    nasty = b'q"b\\s\x01\x08\t\n\x0c\r\x1f\x7f\xe9'     # quote, backslash, controls, DEL, Latin-1 e-acute
+    gen = [(10, nasty), (0, None), (1, 255), (3, 4294967295), (6, -2147483648), (4, -128), (13, 9),
+           (8, float("nan")), (8, float("-inf")), (7, 1.5), (8, 47135.0), (11, b"\x00\xff"), (12, (12, b"\xab\x0c")),
+           (10, "")]
+    d = parse_stdf(stdf([record("GDR", {"FLD_CNT": len(gen), "GEN_DATA": gen}),
+                         record("GDR", {"FLD_CNT": 0, "GEN_DATA": []})]))
+    texts = [r["fields"] for r in d.tables["generic"].to_pylist() if r["rec_name"] == "GDR"]
+    want_str = json.dumps(nasty.decode("latin-1"), ensure_ascii=False)
+    assert texts[0] == ('{"FLD_CNT": 14, "GEN_DATA": [[10, ' + want_str + '], [0, null], [1, 255], [3, 4294967295], '
+                        '[6, -2147483648], [4, -128], [13, 9], [8, "NaN"], [8, "-Infinity"], [7, 1.5], [8, 47135], '
+                        '[11, "00ff"], [12, {"bits": 12, "hex": "ab0c"}], [10, ""]]}')
+    assert texts[1] == '{"FLD_CNT": 0, "GEN_DATA": []}'
+    assert json.loads(texts[0])["GEN_DATA"][0][1] == nasty.decode("latin-1")

@@ -11,10 +11,15 @@ import numpy as np
 import pyarrow as pa
 
 from .. import records as R
-from .arrays import _expand_fixed, _expand_strings, _list_array
+from .arrays import _expand_fixed, _expand_strings, _list_array, _list_offsets
 from .fields import DN_MASK
 from .gdr import gdr_json
-from .strings import char_array, string_array
+from .strings import _gather, char_array, string_array
+
+# Fixed-width array elements whose bytes are the values: gathered as bytes and viewed
+# (one copy), instead of read one by one into int64 and converted.
+_RAW_DTYPE = {"U1": "u1", "U2": "u2", "U4": "u4", "U8": "u8", "I1": "i1", "I2": "i2", "I4": "i4", "I8": "i8",
+              "R4": "f4", "R8": "f8"}
 
 
 def _numeric_from_int64(v: np.ndarray, t: str) -> np.ndarray:
@@ -60,6 +65,13 @@ def column(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, fi: int, val: np
         return _list_array(offsets, values, valid, item)
     if t == "Vn":
         return gdr_json(buf, v, counts, valid, big_endian)
+    if t in _RAW_DTYPE:
+        w = R.FIXED_SIZE[t]
+        offsets = _list_offsets(counts)
+        _, data = _gather(buf, v, counts * w, False)
+        raw = np.dtype(_RAW_DTYPE[t]).newbyteorder(">" if big_endian else "<")
+        values = pa.array(np.frombuffer(data, dtype=raw).astype(_RAW_DTYPE[t], copy=False), type=item)
+        return _list_array(offsets, values, valid, item)
     if t == "Uf":
         widths = np.ascontiguousarray(val[:, names.index(f.width)]).astype(np.int64)
         signed = False

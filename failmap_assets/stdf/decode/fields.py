@@ -20,6 +20,7 @@ from .primitives import _rd_int, _rd_uint, _vn_size
 
 DN_SHIFT = 40           # Dn: val = data offset | bit count << 40
 DN_MASK = (1 << DN_SHIFT) - 1
+_ORDER = "F"
 
 
 @njit(cache=True, nogil=True)
@@ -32,9 +33,9 @@ def _interp(buf, offs, lens, be, ftype, fcount, fwidth, fsize, signed, val, aux,
         end = start + lens[r]
         trunc = False
         for i in range(nf):
-            val[r, i] = 0
-            aux[r, i] = -1
             if trunc:
+                val[r, i] = 0
+                aux[r, i] = -1
                 continue
             t = ftype[i]
             ci = fcount[i]
@@ -42,6 +43,8 @@ def _interp(buf, offs, lens, be, ftype, fcount, fwidth, fsize, signed, val, aux,
                 # ---------------------------------------------------- array
                 if aux[r, ci] < 0:
                     trunc = True
+                    val[r, i] = 0
+                    aux[r, i] = -1
                     continue
                 k = val[r, ci]
                 if k < 0:
@@ -105,6 +108,8 @@ def _interp(buf, offs, lens, be, ftype, fcount, fwidth, fsize, signed, val, aux,
                         nbytes = p - pos
                 if nbytes < 0 or pos + nbytes > end:
                     trunc = True
+                    val[r, i] = 0
+                    aux[r, i] = -1
                     continue
                 val[r, i] = pos
                 aux[r, i] = k
@@ -115,6 +120,8 @@ def _interp(buf, offs, lens, be, ftype, fcount, fwidth, fsize, signed, val, aux,
                 if sz > 0:
                     if pos + sz > end:
                         trunc = True
+                        val[r, i] = 0
+                        aux[r, i] = -1
                         continue
                     val[r, i] = _rd_int(buf, pos, sz, be, signed[i])
                     aux[r, i] = 0
@@ -122,10 +129,14 @@ def _interp(buf, offs, lens, be, ftype, fcount, fwidth, fsize, signed, val, aux,
                 elif t == T_CN or t == T_BN:
                     if pos + 1 > end:
                         trunc = True
+                        val[r, i] = 0
+                        aux[r, i] = -1
                         continue
                     ln = np.int64(buf[pos])
                     if pos + 1 + ln > end:
                         trunc = True
+                        val[r, i] = 0
+                        aux[r, i] = -1
                         continue
                     val[r, i] = pos + 1
                     aux[r, i] = ln
@@ -133,10 +144,14 @@ def _interp(buf, offs, lens, be, ftype, fcount, fwidth, fsize, signed, val, aux,
                 elif t == T_SN:
                     if pos + 2 > end:
                         trunc = True
+                        val[r, i] = 0
+                        aux[r, i] = -1
                         continue
                     ln = np.int64(_rd_uint(buf, pos, 2, be))
                     if pos + 2 + ln > end:
                         trunc = True
+                        val[r, i] = 0
+                        aux[r, i] = -1
                         continue
                     val[r, i] = pos + 2
                     aux[r, i] = ln
@@ -144,17 +159,23 @@ def _interp(buf, offs, lens, be, ftype, fcount, fwidth, fsize, signed, val, aux,
                 elif t == T_DN:
                     if pos + 2 > end:
                         trunc = True
+                        val[r, i] = 0
+                        aux[r, i] = -1
                         continue
                     bits = np.int64(_rd_uint(buf, pos, 2, be))
                     nb = (bits + 7) // 8
                     if pos + 2 + nb > end:
                         trunc = True
+                        val[r, i] = 0
+                        aux[r, i] = -1
                         continue
                     val[r, i] = (pos + 2) | (bits << 40)
                     aux[r, i] = nb
                     pos += 2 + nb
                 else:
                     trunc = True
+                    val[r, i] = 0
+                    aux[r, i] = -1
         used[r] = pos - start
 
 
@@ -168,8 +189,9 @@ def interpret(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray, big_endian: b
     prog = R.program(rec, alt)
     n = int(offs.shape[0])
     nf = int(prog.ftype.shape[0])
-    val = np.empty((n, nf), dtype=np.int64)
-    aux = np.empty((n, nf), dtype=np.int32)
+    # column-major: every consumer reads whole fields (val[:, i]), which are then contiguous
+    val = np.empty((n, nf), dtype=np.int64, order=_ORDER)
+    aux = np.empty((n, nf), dtype=np.int32, order=_ORDER)
     used = np.empty(n, dtype=np.int64)
     if n:
         _interp(buf, np.ascontiguousarray(offs, dtype=np.int64), np.ascontiguousarray(lens, dtype=np.int64),

@@ -11,13 +11,12 @@ import math
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numba import njit
 
-from ..jsontext import json_text
+from ..jsontext import HEX_DIGITS, SHORT_ESCAPES, json_text, put_json_string
 from .arrays import _list_offsets
 from .primitives import _rd_int, _rd_uint
-from .strings import string_array
+from .strings import _bitmap, _gather
 
 
 @njit(cache=True, nogil=True)
@@ -81,29 +80,145 @@ def _json_float(x: float):
     return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
+_BITS = np.frombuffer(b'{"bits": ', dtype=np.uint8)
+_HEXKEY = np.frombuffer(b', "hex": "', dtype=np.uint8)
+
+
+@njit(cache=True, nogil=True)
+def _put_int(out, q, v):
+    """Decimal text of v at out[q:]; returns the new end."""
+    if v < 0:
+        out[q] = 45          # '-'
+        q += 1
+        u = np.uint64(-(v + 1)) + np.uint64(1)     # |v| without overflow at int64 min
+    else:
+        u = np.uint64(v)
+    digits = 1
+    t = u
+    while t >= np.uint64(10):
+        t //= np.uint64(10)
+        digits += 1
+    for k in range(digits - 1, -1, -1):
+        out[q + k] = np.uint8(48 + np.int64(u % np.uint64(10)))
+        u //= np.uint64(10)
+    return q + digits
+
+
+@njit(cache=True, nogil=True)
+def _put_bytes(out, q, src, s, n):
+    for k in range(n):
+        out[q + k] = src[s + k]
+    return q + n
+
+
+@njit(cache=True, nogil=True)
+def _put_hex(out, q, buf, s, n, hexd):
+    for k in range(n):
+        b = buf[s + k]
+        out[q] = hexd[b >> 4]
+        out[q + 1] = hexd[b & 0x0F]
+        q += 2
+    return q
+
+
+@njit(cache=True, nogil=True)
+def _gdr_text(buf, be, offsets, code, ival, sst, sln, str_off, str_data, flt_at, flt_off, flt_data, valid,
+              hexd, esc, bits_key, hex_key):
+    """JSON text per record, ``[[code, value], ...]``, into one buffer -> (int64 offsets, data).
+
+    Strings come pre-gathered as valid UTF-8 (str_off / str_data, item-aligned), floats
+    pre-formatted (flt_data, the k-th float item at flt_at[item]): the kernel only lays
+    out and escapes. Sizes are bounded first (no write past the end)."""
+    n = offsets.shape[0] - 1
+    cap = np.int64(0)
+    for r in range(n):
+        cap += 2
+        for k in range(offsets[r], offsets[r + 1]):
+            c = code[k]
+            cap += 28                                   # "[", code, ", ", "]", ", ", integer
+            if c == 7 or c == 8:
+                f = flt_at[k]
+                cap += flt_off[f + 1] - flt_off[f]
+            elif c == 10:
+                cap += 2 + 6 * (str_off[k + 1] - str_off[k])
+            elif c == 11 or c == 12:
+                cap += 2 * sln[k] + 40
+    out = np.empty(cap, dtype=np.uint8)
+    roff = np.empty(n + 1, dtype=np.int64)
+    q = np.int64(0)
+    roff[0] = 0
+    for r in range(n):
+        if valid[r]:
+            out[q] = 91              # '['
+            q += 1
+            for k in range(offsets[r], offsets[r + 1]):
+                if k > offsets[r]:
+                    out[q] = 44
+                    out[q + 1] = 32
+                    q += 2
+                out[q] = 91
+                q += 1
+                c = code[k]
+                q = _put_int(out, q, c)
+                out[q] = 44
+                out[q + 1] = 32
+                q += 2
+                if c == 0:
+                    out[q] = 110     # null
+                    out[q + 1] = 117
+                    out[q + 2] = 108
+                    out[q + 3] = 108
+                    q += 4
+                elif c == 7 or c == 8:
+                    f = flt_at[k]
+                    q = _put_bytes(out, q, flt_data, flt_off[f], flt_off[f + 1] - flt_off[f])
+                elif c == 10:
+                    q = put_json_string(out, q, str_data, str_off[k], str_off[k + 1] - str_off[k], hexd, esc)
+                elif c == 11:
+                    out[q] = 34
+                    q = _put_hex(out, q + 1, buf, sst[k], sln[k], hexd)
+                    out[q] = 34
+                    q += 1
+                elif c == 12:
+                    q = _put_bytes(out, q, bits_key, 0, bits_key.shape[0])
+                    q = _put_int(out, q, ival[k])
+                    q = _put_bytes(out, q, hex_key, 0, hex_key.shape[0])
+                    q = _put_hex(out, q, buf, sst[k], sln[k], hexd)
+                    out[q] = 34
+                    out[q + 1] = 125
+                    q += 2
+                else:
+                    q = _put_int(out, q, ival[k])
+                out[q] = 93
+                q += 1
+            out[q] = 93
+            q += 1
+        roff[r + 1] = q
+    return roff, out[:q]
+
+
 def gdr_json(buf: np.ndarray, starts: np.ndarray, counts: np.ndarray, valid: np.ndarray, be: bool) -> pa.Array:
-    """GDR GEN_DATA per record as JSON text: [[type_code, value], ...]; pads are [0, null]."""
+    """GDR GEN_DATA per record as JSON text: [[type_code, value], ...]; pads are [0, null].
+
+    Floats are formatted by Arrow (``jsontext.json_text``: shortest round-trip text, NaN /
+    Infinity as strings), everything else is laid out by one kernel."""
+    valid = np.ascontiguousarray(valid, dtype=np.bool_)
     offsets, code, ival, fval, sst, sln = _gdr_items(buf, np.ascontiguousarray(starts, dtype=np.int64),
                                                      np.where(valid, counts, 0).astype(np.int64), be)
-    m = len(code)
-    val = pc.cast(pa.array(ival), pa.string())
-    val = pc.if_else(pa.array(code == 0), "null", val)
     isf = (code == 7) | (code == 8)
-    if isf.any():
-        val = pc.if_else(pa.array(isf), json_text(pa.array(fval)), val)
-    ist = code == 10
-    if ist.any():
-        txt = json_text(string_array(buf, sst, np.where(ist, sln, -1)))
-        val = pc.if_else(pa.array(ist), txt, val)
-    isb = (code == 11) | (code == 12)
-    if isb.any():
-        raw = string_array(buf, sst, np.where(isb, sln, -1), binary=True).to_pylist()
-        iv = ival.tolist()
-        fix = [None] * m
-        for k in np.flatnonzero(isb).tolist():
-            fix[k] = f'"{raw[k].hex()}"' if code[k] == 11 else f'{{"bits": {iv[k]}, "hex": "{raw[k].hex()}"}}'
-        val = pc.if_else(pa.array(isb), pa.array(fix, pa.string()), val)
-    items = pc.binary_join_element_wise("[", pc.cast(pa.array(code), pa.string()), ", ", val, "]", "")
-    lst = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items)
-    out = pc.binary_join_element_wise("[", pc.binary_join(lst, ", "), "]", "")
-    return pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
+    flt_at = np.cumsum(isf) - 1
+    ftxt = json_text(pa.array(fval[isf])) if isf.any() else pa.array([], pa.string())
+    fb = ftxt.buffers()
+    flt_off = np.frombuffer(fb[1], dtype=np.int32, count=len(ftxt) + 1, offset=ftxt.offset * 4).astype(np.int64)
+    flt_data = np.frombuffer(fb[2], dtype=np.uint8) if fb[2] is not None else np.zeros(0, np.uint8)
+    str_off, str_data = _gather(buf, sst, np.where(code == 10, sln, -1), True)
+    roff, data = _gdr_text(buf, be, offsets, code, ival, sst, sln, str_off, str_data, flt_at, flt_off,
+                           flt_data if flt_data.size else np.zeros(1, np.uint8), valid, HEX_DIGITS, SHORT_ESCAPES,
+                           _BITS, _HEXKEY)
+    n = int(valid.shape[0])
+    big = int(roff[-1]) >= 2**31
+    bm, nulls = _bitmap(valid)
+    typ = pa.large_string() if big else pa.string()
+    off = roff if big else roff.astype(np.int32)
+    arr = pa.Array.from_buffers(typ, n, [bm, pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
+    return arr.cast(pa.string()) if big else arr

@@ -146,6 +146,11 @@ def walk(buf, index, counts) -> Walk:
     # PIR was never closed by a PRR (truncated files), in order of appearance.
     keep = (part_pir >= 0) | (part_prr >= 0)
     key = np.where(part_prr >= 0, part_prr, n + part_first)
+    if keep.all() and (key[1:] >= key[:-1]).all():
+        # already in order (one site, every part closed): the sort and the remap are the identity
+        return Walk(rec_part=rec_part, part_pir=part_pir, part_prr=part_prr, part_first=part_first,
+                    part_head=part_head, part_site=part_site, part_wafer=part_wafer, part_results=part_results,
+                    wafer_wir=wafer_wir, wafer_wrr=wafer_wrr, wafer_head=wafer_head)
     kept = np.flatnonzero(keep)
     order = kept[np.argsort(key[kept], kind="stable")]
     rank = np.full(n_parts + 1, -1, dtype=np.int64)
