@@ -15,7 +15,10 @@ it (one transaction), and a connection lost anywhere rolls the whole day back.
 Two loads of the same day serialize on an advisory lock of that day
 (``pg_advisory_xact_lock``). ``failmap_loaded_days`` records the commit generation
 each table of each day was loaded from; a load holding an older commit than the one
-already loaded leaves that table alone (a slow run must not undo a newer one).
+already loaded leaves that table alone (a slow run must not undo a newer one). The
+generation compared is the table's own pipeline's (summaries, patterns and
+pattern_matches commit a day apart, each counting its own generations), kept per
+table, never compared across tables.
 """
 
 from __future__ import annotations
