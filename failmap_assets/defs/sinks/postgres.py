@@ -1,8 +1,12 @@
-"""``postgres_sink``: the day's wafer_summary and lot_summary upserted into PostgreSQL.
+"""``postgres_sink``: the day's wafer_summary, lot_summary and pattern tables
+(wafer_signatures, wafer_anomaly, similar_wafers) upserted into PostgreSQL.
 Wiring only: ``sinks/postgres/`` connects, migrates and loads.
 
-Daily-partitioned like the tables it copies, after them: the partition D loads day
-D's committed summaries in one transaction, so a re-run, a backfill or runs in any
+Daily-partitioned like the tables it copies, after them (its deps are the sink
+tables' assets, so FOLLOWS_ITS_DAY requests the day again when the summaries, the
+signatures or the pattern matches of the day are materialized; a table whose day is
+not committed yet is left alone and listed under ``not_loaded``): the partition D
+loads day D's committed tables in one transaction, so a re-run, a backfill or runs in any
 order leave the rows one clean run leaves. Whether the sink is on is read when the
 code location loads (for the description and the automation condition) and again by
 each run (through the ``postgres`` resource). Off (no FAILMAP_POSTGRES_DSN, no
@@ -84,7 +88,8 @@ def sink_metadata(report: SinkReport) -> dict:
 # Evaluates FOLLOWS_ITS_DAY for the sink: off until turned on in the UI, like the others.
 postgres_sink_sensor = AutomationConditionSensorDefinition(
     "postgres_sink_sensor", target=AssetSelection.groups(SINKS_GROUP), minimum_interval_seconds=60,
-    description="Requests a day's postgres_sink after its summaries are materialized (only when the sink is on).",
+    description=("Requests a day's postgres_sink after its summaries or pattern tables are materialized (only "
+                 "when the sink is on)."),
 )
 
 SINK_ASSETS = [postgres_sink]

@@ -15,7 +15,10 @@ it (one transaction), and a connection lost anywhere rolls the whole day back.
 Two loads of the same day serialize on an advisory lock of that day
 (``pg_advisory_xact_lock``). ``failmap_loaded_days`` records the commit generation
 each table of each day was loaded from; a load holding an older commit than the one
-already loaded leaves that table alone (a slow run must not undo a newer one).
+already loaded leaves that table alone (a slow run must not undo a newer one). The
+generation compared is the table's own pipeline's (summaries, patterns and
+pattern_matches commit a day apart, each counting its own generations), kept per
+table, never compared across tables.
 """
 
 from __future__ import annotations
@@ -136,12 +139,12 @@ def check_keys(t: DayTable) -> None:
 
 def _csv(t: DayTable, day: date) -> bytes:
     """The day's rows as CSV in the order of ``spec.pg_columns()``: strings quoted (so an empty
-    string stays one), nulls as unquoted empty fields (COPY's CSV null), lists and
-    structs as JSON text for ``jsonb``. PostgreSQL text cannot hold NUL characters:
+    string stays one), nulls as unquoted empty fields (COPY's CSV null), lists of numbers
+    as array literals, other lists and structs as JSON text for ``jsonb``. PostgreSQL text cannot hold NUL characters:
     they become U+FFFD rather than failing the day."""
     check_keys(t)
     spec, frame = t.spec, t.frame
-    json_cols = set(spec.json_columns())
+    json_cols, array_cols = set(spec.json_columns()), set(spec.array_columns())
     exprs = [pl.lit(day).alias(DAY_COLUMN), pl.lit(t.generation, dtype=pl.Int64).alias(GENERATION_COLUMN)]
     for name, dtype in spec.columns.items():
         col = pl.col(name)
@@ -149,6 +152,11 @@ def _csv(t: DayTable, day: date) -> bytes:
             # {"v": <value>} with the wrapper cut off: the value's JSON, whatever its nesting
             text = pl.struct(col.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
             col = pl.when(col.is_not_null()).then(text.str.replace_all("\\u0000", "\\ufffd", literal=True))
+        elif name in array_cols:
+            # PostgreSQL's array literal {1.5,NaN,NULL}: numbers as polars prints them
+            # (shortest round-trip text, so a real[] holds the Float32 exactly)
+            items = col.cast(pl.List(dtype.inner)).list.eval(pl.element().cast(pl.String).fill_null("NULL"))
+            col = pl.when(col.is_not_null()).then(pl.concat_str(pl.lit("{"), items.list.join(","), pl.lit("}")))
         elif dtype == pl.String:
             col = col.str.replace_all("\x00", "\ufffd", literal=True)
         exprs.append(col.alias(name))

@@ -18,6 +18,9 @@ Versions:
 2. ``commit_generation`` on both, and ``failmap_loaded_days``: per table and day, the
    commit generation loaded, its rows and when (what a BI tool shows as freshness;
    what keeps an older commit from overwriting a newer one)
+3. ``lot_summary``: the lot's merged final result
+4. ``wafer_signatures``, ``wafer_anomaly`` and ``similar_wafers`` (the pattern tables;
+   keys and what is left out: see ``tables.py``)
 """
 
 from __future__ import annotations
@@ -92,6 +95,29 @@ _V1_LOT_SUMMARY = [
     *_zones(with_pass=False),
 ]
 
+# Version 4's columns, as released (PATTERNS_DAY_VERSION 1 of patterns/tables.py).
+_V4_EVENT = [(DAY_COLUMN, "date"), ("commit_generation", "bigint"), ("source", "text"), ("wafer_token", "text"),
+             ("object_key", "text")]
+_V4_NEIGHBOUR = [("lot", "text"), ("wafer", "text"), ("product", "text"), ("step", "text"), ("label", "text")]
+_V4_WAFER_SIGNATURES = [
+    *_V4_EVENT, ("lot", "text"), ("wafer", "text"), ("insertion", "text"), ("product", "text"), ("step", "text"),
+    ("file_time", "timestamp"), ("latest", "boolean"), ("flat", "text"), ("die_aspect", "double precision"),
+    ("die_aspect_known", "boolean"), ("label", "text"), ("confidence", "double precision"), ("evidence", "text"),
+    ("dies", "bigint"), ("fail_dies", "bigint"), ("embedding", "real[]"),
+]
+_V4_WAFER_ANOMALY = [
+    *_V4_EVENT, *_V4_NEIGHBOUR, ("confidence", "double precision"), ("anomaly_score", "double precision"),
+    ("threshold", "double precision"), ("anomalous", "boolean"), ("bank_size", "bigint"), ("index_version", "text"),
+    ("reason", "text"),
+]
+_V4_SIMILAR_WAFERS = [
+    *_V4_EVENT, *_V4_NEIGHBOUR, ("rank", "integer"), ("similar_day", "date"), ("similar_source", "text"),
+    ("similar_wafer_token", "text"), ("similar_object_key", "text"),
+    *[(f"similar_{c}", t) for c, t in _V4_NEIGHBOUR], ("similar_file_time", "timestamp"),
+    ("similarity", "double precision"), ("distance", "double precision"), ("index_version", "text"),
+]
+_V4_EVENT_KEY = (DAY_COLUMN, "source", "object_key", "wafer_token")
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "wafer_summary and lot_summary", (
         create_table("wafer_summary", _V1_WAFER_SUMMARY, (DAY_COLUMN, "source", "object_key", "wafer_token")),
@@ -109,6 +135,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         add_column("lot_summary", "merged_dies", "bigint"),
         add_column("lot_summary", "merged_pass_dies", "bigint"),
         add_column("lot_summary", "merged_yield_pct", "double precision"),
+    )),
+    Migration(4, "wafer_signatures, wafer_anomaly and similar_wafers (the pattern tables)", (
+        create_table("wafer_signatures", _V4_WAFER_SIGNATURES, _V4_EVENT_KEY),
+        create_table("wafer_anomaly", _V4_WAFER_ANOMALY, _V4_EVENT_KEY),
+        create_table("similar_wafers", _V4_SIMILAR_WAFERS, (*_V4_EVENT_KEY, "rank")),
     )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

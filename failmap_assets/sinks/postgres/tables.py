@@ -2,9 +2,10 @@
 
 One ``TableSpec`` per table: the table it copies (a table of a pipeline's day
 manifest), the natural key of a row within its day, and the source columns. Adding a
-table (``wafer_signatures``, ``wafer_anomaly`` once the pattern tables land) is one
-spec here plus one migration creating it in ``schema.py``; the test of the schema
-says which columns that migration must create.
+table is one spec here plus one migration creating it in ``schema.py``; the test of
+the schema says which columns that migration must create. A spec may load a subset
+of its source's columns (``columns_except``): a column it leaves out is not read
+into PostgreSQL (``day_tables.conform`` drops it).
 
 Every sink table has two columns of its own in front of the source's: ``day`` (the fab
 day, the partition) and ``commit_generation`` (the generation of the day's commit the
@@ -19,6 +20,20 @@ Natural keys (a row's identity within its day; the table's key is ``day`` + thes
   source). ``lot`` and ``step`` are null where the files do not name them, so the key
   is a ``UNIQUE NULLS NOT DISTINCT`` constraint (PostgreSQL 15+) rather than a
   primary key: two rows without a lot are the same lot.
+- ``wafer_signatures`` and ``wafer_anomaly`` (schema version 4): one test event, the
+  same key as ``wafer_summary`` (a BI tool joins them on ``day, source, object_key,
+  wafer_token``). ``similar_wafers``: the test event + ``rank`` (1 = most similar;
+  k rows per event). They come from two other pipelines' day commits
+  (``patterns``: signatures; ``pattern_matches``: similar wafers and anomaly), so a
+  day's tables may be committed at different moments and carry their own
+  generations; each table is loaded from its own pipeline's commit.
+- Left out: the signature's ``raster`` (32 x 32 floats per wafer: the embedding is
+  what SQL compares; the raster stays in Parquet), and the pattern tables' own
+  ``day`` column (it is the sink's ``day``, the partition).
+- The embedding (a fixed-size float list) is a PostgreSQL array (``real[]``), not
+  ``jsonb``: BI and SQL users index it (``embedding[1]``), ``unnest`` it, or feed it
+  to pgvector (``embedding::vector``) without parsing JSON. Lists of numbers become
+  arrays; lists of structs (``bins``) stay ``jsonb``.
 """
 
 from __future__ import annotations
@@ -28,7 +43,9 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from failmap_assets.storage.layout import SUMMARY_PIPELINE
+from failmap_assets.patterns.tables import ANOMALY_COLUMNS, SIGNATURE_COLUMNS, SIMILAR_COLUMNS
+from failmap_assets.patterns.tables import schema_of as pattern_schema_of
+from failmap_assets.storage.layout import MATCHES_PIPELINE, PATTERNS_PIPELINE, SUMMARY_PIPELINE
 from failmap_assets.yield_view.summaries import EVENT, LOT, LOT_SUMMARY_COLUMNS, WAFER_SUMMARY_COLUMNS, schema_of
 
 #: The fab day of a row (the partition it was loaded for).
@@ -68,6 +85,18 @@ class TableSpec:
         """Source columns stored as ``jsonb`` (lists and structs)."""
         return [f.name for f in self.arrow_schema() if pg_type(f.type, f.name) == "jsonb"]
 
+    def array_columns(self) -> list[str]:
+        """Source columns stored as PostgreSQL arrays (lists of numbers)."""
+        return [f.name for f in self.arrow_schema() if pg_type(f.type, f.name).endswith("[]")]
+
+
+def columns_except(columns: dict, *left_out: str) -> pl.Schema:
+    """The source's columns without ``left_out`` (each must be one of them)."""
+    unknown = set(left_out) - set(columns)
+    if unknown:
+        raise ValueError(f"no such source column(s): {sorted(unknown)}")
+    return pl.Schema({c: t for c, t in columns.items() if c not in left_out})
+
 
 WAFER_SUMMARY = TableSpec(
     name="wafer_summary", pipeline=SUMMARY_PIPELINE, source_table="wafer_summary",
@@ -76,18 +105,32 @@ LOT_SUMMARY = TableSpec(
     name="lot_summary", pipeline=SUMMARY_PIPELINE, source_table="lot_summary",
     keys=tuple(LOT), columns=schema_of(LOT_SUMMARY_COLUMNS), nullable_keys=("lot", "step"))
 
+_EVENT_KEY = ("source", "object_key", "wafer_token")
+WAFER_SIGNATURES = TableSpec(
+    name="wafer_signatures", pipeline=PATTERNS_PIPELINE, source_table="wafer_signatures", keys=_EVENT_KEY,
+    columns=columns_except(pattern_schema_of(SIGNATURE_COLUMNS), "raster"))
+WAFER_ANOMALY = TableSpec(
+    name="wafer_anomaly", pipeline=MATCHES_PIPELINE, source_table="wafer_anomaly", keys=_EVENT_KEY,
+    columns=columns_except(pattern_schema_of(ANOMALY_COLUMNS), DAY_COLUMN))
+SIMILAR_WAFERS = TableSpec(
+    name="similar_wafers", pipeline=MATCHES_PIPELINE, source_table="similar_wafers", keys=(*_EVENT_KEY, "rank"),
+    columns=columns_except(pattern_schema_of(SIMILAR_COLUMNS), DAY_COLUMN))
+
 #: What the sink loads, in this order (within one transaction per day).
-SINK_TABLES: tuple[TableSpec, ...] = (WAFER_SUMMARY, LOT_SUMMARY)
+SINK_TABLES: tuple[TableSpec, ...] = (WAFER_SUMMARY, LOT_SUMMARY, WAFER_SIGNATURES, WAFER_ANOMALY, SIMILAR_WAFERS)
 
 assert set(WAFER_SUMMARY.keys) == set(EVENT), "a wafer_summary row is one test event"
 
 
 def pg_type(t: pa.DataType, column: str = "") -> str:
-    """The PostgreSQL type of an Arrow type. Lists, structs and maps become ``jsonb``
-    (BI tools read them with ``jsonb_array_elements``); a type with no faithful
-    PostgreSQL counterpart is an error naming the column."""
+    """The PostgreSQL type of an Arrow type. Lists of numbers become arrays of that
+    number type (``real[]``); other lists, structs and maps become ``jsonb`` (BI tools
+    read them with ``jsonb_array_elements``); a type with no faithful PostgreSQL
+    counterpart is an error naming the column."""
     if pa.types.is_dictionary(t):
         return pg_type(t.value_type, column)
+    if _is_list(t) and (pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type)):
+        return pg_type(t.value_type, column) + "[]"
     if pa.types.is_string(t) or pa.types.is_large_string(t) or _is_string_view(t) or pa.types.is_null(t):
         return "text"
     if pa.types.is_boolean(t):
@@ -112,6 +155,10 @@ def pg_type(t: pa.DataType, column: str = "") -> str:
     if pa.types.is_nested(t):
         return "jsonb"
     raise TypeError(f"column {column!r}: no PostgreSQL type for Arrow {t}")
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
 def _is_string_view(t: pa.DataType) -> bool:

@@ -88,6 +88,8 @@ def test_the_sink_loads_the_committed_summaries_through_dagster(tmp_path, sink_d
         assert meta["schema_version"].value == SCHEMA_VERSION and meta["schema_migrated_from"].value == 0
         assert meta["dagster/row_count"].value == wafers.height + lots.height
         assert meta["loaded"].value["wafer_summary"]["inserted"] == wafers.height
+        # the pattern assets were not run: their tables are reported, not loaded
+        assert set(meta["not_loaded"].value) == {"wafer_signatures", "wafer_anomaly", "similar_wafers"}
 
         # a rerun of the sink alone: the same rows, nothing inserted, updated or deleted
         before = {t: all_rows(sink_db, t) for t in ("wafer_summary", "lot_summary")}
@@ -137,7 +139,31 @@ def test_the_description_and_automation_follow_the_environment(monkeypatch):
         assert SINK_OFF not in description and "pw-never-shown" not in description
         assert on.automation_conditions_by_key.get(AssetKey("postgres_sink")) is not None
         assert [d.asset_key.to_user_string() for d in on.specs_by_key[AssetKey("postgres_sink")].deps] == [
-            "wafer_summary", "lot_summary"]
+            "wafer_summary", "lot_summary", "wafer_signatures", "wafer_anomaly", "similar_wafers"]
+    finally:
+        monkeypatch.undo()
+        importlib.reload(sink_defs)
+
+
+def test_the_sink_follows_the_pattern_assets_of_its_day(monkeypatch):
+    from dagster import AssetMaterialization, DagsterInstance, Definitions, evaluate_automation_conditions
+
+    from failmap_assets.defs.patterns.assets import PATTERNS_ASSETS
+
+    try:
+        monkeypatch.setenv("FAILMAP_POSTGRES_DSN", "host=db.fab dbname=yield")
+        on = importlib.reload(sink_defs)
+        defs = Definitions(assets=[*FAILMAP_ASSETS, *STDF_ASSETS, *YIELD_ASSETS, *PATTERNS_ASSETS, *on.SINK_ASSETS],
+                           resources=build_resources())
+        sink = AssetKey("postgres_sink")
+        with DagsterInstance.ephemeral() as instance:
+            cursor = evaluate_automation_conditions(defs=defs, instance=instance).cursor
+            # a day's signatures, then its anomaly scores (an output of the pattern_matches multi-asset)
+            for asset, day in (("wafer_signatures", "2026-01-05"), ("wafer_anomaly", "2026-01-06")):
+                instance.report_runless_asset_event(AssetMaterialization(asset, partition=day))
+                result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+                assert result.get_requested_partitions(sink) == {day}, asset
+                cursor = result.cursor
     finally:
         monkeypatch.undo()
         importlib.reload(sink_defs)

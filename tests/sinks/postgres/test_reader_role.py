@@ -11,6 +11,7 @@ from psycopg2 import sql
 
 from failmap_assets.sinks.postgres.reader_role import EXAMPLE_QUERIES, READER_ROLE, reader_role_sql
 from failmap_assets.sinks.postgres.sink_day import run_sink_day
+from failmap_assets.sinks.postgres.tables import SINK_TABLES
 from failmap_assets.storage.local_store import LocalObjectStore
 from tests.support.postgres_sink import target, wafer_rows
 from tests.support.summary_days import commit_summaries
@@ -46,6 +47,8 @@ def test_the_reader_selects_and_runs_the_example_queries(reader):
         for table in ("wafer_summary", "lot_summary", "failmap_loaded_days", "failmap_schema_version"):
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
             assert cur.fetchone()[0] > 0, table
+        for spec in SINK_TABLES:   # granted too (the day has no pattern commits: no rows)
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(spec.name)))
         for query in EXAMPLE_QUERIES:
             cur.execute(query)
             assert cur.fetchall(), query

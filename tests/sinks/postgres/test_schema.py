@@ -7,14 +7,24 @@ from __future__ import annotations
 import threading
 from datetime import date
 
+import polars as pl
 import pytest
 
 from failmap_assets.sinks.postgres.connection import PostgresSinkError, connect
 from failmap_assets.sinks.postgres.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew, migrate, schema_version
 from failmap_assets.sinks.postgres.sink_day import run_sink_day
-from failmap_assets.sinks.postgres.tables import SINK_TABLES, WAFER_SUMMARY, pg_type
+from failmap_assets.sinks.postgres.load import load_day
+from failmap_assets.sinks.postgres.tables import (
+    SIMILAR_WAFERS,
+    SINK_TABLES,
+    WAFER_ANOMALY,
+    WAFER_SIGNATURES,
+    WAFER_SUMMARY,
+    columns_except,
+    pg_type,
+)
 from failmap_assets.storage.local_store import LocalObjectStore
-from tests.support.postgres_sink import rows_of, sort, target, wafer_rows
+from tests.support.postgres_sink import all_rows, day_tables, rows_of, sort, target, wafer_rows
 from tests.support.summary_days import commit_summaries
 
 DAY = date(2026, 1, 11)
@@ -77,6 +87,19 @@ def test_pg_types_of_arrow_types():
     with pytest.raises(TypeError, match="'blob'"):
         pg_type(pa.binary(), "blob")
     assert dict(WAFER_SUMMARY.pg_columns())["bins"] == "jsonb"
+    # lists of numbers are arrays (the embedding: BI tools index and unnest it), not jsonb
+    assert pg_type(pa.list_(pa.float32(), 48)) == "real[]" and pg_type(pa.list_(pa.float64())) == "double precision[]"
+    assert pg_type(pa.large_list(pa.int32())) == "integer[]"
+    assert dict(WAFER_SIGNATURES.pg_columns())["embedding"] == "real[]" and WAFER_SIGNATURES.json_columns() == []
+
+
+def test_the_pattern_specs_leave_out_the_raster_and_their_own_day():
+    assert "raster" not in WAFER_SIGNATURES.columns and "embedding" in WAFER_SIGNATURES.columns
+    for spec in (WAFER_SIGNATURES, WAFER_ANOMALY, SIMILAR_WAFERS):
+        assert [c for c, _ in spec.pg_columns()].count("day") == 1, spec.name
+    assert SIMILAR_WAFERS.keys == (*WAFER_SUMMARY.keys, "rank") and WAFER_ANOMALY.keys == WAFER_SUMMARY.keys
+    with pytest.raises(ValueError, match="rastr"):
+        columns_except({"raster": pl.Float32}, "rastr")
 
 
 V1_BY_HAND = """
@@ -127,6 +150,38 @@ def test_a_version_1_database_is_migrated_and_loaded(sink_db, tmp_path):
         cur.execute("SELECT table_name, commit_generation, rows FROM failmap_loaded_days ORDER BY 1")
         assert cur.fetchall() == [("lot_summary", generation, report.tables[1].rows),
                                   ("wafer_summary", generation, wafers.height)]
+    conn.close()
+
+
+def test_a_version_3_database_gets_the_pattern_tables_and_keeps_its_rows(sink_db, tmp_path):
+    conn = connect(target(sink_db))
+    try:
+        assert migrate(conn, MIGRATIONS[:3]).after == 3
+        load_day(conn, DAY, day_tables(wafer_rows(DAY, 10)))     # a day loaded by the version-3 sink
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('wafer_signatures') IS NULL")
+            assert cur.fetchone()[0]
+    finally:
+        conn.close()
+    before = {t: all_rows(sink_db, t) for t in ("wafer_summary", "lot_summary", "failmap_loaded_days")}
+    out = LocalObjectStore(tmp_path)     # another day, with summaries only
+    other = date(2026, 1, 12)
+    commit_summaries(out, other, wafer_rows(other, 5))
+    report = run_sink_day(day=other, out=out, target=target(sink_db), log=lambda m: None)
+    assert (report.migration.before, report.migration.after, report.migration.applied) == (3, 4, (4,))
+    assert set(report.missing) == {"wafer_signatures", "wafer_anomaly", "similar_wafers"}
+    for spec in SINK_TABLES:
+        assert columns(sink_db, spec.name) == canonical(sink_db, spec.pg_columns()), spec.name
+    after = {t: [r for r in all_rows(sink_db, t) if "2026-01-12" not in r] for t in before}
+    assert after == before                # the older day's rows as they were
+    conn = sink_db.connect()
+    with conn, conn.cursor() as cur:      # the keys: a second row of the same test event (and rank) is refused
+        cur.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = ANY(%s) ORDER BY conname",
+                    (["similar_wafers_key", "wafer_anomaly_key", "wafer_signatures_key"],))
+        assert [r[0] for r in cur.fetchall()] == [
+            "PRIMARY KEY (day, source, object_key, wafer_token, rank)",
+            "PRIMARY KEY (day, source, object_key, wafer_token)",
+            "PRIMARY KEY (day, source, object_key, wafer_token)"]
     conn.close()
 
 

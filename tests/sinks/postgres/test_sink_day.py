@@ -11,7 +11,7 @@ import pytest
 
 from failmap_assets.sinks.postgres.connection import APPLICATION_NAME, PostgresSinkError
 from failmap_assets.sinks.postgres.sink_day import run_sink_day
-from failmap_assets.sinks.postgres.tables import LOT_SUMMARY, WAFER_SUMMARY
+from failmap_assets.sinks.postgres.tables import LOT_SUMMARY, SINK_TABLES, WAFER_SUMMARY
 from failmap_assets.storage.layout import table_file
 from failmap_assets.storage.local_store import LocalObjectStore
 from failmap_assets.storage.parquet_io import write_table
@@ -45,7 +45,7 @@ def test_a_day_without_committed_summaries_is_reported_and_touches_nothing(sink_
     run_sink_day(day=date(2026, 1, 10), out=out, target=target(sink_db), log=lambda m: None)
     before = all_rows(sink_db, "wafer_summary")
     report = sink(sink_db, out)
-    assert report.tables == [] and set(report.missing) == {"wafer_summary", "lot_summary"}
+    assert report.tables == [] and set(report.missing) == {s.name for s in SINK_TABLES}
     assert "no committed summaries day yet" in report.missing["wafer_summary"]
     assert all_rows(sink_db, "wafer_summary") == before
 
