@@ -147,8 +147,8 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
         p = np.full(x.shape, rng.uniform(0.25, 0.75))
         if rng.random() < 0.5:   # uneven: a smooth field and/or a worse edge
             p = np.clip(p * (1 + _smooth_field(x, y, rng, 0.35)), 0, 1)
-        if rng.random() < 0.3:
-            p = np.clip(p + rng.uniform(0.0, 0.25) * (rad > 0.85), 0, 1)
+        if rng.random() < 0.5:   # denser towards the edge, rising smoothly (not a ring)
+            p = np.clip(p + rng.uniform(0.05, 0.3) * np.clip((rad - 0.55) / 0.45, 0, 1) ** 2, 0, 1)
         return p
     if label == "Scratch":
         return dens * _scratch(x, y, die, rng)
