@@ -27,7 +27,9 @@ pattern densities 50..100 %):
   size 0.08..0.25 of the radius, density 0.55..1;
 * Near-full: 80..100 % of the dies fail, sometimes a few passing patches;
 * Random: 25..75 % of the dies fail, independently, half of them unevenly (a smooth
-  field), some with a worse edge;
+  field), half denser towards the edge (+5..30 % at the rim, rising smoothly from
+  radius 0.55: real Random maps are often worse at the edge without forming a ring,
+  and a model that never saw that calls them Edge-Ring);
 * Scratch: a thin line or arc (1..2 dies wide, length 0.5..1.6 radii, any direction,
   centred within 0.55 of the wafer centre,
   sometimes broken into segments), density 0.6..1;
