@@ -3,7 +3,7 @@ wafers, leave one lot out.
 
     .venv/bin/python benchmarks/patterns_eval.py --per-class 40
 
-(a) synthetic maps of every class at a seed neither the classifier (training.TRAIN_SEED)
+(a) synthetic maps of every class at a seed neither the classifier (training.TRAIN_SEEDS)
 nor the reference set (evaluate.REFERENCE_SEED) used: confusion matrix (rows: true
 class, columns: label), recall per class, and knn@5 against the shipped reference set;
 (b) the 15 real dev wafers of ../shared/testdata/wm811k, each lot held out in turn

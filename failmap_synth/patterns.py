@@ -27,7 +27,9 @@ pattern densities 50..100 %):
   size 0.08..0.25 of the radius, density 0.55..1;
 * Near-full: 80..100 % of the dies fail, sometimes a few passing patches;
 * Random: 25..75 % of the dies fail, independently, half of them unevenly (a smooth
-  field), some with a worse edge;
+  field), half denser towards the edge (+5..30 % at the rim, rising smoothly from
+  radius 0.55: real Random maps are often worse at the edge without forming a ring,
+  and a model that never saw that calls them Edge-Ring);
 * Scratch: a thin line or arc (1..2 dies wide, length 0.5..1.6 radii, any direction,
   centred within 0.55 of the wafer centre,
   sometimes broken into segments), density 0.6..1;
@@ -147,8 +149,8 @@ def _pattern(label: str, rng: np.random.Generator, x, y, rad, depth_dies, die):
         p = np.full(x.shape, rng.uniform(0.25, 0.75))
         if rng.random() < 0.5:   # uneven: a smooth field and/or a worse edge
             p = np.clip(p * (1 + _smooth_field(x, y, rng, 0.35)), 0, 1)
-        if rng.random() < 0.3:
-            p = np.clip(p + rng.uniform(0.0, 0.25) * (rad > 0.85), 0, 1)
+        if rng.random() < 0.5:   # denser towards the edge, rising smoothly (not a ring)
+            p = np.clip(p + rng.uniform(0.05, 0.3) * np.clip((rad - 0.55) / 0.45, 0, 1) ** 2, 0, 1)
         return p
     if label == "Scratch":
         return dens * _scratch(x, y, die, rng)

@@ -7,6 +7,9 @@ deterministic (full-batch gradient descent from zeros, fixed step count), and it
 weights are a few kilobytes. Its logits double as a learned projection of the
 features in which classes are apart: the class-discriminative part of the embedding.
 
+The shipped model is a bag of such models (training.py) folded into one by
+``mean_model``: the mean of linear logits is linear, so the bag costs what one does.
+
 The weights live in ``pattern_model.npz`` beside this file, written by
 ``python -m failmap_assets.patterns.training`` (tests/patterns check the script
 reproduces them).
@@ -15,6 +18,7 @@ reproduces them).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +93,26 @@ def fit(features: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], vers
         w -= rate * vw
         b -= rate * vb
     return PatternModel(tuple(classes), mean, scale, w, b, version)
+
+
+def mean_model(members: Sequence[PatternModel], version: str) -> PatternModel:
+    """The model whose logits are the mean of the members' logits (a bag of models).
+
+    Each member is linear in the raw features (its standardisation folds into its
+    weights), so their mean is one linear model: it is stored, and costs, like one.
+    Its probabilities are the members' geometric mean, renormalised. The stored
+    standardisation is the members' mean one (any would give the same logits).
+    """
+    if not members:
+        raise ValueError("a bag needs at least one model")
+    classes = members[0].classes
+    if any(m.classes != classes for m in members):
+        raise ValueError("the members of a bag must share their classes")
+    raw_w = np.mean([m.weights / m.scale[:, None] for m in members], axis=0)
+    raw_b = np.mean([m.bias - (m.mean / m.scale) @ m.weights for m in members], axis=0)
+    mean = np.mean([m.mean for m in members], axis=0)
+    scale = np.mean([m.scale for m in members], axis=0)
+    return PatternModel(classes, mean, scale, raw_w * scale[:, None], raw_b + mean @ raw_w, version)
 
 
 def load(path: Path) -> PatternModel:
