@@ -53,7 +53,7 @@ from failmap_assets.storage.layout import (
     pattern_index_version_dir,
     pipeline_state_dir,
 )
-from failmap_assets.storage.object_store import ObjectStore, PreconditionFailed
+from failmap_assets.storage.object_store import ObjectStore, PreconditionFailed, read_with_etag
 
 POINTER_FORMAT = 1
 #: Versions kept after a switch (the serving one included): what a roll-back can go to.
@@ -154,19 +154,16 @@ def committed_signature_days(store: ObjectStore) -> SignatureDays:
 def read_pointer(store: ObjectStore, product: str) -> tuple[dict | None, str | None]:
     """The product's pointer and its ETag, or (None, None) before its first version."""
     key = pattern_index_pointer(product)
-    for _ in range(5):
-        info = store.head(key)
-        if info is None:
-            return None, None
-        try:
-            data = store.get(key, if_match=info.etag)
-        except (PreconditionFailed, FileNotFoundError):
-            continue
-        doc = json.loads(data)
-        if doc.get("format") != POINTER_FORMAT:
-            raise ValueError(f"{key}: unknown pointer format {doc.get('format')!r}")
-        return doc, info.etag
-    raise IndexConflict(f"{key} kept changing while it was read")
+    try:
+        found = read_with_etag(store, key)
+    except PreconditionFailed:
+        raise IndexConflict(f"{key} kept changing while it was read") from None
+    if found is None:
+        return None, None
+    doc = json.loads(found[0])
+    if doc.get("format") != POINTER_FORMAT:
+        raise ValueError(f"{key}: unknown pointer format {doc.get('format')!r}")
+    return doc, found[1]
 
 
 def indexed_products(store: ObjectStore) -> list[str]:

@@ -90,8 +90,7 @@ def _shapes(store: ObjectStore, day: date) -> tuple[pl.DataFrame, dict]:
     frames, commits = [pl.DataFrame(schema=_SHAPE)], {}
     for pipeline in SOURCE_PIPELINES:
         manifest, _ = read_manifest(store, pipeline, day)
-        commits[pipeline] = None if manifest is None else {
-            "generation": manifest.generation, "run_id": manifest.run_id, "committed_at": manifest.committed_at}
+        commits[pipeline] = None if manifest is None else manifest.provenance()
         if manifest is None or "events" not in manifest.state:
             continue
         key = manifest.state["events"]

@@ -198,8 +198,7 @@ def _read_inputs(store: ObjectStore, day: date) -> SummaryInputs:
     events, dies, names, commits = [], [], [], {}
     for pipeline in SOURCE_PIPELINES:
         manifest, _ = read_manifest(store, pipeline, day)
-        commits[pipeline] = None if manifest is None else {
-            "generation": manifest.generation, "run_id": manifest.run_id, "committed_at": manifest.committed_at}
+        commits[pipeline] = None if manifest is None else manifest.provenance()
         if manifest is None or "events" not in manifest.state:
             continue
         if pipeline == "failmap":

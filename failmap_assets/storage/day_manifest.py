@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from failmap_assets.storage.layout import manifest_key
-from failmap_assets.storage.object_store import ObjectStore, PreconditionFailed
+from failmap_assets.storage.object_store import ObjectStore, PreconditionFailed, read_with_etag
 from failmap_assets.storage.versions import decode_hashes, encode_hashes
 
 MANIFEST_FORMAT = 1
@@ -47,6 +47,10 @@ class DayManifest:
     next_due: str | None = None                                 # fab time a pending object falls due
     inputs: str = ""                                            # digest of what the commit was computed from
     totals: dict = field(default_factory=dict)                  # the day's figures (UI, webhooks)
+
+    def provenance(self) -> dict:
+        """Which commit this is (what downstream tables record they were computed from)."""
+        return {"generation": self.generation, "run_id": self.run_id, "committed_at": self.committed_at}
 
     def live_files(self) -> set[str]:
         """Every object key the commit names (what garbage collection keeps)."""
@@ -121,16 +125,13 @@ def read_manifest(store: ObjectStore, pipeline: str, day: date) -> tuple[DayMani
     """The day's committed manifest and its ETag (the version a commit must replace),
     or (None, None) when the day was never committed."""
     key = manifest_key(pipeline, day)
-    for _ in range(5):
-        info = store.head(key)
-        if info is None:
-            return None, None
-        try:
-            data = store.get(key, if_match=info.etag)
-        except (PreconditionFailed, FileNotFoundError):
-            continue  # replaced between HEAD and GET: read the new one
-        return DayManifest.decode(data), info.etag
-    raise ManifestConflict(f"the manifest {key} kept changing while it was read")
+    try:
+        found = read_with_etag(store, key)
+    except PreconditionFailed:
+        raise ManifestConflict(f"the manifest {key} kept changing while it was read") from None
+    if found is None:
+        return None, None
+    return DayManifest.decode(found[0]), found[1]
 
 
 def commit_manifest(store: ObjectStore, manifest: DayManifest, expected_etag: str | None) -> str:

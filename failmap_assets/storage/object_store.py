@@ -38,6 +38,21 @@ class PreconditionFailed(Exception):
     """A conditional write or read whose condition did not hold."""
 
 
+def read_with_etag(store: "ObjectStore", key: str, attempts: int = 5) -> tuple[bytes, str] | None:
+    """A small object's bytes and the ETag they belong to (a GET conditional on the ETag a
+    HEAD just gave, repeated while a writer replaces it between the two); None when there
+    is no such object. A ``PreconditionFailed`` when it kept changing for ``attempts``."""
+    for _ in range(attempts):
+        info = store.head(key)
+        if info is None:
+            return None
+        try:
+            return store.get(key, if_match=info.etag), info.etag
+        except (PreconditionFailed, FileNotFoundError):
+            continue  # replaced (or removed) between HEAD and GET: read the new one
+    raise PreconditionFailed(f"{key} kept changing while it was read")
+
+
 class ConditionalWritesUnsupported(RuntimeError):
     """The store ignores conditional requests (found by ``check_conditional_writes``)."""
 
