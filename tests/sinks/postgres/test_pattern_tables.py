@@ -128,8 +128,9 @@ def test_pattern_tables_load_once_committed_each_with_its_own_generation(landed,
     anomaly = expected(out, MATCHES_PIPELINE, WAFER_ANOMALY)
     similar = expected(out, MATCHES_PIPELINE, SIMILAR_WAFERS)
     assert anomaly.height == signatures.height and similar.height > 0
-    # generated wafers carry patterns: no normal bank to score against, a reason instead
-    assert anomaly["reason"].is_not_null().all() and similar["similarity"].is_not_null().all()
+    # every wafer has a score or, without earlier normal wafers to score against, a reason
+    assert (anomaly["anomaly_score"].is_null() == anomaly["reason"].is_not_null()).all()
+    assert similar["similarity"].is_not_null().all()
     assert rows_of(sink_db, WAFER_ANOMALY, DAY2).equals(anomaly)
     assert rows_of(sink_db, SIMILAR_WAFERS, DAY2).equals(similar)
     summaries, patterns, matches = (generation(out, p) for p in (SUMMARY_PIPELINE, PATTERNS_PIPELINE,
