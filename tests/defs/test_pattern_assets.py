@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-from dataclasses import replace
 from datetime import date
 
 import polars as pl
@@ -19,10 +18,8 @@ from failmap_assets.defs.stdf.assets import STDF_ASSETS
 from failmap_assets.patterns.tables import ANOMALY_COLUMNS, SIGNATURE_COLUMNS, SIMILAR_COLUMNS, schema_of
 from failmap_assets.pipeline import pattern_index as pix
 from failmap_assets.resources import build_resources
-from failmap_assets.settings import Settings
 from failmap_assets.storage.local_store import LocalObjectStore
-from failmap_synth.day import generate_day
-from failmap_synth.stdf_writer import build_wafer_sort
+from tests.support.local_day import land_small_day, local_fab
 from tests.support.testdata import REPO
 
 DAY = date(2026, 1, 11)
@@ -32,15 +29,8 @@ SIGNATURES, INDEX, MATCHES = PATTERNS_ASSETS
 
 @pytest.fixture
 def env(tmp_path):
-    for sub in ("a", "b", "stdf", "out"):
-        (tmp_path / sub).mkdir()
-    settings = replace(Settings.from_env(), source_a=str(tmp_path / "a"), source_b=str(tmp_path / "b"),
-                       source_stdf=str(tmp_path / "stdf"), output=str(tmp_path / "out"))
-    stores = {sub: LocalObjectStore(tmp_path / sub) for sub in ("a", "b", "stdf")}
-    for o in generate_day(DAY, 8, 4, broken=False, dies_range=(150, 400), typical_dies=250):
-        stores[o.bucket].put(o.key, o.data)
-    stores["stdf"].put("20260111/S1_03_20260111_090000.stdf",
-                       build_wafer_sort(9, dies=200, tests_per_die=4, lot_id="S1", wafer_id="03").data)
+    settings = local_fab(tmp_path)
+    land_small_day(tmp_path, DAY, 8)
     with instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as instance:
         yield settings, tmp_path / "out", instance
 

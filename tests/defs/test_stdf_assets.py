@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
 from datetime import date
 
 import polars as pl
@@ -15,8 +14,8 @@ from PIL import Image
 from failmap_assets.defs.stdf.assets import STDF_ASSETS
 from failmap_assets.resources import build_resources
 from failmap_assets.storage.local_store import LocalObjectStore
-from failmap_assets.settings import Settings
 from failmap_synth.stdf_writer import build_wafer_sort
+from tests.support.local_day import local_fab
 from tests.support.testdata import shared_file
 
 DAY = date(2026, 1, 11)
@@ -24,12 +23,7 @@ DAY = date(2026, 1, 11)
 
 @pytest.fixture
 def env(tmp_path):
-    for sub in ("a", "b", "stdf", "out"):
-        (tmp_path / sub).mkdir()
-    settings = replace(
-        Settings.from_env(), source_a=str(tmp_path / "a"), source_b=str(tmp_path / "b"),
-        source_stdf=str(tmp_path / "stdf"), output=str(tmp_path / "out"),
-    )
+    settings = local_fab(tmp_path)
     with instance_for_test() as instance:
         yield settings, LocalObjectStore(tmp_path / "stdf"), LocalObjectStore(tmp_path / "out"), instance
 

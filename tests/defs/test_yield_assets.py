@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-from dataclasses import replace
 from datetime import date
 
 import polars as pl
@@ -30,9 +29,7 @@ from failmap_assets.defs.failmap.assets import FAILMAP_ASSETS
 from failmap_assets.defs.stdf.assets import STDF_ASSETS
 from failmap_assets.defs.yield_view.assets import YIELD_ASSETS
 from failmap_assets.resources import build_resources
-from failmap_assets.settings import Settings
 from failmap_assets.storage.layout import SUMMARY_TABLES
-from failmap_assets.storage.local_store import LocalObjectStore
 from failmap_assets.yield_view.lot_maps import STACKED_LOT_MAPS_COLUMNS
 from failmap_assets.yield_view.merged import MERGED_DIES_COLUMNS, MERGED_WAFERS_COLUMNS
 from failmap_assets.yield_view.worst_grid import TILE, WORST_WAFERS
@@ -42,8 +39,7 @@ from failmap_assets.yield_view.summaries import (
     WAFER_SUMMARY_COLUMNS,
     schema_of,
 )
-from failmap_synth.day import generate_day
-from failmap_synth.stdf_writer import build_wafer_sort
+from tests.support.local_day import land_small_day, local_fab
 
 DAY = date(2026, 1, 11)
 AS_OF = {"ops": {"failmap_day": {"config": {"as_of": "2026-01-13 00:00:00"}}}}
@@ -51,15 +47,8 @@ AS_OF = {"ops": {"failmap_day": {"config": {"as_of": "2026-01-13 00:00:00"}}}}
 
 @pytest.fixture
 def env(tmp_path):
-    for sub in ("a", "b", "stdf", "out"):
-        (tmp_path / sub).mkdir()
-    settings = replace(Settings.from_env(), source_a=str(tmp_path / "a"), source_b=str(tmp_path / "b"),
-                       source_stdf=str(tmp_path / "stdf"), output=str(tmp_path / "out"))
-    stores = {sub: LocalObjectStore(tmp_path / sub) for sub in ("a", "b", "stdf")}
-    for o in generate_day(DAY, 5, 4, broken=False, dies_range=(150, 400), typical_dies=250):
-        stores[o.bucket].put(o.key, o.data)
-    stores["stdf"].put("20260111/S1_03_20260111_090000.stdf",
-                       build_wafer_sort(9, dies=200, tests_per_die=4, lot_id="S1", wafer_id="03").data)
+    settings = local_fab(tmp_path)
+    land_small_day(tmp_path, DAY, 5)
     with instance_for_test() as instance:
         yield settings, tmp_path / "out", instance
 

@@ -1,4 +1,4 @@
-"""A summaries commit of a synthetic day, through the real commit protocol (lease,
+"""A commit of a synthetic day (the summaries, or any tables), through the real commit protocol (lease,
 files under the run's tag, manifest written last): what the sink reads, without
 running the pipelines."""
 
@@ -18,14 +18,18 @@ from failmap_assets.storage.parquet_io import write_table
 from failmap_assets.yield_view.summaries import lot_summary
 
 
-def commit_summaries(out: ObjectStore, day: date, wafers: pl.DataFrame) -> int:
-    """Commit ``wafers`` as the day's wafer_summary (and its lot_summary); the commit's generation."""
-    tables = {"wafer_summary": wafers, "lot_summary": lot_summary(wafers)}
-    with DaySession(out, SUMMARY_PIPELINE, day, f"test-{uuid.uuid4().hex[:8]}", lease=LeaseOptions(),
+def commit_tables(out: ObjectStore, pipeline: str, day: date, tables: dict[str, pl.DataFrame]) -> int:
+    """A new commit of ``pipeline``'s ``day`` holding exactly ``tables``; its generation."""
+    with DaySession(out, pipeline, day, f"test-{uuid.uuid4().hex[:8]}", lease=LeaseOptions(),
                     log=lambda m: None) as session:
         files = {name: [table_file(name, day, session.tag)] for name in tables}
         for name, frame in tables.items():
             write_table(out, files[name][0], frame)
-        manifest = DayManifest(pipeline=SUMMARY_PIPELINE, day=day, tables=files)
+        manifest = DayManifest(pipeline=pipeline, day=day, tables=files)
         session.commit(manifest)
         return manifest.generation
+
+
+def commit_summaries(out: ObjectStore, day: date, wafers: pl.DataFrame) -> int:
+    """Commit ``wafers`` as the day's wafer_summary (and its lot_summary); the commit's generation."""
+    return commit_tables(out, SUMMARY_PIPELINE, day, {"wafer_summary": wafers, "lot_summary": lot_summary(wafers)})

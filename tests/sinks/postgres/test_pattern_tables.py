@@ -13,8 +13,6 @@ import polars as pl
 import pytest
 
 from failmap_assets.pipeline import pattern_index as pix
-from failmap_assets.pipeline.day_commit import DaySession
-from failmap_assets.pipeline.day_lease import LeaseOptions
 from failmap_assets.pipeline.failmap_day import PairingRules, RunnerOptions, run_day
 from failmap_assets.pipeline.patterns_day import run_matches_day, run_signatures_day
 from failmap_assets.pipeline.summary_day import run_summary_day
@@ -29,13 +27,13 @@ from failmap_assets.sinks.postgres.tables import (
     WAFER_SUMMARY,
     TableSpec,
 )
-from failmap_assets.storage.day_manifest import DayManifest, read_manifest
-from failmap_assets.storage.layout import MATCHES_PIPELINE, PATTERNS_PIPELINE, SUMMARY_PIPELINE, table_file
+from failmap_assets.storage.day_manifest import read_manifest
+from failmap_assets.storage.layout import MATCHES_PIPELINE, PATTERNS_PIPELINE, SUMMARY_PIPELINE
 from failmap_assets.storage.local_store import LocalObjectStore
-from failmap_assets.storage.parquet_io import write_table
 from failmap_synth.day import generate_day
 from tests.support.days import committed
 from tests.support.postgres_sink import all_rows, rows_of, sort, target
+from tests.support.summary_days import commit_tables
 
 DAY = date(2026, 1, 11)
 DAY2 = DAY + timedelta(days=1)
@@ -150,13 +148,7 @@ def test_pattern_tables_load_once_committed_each_with_its_own_generation(landed,
 
 def commit(out, pipeline: str, tables: dict[str, pl.DataFrame]) -> int:
     """A new commit of DAY2's ``pipeline`` holding ``tables``, through the real protocol."""
-    with DaySession(out, pipeline, DAY2, f"test-{pipeline}", lease=LeaseOptions(), log=quiet) as session:
-        files = {name: [table_file(name, DAY2, session.tag)] for name in tables}
-        for name, frame in tables.items():
-            write_table(out, files[name][0], frame)
-        manifest = DayManifest(pipeline=pipeline, day=DAY2, tables=files)
-        session.commit(manifest)
-        return manifest.generation
+    return commit_tables(out, pipeline, DAY2, tables)
 
 
 def test_new_pattern_commits_replace_the_days_rows(landed, sink_db, tmp_path):
