@@ -119,6 +119,15 @@ class DaySession:
     def garbage(self, keep: set[str]) -> list[str]:
         return sorted(k for k in self.files_on_disk() if k not in keep)
 
+    def unchanged_commit(self, inputs: str, force: bool = False) -> DayManifest | None:
+        """The day's commit when it was computed from exactly ``inputs`` (and the run is
+        not forced): nothing to recompute, only a crashed run's leftovers to remove. None
+        when the day must be computed again."""
+        if self.manifest is None or force or self.manifest.inputs != inputs:
+            return None
+        self.collect_garbage(self.manifest.live_files())
+        return self.manifest
+
     def commit(self, manifest: DayManifest) -> DayManifest:
         """Make ``manifest`` the day's (see the module docstring), then remove what it no
         longer names. Raises ManifestConflict / LeaseLost when this run lost the day."""

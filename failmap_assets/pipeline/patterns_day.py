@@ -179,10 +179,9 @@ def run_signatures_day(*, day: date, out: ObjectStore, run_id: str, force: bool 
         inputs, shapes = read_signature_inputs(out, day, log)
         digest = hashlib.sha256(json.dumps({"signature": SIGNATURE_VERSION, "day": PATTERNS_DAY_VERSION,
                                             "commits": inputs.commits}, sort_keys=True).encode()).hexdigest()
-        committed = session.manifest
-        if committed is not None and committed.inputs == digest and not force:
+        committed = session.unchanged_commit(digest, force)
+        if committed is not None:
             log(f"{day}: signatures already describe these commits; no commit")
-            session.collect_garbage(committed.live_files())
             report.manifest, report.totals, report.generation = committed, committed.totals, committed.generation
         else:
             frame, skipped = signatures_table(inputs, shapes)
@@ -310,10 +309,9 @@ def run_matches_day(*, day: date, out: ObjectStore, run_id: str, k: int = SIMILA
             "signatures": None if signed is None else [signed.generation, signed.run_id],
             "indexes": {p: _earlier_content(v, day) for p, v in versions.items()},
         }, sort_keys=True).encode()).hexdigest()
-        committed = session.manifest
-        if committed is not None and committed.inputs == digest and not force:
+        committed = session.unchanged_commit(digest, force)
+        if committed is not None:
             log(f"{day}: similar wafers and anomaly scores already describe these signatures and indexes")
-            session.collect_garbage(committed.live_files())
             report.manifest, report.totals, report.generation = committed, committed.totals, committed.generation
         else:
             similar, scores = [], []

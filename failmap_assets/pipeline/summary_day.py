@@ -108,12 +108,11 @@ def run_summary_day(*, day: date, out: ObjectStore, run_id: str, force: bool = F
         inputs = read_inputs(out, day, log)
         inputs.rules = {"merge_rule": merge_rule, "pixels_per_die": pixels_per_die}
         digest = inputs.digest()
-        committed = session.manifest
         # a lot map a crashed run redrew is not the one the commit recorded: draw again
-        stale = session.out_of_step()[1] if committed is not None else set()
-        if committed is not None and committed.inputs == digest and not force and not stale:
+        stale = session.out_of_step()[1] if session.manifest is not None else set()
+        committed = session.unchanged_commit(digest, force=force or bool(stale))
+        if committed is not None:
             log(f"{day}: summaries already describe these commits ({inputs.commits}); no commit")
-            session.collect_garbage(committed.live_files())   # a crashed run's files, if any
             report.manifest, report.totals, report.generation = committed, committed.totals, committed.generation
             wafers = committed_wafer_summary(out, committed)
         else:

@@ -48,10 +48,9 @@ def run_trends(*, last: date, days: int, out: ObjectStore, run_id: str, force: b
         wafers, generations = read_summaries(out, span)
         digest = hashlib.sha256(json.dumps({"version": TRENDS_VERSION, "summaries": generations},
                                            sort_keys=True).encode()).hexdigest()
-        committed = session.manifest
-        if committed is not None and committed.inputs == digest and not force:
+        committed = session.unchanged_commit(digest, force)
+        if committed is not None:
             log(f"trends to {last}: already describe these summaries; no commit")
-            session.collect_garbage(committed.live_files())
             report.yield_trend = session_table(out, committed, "yield_trend")
             report.bin_pareto = session_table(out, committed, "bin_pareto_trend")
             report.totals, report.generation = committed.totals, committed.generation
