@@ -44,3 +44,25 @@ WHERE w.latest AND NOT (b->>'pass')::boolean
 GROUP BY w.day, bin, name
 ORDER BY w.day, dies DESC""",
 )
+
+
+#: What a BI tool asks of the pattern tables: the pattern mix per product over the last
+#: 7 loaded days (latest test events), then the latest day's most unusual wafers with
+#: their yield and the earlier wafer each looks most like. They key on the latest day
+#: loaded, not on today: the pattern pipelines may run a day behind the summaries.
+PATTERN_QUERIES = (
+    """SELECT s.day, s.product, s.label, count(*) AS wafers, round(avg(s.confidence)::numeric, 3) AS confidence
+FROM wafer_signatures AS s
+WHERE s.latest AND s.day > (SELECT max(day) FROM wafer_signatures) - 7
+GROUP BY s.day, s.product, s.label
+ORDER BY s.day, s.product, wafers DESC""",
+    """SELECT a.day, a.wafer_token, a.product, a.label, a.anomaly_score, a.threshold, a.anomalous, w.yield_pct,
+       m.similar_day, m.similar_wafer_token, m.similar_label, m.similarity
+FROM wafer_anomaly AS a
+JOIN wafer_summary AS w USING (day, source, object_key, wafer_token)
+LEFT JOIN similar_wafers AS m
+  ON (m.day, m.source, m.object_key, m.wafer_token, m.rank) = (a.day, a.source, a.object_key, a.wafer_token, 1)
+WHERE a.day = (SELECT max(day) FROM wafer_anomaly) AND a.anomaly_score IS NOT NULL
+ORDER BY a.anomaly_score DESC, a.wafer_token
+LIMIT 20""",
+)

@@ -18,6 +18,7 @@ from failmap_assets.pipeline.patterns_day import run_matches_day, run_signatures
 from failmap_assets.pipeline.summary_day import run_summary_day
 from failmap_assets.pipeline.unit import ProcessingOptions
 from failmap_assets.sinks.postgres.day_tables import conform
+from failmap_assets.sinks.postgres.reader_role import PATTERN_QUERIES
 from failmap_assets.sinks.postgres.sink_day import run_sink_day
 from failmap_assets.sinks.postgres.tables import (
     SIMILAR_WAFERS,
@@ -139,11 +140,37 @@ def test_pattern_tables_load_once_committed_each_with_its_own_generation(landed,
         "wafer_signatures": (patterns, signatures.height),
         "wafer_anomaly": (matches, anomaly.height), "similar_wafers": (matches, similar.height)}
 
+    # the README's BI queries over the pattern tables answer from these rows
+    mix, unusual = run_pattern_queries(sink_db)
+    latest = signatures.filter(pl.col("latest"))
+    assert sum(r["wafers"] for r in mix) == latest.height
+    assert {(r["product"], r["label"]) for r in mix} == set(latest.select("product", "label").rows())
+    scored = anomaly.filter(pl.col("anomaly_score").is_not_null()).sort(
+        ["anomaly_score", "wafer_token"], descending=[True, False]).head(20)
+    assert unusual and [r["wafer_token"] for r in unusual] == scored["wafer_token"].to_list()
+    best = {r[0]: r[1] for r in similar.filter(pl.col("rank") == 1).select("wafer_token", "similar_wafer_token").rows()}
+    assert all(r["similar_wafer_token"] == best.get(r["wafer_token"]) for r in unusual)
+    assert all(r["yield_pct"] is not None for r in unusual)
+
     # a reload: the same rows, nothing inserted, updated or deleted
     everything = {s.name: all_rows(sink_db, s.name) for s in SINK_TABLES}
     third = sink(sink_db, out)
     assert all(t.inserted == t.updated == t.deleted == 0 and not t.skipped for t in third.tables)
     assert {s.name: all_rows(sink_db, s.name) for s in SINK_TABLES} == everything
+
+
+def run_pattern_queries(server) -> list[list[dict]]:
+    conn = server.connect()
+    try:
+        with conn.cursor() as cur:
+            answers = []
+            for query in PATTERN_QUERIES:
+                cur.execute(query)
+                names = [c.name for c in cur.description]
+                answers.append([dict(zip(names, row)) for row in cur.fetchall()])
+        return answers
+    finally:
+        conn.close()
 
 
 def commit(out, pipeline: str, tables: dict[str, pl.DataFrame]) -> int:

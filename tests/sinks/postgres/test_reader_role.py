@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from failmap_assets.sinks.postgres.reader_role import EXAMPLE_QUERIES, READER_ROLE, reader_role_sql
+from failmap_assets.sinks.postgres.reader_role import EXAMPLE_QUERIES, PATTERN_QUERIES, READER_ROLE, reader_role_sql
 from failmap_assets.sinks.postgres.sink_day import run_sink_day
 from failmap_assets.sinks.postgres.tables import SINK_TABLES
 from failmap_assets.storage.local_store import LocalObjectStore
@@ -52,6 +52,9 @@ def test_the_reader_selects_and_runs_the_example_queries(reader):
         for query in EXAMPLE_QUERIES:
             cur.execute(query)
             assert cur.fetchall(), query
+        for query in PATTERN_QUERIES:   # allowed (no pattern rows on this day: they answer nothing)
+            cur.execute(query)
+            assert cur.fetchall() == [], query
     reader.rollback()
 
 
@@ -85,4 +88,5 @@ def test_the_readme_shows_exactly_these_statements():
     grants = ";\n".join(reader_role_sql(database="yield", loader="failmap_loader")) + ";"
     assert f"```sql\n{grants}\n```" in section
     assert f"```sql\n{EXAMPLE_QUERIES[0]};\n\n{EXAMPLE_QUERIES[1]};\n```" in section
+    assert f"```sql\n{PATTERN_QUERIES[0]};\n\n{PATTERN_QUERIES[1]};\n```" in section
     assert "PostgreSQL sink off: set FAILMAP_POSTGRES_DSN" in section and "FAILMAP_POSTGRES_DSN" in readme
