@@ -61,6 +61,7 @@ def test_backfill_scaling_benchmark_runs() -> None:
 def test_postgres_sink_benchmark_runs() -> None:
     out = _run("benchmarks/postgres_sink.py", "--wafers", "20", "--repeat", "1")
     assert "(a) ours, run_sink_day: first load of the day" in out and "a' / b" in out and "(c) execute_values" in out
+    assert "first load with the pattern tables" in out and "also wafer_signatures" in out
 
 
 def test_patterns_eval_benchmark_runs(tmp_path) -> None:

@@ -137,3 +137,55 @@ def sort(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
 def next_day(day: date) -> date:
     return day + timedelta(days=1)
 
+
+
+def pattern_tables(day: date, wafers: pl.DataFrame, k: int = 10, seed: int = 1) -> dict[str, pl.DataFrame]:
+    """The pattern tables of ``wafers``' test events, in their pipelines' schemas:
+    ``wafer_signatures`` (a unit embedding and a raster each), ``wafer_anomaly`` (a
+    score, a few without one and the reason) and ``similar_wafers`` (``k`` earlier
+    wafers each, from the previous day). Synthetic values: what the sink moves, not
+    what the classifier says."""
+    import numpy as np
+
+    from failmap_assets.patterns.signature import PATTERN_CLASSES
+    from failmap_assets.patterns.tables import ANOMALY_COLUMNS, SIGNATURE_COLUMNS, SIMILAR_COLUMNS, schema_of
+
+    rng = np.random.default_rng(seed)
+    n = wafers.height
+    ident = wafers.select("source", "wafer_token", "object_key", "lot", "wafer", "product", "step")
+    labels = [PATTERN_CLASSES[i % len(PATTERN_CLASSES)] for i in range(n)]
+    embedding = rng.normal(size=(n, 48)).astype(np.float32)
+    embedding /= np.linalg.norm(embedding, axis=1, keepdims=True)
+    sig_schema = schema_of(SIGNATURE_COLUMNS)
+    signatures = wafers.select("source", "wafer_token", "object_key", "lot", "wafer", "insertion", "product",
+                               "step", "file_time", "latest", "dies").with_columns(
+        pl.lit("D").alias("flat"), pl.lit(1.0).alias("die_aspect"), pl.lit(False).alias("die_aspect_known"),
+        pl.Series("label", labels), pl.Series("confidence", rng.uniform(0.3, 1.0, n)),
+        pl.lit("centre zone fail density 0.41 vs edge 0.05").alias("evidence"),
+        (pl.col("dies") - wafers["pass_dies"]).alias("fail_dies"),
+        pl.Series("embedding", embedding, sig_schema["embedding"]),
+        pl.Series("raster", rng.uniform(0, 1, (n, 1024)).astype(np.float32), sig_schema["raster"]),
+    ).select(list(sig_schema)).cast(sig_schema)
+    score = rng.uniform(0.01, 0.4, n)
+    scored = np.arange(n) % 29 != 3
+    anomaly = ident.with_columns(
+        pl.lit(day).alias("day"), pl.Series("label", labels), signatures["confidence"],
+        pl.Series("anomaly_score", np.where(scored, score, np.nan)).fill_nan(None),
+        pl.Series("threshold", np.where(scored, 0.3, np.nan)).fill_nan(None),
+        pl.Series("anomalous", [bool(v) if s else None for v, s in zip(score > 0.3, scored)], pl.Boolean),
+        pl.Series("bank_size", np.where(scored, 250, 0)), pl.lit("v0007").alias("index_version"),
+        pl.Series("reason", [None if s else "no_earlier_normal_wafers" for s in scored]),
+    ).select(list(schema_of(ANOMALY_COLUMNS))).cast(schema_of(ANOMALY_COLUMNS))
+    earlier = ident.with_columns(pl.Series("label", labels)).rename(lambda c: f"similar_{c}")
+    similar = (ident.with_columns(pl.lit(day).alias("day"), pl.Series("label", labels),
+                                  pl.Series("_i", np.arange(n)))
+               .join(pl.DataFrame({"rank": np.arange(1, k + 1, dtype=np.int32)}), how="cross")
+               .with_columns(((pl.col("_i") * 7 + pl.col("rank")) % n).alias("_j")))
+    similar = (similar.join(earlier.with_columns(pl.Series("_j", np.arange(n))), on="_j")
+               .with_columns(pl.lit(day - timedelta(days=1)).alias("similar_day"),
+                             pl.lit(datetime(day.year, day.month, day.day) - timedelta(hours=20))
+                             .alias("similar_file_time"),
+                             (1.0 - pl.col("rank") / (k + 1.0)).alias("similarity"),
+                             (pl.col("rank") / (k + 1.0)).alias("distance"), pl.lit("v0007").alias("index_version"))
+               .sort("_i", "rank").select(list(schema_of(SIMILAR_COLUMNS))).cast(schema_of(SIMILAR_COLUMNS)))
+    return {"wafer_signatures": signatures, "wafer_anomaly": anomaly, "similar_wafers": similar}
