@@ -62,7 +62,8 @@ ANOMALY_COLUMNS = {
     "anomalous": (pl.Boolean, "score above the threshold"),
     "bank_size": (pl.Int64, "earlier normal wafers of the product the score compares with"),
     "index_version": (pl.String, "the product's pattern index version"),
-    "reason": (pl.String, "why there is no score: too_small, no_index, no_earlier_normal_wafers"),
+    "reason": (pl.String, "why there is no score: too_small, no_index, no_earlier_normal_wafers, "
+                                 "signature_version_differs (the day and the index were signed by different code)"),
 }
 
 

@@ -9,6 +9,11 @@ rows of the days whose commit changed since (a re-materialized day replaces that
 rows, a day whose commit disappeared loses them), so it gives exactly what a build
 from scratch gives, whatever the history of runs.
 
+An index holds signatures of one ``SIGNATURE_VERSION`` only: embeddings of two
+versions are not comparable. A day signed by another version (the code changed and
+the day was not re-materialized yet) is left out and listed as stale, so the UI says
+which days to re-run; an index built by another version is rebuilt from the days.
+
 Layout (``storage/layout.py``), per product::
 
     patterns/index/<product>/current.json         the pointer: which version serves, the history
@@ -42,6 +47,7 @@ import polars as pl
 
 from failmap_assets.patterns import anomaly
 from failmap_assets.patterns.index import INDEX_FORMAT, VectorIndex
+from failmap_assets.patterns.signature import SIGNATURE_VERSION
 from failmap_assets.storage.committed_tables import named_table_files
 from failmap_assets.storage.day_manifest import DayManifest, read_manifest
 from failmap_assets.storage.layout import (
@@ -110,9 +116,11 @@ class IndexVersion:
 
 @dataclass
 class SignatureDays:
-    """The committed signature days: each one's commit and which products it holds."""
+    """The committed signature days of this code's signature version: each one's commit
+    and which products it holds; ``stale``: days signed by another version (day -> it)."""
 
     manifests: dict[date, DayManifest] = field(default_factory=dict)
+    stale: dict[date, str] = field(default_factory=dict)
 
     def commits(self) -> dict[str, str]:
         return {d.isoformat(): f"{m.generation}:{m.run_id}" for d, m in sorted(self.manifests.items())}
@@ -131,6 +139,7 @@ class RebuildReport:
     stats: dict = field(default_factory=dict)
     collected: list[str] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)   # the pointer's, newest first
+    stale_days: list[str] = field(default_factory=list)   # signed by another version: left out
 
 
 def product_of(value: str | None) -> str:
@@ -146,9 +155,24 @@ def committed_signature_days(store: ObjectStore) -> SignatureDays:
         if day is None:
             continue
         manifest, _ = read_manifest(store, PATTERNS_PIPELINE, day)
-        if manifest is not None:
+        if manifest is None:
+            continue
+        signed = signature_version_of(manifest)
+        if signed == SIGNATURE_VERSION:
             days.manifests[day] = manifest
+        else:
+            days.stale[day] = signed
     return days
+
+
+def signature_version_of(manifest: DayManifest) -> str:
+    """The signature version a day's commit was signed with ("unknown" if it does not say)."""
+    return str(manifest.totals.get("signature_version", "unknown"))
+
+
+def index_signature_version(version: IndexVersion) -> str:
+    """The signature version an index version holds ("unknown": built before versions were recorded)."""
+    return str(version.stats.get("signature_version", "unknown"))
 
 
 def read_pointer(store: ObjectStore, product: str) -> tuple[dict | None, str | None]:
@@ -292,6 +316,11 @@ def rebuild_product(store: ObjectStore, product: str, days: SignatureDays, *, ru
     if previous is not None and previous.version != pointer["version"]:   # switched meanwhile
         raise IndexConflict(f"the index of {product!r} switched while this rebuild read it")
     report.previous = pointer["version"] if pointer else None
+    report.stale_days = [d.isoformat() for d in sorted(days.stale)]
+    if previous is not None and index_signature_version(previous) != SIGNATURE_VERSION:
+        log(f"pattern index {product}: {previous.version} holds signature version "
+            f"{index_signature_version(previous)}, this code signs {SIGNATURE_VERSION}: rebuilt from the days")
+        previous = None   # nothing of it is comparable: start from the committed days
     seen = dict(previous.stats.get("day_commits", {})) if previous else {}
     now = days.commits()
     changed = sorted(d for d in set(seen) | set(now) if seen.get(d) != now.get(d))
@@ -334,6 +363,7 @@ def rebuild_product(store: ObjectStore, product: str, days: SignatureDays, *, ru
     files = version_files(rows, embeddings, index)
     stats.update({
         "format": INDEX_FORMAT, "version": version, "generation": generation, "run_id": run_id,
+        "signature_version": SIGNATURE_VERSION, "stale_days": report.stale_days,
         "built_at": datetime.now(UTC).isoformat(), "changed_days": touching,
         "day_commits": now, "stored_bytes": sum(len(b) for b in files.values()),
     })
@@ -430,6 +460,7 @@ class RoundReport:
     products: dict[str, RebuildReport] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    stale_days: dict[str, str] = field(default_factory=dict)   # day -> the other signature version
 
 
 def rebuild_indexes(store: ObjectStore, *, run_id: str, products: list[str] | None = None, force: bool = False,
@@ -447,7 +478,11 @@ def rebuild_indexes(store: ObjectStore, *, run_id: str, products: list[str] | No
         return cache[day]
 
     wanted = sorted(set(products) if products else days.products() | set(indexed_products(store)))
-    report = RoundReport()
+    report = RoundReport(stale_days={d.isoformat(): v for d, v in sorted(days.stale.items())})
+    if days.stale:
+        log(f"pattern index: {len(days.stale)} day(s) signed by another signature version than this code's "
+            f"({SIGNATURE_VERSION}) left out until wafer_signatures is re-materialized for them: "
+            f"{', '.join(report.stale_days)}")
     for product in wanted:
         try:
             report.products[product] = rebuild_product(store, product, days, run_id=run_id, read_day=read_day,

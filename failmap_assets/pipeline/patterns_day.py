@@ -43,7 +43,14 @@ from failmap_assets.patterns.tables import (
 from failmap_assets.pipeline import day_state as st
 from failmap_assets.pipeline.day_commit import DaySession
 from failmap_assets.pipeline.day_lease import LeaseOptions
-from failmap_assets.pipeline.pattern_index import IndexVersion, day_signature_rows, load_index, product_of
+from failmap_assets.pipeline.pattern_index import (
+    IndexVersion,
+    day_signature_rows,
+    index_signature_version,
+    load_index,
+    product_of,
+    signature_version_of,
+)
 from failmap_assets.pipeline.summary_day import READ_ATTEMPTS, SOURCE_PIPELINES, SummaryInputs, read_inputs
 from failmap_assets.storage.day_manifest import DayManifest, read_manifest
 from failmap_assets.storage.layout import MATCHES_PIPELINE, PATTERNS_PIPELINE, state_dir, table_file
@@ -208,7 +215,8 @@ def _earlier_content(version: IndexVersion | None, day: date) -> dict:
     commits = {d: c for d, c in version.stats.get("day_commits", {}).items() if d < day.isoformat()}
     held = set(version.rows["day"].cast(pl.String).unique().to_list())
     return {"days": {d: c for d, c in commits.items() if d in held},
-            "threshold": version.calibration.threshold, "format": version.stats.get("format")}
+            "threshold": version.calibration.threshold, "format": version.stats.get("format"),
+            "signature_version": index_signature_version(version)}
 
 
 def _physical(frame: pl.DataFrame) -> np.ndarray:
@@ -220,9 +228,10 @@ def _physical(frame: pl.DataFrame) -> np.ndarray:
                         ).to_series().to_numpy()
 
 
-def match_product(day: date, sigs: pl.DataFrame, version: IndexVersion | None, k: int
-                  ) -> tuple[list[dict], list[dict]]:
-    """Similar-wafer rows and anomaly rows of one product's test events of the day."""
+def match_product(day: date, sigs: pl.DataFrame, version: IndexVersion | None, k: int,
+                  no_index: str = "no_index") -> tuple[list[dict], list[dict]]:
+    """Similar-wafer rows and anomaly rows of one product's test events of the day
+    (``no_index``: the reason a missing ``version`` gives)."""
     similar, scores = [], []
     classified = sigs.filter(pl.col("label") != TOO_SMALL)
     emb = np.asarray(classified["embedding"].to_numpy(), np.float32).reshape(classified.height, -1) \
@@ -275,7 +284,7 @@ def match_product(day: date, sigs: pl.DataFrame, version: IndexVersion | None, k
         if q is None:
             reason, value, flagged = TOO_SMALL, None, False
         elif version is None:
-            reason, value, flagged = "no_index", None, False
+            reason, value, flagged = no_index, None, False
         elif not np.isfinite(values[q]):
             reason, value, flagged = "no_earlier_normal_wafers", None, False
         else:
@@ -304,6 +313,14 @@ def run_matches_day(*, day: date, out: ObjectStore, run_id: str, k: int = SIMILA
         sigs = sigs.with_columns(pl.col("product").fill_null("unknown").alias("_product"))
         products = sorted(set(sigs["_product"].to_list()))
         versions = {p: load_index(out, p) for p in products}
+        # embeddings of two signature versions are not comparable: an index of another
+        # version than the day's signatures is not searched (until one of them is re-run)
+        signed_with = signature_version_of(signed) if signed is not None else SIGNATURE_VERSION
+        other_version = {p for p, v in versions.items()
+                         if v is not None and index_signature_version(v) != signed_with}
+        if other_version:
+            log(f"{day}: signatures of version {signed_with}, index(es) of another version for "
+                f"{', '.join(sorted(other_version))}: not searched; re-run the stale side")
         digest = hashlib.sha256(json.dumps({
             "day": PATTERNS_DAY_VERSION, "k": k,
             "signatures": None if signed is None else [signed.generation, signed.run_id],
@@ -316,7 +333,11 @@ def run_matches_day(*, day: date, out: ObjectStore, run_id: str, k: int = SIMILA
         else:
             similar, scores = [], []
             for p in products:
-                s, a = match_product(day, sigs.filter(pl.col("_product") == p), versions[p], k)
+                if p in other_version:
+                    s, a = match_product(day, sigs.filter(pl.col("_product") == p), None, k,
+                                         no_index="signature_version_differs")
+                else:
+                    s, a = match_product(day, sigs.filter(pl.col("_product") == p), versions[p], k)
                 similar += s
                 scores += a
             frames = {"similar_wafers": pl.DataFrame(similar, schema=schema_of(SIMILAR_COLUMNS)),

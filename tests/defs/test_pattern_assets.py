@@ -61,6 +61,7 @@ def test_signatures_index_and_matches_through_dagster(env):
     assert meta["products"].value == len(products) > 0 and meta["rebuilt"].value == len(products)
     assert "| product | version |" in meta["versions"].value
     assert "| product | version | built at |" in meta["history"].value
+    assert meta["stale_signature_days"].value.startswith("none: every committed day is signed")
     # nothing changed: a second round keeps every version
     again = materialized(materialize([INDEX], instance=instance, resources=resources))["pattern_index"]
     assert again["rebuilt"].value == 0 and "kept" in again["versions"].value

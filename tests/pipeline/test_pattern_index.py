@@ -209,3 +209,51 @@ def test_a_product_of_too_small_wafers_only_gets_no_index(tmp_path):
     report = rebuild(store)
     assert report.products["TINY"].version is None and pix.load_index(store, "TINY") is None
     assert pix.load_index(store, "P1").rows.height == 10
+
+
+def test_an_index_holds_one_signature_version(tmp_path, monkeypatch):
+    """Embeddings of two signature versions are not comparable: days signed by other code
+    are left out and named; an index built by other code is rebuilt from the days; a
+    day's matches never search an index of another version."""
+    from failmap_assets.pipeline.patterns_day import run_matches_day
+    from failmap_assets.storage.day_manifest import read_manifest
+    from failmap_assets.storage.layout import MATCHES_PIPELINE
+    from failmap_assets.storage.parquet_io import read_table
+    from failmap_assets.storage.committed_tables import named_table_files
+
+    store = LocalObjectStore(tmp_path / "a")
+    d2, d3 = D1 + timedelta(days=1), D1 + timedelta(days=2)
+    # the index as the previous code built it: every day signed by version "old"
+    monkeypatch.setattr(pix, "SIGNATURE_VERSION", "old")
+    for d in (D1, d2):
+        commit_signature_day(store, d, signature_rows(d, 20, seed=d.day), signature_version="old")
+    old = rebuild(store).products["P1"]
+    assert old.rebuilt and pix.index_signature_version(pix.load_index(store, "P1")) == "old"
+    monkeypatch.undo()
+
+    # this code signs another version: the old days are stale, the old index is not reused
+    current = pix.SIGNATURE_VERSION
+    commit_signature_day(store, d3, signature_rows(d3, 12, seed=3))
+    report = rebuild(store)
+    assert report.stale_days == {D1.isoformat(): "old", d2.isoformat(): "old"}
+    r = report.products["P1"]
+    assert r.rebuilt and r.stale_days == [D1.isoformat(), d2.isoformat()]
+    served = pix.load_index(store, "P1")
+    assert pix.index_signature_version(served) == current and served.stats["stale_days"] == r.stale_days
+    assert served.rows["day"].unique().to_list() == [d3] and served.rows.height == 12
+
+    # a stale day's matches do not search it: each test event says why it has no score
+    assert run_matches_day(day=d2, out=store, run_id="m", log=quiet).committed
+    manifest, _ = read_manifest(store, MATCHES_PIPELINE, d2)
+    anomaly = pl.concat(read_table(store, k) for k in named_table_files(manifest)["wafer_anomaly"])
+    assert anomaly.height == 20 and set(anomaly["reason"].to_list()) == {"signature_version_differs"}
+
+    # the stale day re-signed by this code: it joins the index; from scratch elsewhere, the same
+    commit_signature_day(store, D1, signature_rows(D1, 20, seed=D1.day))
+    again = rebuild(store)
+    assert again.stale_days == {d2.isoformat(): "old"} and again.products["P1"].changed_days == [D1.isoformat()]
+    fresh = LocalObjectStore(tmp_path / "fresh")
+    for d, n, seed in ((D1, 20, D1.day), (d3, 12, 3)):
+        commit_signature_day(fresh, d, signature_rows(d, n, seed=seed))
+    rebuild(fresh)
+    assert content(fresh)[0].equals(content(store)[0]) and content(fresh)[1] == content(store)[1]

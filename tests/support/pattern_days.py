@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from failmap_assets.patterns.signature import EMBEDDING_DIM, RASTER_SIZE
+from failmap_assets.patterns.signature import EMBEDDING_DIM, RASTER_SIZE, SIGNATURE_VERSION
 from failmap_assets.patterns.tables import SIGNATURE_COLUMNS, schema_of
 from failmap_assets.pipeline.day_commit import DaySession
 from failmap_assets.pipeline.day_lease import LeaseOptions
@@ -61,12 +61,15 @@ def signature_rows(day: date, wafers: int, *, product: str = "P1", seed: int = 0
     ).select(list(schema))
 
 
-def commit_signature_day(store: ObjectStore, day: date, frame: pl.DataFrame, run_id: str = "test") -> DayManifest:
-    """Commit ``frame`` as the day's wafer_signatures (lease, tagged file, manifest CAS)."""
+def commit_signature_day(store: ObjectStore, day: date, frame: pl.DataFrame, run_id: str = "test",
+                         signature_version: str = SIGNATURE_VERSION) -> DayManifest:
+    """Commit ``frame`` as the day's wafer_signatures (lease, tagged file, manifest CAS),
+    signed by ``signature_version`` (this code's unless a test says otherwise)."""
     with DaySession(store, PATTERNS_PIPELINE, day, run_id, lease=LeaseOptions(), log=lambda _: None) as session:
         key = table_file("wafer_signatures", day, session.tag)
         write_table(store, key, frame)
         products = sorted({p or "unknown" for p in frame["product"].to_list()})
         return session.commit(DayManifest(pipeline=PATTERNS_PIPELINE, day=day, tables={"wafer_signatures": [key]},
                                           inputs=f"test-{session.tag}",
-                                          totals={"products": products, "rows": {"wafer_signatures": frame.height}}))
+                                          totals={"products": products, "rows": {"wafer_signatures": frame.height},
+                                                  "signature_version": signature_version}))

@@ -136,11 +136,23 @@ def pattern_index(context: AssetExecutionContext, config: PatternIndexConfig,
             "product", "version", "built at", "wafers", "stored bytes", "build s", "knn5 loo", "rolled back from"])),
         "labels": MetadataValue.json({p: r.stats.get("labels", {}) for p, r in report.products.items() if r.stats}),
         "run_seconds": MetadataValue.float(round(report.seconds, 2)),
+        "signature_version": SIGNATURE_VERSION,
+        "stale_signature_days": MetadataValue.md(stale_days_text(report.stale_days)),
     }
     if report.failed:
         raise Failure(description=f"pattern index rebuild failed for {sorted(report.failed)}; their previous "
                                   "versions keep serving", metadata=metadata)
     return MaterializeResult(metadata=metadata)
+
+
+def stale_days_text(stale: dict[str, str]) -> str:
+    """What the UI says of days signed by another signature version (left out of the index)."""
+    if not stale:
+        return f"none: every committed day is signed by signature version {SIGNATURE_VERSION}"
+    return (f"{len(stale)} day(s) signed by another signature version than this code's ({SIGNATURE_VERSION}) "
+            "are left out of the index: materialize `wafer_signatures` for them (a backfill of these "
+            "partitions), then `pattern_index` again.\n\n"
+            + md.markdown_table(sorted(stale.items()), ["day", "signed with version"]))
 
 
 MATCH_SPECS = [
