@@ -6,7 +6,7 @@ from dagster import Definitions, multiprocess_executor
 
 from failmap_assets.defs.failmap.assets import FAILMAP_ASSETS
 from failmap_assets.defs.jobs import JOBS
-from failmap_assets.defs.patterns.assets import PATTERNS_ASSETS
+from failmap_assets.defs.patterns.assets import PATTERNS_ASSETS, PATTERNS_SENSORS
 from failmap_assets.defs.schedules import SCHEDULES
 from failmap_assets.defs.sinks.postgres import SINK_ASSETS, SINK_SENSORS
 from failmap_assets.defs.stdf.assets import STDF_ASSETS
@@ -23,7 +23,7 @@ defs = Definitions(
     assets=ALL_ASSETS,
     jobs=JOBS,
     schedules=SCHEDULES,
-    sensors=[*SENSORS, *YIELD_SENSORS, *SINK_SENSORS],
+    sensors=[*SENSORS, *YIELD_SENSORS, *PATTERNS_SENSORS, *SINK_SENSORS],
     resources=build_resources(),
     # Two cores: two ops at once; parallelism inside a day comes from the runner's threads.
     executor=multiprocess_executor.configured({"max_concurrent": 2}),

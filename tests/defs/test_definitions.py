@@ -29,7 +29,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
                                                      "pattern_matches_job"}
     assert {s.name for s in repo.sensor_defs} == {"bucket_a_sensor", "bucket_b_sensor", "stdf_sensor", "reconcile_sensor",
                                                   "yield_summaries_sensor", "webhook_success_sensor",
-                                                  "webhook_failure_sensor", "postgres_sink_sensor"}
+                                                  "webhook_failure_sensor", "postgres_sink_sensor", "patterns_sensor"}
     assert {s.name for s in repo.schedule_defs} == {"daily_close"}
     checks = {k.name for k in repo.asset_graph.asset_check_keys}
     assert {"match_rate", "unique_die", "json_has_png"} <= checks

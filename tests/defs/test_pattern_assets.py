@@ -125,3 +125,54 @@ def test_shipped_instance_config_gives_the_pool_one_slot(tmp_path):
     shutil.copy(REPO / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+def test_patterns_follow_their_days_through_the_automation_conditions():
+    """The patterns sensor's conditions, evaluated on a real instance: a day's fail-map
+    run requests its signatures; new signatures request one index rebuild (however many
+    days changed), then, once it is over, each changed day's matches; a rebuild alone
+    requests no matches."""
+    from dagster import AssetMaterialization, Definitions, evaluate_automation_conditions
+
+    from failmap_assets.defs.patterns.assets import patterns_sensor
+
+    defs = Definitions(assets=[*FAILMAP_ASSETS, *STDF_ASSETS, *PATTERNS_ASSETS], sensors=[patterns_sensor],
+                       resources=build_resources())
+    sig, index, similar, scores = (AssetKey(k) for k in ("wafer_signatures", "pattern_index", "similar_wafers",
+                                                          "wafer_anomaly"))
+    assert {sig, index, similar, scores} <= patterns_sensor.asset_selection.resolve(defs.resolve_asset_graph())
+    d1, d2 = "2026-01-05", "2026-01-06"
+
+    def requested(result) -> dict:
+        return {k.to_user_string(): result.get_requested_partitions(k) for k in (sig, index, similar, scores)
+                if result.get_requested_partitions(k)}
+
+    with DagsterInstance.ephemeral() as instance:
+        tick = evaluate_automation_conditions(defs=defs, instance=instance)
+        assert tick.total_requested == 0
+        instance.report_runless_asset_event(AssetMaterialization("failmap_dies", partition=d1))
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert requested(tick) == {"wafer_signatures": {d1}}
+        # two days' signatures (a backfill): one rebuild, the matches wait for it
+        for d in (d1, d2):
+            instance.report_runless_asset_event(AssetMaterialization("wafer_signatures", partition=d))
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert requested(tick) == {"pattern_index": {None}}
+        instance.report_runless_asset_event(AssetMaterialization("pattern_index"))
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert requested(tick) == {"similar_wafers": {d1, d2}, "wafer_anomaly": {d1, d2}}
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert tick.total_requested == 0
+        # a rebuild on its own (forced from the UI) asks for no day's matches
+        instance.report_runless_asset_event(AssetMaterialization("pattern_index"))
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert tick.total_requested == 0
+        # a late file re-signs one day: the rebuild first, then that day's matches only
+        instance.report_runless_asset_event(AssetMaterialization("wafer_signatures", partition=d2))
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert requested(tick) == {"pattern_index": {None}}
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert tick.total_requested == 0   # still waiting for the rebuild
+        instance.report_runless_asset_event(AssetMaterialization("pattern_index"))
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert requested(tick) == {"similar_wafers": {d2}, "wafer_anomaly": {d2}}

@@ -329,7 +329,7 @@ def test_sensors_load_through_the_whole_definitions(local):
     if not names:
         pytest.xfail("failmap_assets/definitions.py does not pass sensors=SENSORS to Definitions yet")
     assert names == {"bucket_a_sensor", "bucket_b_sensor", "stdf_sensor", "reconcile_sensor", "yield_summaries_sensor",
-                     "webhook_success_sensor", "webhook_failure_sensor", "postgres_sink_sensor"}
+                     "webhook_success_sensor", "webhook_failure_sensor", "postgres_sink_sensor", "patterns_sensor"}
     sensor = defs.get_sensor_def("bucket_a_sensor")
     assert {defs.get_sensor_def(n).name for n in ("bucket_b_sensor", "stdf_sensor")} == {"bucket_b_sensor", "stdf_sensor"}
     stores["a"].put("20260610/N4A123.1_07P_20260610_101010.Z", b"x")

@@ -22,6 +22,8 @@ from datetime import date
 
 from dagster import (
     AssetExecutionContext,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     AssetSpec,
     Config,
     Failure,
@@ -33,6 +35,7 @@ from dagster import (
 from pydantic import Field
 
 from failmap_assets.defs import metadata as md
+from failmap_assets.defs.automation import FOLLOWS_ANY_DAY, FOLLOWS_ITS_DAY, FOLLOWS_ITS_SIGNATURES
 from failmap_assets.defs.jobs import PATTERNS_GROUP
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
 from failmap_assets.patterns.index import INDEX_FORMAT
@@ -71,6 +74,7 @@ def _run(report) -> dict:
     name="wafer_signatures", group_name=PATTERNS_GROUP, deps=["failmap_dies", "stdf_tables"],
     partitions_def=daily_partitions, backfill_policy=daily_backfill_policy, owners=OWNERS,
     code_version=f"{SIGNATURE_VERSION}.{PATTERNS_DAY_VERSION}", kinds={"numpy", "parquet"},
+    automation_condition=FOLLOWS_ITS_DAY,
     description=(
         "One row per wafer test event of the day (fail maps, industry formats, STDF) from the day's committed "
         "dies: its fail-density raster (notch down, by the map's flat and die size), a unit-length embedding "
@@ -97,7 +101,7 @@ def wafer_signatures(context: AssetExecutionContext, config: PatternsDayConfig, 
 
 @asset(
     name="pattern_index", group_name=PATTERNS_GROUP, deps=["wafer_signatures"], pool=INDEX_POOL, owners=OWNERS,
-    code_version=str(INDEX_FORMAT), kinds={"numpy", "parquet"},
+    code_version=str(INDEX_FORMAT), kinds={"numpy", "parquet"}, automation_condition=FOLLOWS_ANY_DAY,
     description=(
         "Per product, the similarity index over every committed day's wafer signatures (too_small left out), "
         "rebuilt incrementally from the days whose signatures changed: patterns/index/<product>/, each "
@@ -159,6 +163,7 @@ MATCH_SPECS = [
     AssetSpec(
         "similar_wafers", deps=["wafer_signatures", "pattern_index"], kinds={"numpy", "parquet"}, owners=OWNERS,
         code_version=str(PATTERNS_DAY_VERSION), metadata={"dagster/column_schema": md.table_schema(SIMILAR_COLUMNS)},
+        automation_condition=FOLLOWS_ITS_SIGNATURES,
         description=(
             "For each test event of the day, its k most similar earlier wafers of its product (the product's "
             "pattern index: earlier days, and the day's events tested before it; never the same wafer), any lot, "
@@ -167,6 +172,7 @@ MATCH_SPECS = [
     AssetSpec(
         "wafer_anomaly", deps=["wafer_signatures", "pattern_index"], kinds={"numpy", "parquet"}, owners=OWNERS,
         code_version=str(PATTERNS_DAY_VERSION), metadata={"dagster/column_schema": md.table_schema(ANOMALY_COLUMNS)},
+        automation_condition=FOLLOWS_ITS_SIGNATURES,
         description=(
             "For each test event of the day, its anomaly score (mean cosine distance to the k nearest earlier "
             "normal wafers of its product: the memory bank) and a flag above the product's threshold (the 0.99 "
@@ -195,3 +201,13 @@ def pattern_matches(context: AssetExecutionContext, config: MatchesConfig, stora
 
 
 PATTERNS_ASSETS = [wafer_signatures, pattern_index, pattern_matches]
+
+
+# Evaluates the pattern assets' conditions; off until turned on in the UI, like the others.
+patterns_sensor = AutomationConditionSensorDefinition(
+    "patterns_sensor", target=AssetSelection.groups(PATTERNS_GROUP), minimum_interval_seconds=60,
+    description=("Requests a day's wafer_signatures after its fail-map or STDF runs, one pattern_index rebuild "
+                 "after any days' signatures change (at the end of a backfill, not once per day), and a day's "
+                 "similar_wafers / wafer_anomaly after its signatures, once the index rebuild is over."),
+)
+PATTERNS_SENSORS = [patterns_sensor]

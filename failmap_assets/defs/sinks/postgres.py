@@ -29,7 +29,8 @@ from dagster import (
 from failmap_assets.defs import metadata as md
 from failmap_assets.defs.jobs import SINKS_GROUP
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
-from failmap_assets.defs.yield_view.assets import FOLLOWS_ITS_DAY, OWNERS
+from failmap_assets.defs.automation import FOLLOWS_ITS_DAY
+from failmap_assets.defs.yield_view.assets import OWNERS
 from failmap_assets.resources import FailmapStorage, PostgresSink
 from failmap_assets.settings import Settings
 from failmap_assets.sinks.postgres.connection import SINK_OFF

@@ -15,7 +15,6 @@ from dagster import (
     AssetExecutionContext,
     AssetSelection,
     AssetSpec,
-    AutomationCondition,
     AutomationConditionSensorDefinition,
     Config,
     MaterializeResult,
@@ -25,6 +24,7 @@ from dagster import (
 from pydantic import Field
 
 from failmap_assets.defs import metadata as md
+from failmap_assets.defs.automation import FOLLOWS_ITS_DAY
 from failmap_assets.defs.jobs import TRENDS_GROUP, YIELD_GROUP
 from failmap_assets.defs.owners import YIELD_ENGINEERING
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
@@ -44,16 +44,6 @@ from failmap_assets.yield_view.zones import CENTRE_MAX_R, MIDDLE_MAX_R
 OWNERS = YIELD_ENGINEERING
 _ZONES = (f"zonal yield by normalised radius from the die-grid centre: centre r <= {CENTRE_MAX_R}, "
           f"middle <= {MIDDLE_MAX_R}, edge beyond")
-
-# Any day partition materialized since the summaries were last requested: summarise
-# the day again (once its runs are over). Not limited to the latest day: late files
-# and re-runs change old days too.
-FOLLOWS_ITS_DAY = (
-    AutomationCondition.any_deps_updated().since_last_handled()
-    & ~AutomationCondition.any_deps_in_progress()
-    & ~AutomationCondition.in_progress()
-)
-
 
 class SummaryConfig(Config):
     force: bool = Field(default=False,
