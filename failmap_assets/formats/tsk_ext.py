@@ -26,8 +26,9 @@ Layouts (big-endian; "add 1 for actual" site and category numbers) as jh-n/MapIO
   "Correction die": a SOAK TIME / PMI correction was executed on the die;
   "rearranged die": rearranged by the 1/2 index cap. Map version 3 is version 2
   without the extension header (``ExtendedTestResultPerDieV3`` derives from V2; the
-  version names are larvata/tsk-parser's). The version-2 byte split is also what
-  fangxu6/JSE2Fab's converters edit (byte 0 site, byte 1 category; version 4: byte 3).
+  version names are larvata/tsk-parser's). The byte split is also what fangxu6/JSE2Fab's
+  converters edit (``TXT转换TSK-数据/TSK-MERGE-SINF/Form1.cs``: version 2 byte 0 "sitenum",
+  byte 1 the category; version 4 byte 3).
 * Map version 1 (``ExtendedTestResultPerDieV1.cs``): 1 byte per position after the
   2-byte records, re-probing result in bits 1-0.
 
