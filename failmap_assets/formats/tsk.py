@@ -114,7 +114,7 @@ class _Positions(NamedTuple):
 
 
 # Byte offsets of the header fields a reject may name.
-_AT_VERSION, _AT_AREA, _AT_DIE_ADDRESS, _AT_CONFIG, _AT_MAX_CATEGORIES = 51, 52, 216, 228, 232
+_AT_VERSION, _AT_AREA, _AT_DIE_ADDRESS, _AT_CONFIG = 51, 52, 216, 228
 
 
 def read_header(data: bytes) -> dict:
@@ -307,11 +307,11 @@ def _per_die_extra(pos: _Positions, tested: np.ndarray, result: np.ndarray, col:
     ``<flag>_positions`` their canonical (x, y) when at most 4096.
     """
     if pos.site is not None and len(result):
-        sites, inverse = np.unique(pos.site[tested], return_inverse=True)
-        dies = np.bincount(inverse, minlength=len(sites))
-        passed = np.bincount(inverse, weights=(result == 1), minlength=len(sites)).astype(np.int64)
-        extra["test_sites"] = json.dumps({str(int(s)): {"dies": int(d), "pass": int(p)}
-                                          for s, d, p in zip(sites, dies, passed)})
+        site = pos.site[tested]                        # small non-negative ints (at most 13 bits + 1)
+        dies = np.bincount(site)
+        passed = np.bincount(site[result == 1], minlength=len(dies))
+        extra["test_sites"] = json.dumps({str(int(s)): {"dies": int(dies[s]), "pass": int(passed[s])}
+                                          for s in np.flatnonzero(dies)})
         extra["test_site_source"] = pos.site_source
     if pos.reprobe is not None:
         kinds = np.bincount(pos.reprobe[tested], minlength=4)
