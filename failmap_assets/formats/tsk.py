@@ -20,17 +20,23 @@ Layout (all integers big-endian, "Motorola order" in the maker's manual):
 
   Then, as the configuration bits say (bit 0 header, 1 die results, 2 line
   categories, 3 extension header, 4 extension die records, 5 extension line
-  categories; names as in larvata/tsk-parser): line-category records (bit 2, 8
-  bytes per entry, at the header's line-category address), the 172-byte extension
-  header (bit 3; 4-byte totals at offsets 52, 56, 60 that do not overflow at 65,535
-  dies), and 4-byte extension records per position (bit 4) carrying categories
-  above 63: versions 2 and 3 ("256 multi-sites", 3 without the extended header)
-  low byte of word 1, version 4 ("1024 categories") word 2 bits 9-0, version 7 word
-  2 bits 13-0. Versions 5 and 6 have no public description: their 6-bit categories
-  are used when the header allows at most 64 categories, else the file is an
+  categories; names as in larvata/tsk-parser and jh-n/MapIO): line-category records
+  (bit 2, 8 bytes per entry, at the header's line-category address; located, bounded
+  and counted, not decoded: jh-n/MapIO ``LineCategoryPerDie`` reads them as four
+  unnamed words per position and no public source names their fields), the 172-byte
+  extension header (bit 3) and 4-byte extension records per position (bit 4) carrying
+  categories above 63, wider site numbers and, for versions 5 and 7, correction /
+  rearranged die flags. Both are decoded in :mod:`tsk_ext` (layouts and sources
+  there). Map version 6 has no public description: its 6-bit categories are used
+  when the header allows at most 64 categories, else the file is an
   ``unknown_variant`` reject. Every reject names the construct and its byte offset.
 * Map version 1 (250,000 chips): extension header right after the header, then
-  2-byte records (test result bits 15-14, category bits 13-8, site bits 5-0).
+  2-byte records (test result bits 15-14, category bits 13-8, site bits 5-0), then
+  1-byte extension records (re-probing result bits 1-0).
+
+Per-die values the die table has no column for are summarised in ``extra`` as
+JSON (see :func:`_per_die_extra`): dies and passing dies per test site, re-probing
+results, and the positions of flagged dies.
 
 Categories are stored as category - 1 (the manual: "add 1 for actual category"),
 so ``bin`` is the stored value + 1. When a category holds both passing and
@@ -50,11 +56,19 @@ the manual is public by title only.
 
 from __future__ import annotations
 
+import json
 import struct
-from typing import AbstractSet
+from typing import AbstractSet, NamedTuple
 
 import numpy as np
 
+from failmap_assets.formats.tsk_ext import (
+    EXT_HEADER_SIZE,
+    ext_header_extra,
+    extension_die_records,
+    read_ext_header,
+    version1_reprobe,
+)
 from failmap_assets.wafer.model import WaferMap
 from failmap_assets.wafer.rejects import Rejected
 
@@ -79,13 +93,28 @@ _FIELDS = (
     "machine_no_1", "machine_no_2", "special_chars", "end_info", "tested", "passed", "failed",
     "die_address", "line_category_count", "line_category_address", "config", "max_sites", "max_categories",
 )
-EXT_HEADER_SIZE = 172
 _MAX_POSITIONS = 1 << 24  # far above any wafer; bounds memory for a corrupt header
 _TEST_RESULT_NAMES = {1: "pass", 2: "fail 1", 3: "fail 2"}
+_REPROBE_NAMES = {1: "passed at re-probing", 2: "failed at re-probing", 3: "perform fail"}
+_MAX_LISTED_DIES = 4096  # flagged dies listed by position; above this only counted (extra stays small)
+
+
+class _Positions(NamedTuple):
+    """What the record areas say per map position (record order)."""
+
+    result: np.ndarray             # 0 not tested, 1 pass, 2 fail 1, 3 fail 2
+    category: np.ndarray           # stored category (actual - 1)
+    probing: np.ndarray            # bool: die property "probing"
+    site: np.ndarray | None        # actual test execution site number
+    site_source: str
+    reprobe: np.ndarray | None     # 0 not re-probed, 1 passed, 2 failed, 3 perform fail
+    coords: tuple | None           # the prober's (x, y)
+    ext: dict | None               # extension header fields
+    flags: dict                    # die flag name -> bool per position
 
 
 # Byte offsets of the header fields a reject may name.
-_AT_VERSION, _AT_AREA, _AT_DIE_ADDRESS, _AT_CONFIG, _AT_MAX_CATEGORIES = 51, 52, 216, 228, 232
+_AT_VERSION, _AT_AREA, _AT_DIE_ADDRESS, _AT_CONFIG = 51, 52, 216, 228
 
 
 def read_header(data: bytes) -> dict:
@@ -131,26 +160,23 @@ def read_tsk(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[Waf
         raise Rejected("bad_header", f"TSK header map area {cols} x {rows} at byte offset {_AT_AREA} is not plausible")
     n = cols * rows
     extra: dict[str, str] = {}
-    if version == 1:
-        result, category, coords, ext = _version1(data, n)
-        probing = result > 0
-    else:
-        result, category, coords, ext, probing = _records(data, h, n, extra)
-    if ext is not None:
-        extra.update({"ext_tested": str(ext[0]), "ext_passed": str(ext[1]), "ext_failed": str(ext[2])})
+    pos = _version1(data, h, n) if version == 1 else _records(data, h, n, extra)
+    if pos.ext is not None:
+        ext_header_extra(pos.ext, extra)
 
-    tested = probing & (result > 0)
+    tested = pos.probing & (pos.result > 0)
     row_idx, col_idx = np.divmod(np.flatnonzero(tested), cols)
-    res_t, cat_t = result[tested], category[tested]
+    res_t, cat_t = pos.result[tested], pos.category[tested]
     bins, verdicts, names = _bins(res_t, cat_t, extra)
-    _check_totals(h, ext, res_t, extra)
+    _check_totals(h, pos.ext, res_t, extra)
+    _per_die_extra(pos, tested, res_t, col_idx, row_idx, extra)
 
     extra.update({k: str(v) for k, v in h.items() if k not in ("device", "lot", "wafer_id")})
-    extra["positions_not_tested"] = str(int(np.count_nonzero(probing & (result == 0))))
+    extra["positions_not_tested"] = str(int(np.count_nonzero(pos.probing & (pos.result == 0))))
     extra["flat_direction_degrees"] = str(h["flat_direction"])
     orig_x = orig_y = None
-    if coords is not None:
-        orig_x, orig_y = coords[0][tested], coords[1][tested]
+    if pos.coords is not None:
+        orig_x, orig_y = pos.coords[0][tested], pos.coords[1][tested]
     return [
         WaferMap(
             format=FORMAT,
@@ -174,7 +200,7 @@ def read_tsk(data: bytes, pass_bins: AbstractSet[int] | None = None) -> list[Waf
     ]
 
 
-def _records(data: bytes, h: dict, n: int, extra: dict) -> tuple:
+def _records(data: bytes, h: dict, n: int, extra: dict) -> _Positions:
     """6-byte die records (versions 0, 2..7) plus the optional trailing sections."""
     address = h["die_address"] if h["die_address"] >= HEADER.size else HEADER.size
     end = address + 6 * n
@@ -189,6 +215,8 @@ def _records(data: bytes, h: dict, n: int, extra: dict) -> tuple:
     x = np.where((w2 >> 11) & 1, -(w1 & 0x1FF), w1 & 0x1FF)
     y = np.where((w2 >> 10) & 1, -(w2 & 0x1FF), w2 & 0x1FF)
     category = w3 & 0x3F
+    site, site_source = ((w3 >> 8) & 0x3F) + 1, "die records"   # word 3 bits 13-8: test execution site - 1
+    reprobe = (w1 >> 10) & 0b11                                  # word 1 bits 11-10: re-probing result
     extra["positions_skip"] = str(int(np.count_nonzero(prop == 0)))
     extra["positions_marking"] = str(int(np.count_nonzero(prop == 2)))
 
@@ -198,26 +226,31 @@ def _records(data: bytes, h: dict, n: int, extra: dict) -> tuple:
         offset = _line_categories(data, h, n, offset, extra)
     ext = None
     if version >= 2 and config & 0b1000:  # extension header
-        ext = _ext_totals(data, offset)
+        ext = read_ext_header(data, offset, f"the configuration bits (byte offset {_AT_CONFIG})")
         extra["extension_header_offset"] = str(offset)
         offset += EXT_HEADER_SIZE
-    if version >= 2 and config & 0b10000:  # extension record per die: categories above 63
-        category = _extended_categories(data, offset, n, h, category, extra)
+    flags: dict = {}
+    if version >= 2 and config & 0b10000:  # extension record per die: categories above 63, wider sites
+        category, ext_site, flags = extension_die_records(data, offset, n, h, category, extra)
+        if ext_site is not None:
+            site, site_source = ext_site, "extension die records"
         offset += 4 * n
     if version >= 2 and config & 0b100000:
         # "Extension line category information" (configuration bit 5, named by
-        # larvata/tsk-parser): it follows everything decoded here and has no public layout.
+        # larvata/tsk-parser and jh-n/MapIO): it follows everything decoded here and
+        # no public source gives its layout.
         extra["extension_line_categories"] = f"present from byte offset {offset}, not decoded"
-    return result, category, (x, y), ext, prop == 1
+    return _Positions(result, category, prop == 1, site, site_source, reprobe, (x, y), ext, flags)
 
 
 def _line_categories(data: bytes, h: dict, n: int, offset: int, extra: dict) -> int:
     """Skip the line-category area; returns the offset after it.
 
     Its entries (8 bytes each, ``line_category_count`` of them, one per position when
-    the count is 0) hold per-line category data whose layout no public description
-    gives; they are not decoded, only located and bounded. The header's own address
-    is used when it points past the die records.
+    the count is 0, as jh-n/MapIO reads them) are four 16-bit words whose fields no
+    public source names (MapIO's ``LineCategoryPerDie`` leaves them unnamed); they are
+    not decoded, only located and bounded. The header's own address is used when it
+    points past the die records.
     """
     start = h["line_category_address"] if h["line_category_address"] >= offset else offset
     count = h["line_category_count"] or n
@@ -230,49 +263,19 @@ def _line_categories(data: bytes, h: dict, n: int, offset: int, extra: dict) -> 
     return end
 
 
-def _ext_totals(data: bytes, offset: int) -> tuple[int, int, int]:
-    if len(data) < offset + EXT_HEADER_SIZE:
-        raise Rejected("truncated", f"TSK extension header (172 bytes) announced by the configuration bits (byte offset "
-                                    f"{_AT_CONFIG}) is not in the file: it would start at byte offset {offset}, "
-                                    f"the file ends at byte offset {len(data)}")
-    return struct.unpack_from(">III", data, offset + 52)
-
-
-def _extended_categories(data: bytes, offset: int, n: int, h: dict, category: np.ndarray, extra: dict):
-    version = h["map_version"]
-    if len(data) < offset + 4 * n:
-        raise Rejected("truncated", f"TSK extension die records: {n} records of 4 bytes from byte offset {offset} "
-                                    f"need {offset + 4 * n} bytes, the file ends at byte offset {len(data)}")
-    words = np.frombuffer(data, dtype=">u2", count=2 * n, offset=offset).reshape(n, 2).astype(np.int64)
-    # Map versions (larvata/tsk-parser's list from the manual): 2 "256 multi-sites",
-    # 3 "256 multi-sites (without extended header information)": the same die records.
-    if version in (2, 3):
-        return words[:, 0] & 0xFF
-    if version == 4:
-        return words[:, 1] & 0x3FF
-    if version == 7:
-        return words[:, 1] & 0x3FFF
-    # Versions 5 and 6: no public description of their extension records was found
-    # (see formats/README.md). The 6-bit categories of the main records are complete
-    # when the header says the map uses at most 64 categories; otherwise the file
-    # needs a layout we do not know and is refused rather than binned wrongly.
-    if 1 <= h["max_categories"] <= 64:
-        extra["extension_records"] = (f"map version {version}: not decoded; header max categories "
-                                      f"{h['max_categories']} <= 64, so the 6-bit categories are complete")
-        return category
-    raise Rejected("unknown_variant", f"TSK extension die records of map version {version} at byte offset {offset}: "
-                                      f"layout unknown, and the header max categories ({h['max_categories']}, byte offset "
-                                      f"{_AT_MAX_CATEGORIES}) allow categories above 64")
-
-
-def _check_totals(h: dict, ext, result: np.ndarray, extra: dict) -> None:
+def _check_totals(h: dict, ext: dict | None, result: np.ndarray, extra: dict) -> None:
     """The file's own tested / pass / fail totals against the die records (kept, not rejected).
 
-    The extension header's 4-byte totals are preferred: the 2-byte header totals wrap at 65,536 dies.
+    The extension header's 4-byte totals are preferred: the 2-byte header totals wrap at
+    65,536 dies. Its fail 1 / fail 2 split is checked too.
     """
     found = (int(len(result)), int(np.count_nonzero(result == 1)), int(np.count_nonzero(result > 1)))
     if ext is not None:
-        stated, where = tuple(int(v) for v in ext), "extension header"
+        stated, where = (ext["tested"], ext["passed"], ext["failed"]), "extension header"
+        kinds = (int(np.count_nonzero(result == 2)), int(np.count_nonzero(result == 3)))
+        if (ext["fail1"], ext["fail2"]) != kinds:
+            extra["fail_kind_mismatch"] = (f"extension header fail 1/fail 2 ({ext['fail1']}, {ext['fail2']}), "
+                                           f"die records {kinds}")
     else:
         stated, where = (h["tested"], h["passed"], h["failed"]), "header"
         found = tuple(v % 65536 for v in found)
@@ -280,14 +283,48 @@ def _check_totals(h: dict, ext, result: np.ndarray, extra: dict) -> None:
         extra["count_mismatch"] = f"{where} tested/pass/fail {stated}, die records {found}"
 
 
-def _version1(data: bytes, n: int) -> tuple:
+def _version1(data: bytes, h: dict, n: int) -> _Positions:
+    """Map version 1 (250,000 chips): extension header, 2-byte records, 1-byte extension records."""
     start = HEADER.size + EXT_HEADER_SIZE
     if len(data) < start + 2 * n:
         raise Rejected("truncated", f"TSK map version 1 die records: {n} records of 2 bytes from byte offset {start} "
                                     f"need {start + 2 * n} bytes, the file ends at byte offset {len(data)}")
-    ext = struct.unpack_from(">III", data, HEADER.size + 52)
+    ext = read_ext_header(data, HEADER.size, "map version 1")
     b = np.frombuffer(data, dtype=np.uint8, count=2 * n, offset=start).reshape(n, 2).astype(np.int64)
-    return b[:, 0] >> 6, b[:, 0] & 0x3F, None, ext
+    result = b[:, 0] >> 6
+    reprobe = version1_reprobe(data, start + 2 * n, n, h["config"])
+    # byte 2 bits 5-0: test execution site - 1 (jh-n/MapIO TestResultPerDieV1)
+    return _Positions(result, b[:, 0] & 0x3F, result > 0, (b[:, 1] & 0x3F) + 1, "die records", reprobe, None, ext, {})
+
+
+def _per_die_extra(pos: _Positions, tested: np.ndarray, result: np.ndarray, col: np.ndarray, row: np.ndarray,
+                   extra: dict) -> None:
+    """Per-die values the model has no column for, summarised as data in ``extra`` (JSON).
+
+    ``test_sites``: per actual site number, tested dies and passing dies. ``reprobe_results``:
+    tested dies per re-probing result (only when some die was re-probed). ``<flag>_dies``:
+    how many tested dies carry an extension flag (map versions 5 and 7), and
+    ``<flag>_positions`` their canonical (x, y) when at most 4096.
+    """
+    if pos.site is not None and len(result):
+        site = pos.site[tested]                        # small non-negative ints (at most 13 bits + 1)
+        dies = np.bincount(site)
+        passed = np.bincount(site[result == 1], minlength=len(dies))
+        extra["test_sites"] = json.dumps({str(int(s)): {"dies": int(dies[s]), "pass": int(passed[s])}
+                                          for s in np.flatnonzero(dies)})
+        extra["test_site_source"] = pos.site_source
+    if pos.reprobe is not None:
+        kinds = np.bincount(pos.reprobe[tested], minlength=4)
+        if kinds[1:].any():
+            extra["reprobe_results"] = json.dumps({_REPROBE_NAMES[k]: int(kinds[k]) for k in (1, 2, 3) if kinds[k]})
+    for name, flag in pos.flags.items():
+        hit = flag[tested]
+        count = int(np.count_nonzero(hit))
+        extra[f"{name}_dies"] = str(count)
+        if 0 < count <= _MAX_LISTED_DIES:
+            extra[f"{name}_positions"] = json.dumps([[int(x), int(y)] for x, y in zip(col[hit], row[hit])])
+        elif count:
+            extra[f"{name}_positions"] = f"not listed: {count} dies (more than {_MAX_LISTED_DIES})"
 
 
 def _bins(result: np.ndarray, category: np.ndarray, extra: dict) -> tuple[np.ndarray, dict, dict]:

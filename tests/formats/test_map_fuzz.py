@@ -142,14 +142,24 @@ def _tsk_record_layouts() -> dict[str, bytes]:
     def ext_records(words):
         return b"".join(struct.pack(">HH", a, b) for a, b in words)
     cats = [(0, 0), (1, 199), (2, 200), (0, 0), (3, 199), (1, 250)]
+    v1_body = bytes([(1 << 6) | 3, 0, (2 << 6) | 7, 1, 0, 0, 65, 2])
+    flagged = [(0xF000 | s, (s & 1) << 15 | (s & 2) << 13 | 700 + c) for s, c in cats]   # correction / rearranged
+    times = dict(start=b"2407151230\0\0", end=b"2407151305\0\0", continuous=2, multipass=(4, 2, 2))
     return {
-        "v1": header(2, 2, version=1) + ext_header(3, 2, 1) + bytes([(1 << 6) | 3, 0, (2 << 6) | 7, 1, 0, 0, 65, 2]),
+        "v1": header(2, 2, version=1) + ext_header(3, 2, 1) + v1_body,
+        "v1-ext-records": header(2, 2, version=1, config=0b10011) + ext_header(3, 2, 1, **times) + v1_body
+        + bytes([1, 2, 3, 0xFC]),
         "v2-lines-ext": make(version=2, config=0b11111, line_count=6) + b"\xee" * 48 + ext_header(4, 2, 2)
         + ext_records((s << 8 | c, 0) for s, c in cats),
+        "v3-ext-records": make(version=3, config=0b10011) + ext_records((s << 8 | c, 0) for s, c in cats),
         "v4-ext": make(version=4, config=0b11011) + ext_header(4, 2, 2) + ext_records((1, c) for _, c in cats),
-        "v5-64": make(version=5, config=0b11011) + ext_header(4, 2, 2) + bytes(24),
+        "v5-flags": make(version=5, config=0b11011, max_categories=1024) + ext_header(4, 2, 1, 1, 1, **times)
+        + ext_records(flagged),
+        "v6-64": make(version=6, config=0b11011) + ext_header(4, 2, 2) + bytes(24),
         "v7-line-address": make(version=7, config=0b11111, line_count=2, line_address=236 + 36 + 8)
         + bytes(8) + b"\x01" * 16 + ext_header(4, 2, 2) + ext_records((0, 5000 + c) for _, c in cats),
+        "v7-flags": make(version=7, config=0b11011, max_categories=9999) + ext_header(4, 2, 2)
+        + ext_records((w1 | 0x1FFF, w2 | 0x3000) for w1, w2 in flagged),
     }
 
 

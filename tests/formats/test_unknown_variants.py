@@ -130,8 +130,9 @@ def _tsk_cases():
         (real[:records_end - 3], "truncated", "TSK die records", 236),
         (real[:records_end + 100], "truncated", "TSK extension header", records_end),
         (_tsk_changed(config=0b11011), "truncated", "TSK extension die records", records_end + 172),
-        (_tsk_changed(version=5, config=0b11011, max_categories=256) + bytes(4 * n), "unknown_variant",
-         "extension die records of map version 5", records_end + 172),
+        # Map version 6 is the one whose extension records no public source describes.
+        (_tsk_changed(version=6, config=0b11011, max_categories=256) + bytes(4 * n), "unknown_variant",
+         "extension die records of map version 6", records_end + 172),
         (_tsk_changed(config=0b1111, line_count=n), "truncated", "TSK line-category area", records_end),
     ]
 
