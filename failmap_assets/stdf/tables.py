@@ -562,7 +562,7 @@ def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int | None = None) -> tuple[
     return table, tests
 
 
-_KERNELS = {"MPR": D.mpr_chunk}
+_KERNELS = {"MPR": D.mpr_chunk, "FTR": D.ftr_chunk}
 
 
 def _kernel_results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:

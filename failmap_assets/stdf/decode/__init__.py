@@ -46,6 +46,7 @@ from .columns import column, columns
 from .defaults import DefaultSpec, defaults, effective
 from .fields import interpret
 from .grouping import group_by_code
+from .ftr import ftr_chunk
 from .mpr import mpr_chunk
 from .overrides import Tests, chunk_bounds
 from .prr import prr_columns
@@ -57,5 +58,5 @@ from .walk import Walk, walk
 __all__ = [
     "DefaultSpec", "PTR_CHUNK_BYTES", "PTR_DEFAULT_FIELDS", "Walk", "column", "columns", "defaults", "effective",
     "fixed_array", "group_by_code", "interpret", "null_array", "nullable_int", "prr_columns", "ptr_decode",
-    "string_array", "test_keys", "text_array", "walk", "Tests", "chunk_bounds", "mpr_chunk",
+    "string_array", "test_keys", "text_array", "walk", "Tests", "chunk_bounds", "ftr_chunk", "mpr_chunk",
 ]
