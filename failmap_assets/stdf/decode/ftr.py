@@ -18,10 +18,10 @@ from numba import njit
 from .. import records as R
 from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
-from .overrides import GROW_HASH, GROW_TESTS, Tests, _test_of, list_column, override_columns
+from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _nibbles, _test_of, list_column,
+                        override_columns, span_columns)
 from .primitives import _u2, _u4
 from .ptr import _span_eq
-from .strings import string_array
 
 # The layout this kernel is written for (records.py order); checked at import.
 FTR_FIELDS = (("TEST_NUM", "U4"), ("HEAD_NUM", "U1"), ("SITE_NUM", "U1"), ("TEST_FLG", "B1"), ("OPT_FLAG", "B1"),
@@ -42,19 +42,6 @@ def _i32(x):
 
 
 @njit(cache=True, nogil=True)
-def _nibbles(buf, p, k, out, o):
-    for q in range(k):
-        b = buf[p + (q >> 1)]
-        out[o + q] = (b >> 4) if (q & 1) else (b & 0x0F)
-
-
-@njit(cache=True, nogil=True)
-def _u2s(buf, p, k, be, out, o):
-    for q in range(k):
-        out[o + q] = _u2(buf, p + 2 * q, be)
-
-
-@njit(cache=True, nogil=True)
 def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, kind, esize, nt0, nov0,
                 u4s, i4s, vect_off, u1s, cnts, nfields, used, mask,
                 ri_off, ri_val, rs_off, rs_val, pi_off, pi_val, ps_off, ps_val, s_start, s_len,
@@ -69,6 +56,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
     cap = t_key.shape[0]
     hsize = hkeys.shape[0]
     nbuf = buf.shape[0]
+    swap = 1 if be else 0
     v = np.zeros(ND, dtype=np.int64)
     a = np.zeros(ND, dtype=np.int64)
     for i in range(i0, i1):
@@ -164,7 +152,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             # RTN_INDX RTN_STAT PGM_INDX PGM_STAT
             if p + 2 * ic > end:
                 break
-            _u2s(buf, p, ic, be, ri_val, ri_o)
+            _copy_elements(buf, p, 2 * ic, swap, ri_val, 2 * ri_o)
             ri_o += ic
             p += 2 * ic
             nf = 15
@@ -176,7 +164,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             nf = 16
             if p + 2 * gc > end:
                 break
-            _u2s(buf, p, gc, be, pi_val, pi_o)
+            _copy_elements(buf, p, 2 * gc, swap, pi_val, 2 * pi_o)
             pi_o += gc
             p += 2 * gc
             nf = 17
@@ -258,7 +246,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             s_len[S_TXT, r] = -1
         # ---- effective values that differ from the test's defaults
         m = np.int64(0)
-        for k in range(ND):
+        for k in range(ND if nf > 26 else 0):      # neither default field present: nothing overrides
             ev, ea = _effective_value(buf, has_opt, ob, v[k], a[k], dv[t, k], da[t, k], use_bit[k], none_bit[k],
                                       blank[k], kind[k])
             if _same(buf, ev, ea, dv[t, k], da[t, k], kind[k], esize[k]):
@@ -289,7 +277,7 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     mask = np.empty(n, np.uint16)
     offs4 = [np.zeros(n + 1, np.int32) for _ in range(4)]
     # flat list values: U2 at most one per two bytes, nibbles at most two per byte
-    ri_val, pi_val = np.empty(nbytes // 2 + 1, np.uint16), np.empty(nbytes // 2 + 1, np.uint16)
+    ri_val, pi_val = np.empty(nbytes + 2, np.uint8), np.empty(nbytes + 2, np.uint8)    # U2 bytes, native order
     rs_val, ps_val = np.empty(2 * nbytes + 1, np.uint8), np.empty(2 * nbytes + 1, np.uint8)
     s_start = np.empty((NS, n), np.int64)
     s_len = np.empty((NS, n), np.int64)
@@ -311,11 +299,13 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     cols: dict[str, pa.Array] = {}
     for k, arr in typed.items():
         cols[f[k].column] = fixed_array(np.ascontiguousarray(arr), f[k].arrow_type(), nf, k + 1, nf_min)
-    for k, (off, val, item) in enumerate(((offs4[0], ri_val, pa.uint16()), (offs4[1], rs_val, pa.uint8()),
-                                          (offs4[2], pi_val, pa.uint16()), (offs4[3], ps_val, pa.uint8()))):
+    for k, (off, val, item) in enumerate(((offs4[0], ri_val[:2 * int(offs4[0][-1])].view(np.uint16), pa.uint16()),
+                                          (offs4[1], rs_val, pa.uint8()),
+                                          (offs4[2], pi_val[:2 * int(offs4[2][-1])].view(np.uint16), pa.uint16()),
+                                          (offs4[3], ps_val, pa.uint8()))):
         cols[f[14 + k].column] = list_column(off, val, item, nf, 15 + k, nf_min)
-    for k in range(NS):
-        cols[f[18 + k].column] = string_array(buf, s_start[k], s_len[k], binary=(k == 0))
+    for k, a in enumerate(span_columns(buf, s_start, s_len, (True,) + (False,) * (NS - 1))):
+        cols[f[18 + k].column] = a
     cols["override_mask"] = fixed_array(mask, pa.uint16())
     fields_d = tuple(rec.fields[j] for j in spec.index)
     cols.update(override_columns(buf, be, rec, fields_d, n, *(x[:nov] for x in ov)))
@@ -326,4 +316,6 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
 
 
 assert tuple((f.name, f.type) for f in R.BY_NAME["FTR"].fields) == FTR_FIELDS, "records.py FTR layout changed"
-assert list(DefaultSpec(R.BY_NAME["FTR"]).index) == [26, 27], "FTR default fields moved"
+_SPEC = DefaultSpec(R.BY_NAME["FTR"])
+assert list(_SPEC.index) == [26, 27], "FTR default fields moved"
+assert (_SPEC.use_bit < 0).all() and (_SPEC.none_bit < 0).all(), "FTR defaults now depend on OPT_FLAG"

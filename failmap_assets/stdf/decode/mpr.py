@@ -18,10 +18,10 @@ from numba import njit
 from .. import records as R
 from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
-from .overrides import GROW_HASH, GROW_TESTS, Tests, _test_of, list_column, override_columns
+from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _nibbles, _test_of, list_column,
+                        override_columns, span_columns)
 from .primitives import _u2, _u4
 from .ptr import _span_eq
-from .strings import string_array
 
 # The layout this kernel is written for (records.py order); checked at import.
 MPR_FIELDS = (("TEST_NUM", "U4"), ("HEAD_NUM", "U1"), ("SITE_NUM", "U1"), ("TEST_FLG", "B1"), ("PARM_FLG", "B1"),
@@ -119,16 +119,13 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             nb = (ic + 1) // 2
             if p + nb > end:
                 break
-            for q in range(ic):
-                b = buf[p + (q >> 1)]
-                stat_val[so + q] = (b >> 4) if (q & 1) else (b & 0x0F)
+            _nibbles(buf, p, ic, stat_val, so)
             so += ic
             p += nb
             nf = 8
             if p + rc * 4 > end:
                 break
-            for q in range(rc):
-                rslt_val[ro + q] = np.uint32(_u4(buf, p + 4 * q, be))
+            _copy_elements(buf, p, 4 * rc, 3 if be else 0, rslt_val, 4 * ro)
             ro += rc
             p += rc * 4
             nf = 9
@@ -246,7 +243,7 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             s_len[0, r] = tl
         # ---- effective values that differ from the test's defaults
         m = np.int64(0)
-        for k in range(ND):
+        for k in range(ND if has_opt else 0):      # no OPT_FLAG: no default field either, nothing overrides
             ev, ea = _effective_value(buf, has_opt, ob, v[k], a[k], dv[t, k], da[t, k], use_bit[k], none_bit[k],
                                       blank[k], kind[k])
             if _same(buf, ev, ea, dv[t, k], da[t, k], kind[k], esize[k]):
@@ -275,7 +272,7 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     stat_off = np.zeros(n + 1, np.int32)
     rslt_off = np.zeros(n + 1, np.int32)
     stat_val = np.empty(2 * nbytes + 1, np.uint8)     # nibbles: at most two per byte
-    rslt_val = np.empty(nbytes // 4 + 1, np.uint32)
+    rslt_val = np.empty(nbytes + 4, np.uint8)          # R4 bytes, native order
     s_start = np.empty((2, n), np.int64)
     s_len = np.empty((2, n), np.int64)
     ov = [np.empty(n * ND, np.int64) for _ in range(4)]   # sparse; pages beyond the last override untouched
@@ -294,9 +291,8 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     for k in range(7):
         cols[f[k].column] = fixed_array(fixed[k], f[k].arrow_type(), nf, k + 1, nf_min)
     cols["rtn_stat"] = list_column(stat_off, stat_val, pa.uint8(), nf, 8, nf_min)
-    cols["rtn_rslt"] = list_column(rslt_off, rslt_val.view(np.float32), pa.float32(), nf, 9, nf_min)
-    cols["test_txt"] = string_array(buf, s_start[0], s_len[0])
-    cols["alarm_id"] = string_array(buf, s_start[1], s_len[1])
+    cols["rtn_rslt"] = list_column(rslt_off, rslt_val[:4 * int(rslt_off[-1])].view(np.float32), pa.float32(), nf, 9, nf_min)
+    cols["test_txt"], cols["alarm_id"] = span_columns(buf, s_start, s_len, (False, False))
     cols["opt_flag"] = fixed_array(fixed[7], pa.uint8(), nf, N_OPT, nf_min)
     cols["override_mask"] = fixed_array(mask, pa.uint16())
     fields_d = tuple(rec.fields[j] for j in spec.index)

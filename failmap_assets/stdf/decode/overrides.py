@@ -125,3 +125,79 @@ def chunk_bounds(lens: np.ndarray, max_records: int, max_bytes: int = 1 << 30) -
         out.append((c0, c1, int(cum[c1] - cum[c0])))
         c0 = c1
     return out
+
+
+@njit(cache=True, nogil=True)
+def _pack_spans(buf, s_start, s_len, off, valid, data, high, nulls):
+    """Strings (or bytes) at byte spans, one row of spans per column (length -1: null), into
+    Arrow buffers: int32 offsets and validity bits per column, the columns' data one after
+    the other in ``data``; ``high``: whether a column holds a byte >= 0x80 (maybe not UTF-8)."""
+    ns, n = s_start.shape
+    q = 0
+    for k in range(ns):
+        base = q
+        acc = np.uint8(0)
+        nn = 0
+        off[k, 0] = 0
+        for r in range(n):
+            ln = s_len[k, r]
+            if ln >= 0:
+                valid[k, r >> 3] |= np.uint8(1 << (r & 7))
+                s = s_start[k, r]
+                for j in range(ln):
+                    c = buf[s + j]
+                    data[q + j] = c
+                    acc |= c
+                q += ln
+            else:
+                nn += 1
+            off[k, r + 1] = q - base
+        high[k] = acc >= 0x80
+        nulls[k] = nn
+
+
+def span_columns(buf, s_start: np.ndarray, s_len: np.ndarray, binary: tuple[bool, ...]) -> list[pa.Array]:
+    """Arrow string / binary arrays of the kernels' span rows: the same arrays as
+    ``string_array`` (which a text column holding bytes >= 0x80 goes through: UTF-8 check,
+    Latin-1 fallback), in one pass and one copy."""
+    ns, n = s_start.shape
+    off = np.empty((ns, n + 1), np.int32)
+    valid = np.zeros((ns, (n + 7) // 8), np.uint8)
+    data = np.empty(int(np.maximum(s_len, 0).sum()), np.uint8)
+    high = np.empty(ns, np.bool_)
+    nulls = np.empty(ns, np.int64)
+    _pack_spans(buf, s_start, s_len, off, valid, data, high, nulls)
+    out = []
+    base = 0
+    for k in range(ns):
+        size = int(off[k, -1])
+        if high[k] and not binary[k]:
+            out.append(string_array(buf, s_start[k], s_len[k]))
+        elif nulls[k] == n:
+            out.append(null_array(pa.binary() if binary[k] else pa.string(), n))
+        else:
+            bm = pa.py_buffer(valid[k]) if nulls[k] else None
+            out.append(pa.Array.from_buffers(pa.binary() if binary[k] else pa.string(), n,
+                                             [bm, pa.py_buffer(off[k]), pa.py_buffer(data[base:base + size])],
+                                             null_count=int(nulls[k])))
+        base += size
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _nibbles(buf, p, k, out, o):
+    """k N1 values (low nibble first) from buf[p:] to out[o:]."""
+    for j in range(k >> 1):
+        b = buf[p + j]
+        out[o + 2 * j] = b & 0x0F
+        out[o + 2 * j + 1] = b >> 4
+    if k & 1:
+        out[o + k - 1] = buf[p + (k >> 1)] & 0x0F
+
+
+@njit(cache=True, nogil=True)
+def _copy_elements(buf, p, nbytes, swap, out, o):
+    """Array element bytes from buf[p:] to out[o:] (bytes), in native (little-endian) order:
+    ``swap`` = element width - 1 for a big-endian file (index XOR reverses each element), else 0."""
+    for q in range(nbytes):
+        out[o + q] = buf[p + (q ^ swap)]
