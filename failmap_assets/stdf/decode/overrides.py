@@ -128,32 +128,36 @@ def chunk_bounds(lens: np.ndarray, max_records: int, max_bytes: int = 1 << 30) -
 
 
 @njit(cache=True, nogil=True)
-def _pack_spans(buf, s_start, s_len, off, valid, data, high, nulls):
+def _pack_spans(buf, s_start, s_len, base, off, valid, data, high, nulls):
     """Strings (or bytes) at byte spans, one row of spans per column (length -1: null), into
-    Arrow buffers: int32 offsets and validity bits per column, the columns' data one after
-    the other in ``data``; ``high``: whether a column holds a byte >= 0x80 (maybe not UTF-8)."""
+    Arrow buffers: int32 offsets and validity bits per column, column k's data from
+    ``base[k]`` in ``data``; ``high``: whether a column holds a byte >= 0x80 (maybe not UTF-8).
+    Record by record (a record's spans share its cache lines), not column by column."""
     ns, n = s_start.shape
-    q = 0
+    acc = np.zeros(ns, dtype=np.uint8)
     for k in range(ns):
-        base = q
-        acc = np.uint8(0)
-        nn = 0
         off[k, 0] = 0
-        for r in range(n):
+        nulls[k] = 0
+    for r in range(n):
+        for k in range(ns):
             ln = s_len[k, r]
+            q = off[k, r]
             if ln >= 0:
                 valid[k, r >> 3] |= np.uint8(1 << (r & 7))
                 s = s_start[k, r]
+                o = base[k] + q
+                x = np.uint8(0)
                 for j in range(ln):
                     c = buf[s + j]
-                    data[q + j] = c
-                    acc |= c
+                    data[o + j] = c
+                    x |= c
+                acc[k] |= x
                 q += ln
             else:
-                nn += 1
-            off[k, r + 1] = q - base
-        high[k] = acc >= 0x80
-        nulls[k] = nn
+                nulls[k] += 1
+            off[k, r + 1] = q
+    for k in range(ns):
+        high[k] = acc[k] >= 0x80
 
 
 def span_columns(buf, s_start: np.ndarray, s_len: np.ndarray, binary: tuple[bool, ...]) -> list[pa.Array]:
@@ -163,10 +167,13 @@ def span_columns(buf, s_start: np.ndarray, s_len: np.ndarray, binary: tuple[bool
     ns, n = s_start.shape
     off = np.empty((ns, n + 1), np.int32)
     valid = np.zeros((ns, (n + 7) // 8), np.uint8)
-    data = np.empty(int(np.maximum(s_len, 0).sum()), np.uint8)
+    size = np.maximum(s_len, 0).sum(axis=1)
+    base = np.zeros(ns, np.int64)
+    np.cumsum(size[:-1], out=base[1:])
+    data = np.empty(int(size.sum()), np.uint8)
     high = np.empty(ns, np.bool_)
     nulls = np.empty(ns, np.int64)
-    _pack_spans(buf, s_start, s_len, off, valid, data, high, nulls)
+    _pack_spans(buf, s_start, s_len, base, off, valid, data, high, nulls)
     out = []
     base = 0
     for k in range(ns):
@@ -199,5 +206,8 @@ def _nibbles(buf, p, k, out, o):
 def _copy_elements(buf, p, nbytes, swap, out, o):
     """Array element bytes from buf[p:] to out[o:] (bytes), in native (little-endian) order:
     ``swap`` = element width - 1 for a big-endian file (index XOR reverses each element), else 0."""
-    for q in range(nbytes):
-        out[o + q] = buf[p + (q ^ swap)]
+    if swap == 0:
+        out[o:o + nbytes] = buf[p:p + nbytes]
+    else:
+        for q in range(nbytes):
+            out[o + q] = buf[p + (q ^ swap)]
