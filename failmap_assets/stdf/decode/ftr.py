@@ -19,7 +19,7 @@ from .. import records as R
 from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
 from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _nibbles, _test_of, list_column,
-                        override_columns, span_columns)
+                        override_columns, SpanColumns, _put_spans)
 from .primitives import _u2, _u4
 from .ptr import _span_eq
 
@@ -44,7 +44,7 @@ def _i32(x):
 @njit(cache=True, nogil=True)
 def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, kind, esize, nt0, nov0,
                 u4s, i4s, vect_off, u1s, cnts, nfields, used, mask,
-                ri_off, ri_val, rs_off, rs_val, pi_off, pi_val, ps_off, ps_val, s_start, s_len,
+                ri_off, ri_val, rs_off, rs_val, pi_off, pi_val, ps_off, ps_val, s_off, s_data, s_valid,
                 hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da,
                 ov_row, ov_field, ov_val, ov_len):
     """Decode FTRs pos[i0:i1] (row = i - c0 of this chunk's outputs). ``u4s``: TEST_NUM CYCL_CNT
@@ -59,6 +59,8 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
     swap = 1 if be else 0
     v = np.zeros(ND, dtype=np.int64)
     a = np.zeros(ND, dtype=np.int64)
+    ss = np.zeros(NS, dtype=np.int64)
+    sl = np.zeros(NS, dtype=np.int64)
     for i in range(i0, i1):
         if nt >= cap:
             return i, nt, nov, GROW_TESTS
@@ -76,8 +78,8 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             v[k] = 0
             a[k] = -1
         for k in range(NS):
-            s_start[k, r] = 0
-            s_len[k, r] = -1
+            ss[k] = 0
+            sl[k] = -1
         for k in range(5):
             u4s[k, r] = 0
         i4s[0, r] = 0
@@ -180,8 +182,8 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             x = (_u2(buf, p, be) + 7) // 8
             if p + 2 + x > end:
                 break
-            s_start[0, r] = p + 2
-            s_len[0, r] = x
+            ss[0] = p + 2
+            sl[0] = x
             p += 2 + x
             nf = 19
             # VECT_NAM TIME_SET OP_CODE TEST_TXT ALARM_ID PROG_TXT RSLT_TXT
@@ -193,8 +195,8 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
                 if p + 1 + x > end:
                     stop = True
                     break
-                s_start[k, r] = p + 1
-                s_len[k, r] = x
+                ss[k] = p + 1
+                sl[k] = x
                 p += 1 + x
                 nf += 1
             if stop:
@@ -226,8 +228,8 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         pi_off[r + 1] = pi_o
         ps_off[r + 1] = ps_o
         has_opt = nf >= N_OPT
-        ts = s_start[S_TXT, r]
-        tl = s_len[S_TXT, r]
+        ts = ss[S_TXT]
+        tl = sl[S_TXT]
         # ---- the test: a new one takes its defaults from this (its first) record
         t, new = _test_of(hkeys, hvals, tn, nt)
         if new:
@@ -243,7 +245,8 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         t_cnt[t] += 1
         # TEST_TXT: null when equal to the test's
         if tl >= 0 and t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], tl):
-            s_len[S_TXT, r] = -1
+            sl[S_TXT] = -1
+        _put_spans(buf, ss, sl, r, s_off, s_data, s_valid)
         # ---- effective values that differ from the test's defaults
         m = np.int64(0)
         for k in range(ND if nf > 26 else 0):      # neither default field present: nothing overrides
@@ -279,15 +282,14 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     # flat list values: U2 at most one per two bytes, nibbles at most two per byte
     ri_val, pi_val = np.empty(nbytes + 2, np.uint8), np.empty(nbytes + 2, np.uint8)    # U2 bytes, native order
     rs_val, ps_val = np.empty(2 * nbytes + 1, np.uint8), np.empty(2 * nbytes + 1, np.uint8)
-    s_start = np.empty((NS, n), np.int64)
-    s_len = np.empty((NS, n), np.int64)
+    spans = SpanColumns(NS, n, nbytes)
     ov = [np.empty(n * ND, np.int64) for _ in range(4)]
     i, nov = c0, 0
     while True:
         i, tests.nt, nov, status = _ftr_kernel(
             buf, offs, lens, pos, c0, i, c1, be, spec.use_bit, spec.none_bit, spec.blank, spec.kind, spec.esize,
             tests.nt, nov, u4s, i4s, vect_off, u1s, cnts, nf, used, mask, offs4[0], ri_val, offs4[1], rs_val,
-            offs4[2], pi_val, offs4[3], ps_val, s_start, s_len, tests.hkeys, tests.hvals, *tests.t, tests.dv,
+            offs4[2], pi_val, offs4[3], ps_val, spans.off, spans.data, spans.valid, tests.hkeys, tests.hvals, *tests.t, tests.dv,
             tests.da, *ov)
         if status == 0:
             break
@@ -304,8 +306,8 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
                                           (offs4[2], pi_val[:2 * int(offs4[2][-1])].view(np.uint16), pa.uint16()),
                                           (offs4[3], ps_val, pa.uint8()))):
         cols[f[14 + k].column] = list_column(off, val, item, nf, 15 + k, nf_min)
-    for k, a in enumerate(span_columns(buf, s_start, s_len, (True,) + (False,) * (NS - 1))):
-        cols[f[18 + k].column] = a
+    for k in range(NS):
+        cols[f[18 + k].column] = spans.array(k, binary=(k == 0))
     cols["override_mask"] = fixed_array(mask, pa.uint16())
     fields_d = tuple(rec.fields[j] for j in spec.index)
     cols.update(override_columns(buf, be, rec, fields_d, n, *(x[:nov] for x in ov)))

@@ -19,7 +19,7 @@ from .. import records as R
 from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
 from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _nibbles, _test_of, list_column,
-                        override_columns, span_columns)
+                        override_columns, SpanColumns, _put_spans)
 from .primitives import _u2, _u4
 from .ptr import _span_eq
 
@@ -37,7 +37,7 @@ N_OPT = 12       # fields up to and including OPT_FLAG
 @njit(cache=True, nogil=True)
 def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, kind, esize, nt0, nov0,
                 test_num, head, site, test_flg, parm_flg, rtn_icnt, rslt_cnt, opt_flag, nfields, used, mask,
-                stat_off, stat_val, rslt_off, rslt_val, s_start, s_len,
+                stat_off, stat_val, rslt_off, rslt_val, s_off, s_data, s_valid,
                 hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da,
                 ov_row, ov_field, ov_val, ov_len):
     """Decode MPRs pos[i0:i1] (row = i - c0 of this chunk's outputs). Returns (next i, tests,
@@ -49,6 +49,8 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
     nbuf = buf.shape[0]
     v = np.zeros(ND, dtype=np.int64)
     a = np.zeros(ND, dtype=np.int64)
+    ss = np.zeros(2, dtype=np.int64)      # TEST_TXT, ALARM_ID spans
+    sl = np.zeros(2, dtype=np.int64)
     for i in range(i0, i1):
         if nt >= cap:
             return i, nt, nov, GROW_TESTS
@@ -219,8 +221,8 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         used[r] = p - start
         stat_off[r + 1] = so
         rslt_off[r + 1] = ro
-        s_start[1, r] = als
-        s_len[1, r] = all_
+        ss[1] = als
+        sl[1] = all_
         has_opt = nf >= N_OPT
         # ---- the test: a new one takes its defaults from this (its first) record
         t, new = _test_of(hkeys, hvals, tn, nt)
@@ -236,11 +238,12 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
                 dv[t, k], da[t, k] = _first_value(buf, ob, v[k], a[k], use_bit[k], none_bit[k], blank[k], kind[k])
         t_cnt[t] += 1
         # TEST_TXT: null when equal to the test's
-        s_start[0, r] = ts
+        ss[0] = ts
         if tl >= 0 and t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], tl):
-            s_len[0, r] = -1
+            sl[0] = -1
         else:
-            s_len[0, r] = tl
+            sl[0] = tl
+        _put_spans(buf, ss, sl, r, s_off, s_data, s_valid)
         # ---- effective values that differ from the test's defaults
         m = np.int64(0)
         for k in range(ND if has_opt else 0):      # no OPT_FLAG: no default field either, nothing overrides
@@ -273,15 +276,14 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     rslt_off = np.zeros(n + 1, np.int32)
     stat_val = np.empty(2 * nbytes + 1, np.uint8)     # nibbles: at most two per byte
     rslt_val = np.empty(nbytes + 4, np.uint8)          # R4 bytes, native order
-    s_start = np.empty((2, n), np.int64)
-    s_len = np.empty((2, n), np.int64)
+    spans = SpanColumns(2, n, nbytes)
     ov = [np.empty(n * ND, np.int64) for _ in range(4)]   # sparse; pages beyond the last override untouched
     i, nov = c0, 0
     while True:
         i, tests.nt, nov, status = _mpr_kernel(
             buf, offs, lens, pos, c0, i, c1, be, spec.use_bit, spec.none_bit, spec.blank, spec.kind, spec.esize,
-            tests.nt, nov, *fixed, nf, used, mask, stat_off, stat_val, rslt_off, rslt_val, s_start, s_len,
-            tests.hkeys, tests.hvals, *tests.t, tests.dv, tests.da, *ov)
+            tests.nt, nov, *fixed, nf, used, mask, stat_off, stat_val, rslt_off, rslt_val, spans.off, spans.data,
+            spans.valid, tests.hkeys, tests.hvals, *tests.t, tests.dv, tests.da, *ov)
         if status == 0:
             break
         tests.grow(status)
@@ -292,7 +294,7 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
         cols[f[k].column] = fixed_array(fixed[k], f[k].arrow_type(), nf, k + 1, nf_min)
     cols["rtn_stat"] = list_column(stat_off, stat_val, pa.uint8(), nf, 8, nf_min)
     cols["rtn_rslt"] = list_column(rslt_off, rslt_val[:4 * int(rslt_off[-1])].view(np.float32), pa.float32(), nf, 9, nf_min)
-    cols["test_txt"], cols["alarm_id"] = span_columns(buf, s_start, s_len, (False, False))
+    cols["test_txt"], cols["alarm_id"] = spans.array(0), spans.array(1)
     cols["opt_flag"] = fixed_array(fixed[7], pa.uint8(), nf, N_OPT, nf_min)
     cols["override_mask"] = fixed_array(mask, pa.uint16())
     fields_d = tuple(rec.fields[j] for j in spec.index)

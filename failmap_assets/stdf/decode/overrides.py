@@ -16,7 +16,7 @@ from .. import records as R
 from .arrow import _bitmap_ge, null_array
 from .columns import _numeric_from_int64, column
 from .fields import DN_MASK
-from .ptr import _grow1, _grow2, _hash_slot, _rehash
+from .ptr import _grow1, _grow2, _hash_slot, _rehash, text_array
 from .strings import string_array
 
 GROW_TESTS, GROW_HASH = 1, 2     # kernel status: make room and call again
@@ -112,9 +112,10 @@ def override_columns(buf, be, rec: R.RecordDef, fields: tuple[R.Field, ...], n: 
     return cols
 
 
-def chunk_bounds(lens: np.ndarray, max_records: int, max_bytes: int = 1 << 30) -> list[tuple[int, int, int]]:
+def chunk_bounds(lens: np.ndarray, max_records: int, max_bytes: int = 1 << 28) -> list[tuple[int, int, int]]:
     """(first, end, bytes) of consecutive record batches of at most ``max_records`` records and
-    ``max_bytes`` bytes (so the kernels' int32 list and string offsets always fit)."""
+    ``max_bytes`` bytes (so the kernels' int32 list and string offsets always fit, and their
+    per-column buffers sized by the batch's bytes stay small)."""
     cum = np.zeros(len(lens) + 1, dtype=np.int64)
     np.cumsum(np.asarray(lens, dtype=np.int64) + 4, out=cum[1:])
     out = []
@@ -128,67 +129,40 @@ def chunk_bounds(lens: np.ndarray, max_records: int, max_bytes: int = 1 << 30) -
 
 
 @njit(cache=True, nogil=True)
-def _pack_spans(buf, s_start, s_len, base, off, valid, data, high, nulls):
-    """Strings (or bytes) at byte spans, one row of spans per column (length -1: null), into
-    Arrow buffers: int32 offsets and validity bits per column, column k's data from
-    ``base[k]`` in ``data``; ``high``: whether a column holds a byte >= 0x80 (maybe not UTF-8).
-    Record by record (a record's spans share its cache lines), not column by column."""
-    ns, n = s_start.shape
-    acc = np.zeros(ns, dtype=np.uint8)
-    for k in range(ns):
-        off[k, 0] = 0
-        nulls[k] = 0
-    for r in range(n):
-        for k in range(ns):
-            ln = s_len[k, r]
-            q = off[k, r]
-            if ln >= 0:
-                valid[k, r >> 3] |= np.uint8(1 << (r & 7))
-                s = s_start[k, r]
-                o = base[k] + q
-                x = np.uint8(0)
-                for j in range(ln):
-                    c = buf[s + j]
-                    data[o + j] = c
-                    x |= c
-                acc[k] |= x
-                q += ln
-            else:
-                nulls[k] += 1
-            off[k, r + 1] = q
-    for k in range(ns):
-        high[k] = acc[k] >= 0x80
+def _put_spans(buf, ss, sl, r, off, data, valid):
+    """Row ``r`` of the kernels' text / bytes columns: the record's spans (start ``ss[k]``,
+    length ``sl[k]``, -1 = null) copied into column k's Arrow buffers (int32 offsets, data,
+    validity bits) while the record is in cache."""
+    for k in range(ss.shape[0]):
+        q = off[k, r]
+        ln = sl[k]
+        if ln >= 0:
+            s = ss[k]
+            for j in range(ln):
+                data[k, q + j] = buf[s + j]
+            q += ln
+            valid[k, r >> 3] |= np.uint8(1 << (r & 7))
+        off[k, r + 1] = q
 
 
-def span_columns(buf, s_start: np.ndarray, s_len: np.ndarray, binary: tuple[bool, ...]) -> list[pa.Array]:
-    """Arrow string / binary arrays of the kernels' span rows: the same arrays as
-    ``string_array`` (which a text column holding bytes >= 0x80 goes through: UTF-8 check,
-    Latin-1 fallback), in one pass and one copy."""
-    ns, n = s_start.shape
-    off = np.empty((ns, n + 1), np.int32)
-    valid = np.zeros((ns, (n + 7) // 8), np.uint8)
-    size = np.maximum(s_len, 0).sum(axis=1)
-    base = np.zeros(ns, np.int64)
-    np.cumsum(size[:-1], out=base[1:])
-    data = np.empty(int(size.sum()), np.uint8)
-    high = np.empty(ns, np.bool_)
-    nulls = np.empty(ns, np.int64)
-    _pack_spans(buf, s_start, s_len, base, off, valid, data, high, nulls)
-    out = []
-    base = 0
-    for k in range(ns):
-        size = int(off[k, -1])
-        if high[k] and not binary[k]:
-            out.append(string_array(buf, s_start[k], s_len[k]))
-        elif nulls[k] == n:
-            out.append(null_array(pa.binary() if binary[k] else pa.string(), n))
-        else:
-            bm = pa.py_buffer(valid[k]) if nulls[k] else None
-            out.append(pa.Array.from_buffers(pa.binary() if binary[k] else pa.string(), n,
-                                             [bm, pa.py_buffer(off[k]), pa.py_buffer(data[base:base + size])],
-                                             null_count=int(nulls[k])))
-        base += size
-    return out
+class SpanColumns:
+    """Arrow buffers for ``ns`` text / bytes columns of ``n`` rows whose data fits ``nbytes``
+    each (a column's strings are parts of the records: at most the records' bytes)."""
+
+    def __init__(self, ns: int, n: int, nbytes: int):
+        self.n = n
+        self.off = np.zeros((ns, n + 1), np.int32)
+        self.data = np.empty((ns, nbytes + 1), np.uint8)     # pages past the last string untouched
+        self.valid = np.zeros((ns, (n + 7) // 8), np.uint8)
+
+    def array(self, k: int, binary: bool = False) -> pa.Array:
+        """Column k: text as ``text_array`` (UTF-8, else Latin-1 per value), or binary."""
+        off, data, valid = self.off[k], self.data[k, :int(self.off[k, -1])], self.valid[k]
+        if not binary:
+            return text_array(off, data, valid, self.n)
+        nulls = self.n - int(np.unpackbits(valid, bitorder="little", count=self.n).sum()) if self.n else 0
+        return pa.Array.from_buffers(pa.binary(), self.n, [pa.py_buffer(valid) if nulls else None,
+                                                           pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
 
 
 @njit(cache=True, nogil=True)
