@@ -2,10 +2,10 @@
 the default kernels and the column conversion (the same output, tests/stdf/test_kernels.py).
 
 Per FTR it reads the fixed fields, writes RTN_INDX / RTN_STAT / PGM_INDX / PGM_STAT
-(U2 and nibble arrays) straight into flat list values, keeps the spans of FAIL_PIN and the
-seven strings, finds the test (hash on TEST_NUM), takes a new test's PATG_NUM / SPIN_MAP
-defaults from its first record and writes, sparsely, the records that override them
-(``defaults.py`` rule). Every field is bounds-checked against REC_LEN before it is read;
+(U2 and nibble arrays), FAIL_PIN and the seven strings (TEST_TXT null when equal to the
+test's) straight into Arrow buffers, finds the test (hash on TEST_NUM), takes a new test's
+PATG_NUM / SPIN_MAP defaults from its first record and writes, sparsely, the records that
+override them (``defaults.py`` rule). Every field is bounds-checked against REC_LEN before it is read;
 a field that does not fit is missing, and so is every later field.
 """
 
@@ -289,8 +289,8 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
         i, tests.nt, nov, status = _ftr_kernel(
             buf, offs, lens, pos, c0, i, c1, be, spec.use_bit, spec.none_bit, spec.blank, spec.kind, spec.esize,
             tests.nt, nov, u4s, i4s, vect_off, u1s, cnts, nf, used, mask, offs4[0], ri_val, offs4[1], rs_val,
-            offs4[2], pi_val, offs4[3], ps_val, spans.off, spans.data, spans.valid, tests.hkeys, tests.hvals, *tests.t, tests.dv,
-            tests.da, *ov)
+            offs4[2], pi_val, offs4[3], ps_val, spans.off, spans.data, spans.valid, tests.hkeys, tests.hvals,
+            *tests.t, tests.dv, tests.da, *ov)
         if status == 0:
             break
         tests.grow(status)

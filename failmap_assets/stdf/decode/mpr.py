@@ -1,8 +1,8 @@
 """The specialised MPR kernel: one pass per record instead of the table-driven interpreter,
 the default kernels and the column conversion (the same output, tests/stdf/test_kernels.py).
 
-Per MPR it reads the fixed fields, writes RTN_STAT (nibbles) and RTN_RSLT straight into
-flat list values, keeps the spans of TEST_TXT / ALARM_ID, finds the test (hash on
+Per MPR it reads the fixed fields, writes RTN_STAT (nibbles), RTN_RSLT, TEST_TXT (null when
+equal to the test's) and ALARM_ID straight into Arrow buffers, finds the test (hash on
 TEST_NUM), takes a new test's defaults from its first record and writes, sparsely, the
 default-data fields whose effective value differs from the test's (``defaults.py`` rule).
 Every field is bounds-checked against REC_LEN before it is read; a field that does not
@@ -293,7 +293,8 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     for k in range(7):
         cols[f[k].column] = fixed_array(fixed[k], f[k].arrow_type(), nf, k + 1, nf_min)
     cols["rtn_stat"] = list_column(stat_off, stat_val, pa.uint8(), nf, 8, nf_min)
-    cols["rtn_rslt"] = list_column(rslt_off, rslt_val[:4 * int(rslt_off[-1])].view(np.float32), pa.float32(), nf, 9, nf_min)
+    rslt = rslt_val[:4 * int(rslt_off[-1])].view(np.float32)
+    cols["rtn_rslt"] = list_column(rslt_off, rslt, pa.float32(), nf, 9, nf_min)
     cols["test_txt"], cols["alarm_id"] = spans.array(0), spans.array(1)
     cols["opt_flag"] = fixed_array(fixed[7], pa.uint8(), nf, N_OPT, nf_min)
     cols["override_mask"] = fixed_array(mask, pa.uint16())

@@ -1,6 +1,7 @@
 """What the specialised MPR and FTR kernels share: the growing per-test state (test number
 hash, first record, default values), the kernels' sparse override list turned into the
-default-data columns, and Arrow lists over values a kernel wrote.
+default-data columns, Arrow lists and text / bytes columns over buffers a kernel wrote,
+the element copies (nibbles, byte order) and the record batches.
 
 A kernel never reallocates (that would put reference counting in its loop): when the test
 arrays or the hash are full it returns a status and ``Tests.grow`` makes room.
