@@ -567,7 +567,8 @@ _KERNELS = {"MPR": D.mpr_chunk, "FTR": D.ftr_chunk}
 
 def _kernel_results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
     """MPR / FTR through their specialised one-pass kernels (decode/mpr.py, decode/ftr.py),
-    in the interpreter's batches of ``CHUNK`` records (fewer when their bytes are many)."""
+    in the interpreter's batches of ``CHUNK`` records (fewer when they exceed 64 MB: a kernel
+    reserves its string and list buffers by the batch's bytes, per column)."""
     spec = D.DefaultSpec(R.BY_NAME[kind])
     pos = ctx.positions(kind)
     offs, lens = ctx.index.offset, ctx.index.length

@@ -223,13 +223,15 @@ def _stdf(bodies: list[bytes], kind: str, big_endian: bool) -> bytes:
 @pytest.mark.parametrize("big_endian", [False, True])
 def test_mpr_ftr_kernels_fuzz(kind, big_endian, monkeypatch):
     """Real MPR / FTR bodies truncated, bit-flipped, extended and with huge counts, ~600 tests
-    (the kernels' tables grow), small batches: kernel == interpreter path, warnings included,
+    (the kernels' tables grow), small batches by records and by bytes: kernel == interpreter
+    path, warnings included,
     and nothing is read past a record (the kernel only sees REC_LEN bytes that exist)."""
     rng = np.random.default_rng(16 + big_endian + 2 * (kind == "FTR"))
     real = _real_bodies(kind)
     bodies = [_mutant(real[int(rng.integers(0, len(real)))], rng) for _ in range(2500)]
     data = _stdf(bodies, kind, big_endian)
-    monkeypatch.setattr(T, "CHUNK", 701)
+    monkeypatch.setattr(T, "CHUNK", 701)                   # the interpreter's batches (and warnings)
+    monkeypatch.setattr(D.overrides, "BATCH_BYTES", 40_000)  # the kernels' batches: by bytes too
 
     def ctx_of():
         src = open_sources(data, name="fuzz")[0]

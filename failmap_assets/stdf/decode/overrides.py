@@ -113,10 +113,15 @@ def override_columns(buf, be, rec: R.RecordDef, fields: tuple[R.Field, ...], n: 
     return cols
 
 
-def chunk_bounds(lens: np.ndarray, max_records: int, max_bytes: int = 1 << 28) -> list[tuple[int, int, int]]:
+BATCH_BYTES = 1 << 26
+
+
+def chunk_bounds(lens: np.ndarray, max_records: int, max_bytes: int | None = None) -> list[tuple[int, int, int]]:
     """(first, end, bytes) of consecutive record batches of at most ``max_records`` records and
-    ``max_bytes`` bytes (so the kernels' int32 list and string offsets always fit, and their
-    per-column buffers sized by the batch's bytes stay small)."""
+    ``max_bytes`` bytes (default ``BATCH_BYTES``: the kernels' int32 list and string offsets
+    always fit, and their per-column buffers sized by the batch's bytes stay small)."""
+    if max_bytes is None:
+        max_bytes = BATCH_BYTES
     cum = np.zeros(len(lens) + 1, dtype=np.int64)
     np.cumsum(np.asarray(lens, dtype=np.int64) + 4, out=cum[1:])
     out = []
