@@ -562,11 +562,42 @@ def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int | None = None) -> tuple[
     return table, tests
 
 
+_KERNELS = {"MPR": D.mpr_chunk, "FTR": D.ftr_chunk}
+
+
+def _kernel_results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
+    """MPR / FTR through their specialised one-pass kernels (decode/mpr.py, decode/ftr.py),
+    in the interpreter's batches of ``CHUNK`` records (fewer when they exceed 64 MB: a kernel
+    reserves its string and list buffers by the batch's bytes, per column)."""
+    spec = D.DefaultSpec(R.BY_NAME[kind])
+    pos = ctx.positions(kind)
+    offs, lens = ctx.index.offset, ctx.index.length
+    tests = D.Tests(len(spec.index))
+    schema = SCHEMAS[f"{kind.lower()}_results"]
+    batches, used = [], []
+    for c0, c1, nb in D.chunk_bounds(lens[pos], CHUNK):
+        cols, u = _KERNELS[kind](ctx.buf, ctx.be, offs, lens, pos, c0, c1, nb, w.rec_part, tests, spec)
+        batches.append(_empty(schema, c1 - c0, cols))
+        used.append(u)
+    t = tests.arrays()
+    # the interpreter's warnings, in its order: the tests' first records, then each batch
+    used = np.concatenate(used) if used else np.zeros(0, np.int64)
+    if t["first"].size:
+        ctx.unparsed(kind, pos[t["first"]], used[t["first"]])
+    for s in range(0, len(pos), CHUNK):
+        ctx.unparsed(kind, pos[s:s + CHUNK], used[s:s + CHUNK])
+    tests_ = _Tests(kind, t["key"], np.zeros(0, np.int32), t["first"], t["dval"], t["daux"], t["txt_s"], t["txt_l"],
+                    t["opt"], t["count"], first_rec=pos[t["first"]].astype(np.int64))
+    return (pa.concat_tables(batches) if batches else schema.empty_table()), tests_
+
+
 def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa.Table, _Tests]:
-    """Result table and tests of one kind. PTR uses its specialised kernel unless ``generic``
+    """Result table and tests of one kind. PTR, MPR, FTR use their specialised kernels unless ``generic``
     (the field interpreter + default kernels, kept as a cross-check of the PTR kernel)."""
     if kind == "PTR" and not generic:
         return _ptr_results(ctx, w)
+    if kind in _KERNELS and not generic:
+        return _kernel_results(ctx, kind, w)
     rec = R.BY_NAME[kind]
     spec = D.DefaultSpec(rec)
     pos = ctx.positions(kind)

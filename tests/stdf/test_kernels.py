@@ -132,3 +132,122 @@ def test_prr_decoder_fuzz_every_length(big_endian):
     # an index that does not fit the buffer (never produced by the scan) reads nothing
     cols, used = D.prr_columns(buf[:10], np.array([0, 4], np.int64), np.array([40, 3], np.int32), big_endian)
     assert used.tolist() == [0, 0] and cols["head_num"].null_count == 2
+
+
+# ---------------------------------------------------------------- MPR / FTR kernels
+
+MPR_FTR_FILES = ["LX7730_T25_SN192_20160322215334.stdf", "TEST_FT_GX36_A2_FT_E_02032013_0230.stdf", "a595.stdf",
+                 "ayad_ws.stdf", "bcdm_S11189_c_01.stdf", "d10_1.std", "makechip_x.stdf", "rabbi.stdf",
+                 "sn269_m40c.stdf", "sort_4die_20times.stdf", "spreadsheet14.stdf"]
+
+
+_BITS = {pa.float32(): pa.uint32(), pa.float64(): pa.uint64()}
+
+
+def _bits(a: pa.Array) -> pa.Array:
+    """Floats as their bit patterns (Arrow's equals holds NaN unequal to itself)."""
+    if a.type in _BITS:
+        return a.view(_BITS[a.type])
+    if pa.types.is_list(a.type) and a.type.value_type in _BITS:
+        return a.view(pa.list_(_BITS[a.type.value_type]))
+    return a
+
+
+def _same_results(ctx_of, kind: str):
+    """The specialised kernel and the interpreter + default kernels give the same table, tests
+    and warnings (``ctx_of()``: a fresh context and walk)."""
+    ctx, w = ctx_of()
+    fast, ft = T._results(ctx, kind, w)
+    fast_issues = [str(i) for i in ctx.issues]
+    ctx, w = ctx_of()
+    slow, st = T._results(ctx, kind, w, generic=True)
+    assert fast.schema.equals(slow.schema) and fast.num_rows == slow.num_rows
+    for col in fast.column_names:
+        assert _bits(fast[col].combine_chunks()).equals(_bits(slow[col].combine_chunks())), (kind, col)
+    _tests_equal(ft, st, ctx)
+    assert np.array_equal(ft.first_rec, ctx.positions(kind)[st.first])
+    assert fast_issues == [str(i) for i in ctx.issues]
+    return fast, fast_issues
+
+
+@pytest.mark.parametrize("name", MPR_FTR_FILES)
+def test_mpr_ftr_kernels_equal_table_driven_path(name):
+    """Every real file with MPRs or FTRs: the one-pass kernels equal the interpreter path exactly."""
+    found = 0
+    for kind in ("MPR", "FTR"):
+        if _ctx(name)[0].positions(kind).size:
+            found += _same_results(lambda: _ctx(name), kind)[0].num_rows
+    assert found > 0
+
+
+def _real_bodies(kind: str) -> list[bytes]:
+    out = []
+    for name in ("bcdm_S11189_c_01.stdf", "ayad_ws.stdf", "a595.stdf", "TEST_FT_GX36_A2_FT_E_02032013_0230.stdf",
+                 "sn269_m40c.stdf"):
+        ctx, _ = _ctx(name)
+        for p in ctx.positions(kind)[:150]:
+            o, n = int(ctx.index.offset[p]), int(ctx.index.length[p])
+            out.append(bytes(ctx.buf[o + 4:o + 4 + n]))
+    return out
+
+
+def _mutant(body: bytes, rng: np.random.Generator) -> bytes:
+    b = bytearray(body)
+    kind = rng.integers(0, 6)
+    if b and len(b) >= 4:
+        b[0:4] = int(rng.integers(0, 600)).to_bytes(4, "little")   # many tests, shared by several records
+    if kind == 0 and b:
+        del b[int(rng.integers(0, len(b))):]                         # truncated anywhere
+    elif kind == 1 and b:
+        for _ in range(int(rng.integers(1, 8))):                     # flipped bits (counts, lengths, OPT_FLAG)
+            i = int(rng.integers(0, len(b)))
+            b[i] ^= 1 << int(rng.integers(0, 8))
+    elif kind == 2:
+        b += bytes(rng.integers(0, 256, int(rng.integers(1, 12)), dtype=np.uint8))   # bytes after the last field
+    elif kind == 3 and len(b) > 12:
+        i = int(rng.integers(4, len(b) - 2))                         # a count or length set large
+        b[i:i + 2] = b"\xff\xff"
+    return bytes(b[:65535])
+
+
+def _stdf(bodies: list[bytes], kind: str, big_endian: bool) -> bytes:
+    typ, sub = T.R.BY_NAME[kind].key
+    order = "big" if big_endian else "little"
+    out = [(2).to_bytes(2, order) + bytes([0, 10, 1 if big_endian else 2, 4]),
+           (2).to_bytes(2, order) + bytes([5, 10, 1, 1])]              # FAR, PIR
+    out += [len(b).to_bytes(2, order) + bytes([typ, sub]) + b for b in bodies]
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("kind", ["MPR", "FTR"])
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_mpr_ftr_kernels_fuzz(kind, big_endian, monkeypatch):
+    """Real MPR / FTR bodies truncated, bit-flipped, extended and with huge counts, ~600 tests
+    (the kernels' tables grow), small batches by records and by bytes: kernel == interpreter
+    path, warnings included,
+    and nothing is read past a record (the kernel only sees REC_LEN bytes that exist)."""
+    rng = np.random.default_rng(16 + big_endian + 2 * (kind == "FTR"))
+    real = _real_bodies(kind)
+    bodies = [_mutant(real[int(rng.integers(0, len(real)))], rng) for _ in range(2500)]
+    data = _stdf(bodies, kind, big_endian)
+    monkeypatch.setattr(T, "CHUNK", 701)                   # the interpreter's batches (and warnings)
+    monkeypatch.setattr(D.overrides, "BATCH_BYTES", 40_000)  # the kernels' batches: by bytes too
+
+    def ctx_of():
+        src = open_sources(data, name="fuzz")[0]
+        h = detect(src.data)
+        idx = scan(src.data, h.big_endian)
+        ctx = T._Ctx(src, h, idx)
+        return ctx, D.walk(src.data, idx, ctx.counts)
+
+    t, issues = _same_results(ctx_of, kind)
+    assert t.num_rows == len(bodies) and t["override_mask"].to_numpy().any()
+    assert sum("unparsed_bytes" in i for i in issues) > 2       # the tests' first records, then batches
+    assert t["test_num"].null_count > 0 and pa.compute.max(t["rec_idx"]).as_py() == len(bodies) + 1
+
+
+def test_kernel_batches_respect_records_and_bytes():
+    lens = np.array([10, 20, 65535, 5, 5, 5, 5], np.int32)
+    b = D.chunk_bounds(lens, 3, max_bytes=60_000)       # a record larger than the limit is a batch alone
+    assert [(x, y) for x, y, _ in b] == [(0, 2), (2, 3), (3, 6), (6, 7)] and [n for *_, n in b] == [38, 65539, 27, 9]
+    assert D.chunk_bounds(lens[:0], 3) == []

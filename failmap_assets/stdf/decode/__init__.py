@@ -27,6 +27,8 @@ One module per concern, lower layers first (a module imports only those above it
     walk         the part / wafer walk (walk, Walk)
     grouping     record ordinals grouped by record code
     ptr          the specialised PTR kernel (ptr_decode, PtrDecoded, text_array)
+    overrides    per-test state, override columns and lists shared by the MPR / FTR kernels
+    mpr, ftr     the specialised MPR / FTR kernels (mpr_chunk, ftr_chunk: result columns)
     prr          the specialised PRR decoder (prr_columns: the interpreter's columns, one pass)
     arrow        Arrow arrays over kernel output (null_array, fixed_array, nullable_int)
 
@@ -44,6 +46,9 @@ from .columns import column, columns
 from .defaults import DefaultSpec, defaults, effective
 from .fields import interpret
 from .grouping import group_by_code
+from .ftr import ftr_chunk
+from .mpr import mpr_chunk
+from .overrides import Tests, chunk_bounds
 from .prr import prr_columns
 from .ptr import PTR_CHUNK_BYTES, PTR_DEFAULT_FIELDS, ptr_decode, text_array
 from .strings import string_array
@@ -53,5 +58,5 @@ from .walk import Walk, walk
 __all__ = [
     "DefaultSpec", "PTR_CHUNK_BYTES", "PTR_DEFAULT_FIELDS", "Walk", "column", "columns", "defaults", "effective",
     "fixed_array", "group_by_code", "interpret", "null_array", "nullable_int", "prr_columns", "ptr_decode",
-    "string_array", "test_keys", "text_array", "walk",
+    "string_array", "test_keys", "text_array", "walk", "Tests", "chunk_bounds", "ftr_chunk", "mpr_chunk",
 ]

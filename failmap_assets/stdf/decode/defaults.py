@@ -101,6 +101,39 @@ def _is_blank(buf, v, a, kind, blank):
 
 
 @njit(cache=True, nogil=True)
+def _first_value(buf, ob, v, a, use_bit, none_bit, blank, kind):
+    """The default one field of a test's first record sets: (value, aux), (0, -1) for none.
+
+    ``ob``: the record's OPT_FLAG (0 when missing). Shared by the batch kernels below and
+    the specialised MPR / FTR kernels (one definition of the rule)."""
+    if a < 0:
+        return np.int64(0), np.int64(-1)
+    if none_bit >= 0 and (ob >> none_bit) & 1:
+        return np.int64(0), np.int64(-1)
+    if use_bit >= 0 and (ob >> use_bit) & 1:
+        return np.int64(0), np.int64(-1)
+    if kind == 0 and blank >= 0 and v == blank:
+        return np.int64(0), np.int64(-1)
+    if _is_nul_string(buf, v, a, kind):
+        return np.int64(0), np.int64(-1)
+    return np.int64(v), np.int64(a)
+
+
+@njit(cache=True, nogil=True)
+def _effective_value(buf, has_opt, ob, v, a, dv, da, use_bit, none_bit, blank, kind):
+    """A record's effective value of one field (value, aux) given its test's default (dv, da)."""
+    if has_opt and none_bit >= 0 and (ob >> none_bit) & 1:
+        return np.int64(0), np.int64(-1)
+    if has_opt and use_bit >= 0 and (ob >> use_bit) & 1:
+        return np.int64(dv), np.int64(da)
+    if not _is_blank(buf, v, a, kind, blank):
+        if _is_nul_string(buf, v, a, kind):
+            return np.int64(0), np.int64(-1)
+        return np.int64(v), np.int64(a)
+    return np.int64(dv), np.int64(da)
+
+
+@njit(cache=True, nogil=True)
 def _defaults(buf, val, aux, first_rows, opt, index, use_bit, none_bit, blank, kind, dval, daux):
     """Default values per test from the test's first record."""
     nt = first_rows.shape[0]
@@ -112,22 +145,8 @@ def _defaults(buf, val, aux, first_rows, opt, index, use_bit, none_bit, blank, k
             ob = val[r, opt]
         for j in range(nd):
             i = index[j]
-            v = val[r, i]
-            a = aux[r, i]
-            dval[t, j] = 0
-            daux[t, j] = -1
-            if a < 0:
-                continue
-            if none_bit[j] >= 0 and (ob >> none_bit[j]) & 1:
-                continue
-            if use_bit[j] >= 0 and (ob >> use_bit[j]) & 1:
-                continue
-            if kind[j] == 0 and blank[j] >= 0 and v == blank[j]:
-                continue
-            if _is_nul_string(buf, v, a, kind[j]):
-                continue
-            dval[t, j] = v
-            daux[t, j] = a
+            dval[t, j], daux[t, j] = _first_value(buf, ob, val[r, i], np.int64(aux[r, i]), use_bit[j], none_bit[j],
+                                                  blank[j], kind[j])
 
 
 @njit(cache=True, nogil=True)
@@ -145,25 +164,8 @@ def _effective(buf, val, aux, tidx, opt, index, use_bit, none_bit, blank, kind, 
         m = np.int64(0)
         for j in range(nd):
             i = index[j]
-            v = val[r, i]
-            a = aux[r, i]
-            # effective value (ev, ea)
-            if has_opt and none_bit[j] >= 0 and (ob >> none_bit[j]) & 1:
-                ev = np.int64(0)
-                ea = np.int32(-1)
-            elif has_opt and use_bit[j] >= 0 and (ob >> use_bit[j]) & 1:
-                ev = dval[t, j]
-                ea = daux[t, j]
-            elif not _is_blank(buf, v, a, kind[j], blank[j]):
-                if _is_nul_string(buf, v, a, kind[j]):
-                    ev = np.int64(0)
-                    ea = np.int32(-1)
-                else:
-                    ev = v
-                    ea = np.int32(a)
-            else:
-                ev = dval[t, j]
-                ea = daux[t, j]
+            ev, ea = _effective_value(buf, has_opt, ob, val[r, i], np.int64(aux[r, i]), dval[t, j],
+                                      np.int64(daux[t, j]), use_bit[j], none_bit[j], blank[j], kind[j])
             if _same(buf, ev, ea, dval[t, j], daux[t, j], kind[j], esize[j]):
                 oval[r, j] = 0
                 oaux[r, j] = -1
