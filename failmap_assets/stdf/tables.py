@@ -35,7 +35,7 @@ from numba import njit
 from failmap_assets.storage.layout import safe_name
 from failmap_assets.wafer.rejects import Rejected
 from . import decode as D
-from . import jsontext
+from . import flatjson, jsontext
 from . import records as R
 from .decode.columns import _numeric_from_int64
 from .decode.gdr import _json_float
@@ -723,7 +723,10 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
                               for row in rows], pa.string())
         else:
             val, aux = ctx.decode(name, pos)
-            texts = _record_json(D.columns(ctx.buf, ctx.be, rec, val, aux), len(pos))
+            if flatjson.is_flat(rec):       # one Numba pass (PMR, DTR, PCR...): same text
+                texts = flatjson.flat_objects(ctx.buf, rec, val, aux)
+            else:
+                texts = _record_json(D.columns(ctx.buf, ctx.be, rec, val, aux), len(pos))
         rec_ids.append(pos)
         names.append(np.full(len(pos), R.CODE[name], dtype=np.int64))
         jsons.append(texts)

@@ -1,0 +1,213 @@
+"""JSON objects for "flat" records in one Numba pass (the ``generic`` table's ``fields``).
+
+A flat record has only scalar integer, C1 and Cn / Sn fields (PMR, PCR, ATR, DTR, BPS, EPS,
+CNR, and FAR / MIR / MRR / WCR repeats without floats). Files of many small parts carry a
+PMR per pin: building their JSON column by column through Arrow compute (``jsontext.objects``)
+was a third of the parse time. ``flat_objects`` writes the same text straight from the
+field interpreter's ``val`` / ``aux`` matrices: the same keys, separators, integer text,
+``null`` for missing fields, and strings made valid UTF-8 (Latin-1 fallback) and escaped
+as ``json.dumps(ensure_ascii=False)`` does (tests/stdf/test_flatjson.py holds the two
+equal on every real file and on mutated / truncated records).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+from . import records as R
+from .decode.strings import _utf8_len
+from .jsontext import HEX_DIGITS, SHORT_ESCAPES
+
+K_INT, K_U8, K_C1, K_TEXT = 0, 1, 2, 3
+_KIND = {"U1": K_INT, "U2": K_INT, "U4": K_INT, "I1": K_INT, "I2": K_INT, "I4": K_INT, "I8": K_INT, "B1": K_INT,
+         "U8": K_U8, "C1": K_C1, "Cn": K_TEXT, "Sn": K_TEXT}
+
+
+def is_flat(rec: R.RecordDef) -> bool:
+    """True when every field of ``rec`` is a scalar ``flat_objects`` can write."""
+    return rec.alt_fields is None and all(not f.is_array and f.type in _KIND for f in rec.fields)
+
+
+@njit(cache=True, nogil=True)
+def _escaped_len(buf, s, n, utf8):
+    """Bytes of the JSON string literal of buf[s:s+n] (quotes included), as put_text writes it."""
+    m = 2
+    for k in range(n):
+        c = buf[s + k]
+        if c == 34 or c == 92:
+            m += 2
+        elif c < 0x20:
+            m += 2 if (8 <= c <= 13 and c != 11) else 6
+        elif c >= 0x80 and not utf8:
+            m += 2
+        else:
+            m += 1
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _put_text(out, q, buf, s, n, utf8, hexd, esc):
+    """The JSON string literal of buf[s:s+n] at out[q:], as jsontext.put_json_string writes the
+    bytes once made valid UTF-8 (``utf8`` False: Latin-1, each byte >= 0x80 as two bytes)."""
+    out[q] = 34
+    q += 1
+    for k in range(n):
+        c = buf[s + k]
+        if c == 34 or c == 92:
+            out[q] = 92
+            out[q + 1] = c
+            q += 2
+        elif c < 0x20:
+            out[q] = 92
+            if 8 <= c <= 13 and c != 11:
+                out[q + 1] = esc[c - 8] if c < 11 else esc[c - 9]
+                q += 2
+            else:
+                out[q + 1] = 117     # u00xx
+                out[q + 2] = 48
+                out[q + 3] = 48
+                out[q + 4] = hexd[c >> 4]
+                out[q + 5] = hexd[c & 0x0F]
+                q += 6
+        elif c >= 0x80 and not utf8:
+            out[q] = 0xC0 | (c >> 6)
+            out[q + 1] = 0x80 | (c & 0x3F)
+            q += 2
+        else:
+            out[q] = c
+            q += 1
+    out[q] = 34
+    return q + 1
+
+
+@njit(cache=True, nogil=True)
+def _put_int(out, q, v):
+    if v < 0:
+        out[q] = 45
+        q += 1
+        if v == -9223372036854775807 - 1:
+            u = np.uint64(9223372036854775808)
+        else:
+            u = np.uint64(-v)
+    else:
+        u = np.uint64(v)
+    return _put_uint(out, q, u)
+
+
+@njit(cache=True, nogil=True)
+def _put_uint(out, q, u):
+    tmp = np.empty(20, dtype=np.uint8)
+    k = 0
+    while True:
+        tmp[k] = 48 + np.uint8(u % np.uint64(10))
+        u //= np.uint64(10)
+        k += 1
+        if u == 0:
+            break
+    for j in range(k):
+        out[q + j] = tmp[k - 1 - j]
+    return q + k
+
+
+@njit(cache=True, nogil=True)
+def _flat_json(buf, val, aux, kinds, keys, key_off, hexd, esc):
+    """One JSON object per row of val / aux -> (int64 offsets, bytes, ok).
+
+    ok is False (and nothing is written) when the matrices do not match the field list or a
+    string span lies outside ``buf``; the interpreter never produces either."""
+    n = val.shape[0]
+    nf = kinds.shape[0]
+    nbuf = buf.shape[0]
+    roff = np.zeros(n + 1, dtype=np.int64)
+    if val.shape[1] != nf or aux.shape[0] != n or aux.shape[1] != nf or key_off.shape[0] != nf + 1 \
+            or key_off[nf] > keys.shape[0]:
+        return roff, np.zeros(0, dtype=np.uint8), False
+    utf8 = np.ones((n, nf), dtype=np.bool_)
+    total = np.int64(0)
+    for r in range(n):
+        m = np.int64(key_off[nf]) + 1 + (1 if nf == 0 else 0)
+        for i in range(nf):
+            a = np.int64(aux[r, i])
+            if a < 0:
+                m += 4
+                continue
+            kd = kinds[i]
+            if kd == K_TEXT:
+                s = val[r, i]
+                if s < 0 or s + a > nbuf:
+                    return roff, np.zeros(0, dtype=np.uint8), False
+                _, ok = _utf8_len(buf, s, a)
+                utf8[r, i] = ok
+                m += _escaped_len(buf, s, a, ok)
+            elif kd == K_C1:
+                m += 8
+            else:
+                m += 20
+        total += m
+    out = np.empty(total, dtype=np.uint8)
+    c1 = np.empty(1, dtype=np.uint8)
+    q = np.int64(0)
+    for r in range(n):
+        if nf == 0:
+            out[q] = 123
+            q += 1
+        for i in range(nf):
+            for k in range(key_off[i], key_off[i + 1]):
+                out[q] = keys[k]
+                q += 1
+            a = np.int64(aux[r, i])
+            if a < 0:
+                out[q] = 110
+                out[q + 1] = 117
+                out[q + 2] = 108
+                out[q + 3] = 108
+                q += 4
+                continue
+            kd = kinds[i]
+            v = val[r, i]
+            if kd == K_TEXT:
+                q = _put_text(out, q, buf, v, a, utf8[r, i], hexd, esc)
+            elif kd == K_C1:
+                c1[0] = np.uint8(v & 0xFF)
+                q = _put_text(out, q, c1, 0, 1, c1[0] < 0x80, hexd, esc)
+            elif kd == K_U8:
+                q = _put_uint(out, q, np.uint64(v))
+            else:
+                q = _put_int(out, q, v)
+        out[q] = 125
+        q += 1
+        roff[r + 1] = q
+    return roff, out[:q], True
+
+
+class _Layout:
+    def __init__(self, rec: R.RecordDef):
+        self.kinds = np.array([_KIND[f.type] for f in rec.fields], dtype=np.int64)
+        keys = b""
+        off = [0]
+        for i, f in enumerate(rec.fields):
+            keys += (("{" if i == 0 else ", ") + json.dumps(f.name) + ": ").encode()
+            off.append(len(keys))
+        self.keys = np.frombuffer(keys or b"\0", dtype=np.uint8)
+        self.key_off = np.array(off, dtype=np.int64)
+
+
+_LAYOUTS: dict[str, _Layout] = {}
+
+
+def flat_objects(buf: np.ndarray, rec: R.RecordDef, val: np.ndarray, aux: np.ndarray) -> pa.Array:
+    """``jsontext.objects`` of ``columns(buf, be, rec, val, aux)`` for a flat ``rec``, in one pass."""
+    lay = _LAYOUTS.get(rec.name)
+    if lay is None:
+        lay = _LAYOUTS[rec.name] = _Layout(rec)
+    n = int(val.shape[0])
+    roff, out, ok = _flat_json(buf, val, aux, lay.kinds, lay.keys, lay.key_off, HEX_DIGITS, SHORT_ESCAPES)
+    if not ok:
+        raise ValueError(f"{rec.name}: field matrices do not match the record layout")
+    if roff[-1] >= 2**31:
+        return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(roff), pa.py_buffer(out)])
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(roff.astype(np.int32)), pa.py_buffer(out)])
