@@ -136,7 +136,8 @@ def peer_write_options(table) -> dict:
     import pyarrow as pa
 
     text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    return dict(compression="lz4", use_dictionary=text, write_statistics=False, store_schema=False)
+    return dict(compression="lz4", use_dictionary=text, write_statistics=False, store_schema=False,
+                data_page_version="2.0")
 
 
 class _Failmap:
