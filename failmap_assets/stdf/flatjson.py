@@ -100,16 +100,15 @@ def _put_int(out, q, v):
 
 @njit(cache=True, nogil=True)
 def _put_uint(out, q, u):
-    tmp = np.empty(20, dtype=np.uint8)
-    k = 0
-    while True:
-        tmp[k] = 48 + np.uint8(u % np.uint64(10))
-        u //= np.uint64(10)
+    """Decimal digits of u at out[q:] (counted first, written from the end: no scratch array)."""
+    k = 1
+    t = u
+    while t >= np.uint64(10):
+        t //= np.uint64(10)
         k += 1
-        if u == 0:
-            break
-    for j in range(k):
-        out[q + j] = tmp[k - 1 - j]
+    for j in range(k - 1, -1, -1):
+        out[q + j] = 48 + np.uint8(u % np.uint64(10))
+        u //= np.uint64(10)
     return q + k
 
 
@@ -126,7 +125,8 @@ def _flat_json(buf, val, aux, kinds, keys, key_off, hexd, esc):
     if val.shape[1] != nf or aux.shape[0] != n or aux.shape[1] != nf or key_off.shape[0] != nf + 1 \
             or key_off[nf] > keys.shape[0]:
         return roff, np.zeros(0, dtype=np.uint8), False
-    utf8 = np.ones((n, nf), dtype=np.bool_)
+    # per string: 0 = copy as is (valid UTF-8, nothing to escape), 1 = escape, 2 = Latin-1
+    mode = np.zeros((n, nf), dtype=np.uint8)
     total = np.int64(0)
     for r in range(n):
         m = np.int64(key_off[nf]) + 1 + (1 if nf == 0 else 0)
@@ -141,8 +141,9 @@ def _flat_json(buf, val, aux, kinds, keys, key_off, hexd, esc):
                 if s < 0 or s + a > nbuf:
                     return roff, np.zeros(0, dtype=np.uint8), False
                 _, ok = _utf8_len(buf, s, a)
-                utf8[r, i] = ok
-                m += _escaped_len(buf, s, a, ok)
+                e = _escaped_len(buf, s, a, ok)
+                mode[r, i] = 0 if (ok and e == a + 2) else (1 if ok else 2)
+                m += e
             elif kd == K_C1:
                 m += 8
             else:
@@ -156,9 +157,9 @@ def _flat_json(buf, val, aux, kinds, keys, key_off, hexd, esc):
             out[q] = 123
             q += 1
         for i in range(nf):
-            for k in range(key_off[i], key_off[i + 1]):
-                out[q] = keys[k]
-                q += 1
+            kl = key_off[i + 1] - key_off[i]
+            out[q:q + kl] = keys[key_off[i]:key_off[i + 1]]
+            q += kl
             a = np.int64(aux[r, i])
             if a < 0:
                 out[q] = 110
@@ -170,7 +171,14 @@ def _flat_json(buf, val, aux, kinds, keys, key_off, hexd, esc):
             kd = kinds[i]
             v = val[r, i]
             if kd == K_TEXT:
-                q = _put_text(out, q, buf, v, a, utf8[r, i], hexd, esc)
+                md = mode[r, i]
+                if md == 0:
+                    out[q] = 34
+                    out[q + 1:q + 1 + a] = buf[v:v + a]
+                    out[q + 1 + a] = 34
+                    q += a + 2
+                else:
+                    q = _put_text(out, q, buf, v, a, md == 1, hexd, esc)
             elif kd == K_C1:
                 c1[0] = np.uint8(v & 0xFF)
                 q = _put_text(out, q, c1, 0, 1, c1[0] < 0x80, hexd, esc)
@@ -205,7 +213,8 @@ def flat_objects(buf: np.ndarray, rec: R.RecordDef, val: np.ndarray, aux: np.nda
     if lay is None:
         lay = _LAYOUTS[rec.name] = _Layout(rec)
     n = int(val.shape[0])
-    roff, out, ok = _flat_json(buf, val, aux, lay.kinds, lay.keys, lay.key_off, HEX_DIGITS, SHORT_ESCAPES)
+    # row-major copies: the kernel reads each record's fields together
+    roff, out, ok = _flat_json(buf, np.ascontiguousarray(val), np.ascontiguousarray(aux), lay.kinds, lay.keys, lay.key_off, HEX_DIGITS, SHORT_ESCAPES)
     if not ok:
         raise ValueError(f"{rec.name}: field matrices do not match the record layout")
     if roff[-1] >= 2**31:
