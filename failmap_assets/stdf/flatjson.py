@@ -19,17 +19,26 @@ import pyarrow as pa
 from numba import njit
 
 from . import records as R
+from .decode.primitives import _rd_int, _rd_uint
 from .decode.strings import _utf8_len
 from .jsontext import HEX_DIGITS, SHORT_ESCAPES
 
 K_INT, K_U8, K_C1, K_TEXT = 0, 1, 2, 3
+K_AINT, K_AU8, K_AN1, K_ACN, K_ASN = 4, 5, 6, 7, 8      # arrays: JSON lists
 _KIND = {"U1": K_INT, "U2": K_INT, "U4": K_INT, "I1": K_INT, "I2": K_INT, "I4": K_INT, "I8": K_INT, "B1": K_INT,
          "U8": K_U8, "C1": K_C1, "Cn": K_TEXT, "Sn": K_TEXT}
+_ARRAY_KIND = {"U1": K_AINT, "U2": K_AINT, "U4": K_AINT, "I1": K_AINT, "I2": K_AINT, "I4": K_AINT, "I8": K_AINT,
+               "B1": K_AINT, "U8": K_AU8, "N1": K_AN1, "Cn": K_ACN, "Sn": K_ASN}
+
+
+def _kind(f: R.Field) -> int | None:
+    return (_ARRAY_KIND if f.is_array else _KIND).get(f.type)
 
 
 def is_flat(rec: R.RecordDef) -> bool:
-    """True when every field of ``rec`` is a scalar ``flat_objects`` can write."""
-    return rec.alt_fields is None and all(not f.is_array and f.type in _KIND for f in rec.fields)
+    """True when ``flat_objects`` can write every field of ``rec``: integers, C1, Cn / Sn and
+    arrays of those (not floats, bytes, bit fields, GDR values or STR's sized arrays)."""
+    return rec.alt_fields is None and all(_kind(f) is not None for f in rec.fields)
 
 
 @njit(cache=True, nogil=True)
@@ -113,17 +122,71 @@ def _put_uint(out, q, u):
 
 
 @njit(cache=True, nogil=True)
-def _flat_json(buf, val, aux, kinds, keys, key_off, hexd, esc):
+def _array_room(buf, s, k, kd, esize, be):
+    """Upper bound of the JSON list text of an array field, or -1 when it runs past ``buf``."""
+    nbuf = buf.shape[0]
+    if kd == K_AINT or kd == K_AU8:
+        if s + k * esize > nbuf:
+            return -1
+        return 2 + k * 22
+    if kd == K_AN1:
+        if s + (k + 1) // 2 > nbuf:
+            return -1
+        return 2 + k * 4
+    m = np.int64(2)
+    p = s
+    for _j in range(k):
+        w = 1 if kd == K_ACN else 2
+        if p + w > nbuf:
+            return -1
+        ln = np.int64(buf[p]) if kd == K_ACN else np.int64(_rd_uint(buf, p, 2, be))
+        if p + w + ln > nbuf:
+            return -1
+        _, ok = _utf8_len(buf, p + w, ln)
+        m += 2 + _escaped_len(buf, p + w, ln, ok)
+        p += w + ln
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _put_array(out, q, buf, s, k, kd, esize, signed, be, hexd, esc):
+    out[q] = 91
+    q += 1
+    p = s
+    for j in range(k):
+        if j:
+            out[q] = 44
+            out[q + 1] = 32
+            q += 2
+        if kd == K_AINT:
+            q = _put_int(out, q, _rd_int(buf, s + j * esize, esize, be, signed))
+        elif kd == K_AU8:
+            q = _put_uint(out, q, _rd_uint(buf, s + j * esize, 8, be))
+        elif kd == K_AN1:
+            b = buf[s + j // 2]
+            q = _put_int(out, q, np.int64((b >> 4) if (j & 1) else (b & 0x0F)))
+        else:
+            w = 1 if kd == K_ACN else 2
+            ln = np.int64(buf[p]) if kd == K_ACN else np.int64(_rd_uint(buf, p, 2, be))
+            _, ok = _utf8_len(buf, p + w, ln)
+            q = _put_text(out, q, buf, p + w, ln, ok, hexd, esc)
+            p += w + ln
+    out[q] = 93
+    return q + 1
+
+
+@njit(cache=True, nogil=True)
+def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc):
     """One JSON object per row of val / aux -> (int64 offsets, bytes, ok).
 
     ok is False (and nothing is written) when the matrices do not match the field list or a
-    string span lies outside ``buf``; the interpreter never produces either."""
+    string or array lies outside ``buf``; the interpreter never produces either."""
     n = val.shape[0]
     nf = kinds.shape[0]
     nbuf = buf.shape[0]
     roff = np.zeros(n + 1, dtype=np.int64)
     if val.shape[1] != nf or aux.shape[0] != n or aux.shape[1] != nf or key_off.shape[0] != nf + 1 \
-            or key_off[nf] > keys.shape[0]:
+            or key_off[nf] > keys.shape[0] or esize.shape[0] != nf or signed.shape[0] != nf:
         return roff, np.zeros(0, dtype=np.uint8), False
     # per string: 0 = copy as is (valid UTF-8, nothing to escape), 1 = escape, 2 = Latin-1
     mode = np.zeros((n, nf), dtype=np.uint8)
@@ -136,8 +199,13 @@ def _flat_json(buf, val, aux, kinds, keys, key_off, hexd, esc):
                 m += 4
                 continue
             kd = kinds[i]
-            if kd == K_TEXT:
-                s = val[r, i]
+            s = val[r, i]
+            if kd >= K_AINT:
+                room = _array_room(buf, s, a, kd, esize[i], be) if s >= 0 else -1
+                if room < 0:
+                    return roff, np.zeros(0, dtype=np.uint8), False
+                m += room
+            elif kd == K_TEXT:
                 if s < 0 or s + a > nbuf:
                     return roff, np.zeros(0, dtype=np.uint8), False
                 _, ok = _utf8_len(buf, s, a)
@@ -170,7 +238,9 @@ def _flat_json(buf, val, aux, kinds, keys, key_off, hexd, esc):
                 continue
             kd = kinds[i]
             v = val[r, i]
-            if kd == K_TEXT:
+            if kd >= K_AINT:
+                q = _put_array(out, q, buf, v, a, kd, esize[i], signed[i], be, hexd, esc)
+            elif kd == K_TEXT:
                 md = mode[r, i]
                 if md == 0:
                     out[q] = 34
@@ -194,7 +264,9 @@ def _flat_json(buf, val, aux, kinds, keys, key_off, hexd, esc):
 
 class _Layout:
     def __init__(self, rec: R.RecordDef):
-        self.kinds = np.array([_KIND[f.type] for f in rec.fields], dtype=np.int64)
+        self.kinds = np.array([_kind(f) for f in rec.fields], dtype=np.int64)
+        self.esize = np.array([R.FIXED_SIZE.get(f.type, 0) for f in rec.fields], dtype=np.int64)
+        self.signed = np.array([f.type in ("I1", "I2", "I4", "I8") for f in rec.fields], dtype=np.bool_)
         keys = b""
         off = [0]
         for i, f in enumerate(rec.fields):
@@ -207,14 +279,16 @@ class _Layout:
 _LAYOUTS: dict[str, _Layout] = {}
 
 
-def flat_objects(buf: np.ndarray, rec: R.RecordDef, val: np.ndarray, aux: np.ndarray) -> pa.Array:
+def flat_objects(buf: np.ndarray, rec: R.RecordDef, val: np.ndarray, aux: np.ndarray, big_endian: bool
+                 ) -> pa.Array:
     """``jsontext.objects`` of ``columns(buf, be, rec, val, aux)`` for a flat ``rec``, in one pass."""
     lay = _LAYOUTS.get(rec.name)
     if lay is None:
         lay = _LAYOUTS[rec.name] = _Layout(rec)
     n = int(val.shape[0])
     # row-major copies: the kernel reads each record's fields together
-    roff, out, ok = _flat_json(buf, np.ascontiguousarray(val), np.ascontiguousarray(aux), lay.kinds, lay.keys, lay.key_off, HEX_DIGITS, SHORT_ESCAPES)
+    roff, out, ok = _flat_json(buf, np.ascontiguousarray(val), np.ascontiguousarray(aux), lay.kinds, lay.esize,
+                               lay.signed, big_endian, lay.keys, lay.key_off, HEX_DIGITS, SHORT_ESCAPES)
     if not ok:
         raise ValueError(f"{rec.name}: field matrices do not match the record layout")
     if roff[-1] >= 2**31:

@@ -723,8 +723,8 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
                               for row in rows], pa.string())
         else:
             val, aux = ctx.decode(name, pos)
-            if flatjson.is_flat(rec):       # one Numba pass (PMR, DTR, PCR...): same text
-                texts = flatjson.flat_objects(ctx.buf, rec, val, aux)
+            if flatjson.is_flat(rec):       # one Numba pass (PMR, DTR, PLR...): same text
+                texts = flatjson.flat_objects(ctx.buf, rec, val, aux, ctx.be)
             else:
                 texts = _record_json(D.columns(ctx.buf, ctx.be, rec, val, aux), len(pos))
         rec_ids.append(pos)
