@@ -36,6 +36,7 @@ from failmap_assets.storage.layout import safe_name
 from failmap_assets.wafer.rejects import Rejected
 from . import decode as D
 from . import flatjson, jsontext
+from .allocator import keep_freed_memory
 from . import records as R
 from .decode.columns import _numeric_from_int64
 from .decode.gdr import _json_float
@@ -982,6 +983,7 @@ def parse_to_parquet(path, out_dir, product: str | None = None, test_type: str |
     half a file. An archive with several STDF members gives one file id per member.
     """
     t0 = time.perf_counter()
+    keep_freed_memory()          # a converting process reuses its heap from file to file
     sources = open_sources(path)
     stats = None
     for k, src in enumerate(sources):

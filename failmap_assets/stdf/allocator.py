@@ -1,0 +1,37 @@
+"""Keep freed memory for the next file instead of handing it back to the OS (glibc only).
+
+A conversion allocates ~2.5x the file's size in short-lived numpy / Arrow buffers. With
+glibc's defaults every buffer above a few MB is a fresh mmap, returned on free, so each
+file pays for touching all of its pages again: on a PRR-heavy 40 MB file that was 20-30 %
+of the CPU time (system time for ~25k page faults). Raising the mmap and trim thresholds
+once per process lets a converting worker reuse its heap from file to file. The cost: a
+worker's resident memory stays at its largest file's peak (it is reused, not leaked).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+_LIMIT = 1 << 30            # buffers up to 1 GiB from the heap; keep up to 1 GiB free at its top
+_done = False
+
+
+def keep_freed_memory() -> bool:
+    """Set the thresholds once per process; True when glibc took them."""
+    global _done
+    if _done:
+        return True
+    _done = True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False            # not glibc (musl, ...): keep the allocator's defaults
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    ok = bool(mallopt(M_TRIM_THRESHOLD, _LIMIT))
+    # glibc may cap the mmap threshold (32 MiB on some versions): take the largest it accepts
+    return ok and bool(mallopt(M_MMAP_THRESHOLD, _LIMIT) or mallopt(M_MMAP_THRESHOLD, 32 << 20))
