@@ -902,18 +902,31 @@ _STATS = {"part_idx", "test_num", "wafer_idx", "hard_bin", "soft_bin", "kind", "
 _PLAIN_TEXT = {"parts", "ptr_results", "mpr_results", "ftr_results"}
 
 
+_OPTIONS: dict[tuple[pa.Schema, bool], dict] = {}
+
+
 def _parquet_options(table: pa.Table, results: bool = False) -> dict:
     """Writer options; ``results``: a big per-result or per-part table, whose text is written
-    plain (no dictionary)."""
+    plain (no dictionary). Cached per schema: a small file writes ten tables."""
+    key = (table.schema, results)
+    opts = _OPTIONS.get(key)
+    if opts is None:
+        if len(_OPTIONS) > 512:
+            _OPTIONS.clear()
+        opts = _OPTIONS[key] = _options(table.schema, results)
+    return opts
+
+
+def _options(schema: pa.Schema, results: bool) -> dict:
     dict_cols, enc = [], {}
-    for f in table.schema:
+    for f in schema:
         t = f.type
         if f.name in _DELTA and pa.types.is_integer(t):
             enc[f.name] = "DELTA_BINARY_PACKED"
         elif (pa.types.is_string(t) or pa.types.is_dictionary(t)) and not results:
             dict_cols.append(f.name)
     return dict(compression="lz4", use_dictionary=dict_cols, column_encoding=enc or None,
-                write_statistics=[c for c in table.column_names if c in _STATS] or False, store_schema=False,
+                write_statistics=[c for c in schema.names if c in _STATS] or False, store_schema=False,
                 data_page_version="2.0")
 
 
