@@ -6,26 +6,31 @@ file pays for touching all of its pages again: on a PRR-heavy 40 MB file that wa
 of the CPU time (system time for ~25k page faults). Raising the mmap and trim thresholds
 once per process lets a converting worker reuse its heap from file to file. The cost: a
 worker's resident memory stays at its largest file's peak (it is reused, not leaked).
+``FAILMAP_STDF_KEEP_FREED_MEMORY=0`` keeps glibc's defaults (a memory-tight worker).
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 _LIMIT = 1 << 30            # buffers up to 1 GiB from the heap; keep up to 1 GiB free at its top
-_done = False
+_result: bool | None = None
 
 
 def keep_freed_memory() -> bool:
     """Set the thresholds once per process; True when glibc took them."""
-    global _done
-    if _done:
-        return True
-    _done = True
-    if not sys.platform.startswith("linux"):
+    global _result
+    if _result is None:
+        _result = _set()
+    return _result
+
+
+def _set() -> bool:
+    if os.environ.get("FAILMAP_STDF_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
