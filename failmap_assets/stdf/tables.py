@@ -744,12 +744,21 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
         raws.append(D.string_array(ctx.buf, idx.offset[unk] + 4, idx.length[unk], binary=True))
     if not rec_ids:
         return schema.empty_table()
+    # kinds by their first record: when they do not interleave (PMRs in one run, DTRs in
+    # another...) the rows are in file order as they stand and nothing is copied or reordered
+    by_first = sorted(range(len(rec_ids)), key=lambda k: int(rec_ids[k][0]))
+    rec_ids, names, jsons, raws = ([x[k] for k in by_first] for x in (rec_ids, names, jsons, raws))
     ri = np.concatenate(rec_ids)
-    order = np.argsort(ri, kind="stable")
-    ri = ri[order]
-    codes = np.concatenate(names)[order]
+    codes = np.concatenate(names)
+    if (ri[1:] > ri[:-1]).all():
+        fields, raw = pa.chunked_array(jsons), pa.chunked_array(raws)
+    else:
+        order = np.argsort(ri, kind="stable")
+        ri = ri[order]
+        codes = codes[order]
+        take = pa.array(order)
+        fields, raw = pa.concat_arrays(jsons).take(take), pa.concat_arrays(raws).take(take)
     part = w.rec_part[ri]
-    take = pa.array(order)
     rec_name = pa.array(R.NAME_OF_CODE).take(pa.array(codes))
     typ, sub = idx.types(ri)
     if unk.size:
@@ -764,8 +773,8 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
         "rec_len": pa.array(idx.length[ri].astype(np.uint16)),
         "rec_name": rec_name,
         "part_idx": D.nullable_int(part, pa.int32()),
-        "fields": pa.concat_arrays(jsons).take(take),
-        "raw": pa.concat_arrays(raws).take(take),
+        "fields": fields,
+        "raw": raw,
     }
     table = _empty(schema, len(ri), cols)
     if timings is not None:
