@@ -42,20 +42,26 @@ def is_flat(rec: R.RecordDef) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _escaped_len(buf, s, n, utf8):
-    """Bytes of the JSON string literal of buf[s:s+n] (quotes included), as put_text writes it."""
+def _text_size(buf, s, n):
+    """(bytes of the JSON string literal of buf[s:s+n] as _put_text writes it, valid UTF-8).
+
+    One pass; the UTF-8 check runs only for text with bytes >= 0x80 (ASCII is valid)."""
     m = 2
+    high = 0
     for k in range(n):
         c = buf[s + k]
         if c == 34 or c == 92:
             m += 2
         elif c < 0x20:
             m += 2 if (8 <= c <= 13 and c != 11) else 6
-        elif c >= 0x80 and not utf8:
-            m += 2
         else:
             m += 1
-    return m
+            if c >= 0x80:
+                high += 1
+    if high == 0:
+        return m, True
+    _, ok = _utf8_len(buf, s, n)
+    return (m, True) if ok else (m + high, False)   # Latin-1: each high byte becomes two
 
 
 @njit(cache=True, nogil=True)
@@ -142,8 +148,8 @@ def _array_room(buf, s, k, kd, esize, be):
         ln = np.int64(buf[p]) if kd == K_ACN else np.int64(_rd_uint(buf, p, 2, be))
         if p + w + ln > nbuf:
             return -1
-        _, ok = _utf8_len(buf, p + w, ln)
-        m += 2 + _escaped_len(buf, p + w, ln, ok)
+        e, _ = _text_size(buf, p + w, ln)
+        m += 2 + e
         p += w + ln
     return m
 
@@ -208,8 +214,7 @@ def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc
             elif kd == K_TEXT:
                 if s < 0 or s + a > nbuf:
                     return roff, np.zeros(0, dtype=np.uint8), False
-                _, ok = _utf8_len(buf, s, a)
-                e = _escaped_len(buf, s, a, ok)
+                e, ok = _text_size(buf, s, a)
                 mode[r, i] = 0 if (ok and e == a + 2) else (1 if ok else 2)
                 m += e
             elif kd == K_C1:
