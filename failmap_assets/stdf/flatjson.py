@@ -1,7 +1,8 @@
 """JSON objects for "flat" records in one Numba pass (the ``generic`` table's ``fields``).
 
-A flat record has only scalar integer, C1 and Cn / Sn fields (PMR, PCR, ATR, DTR, BPS, EPS,
-CNR, and FAR / MIR / MRR / WCR repeats without floats). Files of many small parts carry a
+A flat record has only integer, C1 and Cn / Sn fields and arrays of those (PMR, PCR, ATR, DTR,
+BPS, EPS, CNR, PLR, PGR, RDR, PSR, NMR, SSR, CDR; FAR / MIR / MRR repeats): no floats, bytes,
+bit fields, GDR values or STR's sized arrays. Files of many small parts carry a
 PMR per pin: building their JSON column by column through Arrow compute (``jsontext.objects``)
 was a third of the parse time. ``flat_objects`` writes the same text straight from the
 field interpreter's ``val`` / ``aux`` matrices: the same keys, separators, integer text,
@@ -185,7 +186,8 @@ def _put_array(out, q, buf, s, k, kd, esize, signed, be, hexd, esc):
 def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc):
     """One JSON object per row of val / aux -> (int64 offsets, bytes, ok).
 
-    ok is False (and nothing is written) when the matrices do not match the field list or a
+    Two passes: room per record (scalar text gets its worst case, 2 + 6 bytes a byte, so its
+    bytes are read once, in the second pass), then the text. ok is False (and nothing is written) when the matrices do not match the field list or a
     string or array lies outside ``buf``; the interpreter never produces either."""
     n = val.shape[0]
     nf = kinds.shape[0]
@@ -194,8 +196,6 @@ def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc
     if val.shape[1] != nf or aux.shape[0] != n or aux.shape[1] != nf or key_off.shape[0] != nf + 1 \
             or key_off[nf] > keys.shape[0] or esize.shape[0] != nf or signed.shape[0] != nf:
         return roff, np.zeros(0, dtype=np.uint8), False
-    # per string: 0 = copy as is (valid UTF-8, nothing to escape), 1 = escape, 2 = Latin-1
-    mode = np.zeros((n, nf), dtype=np.uint8)
     total = np.int64(0)
     for r in range(n):
         m = np.int64(key_off[nf]) + 1 + (1 if nf == 0 else 0)
@@ -214,9 +214,7 @@ def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc
             elif kd == K_TEXT:
                 if s < 0 or s + a > nbuf:
                     return roff, np.zeros(0, dtype=np.uint8), False
-                e, ok = _text_size(buf, s, a)
-                mode[r, i] = 0 if (ok and e == a + 2) else (1 if ok else 2)
-                m += e
+                m += 2 + 6 * a          # room for the worst escape; the text is read once, below
             elif kd == K_C1:
                 m += 8
             else:
@@ -246,14 +244,12 @@ def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc
             if kd >= K_AINT:
                 q = _put_array(out, q, buf, v, a, kd, esize[i], signed[i], be, hexd, esc)
             elif kd == K_TEXT:
-                md = mode[r, i]
-                if md == 0:
-                    out[q] = 34
-                    out[q + 1:q + 1 + a] = buf[v:v + a]
-                    out[q + 1 + a] = 34
-                    q += a + 2
-                else:
-                    q = _put_text(out, q, buf, v, a, md == 1, hexd, esc)
+                ok = True
+                for k in range(a):
+                    if buf[v + k] >= 0x80:      # not ASCII: valid UTF-8 or Latin-1?
+                        _, ok = _utf8_len(buf, v, a)
+                        break
+                q = _put_text(out, q, buf, v, a, ok, hexd, esc)
             elif kd == K_C1:
                 c1[0] = np.uint8(v & 0xFF)
                 q = _put_text(out, q, c1, 0, 1, c1[0] < 0x80, hexd, esc)
