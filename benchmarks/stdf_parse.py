@@ -7,8 +7,8 @@ its last PRR) between the original header and trailer, then times
 
 * failmap:      parse_to_parquet(file, out_dir)                  (Parquet written)
 * stdf-convert: stdf_convert.tables(file) + pyarrow.parquet.write_table per table, with
-                the same writer settings as ours (lz4, dictionaries for text only, no
-                statistics): the comparison is the parsing, not two Parquet configurations
+                the same writer settings as ours (lz4, data pages V2, dictionaries for text
+                only, no statistics): the comparison is the parsing, not two Parquet configurations
 
 Each tool lives in its own long-running subprocess pinned to one CPU; the runs alternate
 between the two (failmap, stdf-convert, stdf-convert, failmap, ...) and the MEDIAN of each
@@ -136,7 +136,8 @@ def peer_write_options(table) -> dict:
     import pyarrow as pa
 
     text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    return dict(compression="lz4", use_dictionary=text, write_statistics=False, store_schema=False)
+    return dict(compression="lz4", use_dictionary=text, write_statistics=False, store_schema=False,
+                data_page_version="2.0")
 
 
 class _Failmap:

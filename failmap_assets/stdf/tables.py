@@ -35,7 +35,8 @@ from numba import njit
 from failmap_assets.storage.layout import safe_name
 from failmap_assets.wafer.rejects import Rejected
 from . import decode as D
-from . import jsontext
+from . import flatjson, jsontext
+from .allocator import keep_freed_memory
 from . import records as R
 from .decode.columns import _numeric_from_int64
 from .decode.gdr import _json_float
@@ -754,7 +755,10 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
                               for row in rows], pa.string())
         else:
             val, aux = ctx.decode(name, pos)
-            texts = _record_json(D.columns(ctx.buf, ctx.be, rec, val, aux), len(pos))
+            if flatjson.is_flat(rec):       # one Numba pass (PMR, DTR, PLR...): same text
+                texts = flatjson.flat_objects(ctx.buf, rec, val, aux, ctx.be)
+            else:
+                texts = _record_json(D.columns(ctx.buf, ctx.be, rec, val, aux), len(pos))
         rec_ids.append(pos)
         names.append(np.full(len(pos), R.CODE[name], dtype=np.int64))
         jsons.append(texts)
@@ -771,12 +775,21 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
         raws.append(D.string_array(ctx.buf, idx.offset[unk] + 4, idx.length[unk], binary=True))
     if not rec_ids:
         return schema.empty_table()
+    # kinds by their first record: when they do not interleave (PMRs in one run, DTRs in
+    # another...) the rows are in file order as they stand and nothing is copied or reordered
+    by_first = sorted(range(len(rec_ids)), key=lambda k: int(rec_ids[k][0]))
+    rec_ids, names, jsons, raws = ([x[k] for k in by_first] for x in (rec_ids, names, jsons, raws))
     ri = np.concatenate(rec_ids)
-    order = np.argsort(ri, kind="stable")
-    ri = ri[order]
-    codes = np.concatenate(names)[order]
+    codes = np.concatenate(names)
+    if (ri[1:] > ri[:-1]).all():
+        fields, raw = pa.chunked_array(jsons), pa.chunked_array(raws)
+    else:
+        order = np.argsort(ri, kind="stable")
+        ri = ri[order]
+        codes = codes[order]
+        take = pa.array(order)
+        fields, raw = pa.concat_arrays(jsons).take(take), pa.concat_arrays(raws).take(take)
     part = w.rec_part[ri]
-    take = pa.array(order)
     rec_name = pa.array(R.NAME_OF_CODE).take(pa.array(codes))
     typ, sub = idx.types(ri)
     if unk.size:
@@ -791,8 +804,8 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
         "rec_len": pa.array(idx.length[ri].astype(np.uint16)),
         "rec_name": rec_name,
         "part_idx": D.nullable_int(part, pa.int32()),
-        "fields": pa.concat_arrays(jsons).take(take),
-        "raw": pa.concat_arrays(raws).take(take),
+        "fields": fields,
+        "raw": raw,
     }
     table = _empty(schema, len(ri), cols)
     if timings is not None:
@@ -916,40 +929,75 @@ def _partition_value(v: str | None) -> str:
     return safe_name(v, 80)
 
 
-# Parquet settings (measured on the benchmark files): lz4; dictionaries for text only
-# (dictionary-encoding small integers costs twice the time of plain + lz4 for the same
-# size); delta encoding for record ordinals; statistics on the usual filter keys only.
-_DELTA = {"rec_idx", "first_rec_idx", "pir_rec_idx", "prr_rec_idx", "wir_rec_idx", "wrr_rec_idx", "offset"}
+# Parquet settings (measured on the benchmark files): lz4; data pages V2 (15-30 % less
+# writer time than V1 at the same size; pyarrow, polars and DuckDB read them); dictionaries
+# for text only, and not for the per-result and per-part tables whose text is mostly unique
+# (plain + lz4 measured faster at the same size; dictionary-encoding small integers costs twice
+# the time of plain + lz4); delta encoding for record ordinals and part indexes (non-decreasing:
+# parts.part_idx shrinks 10x); statistics on the usual filter keys only.
+_DELTA = {"rec_idx", "first_rec_idx", "pir_rec_idx", "prr_rec_idx", "wir_rec_idx", "wrr_rec_idx", "offset",
+          "part_idx"}
 _STATS = {"part_idx", "test_num", "wafer_idx", "hard_bin", "soft_bin", "kind", "bin_num", "bin_type", "rec_name",
           "file_id"}
+_PLAIN_TEXT = {"parts", "ptr_results", "mpr_results", "ftr_results"}
+
+
+_OPTIONS: dict[tuple[pa.Schema, bool], dict] = {}
 
 
 def _parquet_options(table: pa.Table, results: bool = False) -> dict:
-    """Writer options; ``results``: the big per-result tables, whose text is written plain
-    (no dictionary: measured faster at the same size with lz4)."""
+    """Writer options; ``results``: a big per-result or per-part table, whose text is written
+    plain (no dictionary). Cached per schema: a small file writes ten tables."""
+    key = (table.schema, results)
+    opts = _OPTIONS.get(key)
+    if opts is None:
+        if len(_OPTIONS) > 512:
+            _OPTIONS.clear()
+        opts = _OPTIONS[key] = _options(table.schema, results)
+    return opts
+
+
+def _options(schema: pa.Schema, results: bool) -> dict:
     dict_cols, enc = [], {}
-    for f in table.schema:
+    for f in schema:
         t = f.type
         if f.name in _DELTA and pa.types.is_integer(t):
             enc[f.name] = "DELTA_BINARY_PACKED"
         elif (pa.types.is_string(t) or pa.types.is_dictionary(t)) and not results:
             dict_cols.append(f.name)
     return dict(compression="lz4", use_dictionary=dict_cols, column_encoding=enc or None,
-                write_statistics=[c for c in table.column_names if c in _STATS] or False, store_schema=False)
+                write_statistics=[c for c in schema.names if c in _STATS] or False, store_schema=False,
+                data_page_version="2.0")
 
 
 def _write(table: pa.Table, path: Path, keep_null_columns: bool = False) -> None:
     """Write atomically (temporary name, then rename). Columns that are null in every row are
-    left out unless ``keep_null_columns``: readers restore them from ``SCHEMAS`` (see sql.py)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    left out unless ``keep_null_columns``: readers restore them from ``SCHEMAS`` (see sql.py).
+
+    The file is encoded in memory and written with one system call: a writer on the file
+    itself costs ~0.5 ms more per file (filesystem lookup, many small writes), which is most
+    of the fixed cost of a small STDF file's ten tables."""
     if not keep_null_columns and table.num_rows:
         keep = [c for c in table.column_names if table[c].null_count < table.num_rows]
         if len(keep) < table.num_columns:
             table = table.select(keep)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **_parquet_options(table, results=path.parent.parent.parent.name in _PLAIN_TEXT))
+    data = sink.getvalue()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        pq.write_table(table, tmp, **_parquet_options(table, results=path.parent.parent.parent.name.endswith(
-            "_results")))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            with memoryview(data) as view:
+                done = 0
+                while done < len(view):
+                    done += os.write(fd, view[done:])
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -988,6 +1036,7 @@ def parse_to_parquet(path, out_dir, product: str | None = None, test_type: str |
     half a file. An archive with several STDF members gives one file id per member.
     """
     t0 = time.perf_counter()
+    keep_freed_memory()          # a converting process reuses its heap from file to file
     sources = open_sources(path)
     stats = None
     for k, src in enumerate(sources):
