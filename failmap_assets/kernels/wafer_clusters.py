@@ -180,10 +180,10 @@ def line_strips(x, y, fail, bin_width, n_angles, bins):
 
 
 @njit(cache=True, nogil=True)
-def line_runs(x, y, fail, bin_width, n_angles, bins, q, phase):
+def line_runs(x, y, fail, bin_width, n_angles, bins, q, phases):
     """The best failing stretch of every Hough strip (the strips of ``line_strips``,
-    moved by ``phase`` strip widths: a one-die line that wanders across two strips of
-    one phase lies in one strip of the phase half a die beside).
+    moved by each of ``phases`` strip widths: a one-die line that wanders across two
+    strips of one phase lies in one strip of the phase half a die beside).
 
     Each strip is cut into ``bins`` cells ``bin_width`` long along it (position
     ``t = -x sin(theta) + y cos(theta)``, from -1, clamped like the offset); each cell
@@ -192,63 +192,74 @@ def line_runs(x, y, fail, bin_width, n_angles, bins, q, phase):
     broken scratch stays one run as long as its gaps are short, random fails at a rate
     below ``q`` make no long run. Counting into cells, not sorting, keeps it linear.
     Returns (gain float64, t_lo float64, t_hi float64, dies int64, fails int64), each
-    (n_angles, bins): the run's score, where it starts and ends along the strip (cell
-    borders), and its dies and failing dies (all 0 where a strip has no run). ``x``,
-    ``y``, ``fail`` must have one length (else ValueError)."""
+    (len(phases), n_angles, bins): the run's score, where it starts and ends along the
+    strip (cell borders), and its dies and failing dies (all 0 where a strip has no
+    run). ``x``, ``y``, ``fail`` must have one length (else ValueError)."""
     n = x.shape[0]
     if y.shape[0] != n or fail.shape[0] != n:
         raise ValueError("x, y and fail differ in length")
     if n_angles < 0 or bins < 1 or not bin_width > 0.0:
         raise ValueError("need n_angles >= 0, bins >= 1 and bin_width > 0")
-    gain = np.zeros((n_angles, bins), dtype=np.float64)
-    t_lo = np.zeros((n_angles, bins), dtype=np.float64)
-    t_hi = np.zeros((n_angles, bins), dtype=np.float64)
-    run_dies = np.zeros((n_angles, bins), dtype=np.int64)
-    run_fails = np.zeros((n_angles, bins), dtype=np.int64)
-    cell_dies = np.zeros((bins, bins), dtype=np.int64)
-    cell_fails = np.zeros((bins, bins), dtype=np.int64)
+    n_ph = phases.shape[0]
+    gain = np.zeros((n_ph, n_angles, bins), dtype=np.float64)
+    t_lo = np.zeros((n_ph, n_angles, bins), dtype=np.float64)
+    t_hi = np.zeros((n_ph, n_angles, bins), dtype=np.float64)
+    run_dies = np.zeros((n_ph, n_angles, bins), dtype=np.int64)
+    run_fails = np.zeros((n_ph, n_angles, bins), dtype=np.int64)
+    cell_dies = np.zeros((n_ph, bins, bins), dtype=np.int64)
+    cell_fails = np.zeros((n_ph, bins, bins), dtype=np.int64)
+    k_first = np.empty((n_ph, bins), dtype=np.int64)
+    k_last = np.empty((n_ph, bins), dtype=np.int64)
     for a in range(n_angles):
         c = np.cos(a * np.pi / n_angles)
         s = np.sin(a * np.pi / n_angles)
-        cell_dies[:, :] = 0
-        cell_fails[:, :] = 0
+        cell_dies[:, :, :] = 0
+        cell_fails[:, :, :] = 0
+        k_first[:, :] = bins
+        k_last[:, :] = -1
         for i in range(n):
-            v = (x[i] * c + y[i] * s + 1.0) / bin_width + phase
             u = (-x[i] * s + y[i] * c + 1.0) / bin_width
-            if not v > 0.0:          # also NaN
-                b = 0
-            elif v >= bins - 1:
-                b = bins - 1
-            else:
-                b = int(v)
-            if not u > 0.0:
+            if not u > 0.0:              # also NaN
                 k = 0
             elif u >= bins - 1:
                 k = bins - 1
             else:
                 k = int(u)
-            cell_dies[b, k] += 1
-            if fail[i]:
-                cell_fails[b, k] += 1
-        for b in range(bins):
-            cur = 0.0
-            cur_dies = 0
-            cur_fails = 0
-            start = 0
-            for k in range(bins):
-                if cur_dies == 0 and cur == 0.0:
-                    start = k
-                cur += cell_fails[b, k] - q * cell_dies[b, k]
-                cur_dies += cell_dies[b, k]
-                cur_fails += cell_fails[b, k]
-                if cur > gain[a, b]:
-                    gain[a, b] = cur
-                    t_lo[a, b] = start * bin_width - 1.0
-                    t_hi[a, b] = (k + 1) * bin_width - 1.0
-                    run_dies[a, b] = cur_dies
-                    run_fails[a, b] = cur_fails
-                if cur <= 0.0:
-                    cur = 0.0
-                    cur_dies = 0
-                    cur_fails = 0
+            v0 = (x[i] * c + y[i] * s + 1.0) / bin_width
+            f = 1 if fail[i] else 0
+            for p in range(n_ph):        # one pass over the dies serves every phase
+                v = v0 + phases[p]
+                if not v > 0.0:
+                    b = 0
+                elif v >= bins - 1:
+                    b = bins - 1
+                else:
+                    b = int(v)
+                cell_dies[p, b, k] += 1
+                cell_fails[p, b, k] += f
+                k_first[p, b] = min(k_first[p, b], k)
+                k_last[p, b] = max(k_last[p, b], k)
+        for p in range(n_ph):
+            for b in range(bins):
+                cur = 0.0
+                cur_dies = 0
+                cur_fails = 0
+                start = 0
+                # Cells beyond a strip's first and last die add nothing to any run.
+                for k in range(k_first[p, b], k_last[p, b] + 1):
+                    if cur_dies == 0 and cur == 0.0:
+                        start = k
+                    cur += cell_fails[p, b, k] - q * cell_dies[p, b, k]
+                    cur_dies += cell_dies[p, b, k]
+                    cur_fails += cell_fails[p, b, k]
+                    if cur > gain[p, a, b]:
+                        gain[p, a, b] = cur
+                        t_lo[p, a, b] = start * bin_width - 1.0
+                        t_hi[p, a, b] = (k + 1) * bin_width - 1.0
+                        run_dies[p, a, b] = cur_dies
+                        run_fails[p, a, b] = cur_fails
+                    if cur <= 0.0:
+                        cur = 0.0
+                        cur_dies = 0
+                        cur_fails = 0
     return gain, t_lo, t_hi, run_dies, run_fails

@@ -60,6 +60,7 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 LINE_ANGLES = 16
 RUN_ANGLES = 32         # 5.6 degrees apart: a 1-die strip follows a straight line ~20 dies
+RUN_PHASES = np.array([0.0, 0.5])   # strips moved by half a die: see _run_features
 RUN_LEVEL = 0.4         # a run's dies fail more often than f + RUN_LEVEL * (1 - f)
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -139,13 +140,10 @@ def _run_features(geo: WaferGeometry, f: float) -> list[float]:
     q = f + RUN_LEVEL * (1.0 - f)
     # Two phases half a die apart: a sloping one-die line whose dies wander across
     # two strips of one phase lies in one strip of the other.
-    best = None
-    for phase in (0.0, 0.5):
-        runs = line_runs(geo.x, geo.y, geo.fail, die, RUN_ANGLES, bins, q, phase)
-        a, b = np.unravel_index(int(np.argmax(runs[0])), runs[0].shape)
-        if best is None or runs[0][a, b] > best[0][0][a, b]:
-            best = (runs, a, b, phase)
-    (gain, lo, hi, dies, fails), a, b, phase = best
+    runs = line_runs(geo.x, geo.y, geo.fail, die, RUN_ANGLES, bins, q, RUN_PHASES)
+    p, a, b = np.unravel_index(int(np.argmax(runs[0])), runs[0].shape)
+    gain, lo, hi, dies, fails = (r[p] for r in runs)
+    phase = RUN_PHASES[p]
     if gain[a, b] <= 0.0:
         return [0.0, 0.0, 0.0, 0.0]
     theta = a * np.pi / RUN_ANGLES
