@@ -213,8 +213,6 @@ def line_runs(x, y, fail, bin_width, n_angles, bins, q, phases):
     for a in range(n_angles):
         c = np.cos(a * np.pi / n_angles)
         s = np.sin(a * np.pi / n_angles)
-        cell_dies[:, :, :] = 0
-        cell_fails[:, :, :] = 0
         k_first[:, :] = bins
         k_last[:, :] = -1
         for i in range(n):
@@ -262,4 +260,9 @@ def line_runs(x, y, fail, bin_width, n_angles, bins, q, phases):
                         cur = 0.0
                         cur_dies = 0
                         cur_fails = 0
+                # Empty the strip's cells for the next angle (only those it used:
+                # clearing every cell of every angle would cost more than the walk).
+                for k in range(k_first[p, b], k_last[p, b] + 1):
+                    cell_dies[p, b, k] = 0
+                    cell_fails[p, b, k] = 0
     return gain, t_lo, t_hi, run_dies, run_fails
