@@ -30,9 +30,13 @@ pattern densities 50..100 %):
   field), half denser towards the edge (+5..30 % at the rim, rising smoothly from
   radius 0.55: real Random maps are often worse at the edge without forming a ring,
   and a model that never saw that calls them Edge-Ring);
-* Scratch: a thin line or arc (1..2 dies wide, length 0.5..1.6 radii, any direction,
-  centred within 0.55 of the wafer centre,
-  sometimes broken into segments), density 0.6..1;
+* Scratch: a thin line, arc or wandering polyline (1 die wide, 30 % up to 2; length
+  0.4..2 radii, any direction; 40 % start at the rim and run inwards, the others are
+  centred within 0.75 of the wafer centre and lose what runs off it; half of them
+  broken into segments), density 0.55..1; a quarter carry a second, shorter scratch
+  (0.25..0.9 radii), a tenth a third: real WM-811K scratches are long, reach the edge,
+  curve, break and come in several strokes (the dev maps' two scratches both run to
+  the rim);
 * none: background only.
 
 ``pattern_wafer(label, seed, index)`` makes one wafer; ``pattern_set(n_per_class, seed)``
@@ -184,26 +188,40 @@ def _arc(ang: np.ndarray, span: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def _scratch(x, y, die, rng):
-    """A polyline (straight or gently curved), 1..2 dies wide, maybe broken."""
-    length = rng.uniform(0.5, 1.6)
+    """One to three scratches: polylines (straight, curved or wandering), 1..2 dies wide,
+    often broken, often running to the edge; a second, shorter one sometimes beside."""
+    out = _scratch_line(x, y, die, rng, rng.uniform(0.4, 2.0))
+    for _ in range(int(rng.random() < 0.25) + int(rng.random() < 0.1)):
+        out = np.maximum(out, _scratch_line(x, y, die, rng, rng.uniform(0.25, 0.9)))
+    return out
+
+
+def _scratch_line(x, y, die, rng, length):
     heading = rng.uniform(-np.pi, np.pi)
     bend = rng.uniform(-1.5, 1.5) if rng.random() < 0.5 else 0.0
-    # Centred on a point well inside the wafer, so most of the line is on it.
-    r_mid, a_mid = 0.55 * np.sqrt(rng.random()), rng.uniform(-np.pi, np.pi)
-    start = np.array([r_mid * np.cos(a_mid), r_mid * np.sin(a_mid)]) \
-        - length / 2 * np.array([np.cos(heading + bend / 2), np.sin(heading + bend / 2)])
+    wander = rng.uniform(0.0, 0.12) if rng.random() < 0.5 else 0.0   # radians per step
     steps = 24
+    if rng.random() < 0.4:
+        # From the edge inwards (real scratches often start or end at the rim).
+        a = rng.uniform(-np.pi, np.pi)
+        start = 0.98 * np.array([np.cos(a), np.sin(a)])
+        heading = a + np.pi + rng.uniform(-1.0, 1.0)
+    else:
+        # Centred on a point inside the wafer; what runs off it is lost.
+        r_mid, a_mid = 0.75 * np.sqrt(rng.random()), rng.uniform(-np.pi, np.pi)
+        start = np.array([r_mid * np.cos(a_mid), r_mid * np.sin(a_mid)]) \
+            - length / 2 * np.array([np.cos(heading + bend / 2), np.sin(heading + bend / 2)])
+    turns = bend / steps + wander * rng.standard_normal(steps)
     pts = [start]
     seg = length / steps
     for i in range(steps):
-        heading += bend / steps
-        nxt = pts[-1] + seg * np.array([np.cos(heading), np.sin(heading)])
-        pts.append(nxt)
+        heading += turns[i]
+        pts.append(pts[-1] + seg * np.array([np.cos(heading), np.sin(heading)]))
     pts = np.array(pts)
     keep = np.ones(steps, bool)
-    if rng.random() < 0.4:   # broken line: drop a few segments
-        keep[rng.integers(0, steps, int(rng.integers(1, 5)))] = False
-    width = die * rng.uniform(0.5, 1.1)
+    if rng.random() < 0.5:   # broken line: drop a few segments
+        keep[rng.integers(0, steps, int(rng.integers(1, 7)))] = False
+    width = die * (rng.uniform(0.5, 0.8) if rng.random() < 0.7 else rng.uniform(0.8, 1.1))
     dist = np.full(x.shape, np.inf)
     for i in range(steps):
         if not keep[i]:

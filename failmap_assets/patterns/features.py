@@ -16,7 +16,10 @@ WM-811K is separated by a few of them:
 * lines: a Hough transform of the failing dies (16 directions, one-die-wide strips):
   the strongest strip's excess of fails over the wafer's rate (a z-score), how much it
   stands above the strips two dies beside it (a scratch is thin, a blob is not) and
-  the length of its failing stretch;
+  the length of its failing stretch; and the longest dense run of fails along any
+  strip (32 directions, short gaps allowed): its length in radii, density, contrast
+  with the strips beside it and share of the fails (a broken or long scratch on a
+  noisy wafer, where one strip's z-score says little);
 * texture: the overall fail fraction (Near-full, Random) and the spatial
   autocorrelation (how much more often a failing die's neighbours fail than the
   wafer's average: ~0 for Random, high for any clustered pattern).
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from failmap_assets.kernels.wafer_clusters import fail_clusters, fail_neighbours, line_strips
+from failmap_assets.kernels.wafer_clusters import fail_clusters, fail_neighbours, line_runs, line_strips
 from failmap_assets.patterns.geometry import WaferGeometry
 
 RING_EDGES = (0.0, 0.2, 0.35, 0.5, 0.62, 0.74, 0.85, 0.93, 10.0)
@@ -53,8 +56,12 @@ FEATURE_NAMES: tuple[str, ...] = (
     + tuple(f"filtered_{s}" for s in _CLUSTER_STATS)
     + ("filtered_fraction", "filtered_clusters", "raw_second_share")
     + ("line_z", "line_contrast", "line_length")
+    + ("run_length", "run_density", "run_contrast", "run_share")
 )
 LINE_ANGLES = 16
+RUN_ANGLES = 32         # 5.6 degrees apart: a 1-die strip follows a straight line ~20 dies
+RUN_PHASES = np.array([0.0, 0.5])   # strips moved by half a die: see _run_features
+RUN_LEVEL = 0.4         # a run's dies fail more often than f + RUN_LEVEL * (1 - f)
 N_FEATURES = len(FEATURE_NAMES)
 
 
@@ -121,6 +128,38 @@ def _line_features(geo: WaferGeometry, f: float) -> list[float]:
     return [float(z[a, b]), float(z[a, b] - max(beside, default=float(z[a, b]))), length]
 
 
+def _run_features(geo: WaferGeometry, f: float) -> list[float]:
+    """The longest dense stretch of fails along any one-die strip (a scratch), whatever
+    the grid size: its length in wafer radii, its fail density, how much denser it is
+    than the dies two strips beside it over the same stretch (thin line vs blob) and
+    its share of the wafer's fails. Short gaps do not break a run (kernels.line_runs)."""
+    if f <= 0.0 or f >= 1.0:
+        return [0.0, 0.0, 0.0, 0.0]
+    die = 1.0 / max(geo.radius_dies, 1.0)
+    bins = int(np.ceil(2.0 / die)) + 3
+    q = f + RUN_LEVEL * (1.0 - f)
+    # Two phases half a die apart: a sloping one-die line whose dies wander across
+    # two strips of one phase lies in one strip of the other.
+    runs = line_runs(geo.x, geo.y, geo.fail, die, RUN_ANGLES, bins, q, RUN_PHASES)
+    p, a, b = np.unravel_index(int(np.argmax(runs[0])), runs[0].shape)
+    gain, lo, hi, dies, fails = (r[p] for r in runs)
+    phase = RUN_PHASES[p]
+    if gain[a, b] <= 0.0:
+        return [0.0, 0.0, 0.0, 0.0]
+    theta = a * np.pi / RUN_ANGLES
+    strip = np.floor((geo.x * np.cos(theta) + geo.y * np.sin(theta) + 1.0) / die + phase)
+    t = -np.sin(theta) * geo.x + np.cos(theta) * geo.y
+    t0, t1 = min(lo[a, b], hi[a, b]), max(lo[a, b], hi[a, b])
+    along = (t >= t0) & (t <= t1)
+    # The denser side counts: a thin line is thin on both sides, a blob's or a ring's
+    # border is dense on one.
+    sides = [geo.fail[along & (strip == b + k)] for k in (-2, 2)]
+    beside_density = max((float(s.mean()) for s in sides if s.size >= 3), default=f)
+    density = fails[a, b] / dies[a, b]
+    return [float(t1 - t0), float(density), float(density - beside_density),
+            float(fails[a, b] / max(int(geo.fail.sum()), 1))]
+
+
 def wafer_features(geo: WaferGeometry) -> np.ndarray:
     """The feature vector (float64, ``N_FEATURES``) of a wafer with at least one die."""
     n = geo.x.size
@@ -183,4 +222,5 @@ def wafer_features(geo: WaferGeometry) -> np.ndarray:
         out += [0.0] * len(_CLUSTER_STATS)
     out += [float(majority.sum()) / n, float(np.log1p((fsizes >= 3).sum())), second]
     out += _line_features(geo, f)
+    out += _run_features(geo, f)
     return np.asarray(out, dtype=np.float64)

@@ -35,3 +35,22 @@ def test_grids_look_like_wafers() -> None:
 def test_unknown_class_is_refused() -> None:
     with pytest.raises(ValueError):
         pattern_wafer("Blob", seed=0, index=0)
+
+
+def test_scratches_are_thin_long_and_some_reach_the_rim() -> None:
+    from failmap_synth.patterns import _scratch
+
+    n = 60
+    die = 2.0 / n
+    r = (np.arange(n) + 0.5 - n / 2) / (n / 2)
+    y, x = np.meshgrid(r, r, indexing="ij")
+    wafer = np.hypot(x, y) <= 1.0
+    to_rim = 0
+    for i in range(40):
+        line = (_scratch(x, y, die, np.random.default_rng(i)) > 0) & wafer
+        # Thin: a line up to 2 radii long and 2 dies wide covers at most a tenth of a
+        # 60-die wafer (a blob of the same length would cover a third).
+        assert 0 < line.sum() / wafer.sum() < 0.1, i
+        to_rim += bool((line & (np.hypot(x, y) > 1.0 - 1.5 * die)).any())
+    # Real scratches often run to the edge; not all of them.
+    assert 8 <= to_rim <= 36, to_rim

@@ -136,3 +136,38 @@ def test_line_strips_count_every_die_once_and_stay_in_bounds() -> None:
         kw.line_strips(x, np.zeros(3), np.ones(19, bool), 0.1, 4, 21)
     with pytest.raises(ValueError):
         kw.line_strips(x, x, np.ones(19, bool), 0.0, 4, 21)
+
+
+line_runs_checked = njit(boundscheck=True)(kw.line_runs.py_func)
+
+
+def test_line_runs_find_a_broken_line_and_stay_in_bounds() -> None:
+    rng = np.random.default_rng(5)
+    phases = np.array([0.0, 0.5])
+    for n, bins in [(0, 1), (1, 1), (5, 2), (300, 40)]:
+        x = rng.uniform(-1.5, 1.5, n)
+        y = rng.uniform(-1.5, 1.5, n)
+        if n:
+            x[0] = np.nan
+            y[-1] = np.inf
+        fail = rng.random(n) < 0.3
+        gain, lo, hi, dies, fails = line_runs_checked(x, y, fail, 0.1, 8, bins, 0.5, phases)
+        assert gain.shape == lo.shape == dies.shape == fails.shape == (2, 8, bins)
+        assert (gain >= 0).all() and (fails <= dies).all() and (lo <= hi).all()
+        assert np.allclose(gain, fails - 0.5 * dies)
+        strip_dies, _ = kw.line_strips(x, y, fail, 0.1, 8, bins)
+        assert (dies[0] <= strip_dies).all()
+    # A horizontal line at y = 0.25 from x = -0.9 to 0.9 (one die per 0.1 cell) with two
+    # one-die gaps, on a row of passing dies further out: one run of 19 dies, 17 failing,
+    # 1.9 long (theta = pi/2: t = -x).
+    x = np.arange(-11, 10) / 10.0 + 0.05
+    fail = np.abs(x - 0.05) <= 0.9 + 1e-9
+    fail[[7, 12]] = False
+    gain, lo, hi, dies, fails = kw.line_runs(x, np.full(21, 0.25), fail, 0.1, 4, 21, 0.5, phases)
+    assert dies[0, 2, 12] == 19 and fails[0, 2, 12] == 17 and gain[0, 2, 12] == 17 - 0.5 * 19
+    assert abs(hi[0, 2, 12] - lo[0, 2, 12] - 1.9) < 1e-9
+    assert gain[0, 2].argmax() == 12 and (gain[0, 2, :12] == 0).all() and (gain[0, 2, 13:] == 0).all()
+    # Half a strip further (phase 0.5): the line (offset 12.5 strips) is in strip 13.
+    assert gain[1, 2].argmax() == 13 and gain[1, 2, 13] == gain[0, 2, 12]
+    with pytest.raises(ValueError):
+        kw.line_runs(x, np.zeros(3), fail, 0.1, 4, 21, 0.5, phases)

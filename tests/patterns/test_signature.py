@@ -109,3 +109,28 @@ def test_evidence_names_the_region() -> None:
     s = wafer_signature(disc_wafer(40, 40, lambda x, y: (np.hypot(x - 0.6, y + 0.6) < 0.25)))
     assert s.label in ("Edge-Loc", "Loc")
     assert "upper right" in s.evidence
+
+
+def test_run_features_tell_a_broken_scratch_from_a_blob_on_any_grid() -> None:
+    from failmap_assets.patterns.features import FEATURE_NAMES, wafer_features
+    from failmap_assets.patterns.geometry import wafer_geometry
+
+    run = [FEATURE_NAMES.index(n) for n in ("run_length", "run_density", "run_contrast")]
+    rng = np.random.default_rng(7)
+    for n in (26, 52, 104):
+        die = 2.0 / n
+        noise = rng.random((n, n)) < 0.05
+
+        def scratch(x, y):   # a sloping line 1.4 radii long, one die wide, two gaps
+            t = (x + 0.3 * y) / np.hypot(1.0, 0.3)
+            on = (np.abs(y - 0.3 * x) / np.hypot(1.0, 0.3) < 0.5 * die) & (np.abs(t) < 0.7)
+            return (on & ~((np.abs(t - 0.2) < 0.6 * die) | (np.abs(t + 0.3) < 0.6 * die))) | noise
+
+        def blob(x, y):
+            return (np.hypot(x - 0.3, y + 0.2) < 0.3) | noise
+
+        length, density, contrast = wafer_features(wafer_geometry(disc_wafer(n, n, scratch)))[run]
+        # One run from end to end across the gaps, thin: the strips beside it are clean.
+        assert 1.2 < length < 1.6 and density > 0.7 and contrast > 0.5, (n, length, density, contrast)
+        _, _, blob_contrast = wafer_features(wafer_geometry(disc_wafer(n, n, blob)))[run]
+        assert blob_contrast < 0.3, (n, blob_contrast)
