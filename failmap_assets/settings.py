@@ -78,6 +78,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("FAILMAP_REMOTE_MAX_CONNECTIONS", "remote_max_connections", int, 1),
     # PostgreSQL sink (sinks/postgres/): a libpq connection string or URI; may carry a password
     Variable("FAILMAP_POSTGRES_DSN", "postgres_dsn"),
+    # STDF conversion (stdf/allocator.py): keep freed memory for the next file
+    Variable("FAILMAP_STDF_KEEP_FREED_MEMORY", "stdf_keep_freed_memory", bool),
 )
 _BY_FIELD = {v.field: v for v in VARIABLES}
 #: libpq variables that, set without FAILMAP_POSTGRES_DSN, turn the PostgreSQL sink on
@@ -125,6 +127,7 @@ class Settings:
     remote_settle_seconds: float = 30.0   # a remote file unchanged this long is complete (storage/remote_listing.py)
     remote_max_connections: int = 4       # per FTP/SFTP source; tester servers often allow few sessions
     postgres_dsn: str = field(default="", repr=False)  # empty: libpq's PG* variables, if one of PG_SWITCHES is set
+    stdf_keep_freed_memory: bool = True   # glibc keeps a converting process's freed heap (stdf/allocator.py)
     postgres_pg_environment: bool = False  # not a variable: whether PG_SWITCHES turn the sink on without a DSN
 
     @classmethod

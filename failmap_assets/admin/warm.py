@@ -15,8 +15,9 @@ so every signature the pipeline uses gets compiled and nothing else:
   (the decoder's growing tables), in local folders; then the fail-map and the STDF
   day, as ``failmap run-day`` runs them (parse, join, Parquet, PNG, JSON, commit);
 * what a day seldom takes: ``failmap stdf2parquet``'s conversion (file ids), the JSON
-  writer's escaping of B values, and the PTR decoder's chunking of huge files (on a
-  small file, with a small chunk size), and a wafer's pattern signature.
+  writer's escaping of B values, the PTR decoder's chunking of huge files (on a
+  small file, with a small chunk size), the table-driven decoder the specialised
+  record kernels are checked against, and a wafer's pattern signature.
 
 Then every cached kernel of the package (``admin.kernels``) must have been compiled:
 one that was not is named and the command fails, so a kernel added without a way to
@@ -59,6 +60,7 @@ def warm(log: Callable[[str], None] = print) -> WarmReport:
         _stdf2parquet(root, log)
     _json_escapes()
     _ptr_chunks()
+    _reference_decoder()
     _pattern_signature()
     kernels = cached_kernels()
     report = WarmReport(kernels=len(kernels), seconds=time.monotonic() - t0)
@@ -157,6 +159,25 @@ def _ptr_chunks() -> None:
 
     with _patched(D, "PTR_CHUNK_BYTES", 4096):
         parse_stdf(make_wafer_sort_stdf(3, dies=60, tests_per_die=20))
+
+
+def _reference_decoder() -> None:
+    """The table-driven decoder (record interpreter + default-data kernels) that the
+    specialised PTR, MPR and FTR kernels are checked against: off a day's path, but
+    cached like the rest, so no test process (nor a debugging session) compiles it."""
+    from failmap_assets.stdf import decode as D
+    from failmap_assets.stdf import tables as T
+    from failmap_assets.stdf.scan import detect, scan
+    from failmap_assets.stdf.source import open_sources
+    from failmap_synth.stdf_any import every_record_type
+
+    for endian in ("<", ">"):
+        [src] = open_sources(every_record_type(endian))
+        h = detect(src.data)
+        idx = scan(src.data, h.big_endian)
+        for kind in ("PTR", "MPR", "FTR"):
+            ctx = T._Ctx(src, h, idx)
+            T._results(ctx, kind, D.walk(src.data, idx, ctx.counts), generic=True)
 
 
 def _pattern_signature() -> None:

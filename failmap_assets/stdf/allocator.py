@@ -12,7 +12,6 @@ worker's resident memory stays at its largest file's peak (it is reused, not lea
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -30,7 +29,9 @@ def keep_freed_memory() -> bool:
 
 
 def _set() -> bool:
-    if os.environ.get("FAILMAP_STDF_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+    from failmap_assets.settings import Settings   # the one reader of the environment
+
+    if not sys.platform.startswith("linux") or not Settings.from_env().stdf_keep_freed_memory:
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
