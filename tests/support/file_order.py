@@ -1,0 +1,56 @@
+"""The order in which `make test` hands test files to its workers: the long ones first.
+
+`--dist loadfile` keeps a file on one worker and hands files out in a queue, each to
+the first worker that runs low. pytest-xdist orders that queue by the number of tests in
+a file, so a file of one long test (the deployment topology, ~3 min) came last and ran
+alone at the end while the other worker sat idle. Here the queue is the collection order
+(`--no-loadscope-reorder`, set below), and that order starts with the files holding
+`slow` tests, longest first by LONGEST (measured; the rest of the slow files after them),
+then every other file by its number of tests, as pytest-xdist would have ordered them.
+Only the order changes: every test runs, each file still on one worker, in its own order.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+#: The files that take minutes on 2 cores, longest first (per-file sums of
+#: `--durations=0`, see the README's "Tests and benchmarks").
+LONGEST = (
+    "tests/deploy/test_topology.py",
+    "tests/benchmarks_run/test_backfill_scaling.py",
+    "tests/benchmarks_run/test_run_start.py",
+    "tests/benchmarks_run/test_latency.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Read by pytest-xdist's controller when it builds the queue of files.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return   # one process: the order does not matter, keep pytest's
+    by_file: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_file.setdefault(_file(item), []).append(item)
+    slow = {f for f, its in by_file.items() if any(i.get_closest_marker("slow") for i in its)}
+
+    def rank(entry: tuple[int, str]) -> tuple:
+        position, f = entry
+        if f in LONGEST:
+            return (0, LONGEST.index(f), 0)
+        if f in slow:
+            return (1, position, 0)
+        return (2, -len(by_file[f]), position)
+
+    order = sorted(enumerate(by_file), key=rank)
+    items[:] = [item for _, f in order for item in by_file[f]]
