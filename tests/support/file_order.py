@@ -4,8 +4,8 @@
 the first worker that runs low. pytest-xdist orders that queue by the number of tests in
 a file, so a file of one long test (the deployment topology, ~3 min) came last and ran
 alone at the end while the other worker sat idle. Here the queue is the collection order
-(`--no-loadscope-reorder`, set below), and that order starts with the files holding
-`slow` tests, longest first by LONGEST (measured; the rest of the slow files after them),
+(`--no-loadscope-reorder`, set below), and that order starts with the long files,
+longest first (LONGEST, measured), then the other files holding `slow` tests,
 then every other file by its number of tests, as pytest-xdist would have ordered them.
 Only the order changes: every test runs, each file still on one worker, in its own order.
 """
@@ -16,14 +16,25 @@ import os
 
 import pytest
 
-#: The files that take minutes on 2 cores, longest first (per-file sums of
-#: `--durations=0`, see the README's "Tests and benchmarks").
-LONGEST = (
-    "tests/deploy/test_topology.py",
-    "tests/benchmarks_run/test_backfill_scaling.py",
-    "tests/benchmarks_run/test_run_start.py",
-    "tests/benchmarks_run/test_latency.py",
-)
+#: The files that take minutes, with their seconds in one `make test` on 2 busy cores
+#: (per-file sums of `--durations=0`, load average ~8; only the order matters): they go
+#: first, longest first, so that no long file starts late and ends the run alone.
+LONGEST = {
+    "tests/pipeline/test_failure_injection.py": 427,
+    "tests/convergence/test_day_converges.py": 421,
+    "tests/deploy/test_topology.py": 352,
+    "tests/stdf/test_pystdf_equality.py": 157,
+    "tests/admin/test_doctor.py": 133,            # mostly the session's `failmap warm`
+    "tests/patterns/test_training.py": 126,
+    "tests/benchmarks_run/test_backfill_scaling.py": 124,
+    "tests/defs/test_failmap_assets.py": 115,
+    "tests/sensors/test_sensors.py": 100,
+    "tests/stdf/test_kernels.py": 95,
+    "tests/benchmarks_run/test_run_start.py": 94,
+    "tests/test_benchmarks_run.py": 78,
+    "tests/defs/test_backfill_cli.py": 77,
+    "tests/benchmarks_run/test_latency.py": 71,
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,7 +58,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def rank(entry: tuple[int, str]) -> tuple:
         position, f = entry
         if f in LONGEST:
-            return (0, LONGEST.index(f), 0)
+            return (0, -LONGEST[f], 0)
         if f in slow:
             return (1, position, 0)
         return (2, -len(by_file[f]), position)
