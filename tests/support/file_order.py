@@ -4,9 +4,10 @@
 the first worker that runs low. pytest-xdist orders that queue by the number of tests in
 a file, so a file of one long test (the deployment topology, ~3 min) came last and ran
 alone at the end while the other worker sat idle. Here the queue is the collection order
-(`--no-loadscope-reorder`, set below), and that order starts with the long files,
-longest first (LONGEST, measured), then the other files holding `slow` tests,
-then every other file by its number of tests, as pytest-xdist would have ordered them.
+(`--no-loadscope-reorder`, set below), and that order starts with the file that warms
+the session's Numba cache (FIRST), then the long files, longest first (LONGEST,
+measured), then the other files holding `slow` tests, then every other file by its
+number of tests, as pytest-xdist would have ordered them.
 Only the order changes: every test runs, each file still on one worker, in its own order.
 """
 
@@ -15,6 +16,11 @@ from __future__ import annotations
 import os
 
 import pytest
+
+#: Before all: the cheap file whose first test waits for the session's `failmap warm`
+#: (~1 min of compiling), so that the warm is done when the topology test starts: its
+#: fixtures need it, and pytest-timeout counts a test's fixtures in its 600 s.
+FIRST = ("tests/admin/test_warm.py",)
 
 #: The files that take minutes, with their seconds in one `make test` on 2 busy cores
 #: (per-file sums of `--durations=0`, load average ~8; only the order matters): they go
@@ -57,11 +63,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     def rank(entry: tuple[int, str]) -> tuple:
         position, f = entry
+        if f in FIRST:
+            return (0, FIRST.index(f), 0)
         if f in LONGEST:
-            return (0, -LONGEST[f], 0)
+            return (1, -LONGEST[f], 0)
         if f in slow:
-            return (1, position, 0)
-        return (2, -len(by_file[f]), position)
+            return (2, position, 0)
+        return (3, -len(by_file[f]), position)
 
     order = sorted(enumerate(by_file), key=rank)
     items[:] = [item for _, f in order for item in by_file[f]]
