@@ -37,25 +37,8 @@ def test_sensor_tick_benchmark_runs() -> None:
     assert "our tick" in out and "| local | 300 |" in out
 
 
-# The deployment benchmarks start PostgreSQL, SeaweedFS, the code server, the daemon and
-# the webserver themselves (benchmarks/deployment.py): most of their time is start-up.
-
-@pytest.mark.slow
-def test_latency_benchmark_runs() -> None:
-    out = _run("benchmarks/latency.py", "--minutes", "0.1", "--rate", "1", "--interval", "3", "--drain-minutes", "2")
-    assert "latency landing -> visible" in out and "goal p95 <= 60 s" in out and "runs launched by sensors" in out
-
-
-@pytest.mark.slow
-def test_run_start_benchmark_runs() -> None:
-    out = _run("benchmarks/run_start.py", "--wafers", "4", "--repeat", "1", "--warmup", "0")
-    assert "UI / in process" in out and "(c) UI launchRun, no-op" in out and "no-op run via the UI" in out
-
-
-@pytest.mark.slow
-def test_backfill_scaling_benchmark_runs() -> None:
-    out = _run("benchmarks/backfill_scaling.py", "--days", "2", "--wafers", "4", "--settings", "1,2")
-    assert "| 1 | 1 |" in out and "speed-up vs 1" in out and "wafers per core-day" in out
+# The deployment benchmarks (latency, run_start, backfill_scaling) are in
+# tests/benchmarks_run/, a file each: pytest-xdist can then run them side by side.
 
 
 def test_postgres_sink_benchmark_runs() -> None:

@@ -52,3 +52,18 @@ def test_warm_refuses_a_cache_dir_it_cannot_use(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "Numba ignores a cache directory it cannot write to" in done.stderr
+
+
+def test_warm_again_on_a_warm_cache_passes(warm_numba_cache, tmp_path):
+    """A second `failmap warm` loads every kernel from the cache: the helpers that only
+    other kernels call then get no signature of their own, and still count as warm.
+    (A copy of the session's cache: the others read that one meanwhile.)"""
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(warm_numba_cache.path, cache)
+    done = subprocess.run([str(BIN / "failmap"), "warm", "--cache-dir", str(cache)], env=clean_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    kernels, total = map(int, re.search(r"(\d+) of (\d+) kernels compiled", done.stdout).groups())
+    assert kernels == total == len(cached_kernels())
