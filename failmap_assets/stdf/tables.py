@@ -38,7 +38,7 @@ from . import decode as D
 from . import flatjson, jsontext
 from .allocator import keep_freed_memory
 from . import records as R
-from .decode.columns import _numeric_from_int64
+from .decode.overrides import override_columns
 from .decode.gdr import _json_float
 from .scan import Header, Issue, RecordIndex, detect, scan
 from .source import Source, open_sources
@@ -489,31 +489,6 @@ def _dedupe_text(buf, v, a, tidx, dv, da):
     return out
 
 
-def _override_columns(ctx: _Ctx, fields: tuple[R.Field, ...], n: int, ov_row, ov_field, ov_val, ov_len
-                      ) -> dict[str, pa.Array]:
-    """Full-length override columns from the kernel's sparse (row, field, value, length) list."""
-    cols = {}
-    for k, f in enumerate(fields):
-        sel = ov_field == k
-        if not sel.any():
-            cols[f.column] = D.null_array(f.arrow_type(), n)
-            continue
-        rows, vals, lens = ov_row[sel], ov_val[sel], ov_len[sel]
-        if f.type in ("Cn", "Sn"):
-            ln = np.full(n, -1, dtype=np.int64)
-            st = np.zeros(n, dtype=np.int64)
-            ln[rows] = lens
-            st[rows] = vals
-            cols[f.column] = D.string_array(ctx.buf, st, ln)
-        else:
-            arr = np.zeros(n, dtype=R.NUMPY_DTYPE[f.type])
-            arr[rows] = _numeric_from_int64(vals, f.type)
-            valid = np.zeros(n, dtype=bool)
-            valid[rows] = lens >= 0
-            cols[f.column] = pa.array(arr, type=f.arrow_type(), mask=~valid)
-    return cols
-
-
 def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int | None = None) -> tuple[pa.Table, _Tests]:
     """PTR through the specialised one-pass kernel (see decode.ptr._ptr_kernel), in
     chunks of ``chunk_bytes`` (default ``D.PTR_CHUNK_BYTES``, read at each call:
@@ -526,7 +501,7 @@ def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int | None = None) -> tuple[
     spec = D.DefaultSpec(rec)
     fields_d = tuple(rec.fields[i] for i in spec.index)
     assert tuple(f.name for f in fields_d) == D.PTR_DEFAULT_FIELDS
-    ov_cols = _override_columns(ctx, fields_d, n, *overrides)
+    ov_cols = override_columns(ctx.buf, ctx.be, rec, fields_d, n, *overrides)
     schema = SCHEMAS["ptr_results"]
     batches = []
     start = 0

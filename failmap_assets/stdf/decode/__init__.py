@@ -27,7 +27,7 @@ One module per concern, lower layers first (a module imports only those above it
     walk         the part / wafer walk (walk, Walk)
     grouping     record ordinals grouped by record code
     ptr          the specialised PTR kernel (ptr_decode, PtrDecoded, text_array)
-    overrides    per-test state, override columns and lists shared by the MPR / FTR kernels
+    overrides    per-test state and lists of the MPR / FTR kernels; override columns of PTR, MPR, FTR
     mpr, ftr     the specialised MPR / FTR kernels (mpr_chunk, ftr_chunk: result columns)
     prr          the specialised PRR decoder (prr_columns: the interpreter's columns, one pass)
     arrow        Arrow arrays over kernel output (null_array, fixed_array, nullable_int)
