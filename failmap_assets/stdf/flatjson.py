@@ -22,7 +22,7 @@ from numba import njit
 from . import records as R
 from .decode.primitives import _rd_int, _rd_uint
 from .decode.strings import _utf8_len
-from .jsontext import HEX_DIGITS, SHORT_ESCAPES
+from .jsontext import HEX_DIGITS, SHORT_ESCAPES, put_json_int, put_json_uint
 
 K_INT, K_U8, K_C1, K_TEXT = 0, 1, 2, 3
 K_AINT, K_AU8, K_AN1, K_ACN, K_ASN = 4, 5, 6, 7, 8      # arrays: JSON lists
@@ -101,34 +101,6 @@ def _put_text(out, q, buf, s, n, utf8, hexd, esc):
 
 
 @njit(cache=True, nogil=True)
-def _put_int(out, q, v):
-    if v < 0:
-        out[q] = 45
-        q += 1
-        if v == -9223372036854775807 - 1:
-            u = np.uint64(9223372036854775808)
-        else:
-            u = np.uint64(-v)
-    else:
-        u = np.uint64(v)
-    return _put_uint(out, q, u)
-
-
-@njit(cache=True, nogil=True)
-def _put_uint(out, q, u):
-    """Decimal digits of u at out[q:] (counted first, written from the end: no scratch array)."""
-    k = 1
-    t = u
-    while t >= np.uint64(10):
-        t //= np.uint64(10)
-        k += 1
-    for j in range(k - 1, -1, -1):
-        out[q + j] = 48 + np.uint8(u % np.uint64(10))
-        u //= np.uint64(10)
-    return q + k
-
-
-@njit(cache=True, nogil=True)
 def _array_room(buf, s, k, kd, esize, be):
     """Upper bound of the JSON list text of an array field, or -1 when it runs past ``buf``."""
     nbuf = buf.shape[0]
@@ -166,12 +138,12 @@ def _put_array(out, q, buf, s, k, kd, esize, signed, be, hexd, esc):
             out[q + 1] = 32
             q += 2
         if kd == K_AINT:
-            q = _put_int(out, q, _rd_int(buf, s + j * esize, esize, be, signed))
+            q = put_json_int(out, q, _rd_int(buf, s + j * esize, esize, be, signed))
         elif kd == K_AU8:
-            q = _put_uint(out, q, _rd_uint(buf, s + j * esize, 8, be))
+            q = put_json_uint(out, q, _rd_uint(buf, s + j * esize, 8, be))
         elif kd == K_AN1:
             b = buf[s + j // 2]
-            q = _put_int(out, q, np.int64((b >> 4) if (j & 1) else (b & 0x0F)))
+            q = put_json_int(out, q, np.int64((b >> 4) if (j & 1) else (b & 0x0F)))
         else:
             w = 1 if kd == K_ACN else 2
             ln = np.int64(buf[p]) if kd == K_ACN else np.int64(_rd_uint(buf, p, 2, be))
@@ -254,9 +226,9 @@ def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc
                 c1[0] = np.uint8(v & 0xFF)
                 q = _put_text(out, q, c1, 0, 1, c1[0] < 0x80, hexd, esc)
             elif kd == K_U8:
-                q = _put_uint(out, q, np.uint64(v))
+                q = put_json_uint(out, q, np.uint64(v))
             else:
-                q = _put_int(out, q, v)
+                q = put_json_int(out, q, v)
         out[q] = 125
         q += 1
         roff[r + 1] = q

@@ -20,6 +20,30 @@ SHORT_ESCAPES = np.frombuffer(b"btnfr", dtype=np.uint8)    # for bytes 8, 9, 10,
 
 
 @njit(cache=True, nogil=True)
+def put_json_uint(out, q, u):
+    """Decimal digits of the uint64 u at out[q:] (counted first, written from the end: no
+    scratch array); returns the new end."""
+    k = 1
+    t = u
+    while t >= np.uint64(10):
+        t //= np.uint64(10)
+        k += 1
+    for j in range(k - 1, -1, -1):
+        out[q + j] = 48 + np.uint8(u % np.uint64(10))
+        u //= np.uint64(10)
+    return q + k
+
+
+@njit(cache=True, nogil=True)
+def put_json_int(out, q, v):
+    """Decimal text of the int64 v at out[q:]; returns the new end."""
+    if v < 0:
+        out[q] = 45          # '-'
+        return put_json_uint(out, q + 1, np.uint64(-(v + 1)) + np.uint64(1))   # |v|, no overflow at int64 min
+    return put_json_uint(out, q, np.uint64(v))
+
+
+@njit(cache=True, nogil=True)
 def put_json_string(out, q, src, s, n, hexd, esc):
     """A JSON string literal of the (valid UTF-8) bytes src[s:s+n] at out[q:], escaped as
     json.dumps(ensure_ascii=False) does: backslash and quote, b t n f r, other control

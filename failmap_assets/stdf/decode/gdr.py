@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from ..jsontext import HEX_DIGITS, SHORT_ESCAPES, json_text, put_json_string
+from ..jsontext import HEX_DIGITS, SHORT_ESCAPES, json_text, put_json_int, put_json_string
 from .arrays import _list_offsets
 from .primitives import _rd_int, _rd_uint
 from .strings import _bitmap, _gather
@@ -85,26 +85,6 @@ _HEXKEY = np.frombuffer(b', "hex": "', dtype=np.uint8)
 
 
 @njit(cache=True, nogil=True)
-def _put_int(out, q, v):
-    """Decimal text of v at out[q:]; returns the new end."""
-    if v < 0:
-        out[q] = 45          # '-'
-        q += 1
-        u = np.uint64(-(v + 1)) + np.uint64(1)     # |v| without overflow at int64 min
-    else:
-        u = np.uint64(v)
-    digits = 1
-    t = u
-    while t >= np.uint64(10):
-        t //= np.uint64(10)
-        digits += 1
-    for k in range(digits - 1, -1, -1):
-        out[q + k] = np.uint8(48 + np.int64(u % np.uint64(10)))
-        u //= np.uint64(10)
-    return q + digits
-
-
-@njit(cache=True, nogil=True)
 def _put_bytes(out, q, src, s, n):
     for k in range(n):
         out[q + k] = src[s + k]
@@ -159,7 +139,7 @@ def _gdr_text(buf, be, offsets, code, ival, sst, sln, str_off, str_data, flt_at,
                 out[q] = 91
                 q += 1
                 c = code[k]
-                q = _put_int(out, q, c)
+                q = put_json_int(out, q, c)
                 out[q] = 44
                 out[q + 1] = 32
                 q += 2
@@ -181,14 +161,14 @@ def _gdr_text(buf, be, offsets, code, ival, sst, sln, str_off, str_data, flt_at,
                     q += 1
                 elif c == 12:
                     q = _put_bytes(out, q, bits_key, 0, bits_key.shape[0])
-                    q = _put_int(out, q, ival[k])
+                    q = put_json_int(out, q, ival[k])
                     q = _put_bytes(out, q, hex_key, 0, hex_key.shape[0])
                     q = _put_hex(out, q, buf, sst[k], sln[k], hexd)
                     out[q] = 34
                     out[q + 1] = 125
                     q += 2
                 else:
-                    q = _put_int(out, q, ival[k])
+                    q = put_json_int(out, q, ival[k])
                 out[q] = 93
                 q += 1
             out[q] = 93
