@@ -6,19 +6,12 @@ from __future__ import annotations
 
 from dagster import AssetSelection, AutomationCondition
 
-# Any day partition materialized since the asset was last requested: compute the day
-# again (once its runs are over). Not limited to the latest day: late files and
-# re-runs change old days too.
+# Any of its inputs materialized since the asset was last requested, none of them being
+# written: compute it again. For a daily asset, the day's partition (not only the latest
+# day: late files and re-runs change old days too). For an unpartitioned asset over
+# daily inputs (the pattern index), once after any days changed: a backfill of 30 days
+# gives one rebuild at its end, not 30.
 FOLLOWS_ITS_DAY = (
-    AutomationCondition.any_deps_updated().since_last_handled()
-    & ~AutomationCondition.any_deps_in_progress()
-    & ~AutomationCondition.in_progress()
-)
-
-# An unpartitioned asset over every day (the pattern index): once after any day of its
-# inputs changed, when none of them is being written (a backfill of 30 days gives one
-# rebuild at its end, not 30).
-FOLLOWS_ANY_DAY = (
     AutomationCondition.any_deps_updated().since_last_handled()
     & ~AutomationCondition.any_deps_in_progress()
     & ~AutomationCondition.in_progress()
@@ -26,7 +19,7 @@ FOLLOWS_ANY_DAY = (
 
 # A day's similar wafers and anomaly scores: after that day's signatures change and the
 # pattern index has been rebuilt since (so the earlier days it searches are in it; the
-# index is requested by FOLLOWS_ANY_DAY on the same change). A rebuilt index alone
+# index is requested by FOLLOWS_ITS_DAY on the same change). A rebuilt index alone
 # requests nothing: earlier days' matches are "as of" the index they were computed
 # with, and a rebuild would otherwise request every day. (``will_be_requested`` cannot
 # order the two: an unpartitioned and a daily asset never share a run.)

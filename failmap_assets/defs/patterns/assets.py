@@ -35,7 +35,7 @@ from dagster import (
 from pydantic import Field
 
 from failmap_assets.defs import metadata as md
-from failmap_assets.defs.automation import FOLLOWS_ANY_DAY, FOLLOWS_ITS_DAY, FOLLOWS_ITS_SIGNATURES
+from failmap_assets.defs.automation import FOLLOWS_ITS_DAY, FOLLOWS_ITS_SIGNATURES
 from failmap_assets.defs.jobs import PATTERNS_GROUP
 from failmap_assets.defs.partitions import daily_backfill_policy, daily_partitions
 from failmap_assets.patterns.index import INDEX_FORMAT
@@ -101,7 +101,7 @@ def wafer_signatures(context: AssetExecutionContext, config: PatternsDayConfig, 
 
 @asset(
     name="pattern_index", group_name=PATTERNS_GROUP, deps=["wafer_signatures"], pool=INDEX_POOL, owners=OWNERS,
-    code_version=str(INDEX_FORMAT), kinds={"numpy", "parquet"}, automation_condition=FOLLOWS_ANY_DAY,
+    code_version=str(INDEX_FORMAT), kinds={"numpy", "parquet"}, automation_condition=FOLLOWS_ITS_DAY,
     description=(
         "Per product, the similarity index over every committed day's wafer signatures (too_small left out), "
         "rebuilt incrementally from the days whose signatures changed: patterns/index/<product>/, each "
