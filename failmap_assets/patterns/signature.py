@@ -41,7 +41,8 @@ from failmap_assets.patterns.model import PatternModel, shipped_model, softmax
 PATTERN_CLASSES = ("Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Random", "Scratch", "none")
 TOO_SMALL = "too_small"
 MIN_DIES = 30
-SIGNATURE_VERSION = "3"   # 2: a bag of 9 models (training.py); 3: run features, realistic scratches
+SIGNATURE_VERSION = "4"   # 2: a bag of 9 models (training.py); 3: run features, realistic scratches;
+                          # 4: trained on maps whose outermost dies fail more often (failmap_synth)
 RASTER_SIZE = 32
 EMBEDDING_DIM = 48
 

@@ -54,3 +54,22 @@ def test_scratches_are_thin_long_and_some_reach_the_rim() -> None:
         to_rim += bool((line & (np.hypot(x, y) > 1.0 - 1.5 * die)).any())
     # Real scratches often run to the edge; not all of them.
     assert 8 <= to_rim <= 36, to_rim
+
+
+def test_outermost_dies_fail_more_often_than_the_row_inside() -> None:
+    # As on real WM-811K maps (edge dies yield worse): pooled over clean wafers, the rim
+    # dies fail clearly more often than the dies one row in; the row in and the next
+    # one alike (a rim, not a gradient).
+    from failmap_synth.patterns import _depth_dies
+
+    fails = np.zeros(3)
+    dies = np.zeros(3)
+    for w in pattern_set(24, seed=9, classes=("none",)):
+        depth = _depth_dies(w.grid >= 0)
+        for d in range(3):
+            at = depth == d
+            fails[d] += (w.grid[at] == 1).sum()
+            dies[d] += at.sum()
+    rate = fails / dies
+    assert rate[0] > 1.5 * rate[1], rate
+    assert rate[1] < 1.3 * rate[2], rate
