@@ -312,6 +312,9 @@ def _nullable_idx(a: np.ndarray, typ=pa.int64()) -> pa.Array:
 def _take(arrays: dict[str, pa.Array], positions: np.ndarray) -> dict[str, pa.Array]:
     """Rows by position; -1 gives nulls."""
     pos = np.asarray(positions, dtype=np.int64)
+    n = pos.shape[0]
+    if all(len(v) == n for v in arrays.values()) and (pos == np.arange(n)).all():
+        return dict(arrays)         # every row in place (one wafer, one WCR): nothing to take
     idx = pa.array(pos, mask=pos < 0) if (pos < 0).any() else pa.array(pos)
     return {k: v.take(idx) for k, v in arrays.items()}
 
@@ -703,7 +706,10 @@ def _bins(ctx: _Ctx) -> pa.Table:
     if not out:
         return EMPTY["bins"]
     t = pa.concat_tables(out)
-    return t.take(pa.array(np.argsort(t["rec_idx"].to_numpy(), kind="stable")))
+    ri = t["rec_idx"].to_numpy()
+    if (ri[1:] > ri[:-1]).all():
+        return t                    # HBRs and SBRs do not interleave: already in file order
+    return t.take(pa.array(np.argsort(ri, kind="stable")))
 
 
 def _tsr(ctx: _Ctx) -> pa.Table:

@@ -87,12 +87,86 @@ def column(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, fi: int, val: np
 def columns(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, val: np.ndarray, aux: np.ndarray,
             alt: bool = False, only: list[str] | None = None) -> dict[str, pa.Array]:
     fields = rec.alt_fields if alt else rec.fields
-    texts = _scalar_texts(buf, fields, val, aux, only)
+    done = _scalar_texts(buf, fields, val, aux, only)
+    if val.shape[0]:
+        done.update(_scalar_numbers(fields, val, aux, only))
+        done.update(_scalar_chars(fields, val, aux, only))
     out = {}
     for i, f in enumerate(fields):
         if only is not None and f.name not in only:
             continue
-        out[f.name] = texts[i] if i in texts else column(buf, big_endian, rec, i, val, aux, fields)
+        out[f.name] = done[i] if i in done else column(buf, big_endian, rec, i, val, aux, fields)
+    return out
+
+
+# Scalar fields of one record type by kind, listed once per field tuple: a small file
+# converts ~20 record types, one or two records each, so per-field numpy calls dominate.
+_KINDS: dict[int, tuple[tuple, dict[str, list[int]], list[int]]] = {}
+
+
+def _scalar_kinds(fields: tuple[R.Field, ...]) -> tuple[dict[str, list[int]], list[int]]:
+    """(numeric field indexes by type, C1 field indexes) of the scalar fields."""
+    known = _KINDS.get(id(fields))
+    if known is None or known[0] is not fields:
+        numeric: dict[str, list[int]] = {}
+        chars = []
+        for i, f in enumerate(fields):
+            if f.is_array:
+                continue
+            if f.type == "C1":
+                chars.append(i)
+            elif f.type in R.NUMERIC_ARROW:
+                numeric.setdefault(f.type, []).append(i)
+        if len(_KINDS) > 256:
+            _KINDS.clear()
+        known = _KINDS[id(fields)] = (fields, numeric, chars)
+    return known[1], known[2]
+
+
+def _validity(valid: np.ndarray, nulls: int) -> pa.Buffer | None:
+    return pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+
+
+def _scalar_numbers(fields: tuple[R.Field, ...], val: np.ndarray, aux: np.ndarray, only: list[str] | None
+                    ) -> dict[int, pa.Array]:
+    """The scalar numeric fields, converted one type at a time (the same arrays as ``column``)."""
+    n = int(val.shape[0])
+    out = {}
+    for t, idx in _scalar_kinds(fields)[0].items():
+        if only is not None:
+            idx = [i for i in idx if fields[i].name in only]
+            if not idx:
+                continue
+        values = np.ascontiguousarray(_numeric_from_int64(np.ascontiguousarray(val[:, idx].T), t))
+        valid = aux[:, idx].T >= 0
+        nulls = n - np.count_nonzero(valid, axis=1)
+        typ = R.NUMERIC_ARROW[t]
+        for j, i in enumerate(idx):
+            k = int(nulls[j])
+            out[i] = pa.Array.from_buffers(typ, n, [_validity(valid[j], k), pa.py_buffer(values[j])], null_count=k)
+    return out
+
+
+def _scalar_chars(fields: tuple[R.Field, ...], val: np.ndarray, aux: np.ndarray, only: list[str] | None
+                  ) -> dict[int, pa.Array]:
+    """The C1 fields in one gather (Latin-1 above 0x7F, like ``char_array``), one string array
+    per field over the shared data."""
+    idx = [i for i in _scalar_kinds(fields)[1] if only is None or fields[i].name in only]
+    if len(idx) < 2:
+        return {}
+    n = int(val.shape[0])
+    chars = np.ascontiguousarray(val[:, idx].T).astype(np.uint8).ravel()
+    valid = aux[:, idx].T >= 0
+    offsets, data = _gather(chars, np.arange(chars.shape[0], dtype=np.int64),
+                            np.where(valid.ravel(), 1, -1).astype(np.int64), True)
+    off32 = pa.py_buffer(offsets.astype(np.int32))
+    data_buf = pa.py_buffer(data)
+    nulls = n - np.count_nonzero(valid, axis=1)
+    out = {}
+    for j, i in enumerate(idx):
+        k = int(nulls[j])
+        out[i] = pa.Array.from_buffers(pa.string(), n, [_validity(valid[j], k), off32.slice(4 * j * n, 4 * (n + 1)),
+                                                        data_buf], null_count=k)
     return out
 
 
