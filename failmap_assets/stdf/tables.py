@@ -662,6 +662,14 @@ def _array_override(buf, be, rec: R.RecordDef, f: R.Field, v: np.ndarray, a: np.
     return D.column(buf, be, rec, 1, v2, a2, fake)
 
 
+# per kind: its default-data fields as a tuple (one object: decode.columns lists a field
+# tuple's scalar kinds once), and the names of those that are not arrays
+_DEFAULT_FIELDS: dict[str, tuple[tuple[R.Field, ...], list[str]]] = {}
+for _k in ("PTR", "MPR", "FTR"):
+    _fd = tuple(R.BY_NAME[_k].fields[i] for i in D.DefaultSpec(R.BY_NAME[_k]).index)
+    _DEFAULT_FIELDS[_k] = (_fd, [f.name for f in _fd if not f.is_array])
+
+
 def _tests_table(ctx: _Ctx, all_tests: list[_Tests]) -> pa.Table:
     schema = SCHEMAS["tests"]
     parts = []
@@ -670,22 +678,22 @@ def _tests_table(ctx: _Ctx, all_tests: list[_Tests]) -> pa.Table:
         if n == 0:
             continue
         rec = R.BY_NAME[t.kind]
-        spec = D.DefaultSpec(rec)
+        fields_d, scalars = _DEFAULT_FIELDS[t.kind]
         cols: dict[str, pa.Array] = {
             "kind": pa.array([t.kind] * n),
-            "test_num": pa.array(t.keys, mask=t.keys < 0).cast(pa.uint32()),
+            "test_num": D.nullable_int(t.keys, pa.uint32()),
             "test_txt": D.string_array(ctx.buf, t.txt_val, t.txt_aux),
-            "opt_flag": pa.array(t.opt, mask=t.opt < 0).cast(pa.uint8()),
+            "opt_flag": D.nullable_int(t.opt, pa.uint8()),
             "first_rec_idx": pa.array(t.first_rec if t.first_rec is not None
                                       else ctx.positions(t.kind)[t.first].astype(np.int64)),
             "results": pa.array(t.counts),
         }
-        fields_d = tuple(rec.fields[i] for i in spec.index)
+        dval, daux = np.ascontiguousarray(t.dval), np.ascontiguousarray(t.daux)
+        cols.update((k.lower(), v) for k, v in
+                    D.columns(ctx.buf, ctx.be, rec, dval, daux, only=scalars, fields=fields_d).items())
         for j, f in enumerate(fields_d):
             if f.is_array:
                 cols[f.column] = _array_override(ctx.buf, ctx.be, rec, f, t.dval[:, j], t.daux[:, j])
-            else:
-                cols[f.column] = D.column(ctx.buf, ctx.be, rec, j, t.dval, t.daux, fields_d)
         parts.append(_empty(schema, n, cols))
     return pa.concat_tables(parts) if parts else EMPTY["tests"]
 

@@ -85,8 +85,13 @@ def column(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, fi: int, val: np
 
 
 def columns(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, val: np.ndarray, aux: np.ndarray,
-            alt: bool = False, only: list[str] | None = None) -> dict[str, pa.Array]:
-    fields = rec.alt_fields if alt else rec.fields
+            alt: bool = False, only: list[str] | None = None, fields: tuple[R.Field, ...] | None = None
+            ) -> dict[str, pa.Array]:
+    """One array per field of ``rec`` (``alt``: its second layout; ``fields``: these fields, the
+    columns of ``val`` / ``aux``, e.g. the default-data fields; array fields need their count
+    field among them). ``fields`` should be a lasting tuple: its scalar kinds are listed once."""
+    if fields is None:
+        fields = rec.alt_fields if alt else rec.fields
     done = _scalar_texts(buf, fields, val, aux, only)
     if val.shape[0]:
         done.update(_scalar_numbers(fields, val, aux, only))
