@@ -698,26 +698,33 @@ def _tests_table(ctx: _Ctx, all_tests: list[_Tests]) -> pa.Table:
     return pa.concat_tables(parts) if parts else EMPTY["tests"]
 
 
+assert [(f.type, f.name[1:]) for f in R.BY_NAME["HBR"].fields] == \
+    [(f.type, f.name[1:]) for f in R.BY_NAME["SBR"].fields], "HBR and SBR no longer share a layout"
+
+
 def _bins(ctx: _Ctx) -> pa.Table:
-    schema = SCHEMAS["bins"]
-    out = []
-    for name, t in (("HBR", "H"), ("SBR", "S")):
-        pos = ctx.positions(name)
-        if not pos.size:
-            continue
-        c = ctx.cols(name, pos)
-        p = name[0].lower()
-        cols = {"rec_idx": pa.array(pos.astype(np.int64)), "bin_type": pa.array([t] * len(pos)),
-                "head_num": c["head_num"], "site_num": c["site_num"], "bin_num": c[f"{p}bin_num"],
-                "bin_cnt": c[f"{p}bin_cnt"], "bin_pf": c[f"{p}bin_pf"], "bin_nam": c[f"{p}bin_nam"]}
-        out.append(_empty(schema, len(pos), cols))
-    if not out:
+    """HBR and SBR rows in file order. The two records have one layout: decoded in one pass
+    as HBRs (each kind's warnings under its own name, HBR first)."""
+    hbr, sbr = ctx.positions("HBR"), ctx.positions("SBR")
+    if not hbr.size and not sbr.size:
         return EMPTY["bins"]
-    t = pa.concat_tables(out)
-    ri = t["rec_idx"].to_numpy()
-    if (ri[1:] > ri[:-1]).all():
-        return t                    # HBRs and SBRs do not interleave: already in file order
-    return t.take(pa.array(np.argsort(ri, kind="stable")))
+    pos = np.concatenate([hbr, sbr])
+    is_sbr = np.concatenate([np.zeros(hbr.size, np.bool_), np.ones(sbr.size, np.bool_)])
+    if hbr.size and sbr.size and not (pos[1:] > pos[:-1]).all():
+        order = np.argsort(pos, kind="stable")
+        pos, is_sbr = pos[order], is_sbr[order]
+    rec = R.BY_NAME["HBR"]
+    val, aux, used = D.interpret(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be, rec)
+    ctx.unparsed("HBR", hbr, used[~is_sbr])
+    ctx.unparsed("SBR", sbr, used[is_sbr])
+    c = D.columns(ctx.buf, ctx.be, rec, val, aux)
+    n = pos.size
+    bin_type = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(n + 1, dtype=np.int32)),
+                                                      pa.py_buffer(np.where(is_sbr, ord("S"), ord("H")).astype(np.uint8))])
+    cols = {"rec_idx": pa.array(pos.astype(np.int64)), "bin_type": bin_type,
+            "head_num": c["HEAD_NUM"], "site_num": c["SITE_NUM"], "bin_num": c["HBIN_NUM"],
+            "bin_cnt": c["HBIN_CNT"], "bin_pf": c["HBIN_PF"], "bin_nam": c["HBIN_NAM"]}
+    return _empty(SCHEMAS["bins"], n, cols)
 
 
 def _tsr(ctx: _Ctx) -> pa.Table:
