@@ -483,8 +483,8 @@ class _Tests:
 
 def _no_tests(kind: str) -> _Tests:
     """The tests of a kind the file has no records of (a small file often has no MPR / FTR)."""
-    i64 = np.zeros(0, np.int64)
-    return _Tests(kind, i64, np.zeros(0, np.int32), i64, np.zeros((0, 0), np.int64), np.zeros((0, 0), np.int32),
+    i64, nd = np.zeros(0, np.int64), len(_DEFAULT_FIELDS[kind][0])
+    return _Tests(kind, i64, np.zeros(0, np.int32), i64, np.zeros((0, nd), np.int64), np.zeros((0, nd), np.int32),
                   i64, i64, i64, i64, first_rec=i64)
 
 
