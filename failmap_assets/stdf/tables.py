@@ -319,21 +319,6 @@ def _take(arrays: dict[str, pa.Array], positions: np.ndarray) -> dict[str, pa.Ar
     return {k: v.take(idx) for k, v in arrays.items()}
 
 
-_SMALL = 64
-_NULL_ARRAYS: dict[tuple[int, int], tuple[pa.DataType, pa.Array]] = {}
-
-
-def _nulls(typ: pa.DataType, n: int) -> pa.Array:
-    """An all-null array of a small length, made once per type object (the schemas' types
-    live as long as the module; hashing a DataType costs as much as pa.nulls)."""
-    hit = _NULL_ARRAYS.get((id(typ), n))
-    if hit is None or hit[0] is not typ:
-        if len(_NULL_ARRAYS) > 4096:
-            _NULL_ARRAYS.clear()
-        hit = _NULL_ARRAYS[(id(typ), n)] = (typ, pa.nulls(n, typ))
-    return hit[1]
-
-
 def _empty(schema: pa.Schema, n: int, cols: dict[str, pa.Array]) -> pa.Table:
     """Table of ``schema`` from ``cols`` (cast where the type differs); absent columns are null."""
     known = _LAYOUTS.get(id(schema))
@@ -343,7 +328,7 @@ def _empty(schema: pa.Schema, n: int, cols: dict[str, pa.Array]) -> pa.Table:
     for name, typ in layout:
         a = cols.get(name)
         if a is None:
-            a = _nulls(typ, n) if n <= _SMALL else pa.nulls(n, typ)
+            a = D.null_array(typ, n)
         elif a.type != typ:
             a = a.cast(typ)
         chunked = chunked or isinstance(a, pa.ChunkedArray)
