@@ -92,6 +92,29 @@ def columns(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, val: np.ndarray
     field among them). ``fields`` should be a lasting tuple: its scalar kinds are listed once."""
     if fields is None:
         fields = rec.alt_fields if alt else rec.fields
+    if val.shape[0] == 0 and only is None:
+        return _no_records(buf, big_endian, rec, fields)
+    return _columns(buf, big_endian, rec, fields, val, aux, only)
+
+
+_NONE: dict[int, tuple[tuple, dict[str, pa.Array]]] = {}
+
+
+def _no_records(buf, big_endian: bool, rec: R.RecordDef, fields: tuple[R.Field, ...]) -> dict[str, pa.Array]:
+    """The (empty) columns of a record type a file does not hold, made once per field tuple
+    (a small file lacks most record types: SDR, MRR...)."""
+    known = _NONE.get(id(fields))
+    if known is None or known[0] is not fields:
+        if len(_NONE) > 256:
+            _NONE.clear()
+        empty = np.zeros((0, len(fields)), np.int64)
+        known = _NONE[id(fields)] = (fields, _columns(buf, big_endian, rec, fields, empty, empty.astype(np.int32),
+                                                      None))
+    return dict(known[1])
+
+
+def _columns(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, fields: tuple[R.Field, ...], val: np.ndarray,
+             aux: np.ndarray, only: list[str] | None) -> dict[str, pa.Array]:
     done = _scalar_texts(buf, fields, val, aux, only)
     if val.shape[0]:
         done.update(_scalar_numbers(fields, val, aux, only))
