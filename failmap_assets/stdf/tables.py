@@ -724,8 +724,9 @@ def _bins(ctx: _Ctx) -> pa.Table:
     ctx.unparsed("SBR", sbr, used[is_sbr])
     c = D.columns(ctx.buf, ctx.be, rec, val, aux)
     n = pos.size
+    letters = np.where(is_sbr, ord("S"), ord("H")).astype(np.uint8)
     bin_type = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(n + 1, dtype=np.int32)),
-                                                      pa.py_buffer(np.where(is_sbr, ord("S"), ord("H")).astype(np.uint8))])
+                                                      pa.py_buffer(letters)])
     cols = {"rec_idx": pa.array(pos.astype(np.int64)), "bin_type": bin_type,
             "head_num": c["HEAD_NUM"], "site_num": c["SITE_NUM"], "bin_num": c["HBIN_NUM"],
             "bin_cnt": c["HBIN_CNT"], "bin_pf": c["HBIN_PF"], "bin_nam": c["HBIN_NAM"]}
