@@ -490,9 +490,19 @@ class _Tests:
     first_rec: np.ndarray | None = None   # record ordinal of each test's first record
 
 
+# per kind: its compiled default-data spec, its default-data fields as a tuple (one object:
+# decode.columns lists a field tuple's scalar kinds once) and the names of those that are not
+# arrays; built once (a spec costs ~15 us, three per file)
+_DEFAULTS: dict[str, tuple[D.DefaultSpec, tuple[R.Field, ...], list[str]]] = {}
+for _k in ("PTR", "MPR", "FTR"):
+    _spec = D.DefaultSpec(R.BY_NAME[_k])
+    _fd = tuple(R.BY_NAME[_k].fields[i] for i in _spec.index)
+    _DEFAULTS[_k] = (_spec, _fd, [f.name for f in _fd if not f.is_array])
+
+
 def _no_tests(kind: str) -> _Tests:
     """The tests of a kind the file has no records of (a small file often has no MPR / FTR)."""
-    i64, nd = np.zeros(0, np.int64), len(_DEFAULT_FIELDS[kind][0])
+    i64, nd = np.zeros(0, np.int64), len(_DEFAULTS[kind][1])
     return _Tests(kind, i64, np.zeros(0, np.int32), i64, np.zeros((0, nd), np.int64), np.zeros((0, nd), np.int32),
                   i64, i64, i64, i64, first_rec=i64)
 
@@ -533,8 +543,7 @@ def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int | None = None) -> tuple[
     if n == 0:
         return EMPTY["ptr_results"], _no_tests("PTR")
     chunks, t, overrides = D.ptr_decode(ctx.buf, ctx.index, w.rec_part, n, ctx.be, chunk_bytes)
-    spec = D.DefaultSpec(rec)
-    fields_d = tuple(rec.fields[i] for i in spec.index)
+    _, fields_d, _ = _DEFAULTS["PTR"]
     assert tuple(f.name for f in fields_d) == D.PTR_DEFAULT_FIELDS
     ov_cols = override_columns(ctx.buf, ctx.be, rec, fields_d, n, *overrides)
     schema = SCHEMAS["ptr_results"]
@@ -583,7 +592,7 @@ def _kernel_results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
     pos = ctx.positions(kind)
     if not pos.size:
         return EMPTY[f"{kind.lower()}_results"], _no_tests(kind)
-    spec = D.DefaultSpec(R.BY_NAME[kind])
+    spec = _DEFAULTS[kind][0]
     offs, lens = ctx.index.offset, ctx.index.length
     tests = D.Tests(len(spec.index))
     schema = SCHEMAS[f"{kind.lower()}_results"]
@@ -671,14 +680,6 @@ def _array_override(buf, be, rec: R.RecordDef, f: R.Field, v: np.ndarray, a: np.
     return D.column(buf, be, rec, 1, v2, a2, fake)
 
 
-# per kind: its default-data fields as a tuple (one object: decode.columns lists a field
-# tuple's scalar kinds once), and the names of those that are not arrays
-_DEFAULT_FIELDS: dict[str, tuple[tuple[R.Field, ...], list[str]]] = {}
-for _k in ("PTR", "MPR", "FTR"):
-    _fd = tuple(R.BY_NAME[_k].fields[i] for i in D.DefaultSpec(R.BY_NAME[_k]).index)
-    _DEFAULT_FIELDS[_k] = (_fd, [f.name for f in _fd if not f.is_array])
-
-
 def _tests_table(ctx: _Ctx, all_tests: list[_Tests]) -> pa.Table:
     schema = SCHEMAS["tests"]
     parts = []
@@ -687,7 +688,7 @@ def _tests_table(ctx: _Ctx, all_tests: list[_Tests]) -> pa.Table:
         if n == 0:
             continue
         rec = R.BY_NAME[t.kind]
-        fields_d, scalars = _DEFAULT_FIELDS[t.kind]
+        _, fields_d, scalars = _DEFAULTS[t.kind]
         cols: dict[str, pa.Array] = {
             "kind": pa.array([t.kind] * n),
             "test_num": D.nullable_int(t.keys, pa.uint32()),
