@@ -119,8 +119,12 @@ class Field:
         return self.name.lower()
 
     def arrow_type(self) -> pa.DataType:
-        base = _scalar_arrow(self.type)
-        return pa.list_(base) if self.is_array else base
+        key = (self.type, self.is_array)
+        typ = _ARROW_TYPES.get(key)
+        if typ is None:        # one object per type: callers key caches by it
+            base = _scalar_arrow(self.type)
+            typ = _ARROW_TYPES[key] = pa.list_(base) if self.is_array else base
+        return typ
 
     @property
     def spec_type(self) -> str:
@@ -129,6 +133,9 @@ class Field:
         if self.width is not None:
             return f"kx{self.type}[{self.count}; width {self.width}]"
         return f"kx{self.type}[{self.count}]"
+
+
+_ARROW_TYPES: dict[tuple[str, bool], pa.DataType] = {}
 
 
 def _scalar_arrow(t: str) -> pa.DataType:

@@ -76,6 +76,10 @@ def _sdr_struct() -> pa.DataType:
     return pa.struct(_rec_fields("SDR") + [_f("rec_idx", pa.int64())])
 
 
+_SDR_FIELDS = list(_sdr_struct())
+_SDR_LAYOUT = tuple((f.name, f.type) for f in _SDR_FIELDS)
+
+
 def _files_schema() -> pa.Schema:
     cols = [_f("file_id", pa.string()), _f("file_name", pa.string()), _f("bytes", pa.int64()),
             _f("compression", pa.string()), _f("byte_order", pa.string()), _f("complete", pa.bool_()),
@@ -162,6 +166,15 @@ SCHEMAS: dict[str, pa.Schema] = {
     "test_summaries": _tsr_schema(),
     "generic": _generic_schema(),
 }
+
+
+#: the tables of a file that has none of their records (shared: Arrow tables are immutable)
+EMPTY: dict[str, pa.Table] = {name: schema.empty_table() for name, schema in SCHEMAS.items()}
+
+# (name, type) per column of each schema, listed once: iterating a pyarrow Schema builds a
+# Field object per column per call (~250 per small file)
+_LAYOUTS: dict[int, tuple[pa.Schema, tuple[tuple[str, pa.DataType], ...]]] = {
+    id(s): (s, tuple((f.name, f.type) for f in s)) for s in SCHEMAS.values()}
 
 
 def override_bits(kind: str) -> dict[str, int]:
@@ -299,22 +312,31 @@ def _nullable_idx(a: np.ndarray, typ=pa.int64()) -> pa.Array:
 def _take(arrays: dict[str, pa.Array], positions: np.ndarray) -> dict[str, pa.Array]:
     """Rows by position; -1 gives nulls."""
     pos = np.asarray(positions, dtype=np.int64)
+    n = pos.shape[0]
+    if all(len(v) == n for v in arrays.values()) and (pos == np.arange(n)).all():
+        return dict(arrays)         # every row in place (one wafer, one WCR): nothing to take
     idx = pa.array(pos, mask=pos < 0) if (pos < 0).any() else pa.array(pos)
     return {k: v.take(idx) for k, v in arrays.items()}
 
 
 def _empty(schema: pa.Schema, n: int, cols: dict[str, pa.Array]) -> pa.Table:
+    """Table of ``schema`` from ``cols`` (cast where the type differs); absent columns are null."""
+    known = _LAYOUTS.get(id(schema))
+    layout = known[1] if known is not None and known[0] is schema else tuple((f.name, f.type) for f in schema)
     arrays = []
-    for f in schema:
-        a = cols.get(f.name)
+    chunked = False
+    for name, typ in layout:
+        a = cols.get(name)
         if a is None:
-            a = pa.nulls(n, f.type)
-        elif isinstance(a, pa.ChunkedArray):
-            a = a.cast(f.type) if a.type != f.type else a
-        elif a.type != f.type:
-            a = a.cast(f.type)
+            a = D.null_array(typ, n)
+        elif a.type != typ:
+            a = a.cast(typ)
+        chunked = chunked or isinstance(a, pa.ChunkedArray)
         arrays.append(a)
-    return pa.Table.from_arrays(arrays, schema=schema)
+    if chunked:
+        return pa.Table.from_arrays(arrays, schema=schema)
+    # through a record batch: half the cost of Table.from_arrays (no ChunkedArray per column)
+    return pa.Table.from_batches([pa.RecordBatch.from_arrays(arrays, schema=schema)])
 
 
 class _Ctx:
@@ -368,24 +390,28 @@ def _first(ctx: _Ctx, name: str) -> tuple[int, dict[str, pa.Array] | None]:
 
 
 def _files(ctx: _Ctx, src: Source, header: Header, file_id: str, issues: list[Issue]) -> pa.Table:
+    # the issues as they stand before FAR / MIR / MRR are decoded (their warnings come later)
+    complete = pa.array([not any(i.severity == "error" for i in issues)])
+    issue_list = pa.array([[str(i) for i in issues]], pa.list_(pa.string()))
+    firsts = {name: _first(ctx, name) for name in ("FAR", "MIR", "MRR")}
+    # the one-row columns of one type as slices of one array (an array from Python costs ~6 us)
+    texts = pa.array([file_id, src.name, src.compression, header.byte_order])
+    ints = pa.array([src.nbytes, len(ctx.index)] + [ri if ri >= 0 else None for ri, _ in firsts.values()],
+                    pa.int64())
     cols: dict[str, pa.Array] = {
-        "file_id": pa.array([file_id]), "file_name": pa.array([src.name]),
-        "bytes": pa.array([src.nbytes], pa.int64()), "compression": pa.array([src.compression]),
-        "byte_order": pa.array([header.byte_order]),
-        "complete": pa.array([not any(i.severity == "error" for i in issues)]),
-        "issues": pa.array([[str(i) for i in issues]], pa.list_(pa.string())),
-        "records": pa.array([len(ctx.index)], pa.int64()),
+        "file_id": texts.slice(0, 1), "file_name": texts.slice(1, 1), "compression": texts.slice(2, 1),
+        "byte_order": texts.slice(3, 1), "bytes": ints.slice(0, 1), "records": ints.slice(1, 1),
+        "complete": complete, "issues": issue_list,
     }
-    for name in ("FAR", "MIR", "MRR"):
-        ri, c = _first(ctx, name)
-        cols[f"{name.lower()}_rec_idx"] = pa.array([ri if ri >= 0 else None], pa.int64())
+    for k, (name, (_, c)) in enumerate(firsts.items()):
+        cols[f"{name.lower()}_rec_idx"] = ints.slice(2 + k, 1)
         if c:
             cols.update(c)
     sdr_pos = ctx.positions("SDR")
     sc = ctx.cols("SDR", sdr_pos)
     sc["rec_idx"] = pa.array(sdr_pos.astype(np.int64))
-    st = _sdr_struct()
-    struct = pa.StructArray.from_arrays([sc[f.name].cast(f.type) for f in st], fields=list(st))
+    struct = pa.StructArray.from_arrays([sc[n] if sc[n].type == t else sc[n].cast(t) for n, t in _SDR_LAYOUT],
+                                        fields=_SDR_FIELDS)
     cols["sdr"] = pa.ListArray.from_arrays(pa.array([0, len(sdr_pos)], pa.int32()), struct)
     return _empty(SCHEMAS["files"], 1, cols)
 
@@ -464,6 +490,23 @@ class _Tests:
     first_rec: np.ndarray | None = None   # record ordinal of each test's first record
 
 
+# per kind: its compiled default-data spec, its default-data fields as a tuple (one object:
+# decode.columns lists a field tuple's scalar kinds once) and the names of those that are not
+# arrays; built once (a spec costs ~15 us, three per file)
+_DEFAULTS: dict[str, tuple[D.DefaultSpec, tuple[R.Field, ...], list[str]]] = {}
+for _k in ("PTR", "MPR", "FTR"):
+    _spec = D.DefaultSpec(R.BY_NAME[_k])
+    _fd = tuple(R.BY_NAME[_k].fields[i] for i in _spec.index)
+    _DEFAULTS[_k] = (_spec, _fd, [f.name for f in _fd if not f.is_array])
+
+
+def _no_tests(kind: str) -> _Tests:
+    """The tests of a kind the file has no records of (a small file often has no MPR / FTR)."""
+    i64, nd = np.zeros(0, np.int64), len(_DEFAULTS[kind][1])
+    return _Tests(kind, i64, np.zeros(0, np.int32), i64, np.zeros((0, nd), np.int64), np.zeros((0, nd), np.int32),
+                  i64, i64, i64, i64, first_rec=i64)
+
+
 @njit(cache=True, nogil=True)
 def _dedupe_text(buf, v, a, tidx, dv, da):
     """-1 (null) where a record's string equals its test's string, else the record's length."""
@@ -497,9 +540,10 @@ def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int | None = None) -> tuple[
         chunk_bytes = D.PTR_CHUNK_BYTES
     rec = R.BY_NAME["PTR"]
     n = int(ctx.counts[R.CODE["PTR"]])
+    if n == 0:
+        return EMPTY["ptr_results"], _no_tests("PTR")
     chunks, t, overrides = D.ptr_decode(ctx.buf, ctx.index, w.rec_part, n, ctx.be, chunk_bytes)
-    spec = D.DefaultSpec(rec)
-    fields_d = tuple(rec.fields[i] for i in spec.index)
+    _, fields_d, _ = _DEFAULTS["PTR"]
     assert tuple(f.name for f in fields_d) == D.PTR_DEFAULT_FIELDS
     ov_cols = override_columns(ctx.buf, ctx.be, rec, fields_d, n, *overrides)
     schema = SCHEMAS["ptr_results"]
@@ -534,7 +578,7 @@ def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int | None = None) -> tuple[
     keys = t["key"]
     tests = _Tests("PTR", keys, np.zeros(0, np.int32), t["first"], t["dval"], t["daux"].astype(np.int32),
                    t["txt_s"], t["txt_l"], t["opt"], t["count"], first_rec=rows[t["first"]])
-    table = pa.concat_tables(batches) if len(batches) > 1 else (batches[0] if batches else schema.empty_table())
+    table = pa.concat_tables(batches) if len(batches) > 1 else (batches[0] if batches else EMPTY["ptr_results"])
     return table, tests
 
 
@@ -545,8 +589,10 @@ def _kernel_results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
     """MPR / FTR through their specialised one-pass kernels (decode/mpr.py, decode/ftr.py),
     in the interpreter's batches of ``CHUNK`` records (fewer when they exceed 64 MB: a kernel
     reserves its string and list buffers by the batch's bytes, per column)."""
-    spec = D.DefaultSpec(R.BY_NAME[kind])
     pos = ctx.positions(kind)
+    if not pos.size:
+        return EMPTY[f"{kind.lower()}_results"], _no_tests(kind)
+    spec = _DEFAULTS[kind][0]
     offs, lens = ctx.index.offset, ctx.index.length
     tests = D.Tests(len(spec.index))
     schema = SCHEMAS[f"{kind.lower()}_results"]
@@ -564,7 +610,7 @@ def _kernel_results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
         ctx.unparsed(kind, pos[s:s + CHUNK], used[s:s + CHUNK])
     tests_ = _Tests(kind, t["key"], np.zeros(0, np.int32), t["first"], t["dval"], t["daux"], t["txt_s"], t["txt_l"],
                     t["opt"], t["count"], first_rec=pos[t["first"]].astype(np.int64))
-    return (pa.concat_tables(batches) if batches else schema.empty_table()), tests_
+    return (pa.concat_tables(batches) if batches else EMPTY[f"{kind.lower()}_results"]), tests_
 
 
 def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa.Table, _Tests]:
@@ -614,7 +660,7 @@ def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa
         rp = w.rec_part[p]
         cols["part_idx"] = pa.array(rp, mask=rp < 0) if (rp < 0).any() else pa.array(rp)
         batches.append(_empty(schema, len(p), cols))
-    table = pa.concat_tables(batches) if batches else schema.empty_table()
+    table = pa.concat_tables(batches) if batches else EMPTY[f"{kind.lower()}_results"]
     return table, tests
 
 
@@ -642,47 +688,60 @@ def _tests_table(ctx: _Ctx, all_tests: list[_Tests]) -> pa.Table:
         if n == 0:
             continue
         rec = R.BY_NAME[t.kind]
-        spec = D.DefaultSpec(rec)
+        _, fields_d, scalars = _DEFAULTS[t.kind]
         cols: dict[str, pa.Array] = {
             "kind": pa.array([t.kind] * n),
-            "test_num": pa.array(t.keys, mask=t.keys < 0).cast(pa.uint32()),
+            "test_num": D.nullable_int(t.keys, pa.uint32()),
             "test_txt": D.string_array(ctx.buf, t.txt_val, t.txt_aux),
-            "opt_flag": pa.array(t.opt, mask=t.opt < 0).cast(pa.uint8()),
+            "opt_flag": D.nullable_int(t.opt, pa.uint8()),
             "first_rec_idx": pa.array(t.first_rec if t.first_rec is not None
                                       else ctx.positions(t.kind)[t.first].astype(np.int64)),
             "results": pa.array(t.counts),
         }
-        fields_d = tuple(rec.fields[i] for i in spec.index)
+        dval, daux = np.ascontiguousarray(t.dval), np.ascontiguousarray(t.daux)
+        cols.update((k.lower(), v) for k, v in
+                    D.columns(ctx.buf, ctx.be, rec, dval, daux, only=scalars, fields=fields_d).items())
         for j, f in enumerate(fields_d):
             if f.is_array:
                 cols[f.column] = _array_override(ctx.buf, ctx.be, rec, f, t.dval[:, j], t.daux[:, j])
-            else:
-                cols[f.column] = D.column(ctx.buf, ctx.be, rec, j, t.dval, t.daux, fields_d)
         parts.append(_empty(schema, n, cols))
-    return pa.concat_tables(parts) if parts else schema.empty_table()
+    return pa.concat_tables(parts) if parts else EMPTY["tests"]
+
+
+assert [(f.type, f.name[1:]) for f in R.BY_NAME["HBR"].fields] == \
+    [(f.type, f.name[1:]) for f in R.BY_NAME["SBR"].fields], "HBR and SBR no longer share a layout"
 
 
 def _bins(ctx: _Ctx) -> pa.Table:
-    schema = SCHEMAS["bins"]
-    out = []
-    for name, t in (("HBR", "H"), ("SBR", "S")):
-        pos = ctx.positions(name)
-        if not pos.size:
-            continue
-        c = ctx.cols(name, pos)
-        p = name[0].lower()
-        cols = {"rec_idx": pa.array(pos.astype(np.int64)), "bin_type": pa.array([t] * len(pos)),
-                "head_num": c["head_num"], "site_num": c["site_num"], "bin_num": c[f"{p}bin_num"],
-                "bin_cnt": c[f"{p}bin_cnt"], "bin_pf": c[f"{p}bin_pf"], "bin_nam": c[f"{p}bin_nam"]}
-        out.append(_empty(schema, len(pos), cols))
-    if not out:
-        return schema.empty_table()
-    t = pa.concat_tables(out)
-    return t.take(pa.array(np.argsort(t["rec_idx"].to_numpy(), kind="stable")))
+    """HBR and SBR rows in file order. The two records have one layout: decoded in one pass
+    as HBRs (each kind's warnings under its own name, HBR first)."""
+    hbr, sbr = ctx.positions("HBR"), ctx.positions("SBR")
+    if not hbr.size and not sbr.size:
+        return EMPTY["bins"]
+    pos = np.concatenate([hbr, sbr])
+    is_sbr = np.concatenate([np.zeros(hbr.size, np.bool_), np.ones(sbr.size, np.bool_)])
+    if hbr.size and sbr.size and not (pos[1:] > pos[:-1]).all():
+        order = np.argsort(pos, kind="stable")
+        pos, is_sbr = pos[order], is_sbr[order]
+    rec = R.BY_NAME["HBR"]
+    val, aux, used = D.interpret(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be, rec)
+    ctx.unparsed("HBR", hbr, used[~is_sbr])
+    ctx.unparsed("SBR", sbr, used[is_sbr])
+    c = D.columns(ctx.buf, ctx.be, rec, val, aux)
+    n = pos.size
+    letters = np.where(is_sbr, ord("S"), ord("H")).astype(np.uint8)
+    bin_type = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(n + 1, dtype=np.int32)),
+                                                      pa.py_buffer(letters)])
+    cols = {"rec_idx": pa.array(pos.astype(np.int64)), "bin_type": bin_type,
+            "head_num": c["HEAD_NUM"], "site_num": c["SITE_NUM"], "bin_num": c["HBIN_NUM"],
+            "bin_cnt": c["HBIN_CNT"], "bin_pf": c["HBIN_PF"], "bin_nam": c["HBIN_NAM"]}
+    return _empty(SCHEMAS["bins"], n, cols)
 
 
 def _tsr(ctx: _Ctx) -> pa.Table:
     pos = ctx.positions("TSR")
+    if not pos.size:
+        return EMPTY["test_summaries"]
     cols = ctx.cols("TSR", pos)
     cols["rec_idx"] = pa.array(pos.astype(np.int64))
     return _empty(SCHEMAS["test_summaries"], len(pos), cols)
@@ -704,6 +763,8 @@ def _record_json(cols: dict[str, pa.Array], n: int) -> pa.Array:
     plain = {k: a for k, a in cols.items() if k not in raw}
     return jsontext.objects(plain, n, raw)
 
+
+_REC_NAMES = pa.array(R.NAME_OF_CODE)      # by record code
 
 GENERIC_RECORDS = ("ATR", "VUR", "PCR", "PMR", "PGR", "PLR", "RDR", "PSR", "NMR", "CNR", "SSR", "CDR", "STR",
                    "BPS", "EPS", "GDR", "DTR")
@@ -749,7 +810,7 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
         jsons.append(D.null_array(pa.string(), len(unk)))
         raws.append(D.string_array(ctx.buf, idx.offset[unk] + 4, idx.length[unk], binary=True))
     if not rec_ids:
-        return schema.empty_table()
+        return EMPTY["generic"]
     # kinds by their first record: when they do not interleave (PMRs in one run, DTRs in
     # another...) the rows are in file order as they stand and nothing is copied or reordered
     by_first = sorted(range(len(rec_ids)), key=lambda k: int(rec_ids[k][0]))
@@ -765,7 +826,7 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
         take = pa.array(order)
         fields, raw = pa.concat_arrays(jsons).take(take), pa.concat_arrays(raws).take(take)
     part = w.rec_part[ri]
-    rec_name = pa.array(R.NAME_OF_CODE).take(pa.array(codes))
+    rec_name = _REC_NAMES.take(pa.array(codes))
     typ, sub = idx.types(ri)
     if unk.size:
         u = codes == 0
@@ -917,19 +978,22 @@ _STATS = {"part_idx", "test_num", "wafer_idx", "hard_bin", "soft_bin", "kind", "
 _PLAIN_TEXT = {"parts", "ptr_results", "mpr_results", "ftr_results"}
 
 
-_OPTIONS: dict[tuple[pa.Schema, bool], dict] = {}
+_OPTIONS: dict[tuple, tuple[pa.Schema, dict]] = {}
 
 
-def _parquet_options(table: pa.Table, results: bool = False) -> dict:
+def _parquet_options(table: pa.Table, results: bool = False, key=None) -> dict:
     """Writer options; ``results``: a big per-result or per-part table, whose text is written
-    plain (no dictionary). Cached per schema: a small file writes ten tables."""
-    key = (table.schema, results)
-    opts = _OPTIONS.get(key)
-    if opts is None:
+    plain (no dictionary). Cached per schema: a small file writes ten tables. ``key``: a cheap
+    name of the schema (table name and columns kept): hashing a 76-column schema costs ~30 us,
+    comparing it to the cached one a tenth of a microsecond."""
+    schema = table.schema
+    k = (key, results) if key is not None else (schema, results)
+    hit = _OPTIONS.get(k)
+    if hit is None or not hit[0].equals(schema):
         if len(_OPTIONS) > 512:
             _OPTIONS.clear()
-        opts = _OPTIONS[key] = _options(table.schema, results)
-    return opts
+        hit = _OPTIONS[k] = (schema, _options(schema, results))
+    return hit[1]
 
 
 def _options(schema: pa.Schema, results: bool) -> dict:
@@ -945,25 +1009,30 @@ def _options(schema: pa.Schema, results: bool) -> dict:
                 data_page_version="2.0")
 
 
-def _write(table: pa.Table, path: Path, keep_null_columns: bool = False) -> None:
-    """Write atomically (temporary name, then rename). Columns that are null in every row are
-    left out unless ``keep_null_columns``: readers restore them from ``SCHEMAS`` (see sql.py).
+def _write(table: pa.Table, path: str, name: str, keep_null_columns: bool = False) -> None:
+    """Write table ``name`` atomically (temporary name, then rename). Columns that are null in
+    every row are left out unless ``keep_null_columns``: readers restore them from ``SCHEMAS``
+    (see sql.py).
 
     The file is encoded in memory and written with one system call: a writer on the file
     itself costs ~0.5 ms more per file (filesystem lookup, many small writes), which is most
-    of the fixed cost of a small STDF file's ten tables."""
+    of the fixed cost of a small STDF file's ten tables. The folders are made only when the
+    first open says they are missing (an output tree is usually there from the files before)."""
+    keep = None
     if not keep_null_columns and table.num_rows:
-        keep = [c for c in table.column_names if table[c].null_count < table.num_rows]
+        n = table.num_rows
+        keep = tuple(i for i, c in enumerate(table.columns) if c.null_count < n)
         if len(keep) < table.num_columns:
             table = table.select(keep)
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **_parquet_options(table, results=path.parent.parent.parent.name in _PLAIN_TEXT))
+    pq.write_table(table, sink, **_parquet_options(table, name in _PLAIN_TEXT, key=(name, keep)))
     data = sink.getvalue()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    folder, leaf = os.path.split(path)
+    tmp = os.path.join(folder, f".{leaf}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
@@ -974,30 +1043,37 @@ def _write(table: pa.Table, path: Path, keep_null_columns: bool = False) -> None
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def write_parquet(data: STDFData, out_dir, product: str | None = None, test_type: str | None = None) -> list[str]:
     """Write ``data``'s tables under ``out_dir``; returns the files written (seconds per table
-    in ``data.timings["parquet_<table>"]``)."""
+    in ``data.timings["parquet_<table>"]``). A table without rows has no file (a file of an
+    earlier conversion of the same file id is removed)."""
     mir = data.tables["files"]
     prod = _partition_value(product if product is not None else mir["part_typ"][0].as_py())
     ttype = _partition_value(test_type if test_type is not None else mir["test_cod"][0].as_py())
-    out = Path(out_dir)
+    out = str(Path(out_dir))
+    leaf = os.path.join(f"product={prod}", f"test_type={ttype}", f"{data.file_id}.parquet")
     written = []
     for name in TABLES:
         t = data.tables[name]
-        path = out / name / f"product={prod}" / f"test_type={ttype}" / f"{data.file_id}.parquet"
+        path = os.path.join(out, name, leaf)
         if t.num_rows == 0:
-            if path.exists():
-                path.unlink()
+            try:
+                os.unlink(path)
+            except (FileNotFoundError, NotADirectoryError):
+                pass
             continue
         tw = STAGE_CLOCK()
-        _write(t, path, keep_null_columns=(name == "files"))
+        _write(t, path, name, keep_null_columns=(name == "files"))
         data.timings[f"parquet_{name}"] = STAGE_CLOCK() - tw
-        written.append(str(path))
+        written.append(path)
     return written
 
 

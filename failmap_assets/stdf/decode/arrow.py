@@ -58,14 +58,32 @@ class _Zeros:
 ZEROS = _Zeros()
 
 
+_SMALL = 64
+_SMALL_NULLS: dict[tuple[int, int], tuple[pa.DataType, pa.Array]] = {}
+
+
 def null_array(typ: pa.DataType, n: int) -> pa.Array:
-    """An all-null array without touching n * width bytes."""
+    """An all-null array without touching n * width bytes; made once per type object for the
+    small lengths of small files (a small file asks for ~100 of them)."""
+    if n > _SMALL:
+        return _null_array(typ, n)
+    hit = _SMALL_NULLS.get((id(typ), n))
+    if hit is None or hit[0] is not typ:
+        if len(_SMALL_NULLS) > 4096:
+            _SMALL_NULLS.clear()
+        hit = _SMALL_NULLS[(id(typ), n)] = (typ, _null_array(typ, n))
+    return hit[1]
+
+
+def _null_array(typ: pa.DataType, n: int) -> pa.Array:
     bm = ZEROS.get((n + 7) // 8)
     if pa.types.is_string(typ) or pa.types.is_binary(typ):
         return pa.Array.from_buffers(typ, n, [bm, ZEROS.get(4 * (n + 1)), ZEROS.get(0)], null_count=n)
     if pa.types.is_list(typ):
         return pa.Array.from_buffers(typ, n, [bm, ZEROS.get(4 * (n + 1))], null_count=n,
                                      children=[pa.array([], typ.value_type)])
+    if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
+        return pa.nulls(n, typ)         # booleans, structs...: rare, and small
     width = typ.bit_width // 8
     return pa.Array.from_buffers(typ, n, [bm, ZEROS.get(width * n)], null_count=n)
 

@@ -85,36 +85,129 @@ def column(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, fi: int, val: np
 
 
 def columns(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, val: np.ndarray, aux: np.ndarray,
-            alt: bool = False, only: list[str] | None = None) -> dict[str, pa.Array]:
-    fields = rec.alt_fields if alt else rec.fields
-    texts = _scalar_texts(buf, fields, val, aux, only)
+            alt: bool = False, only: list[str] | None = None, fields: tuple[R.Field, ...] | None = None
+            ) -> dict[str, pa.Array]:
+    """One array per field of ``rec`` (``alt``: its second layout; ``fields``: these fields, the
+    columns of ``val`` / ``aux``, e.g. the default-data fields; array fields need their count
+    field among them). ``fields`` should be a lasting tuple: its scalar kinds are listed once."""
+    if fields is None:
+        fields = rec.alt_fields if alt else rec.fields
+    if val.shape[0] == 0 and only is None:
+        return _no_records(buf, big_endian, rec, fields)
+    return _columns(buf, big_endian, rec, fields, val, aux, only)
+
+
+_NONE: dict[int, tuple[tuple, dict[str, pa.Array]]] = {}
+
+
+def _no_records(buf, big_endian: bool, rec: R.RecordDef, fields: tuple[R.Field, ...]) -> dict[str, pa.Array]:
+    """The (empty) columns of a record type a file does not hold, made once per field tuple
+    (a small file lacks most record types: SDR, MRR...)."""
+    known = _NONE.get(id(fields))
+    if known is None or known[0] is not fields:
+        if len(_NONE) > 256:
+            _NONE.clear()
+        empty = np.zeros((0, len(fields)), np.int64)
+        known = _NONE[id(fields)] = (fields, _columns(buf, big_endian, rec, fields, empty, empty.astype(np.int32),
+                                                      None))
+    return dict(known[1])
+
+
+def _columns(buf: np.ndarray, big_endian: bool, rec: R.RecordDef, fields: tuple[R.Field, ...], val: np.ndarray,
+             aux: np.ndarray, only: list[str] | None) -> dict[str, pa.Array]:
+    done = _scalar_texts(buf, fields, val, aux, only)
+    if val.shape[0]:
+        done.update(_scalar_numbers(fields, val, aux, only))
+        done.update(_scalar_chars(fields, val, aux, only))
     out = {}
     for i, f in enumerate(fields):
         if only is not None and f.name not in only:
             continue
-        out[f.name] = texts[i] if i in texts else column(buf, big_endian, rec, i, val, aux, fields)
+        out[f.name] = done[i] if i in done else column(buf, big_endian, rec, i, val, aux, fields)
     return out
+
+
+# Scalar fields of one record type by kind, listed once per field tuple: a small file
+# converts ~20 record types, one or two records each, so per-field numpy calls dominate.
+_KINDS: dict[int, tuple[tuple, dict[str, list[int]], list[int], list[int]]] = {}
+
+
+def _scalar_kinds(fields: tuple[R.Field, ...]) -> tuple[dict[str, list[int]], list[int], list[int]]:
+    """(numeric field indexes by type, C1 field indexes, Cn / Sn field indexes) of the scalar fields."""
+    known = _KINDS.get(id(fields))
+    if known is None or known[0] is not fields:
+        numeric: dict[str, list[int]] = {}
+        chars, texts = [], []
+        for i, f in enumerate(fields):
+            if f.is_array:
+                continue
+            if f.type == "C1":
+                chars.append(i)
+            elif f.type in ("Cn", "Sn"):
+                texts.append(i)
+            elif f.type in R.NUMERIC_ARROW:
+                numeric.setdefault(f.type, []).append(i)
+        if len(_KINDS) > 256:
+            _KINDS.clear()
+        known = _KINDS[id(fields)] = (fields, numeric, chars, texts)
+    return known[1], known[2], known[3]
+
+
+def _fields_array(typ: pa.DataType, valid: np.ndarray, buffers: list) -> pa.Array:
+    """One array of k fields x n records (field-major) over ``buffers`` (values or offsets and
+    data), validity from ``valid`` (k x n): the fields are its slices (a slice costs a fifth of
+    building and validating an array)."""
+    nulls = int(valid.size - np.count_nonzero(valid))
+    bm = pa.py_buffer(np.packbits(valid.ravel(), bitorder="little")) if nulls else None
+    return pa.Array.from_buffers(typ, int(valid.size), [bm] + buffers, null_count=nulls)
+
+
+def _scalar_numbers(fields: tuple[R.Field, ...], val: np.ndarray, aux: np.ndarray, only: list[str] | None
+                    ) -> dict[int, pa.Array]:
+    """The scalar numeric fields, converted one type at a time (the same arrays as ``column``)."""
+    n = int(val.shape[0])
+    out = {}
+    for t, idx in _scalar_kinds(fields)[0].items():
+        if only is not None:
+            idx = [i for i in idx if fields[i].name in only]
+            if not idx:
+                continue
+        values = np.ascontiguousarray(_numeric_from_int64(np.ascontiguousarray(val[:, idx].T), t))
+        whole = _fields_array(R.NUMERIC_ARROW[t], aux[:, idx].T >= 0, [pa.py_buffer(values)])
+        for j, i in enumerate(idx):
+            out[i] = whole.slice(j * n, n)
+    return out
+
+
+def _scalar_chars(fields: tuple[R.Field, ...], val: np.ndarray, aux: np.ndarray, only: list[str] | None
+                  ) -> dict[int, pa.Array]:
+    """The C1 fields in one gather (Latin-1 above 0x7F, like ``char_array``), one string array
+    per field over the shared data."""
+    idx = [i for i in _scalar_kinds(fields)[1] if only is None or fields[i].name in only]
+    if len(idx) < 2:
+        return {}
+    n = int(val.shape[0])
+    chars = np.ascontiguousarray(val[:, idx].T).astype(np.uint8).ravel()
+    valid = aux[:, idx].T >= 0
+    offsets, data = _gather(chars, np.arange(chars.shape[0], dtype=np.int64),
+                            np.where(valid.ravel(), 1, -1).astype(np.int64), True)
+    whole = _fields_array(pa.string(), valid, [pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
+    return {i: whole.slice(j * n, n) for j, i in enumerate(idx)}
 
 
 def _scalar_texts(buf: np.ndarray, fields: tuple[R.Field, ...], val: np.ndarray, aux: np.ndarray,
                   only: list[str] | None) -> dict[int, pa.Array]:
     """The scalar Cn / Sn fields of a record type gathered in one kernel call, one string array
     per field over the shared data (MIR has 33 strings: one call instead of 33)."""
-    idx = [i for i, f in enumerate(fields) if not f.is_array and f.type in ("Cn", "Sn")
-           and (only is None or f.name in only)]
+    idx = _scalar_kinds(fields)[2]
+    if only is not None:
+        idx = [i for i in idx if fields[i].name in only]
     n = int(val.shape[0])
     if len(idx) < 2 or n == 0:
         return {}
-    starts = np.ascontiguousarray(val[:, idx]).ravel(order="F")
-    lens = np.ascontiguousarray(aux[:, idx]).ravel(order="F").astype(np.int64)
-    offsets, data = _gather(buf, starts, lens, True)
+    lens = np.ascontiguousarray(aux[:, idx].T).astype(np.int64)
+    offsets, data = _gather(buf, np.ascontiguousarray(val[:, idx].T).ravel(), lens.ravel(), True)
     if offsets[-1] >= 2**31:
         return {}                       # int32 offsets would overflow: one array per field
-    off32 = pa.py_buffer(offsets.astype(np.int32))
-    data_buf = pa.py_buffer(data)
-    out = {}
-    for j, i in enumerate(idx):
-        bm, nulls = _bitmap(lens[j * n:(j + 1) * n] >= 0)
-        out[i] = pa.Array.from_buffers(pa.string(), n, [bm, off32.slice(4 * j * n, 4 * (n + 1)), data_buf],
-                                       null_count=nulls)
-    return out
+    whole = _fields_array(pa.string(), lens >= 0, [pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
+    return {i: whole.slice(j * n, n) for j, i in enumerate(idx)}
