@@ -37,17 +37,49 @@ def _hash_slot(keys, key):
     return s
 
 
+# Byte reads at positions known to be >= 0 index with uint64: a signed index makes Numba
+# emit a negative-index wraparound per byte, which also stops LLVM merging the byte loads of
+# a word into one load (that cost most of the kernel's time).
+@njit(cache=True, nogil=True)
+def _byte(buf, p):
+    return buf[np.uint64(p)]
+
+
+@njit(cache=True, nogil=True)
+def _w8(buf, p):
+    """8 bytes at p (p >= 0) as one little-endian word: compared for equality only."""
+    q = np.uint64(p)
+    w = np.uint64(0)
+    for k in range(8):
+        w |= np.uint64(buf[q + np.uint64(k)]) << np.uint64(8 * k)
+    return w
+
+
+@njit(cache=True, nogil=True)
+def _w4(buf, p, be):
+    """U4 at p (p >= 0), as _u4."""
+    q = np.uint64(p)
+    b0 = np.int64(buf[q])
+    b1 = np.int64(buf[q + np.uint64(1)])
+    b2 = np.int64(buf[q + np.uint64(2)])
+    b3 = np.int64(buf[q + np.uint64(3)])
+    if be:
+        return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+    return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+
+
 @njit(cache=True, nogil=True)
 def _span_eq(buf, s1, l1, s2, l2):
+    """buf[s1:s1+l1] == buf[s2:s2+l2], for spans inside buf (starts >= 0)."""
     if l1 != l2:
         return False
     k = 0
-    while k + 4 <= l1:
-        if _u4(buf, s1 + k, False) != _u4(buf, s2 + k, False):
+    while k + 8 <= l1:
+        if _w8(buf, s1 + k) != _w8(buf, s2 + k):
             return False
-        k += 4
+        k += 8
     while k < l1:
-        if buf[s1 + k] != buf[s2 + k]:
+        if _byte(buf, s1 + k) != _byte(buf, s2 + k):
             return False
         k += 1
     return True
@@ -118,7 +150,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
         while True:
             if p + 4 > end:
                 break
-            tn = _u4(buf, p, be)
+            tn = _w4(buf, p, be)
             p += 4
             nf = 1
             s0 = _hash_slot(hkeys, tn)
@@ -126,29 +158,29 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 fast_t = hvals[s0]
             if p + 4 > end:
                 if p + 1 <= end:
-                    hd = buf[p]
+                    hd = _byte(buf, p)
                     nf = 2
                     if p + 2 <= end:
-                        st = buf[p + 1]
+                        st = _byte(buf, p + 1)
                         nf = 3
                         if p + 3 <= end:
-                            tf = buf[p + 2]
+                            tf = _byte(buf, p + 2)
                             nf = 4
                 break
-            hd = buf[p]
-            st = buf[p + 1]
-            tf = buf[p + 2]
-            pf = buf[p + 3]
+            hd = _byte(buf, p)
+            st = _byte(buf, p + 1)
+            tf = _byte(buf, p + 2)
+            pf = _byte(buf, p + 3)
             p += 4
             nf = 5
             if p + 4 > end:
                 break
-            res = np.uint32(_u4(buf, p, be))
+            res = np.uint32(_w4(buf, p, be))
             p += 4
             nf = 6
             if p + 1 > end:
                 break
-            ln = np.int64(buf[p])
+            ln = np.int64(_byte(buf, p))
             if p + 1 + ln > end:
                 break
             ts = p + 1
@@ -157,7 +189,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
             nf = 7
             if p + 1 > end:
                 break
-            ln = np.int64(buf[p])
+            ln = np.int64(_byte(buf, p))
             if p + 1 + ln > end:
                 break
             als = p + 1
@@ -169,11 +201,11 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 break
             if fast_t >= 0 and t_tll[fast_t] == end - p and _span_eq(buf, p, end - p, t_tls[fast_t],
                                                                       t_tll[fast_t]):
-                ob = np.int64(buf[p])
+                ob = np.int64(_byte(buf, p))
                 nf = t_nf[fast_t]
                 same_tail = True
                 break
-            ob = np.int64(buf[p])
+            ob = np.int64(_byte(buf, p))
             p += 1
             nf = 9
             for k in range(ND):
@@ -185,7 +217,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 if p + 1 > end:
                     stop = True
                     break
-                x = np.int64(buf[p])
+                x = np.int64(_byte(buf, p))
                 v[k] = x - 256 if x >= 128 else x
                 a[k] = 0
                 p += 1
@@ -197,7 +229,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 if p + 4 > end:
                     stop = True
                     break
-                v[k] = _u4(buf, p, be)
+                v[k] = _w4(buf, p, be)
                 a[k] = 0
                 p += 4
                 nf += 1
@@ -208,7 +240,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 if p + 1 > end:
                     stop = True
                     break
-                ln = np.int64(buf[p])
+                ln = np.int64(_byte(buf, p))
                 if p + 1 + ln > end:
                     stop = True
                     break
@@ -222,7 +254,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 if p + 4 > end:
                     stop = True
                     break
-                v[k] = _u4(buf, p, be)
+                v[k] = _w4(buf, p, be)
                 a[k] = 0
                 p += 4
                 nf += 1
@@ -237,7 +269,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
         test_num[r] = np.uint32(tn if tn >= 0 else 0)
         if all_ >= 0:
             for q in range(all_):
-                alm_data[apos + q] = buf[als + q]
+                alm_data[apos + q] = _byte(buf, als + q)
             apos += all_
             alm_valid[r >> 3] |= np.uint8(1 << (r & 7))
         alm_off[r + 1] = apos
@@ -279,7 +311,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                     continue
                 if use_bit[k] >= 0 and (ob >> use_bit[k]) & 1:
                     continue
-                if kind[k] == 1 and a[k] == 1 and buf[v[k]] == 0:
+                if kind[k] == 1 and a[k] == 1 and _byte(buf, v[k]) == 0:
                     continue
                 dv[t, k] = v[k]
                 da[t, k] = a[k]
@@ -287,7 +319,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
         # TEST_TXT: null when equal to the test's
         if tl >= 0 and not (t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], t_txl[t])):
             for q in range(tl):
-                txt_data[tpos + q] = buf[ts + q]
+                txt_data[tpos + q] = _byte(buf, ts + q)
             tpos += tl
             txt_valid[r >> 3] |= np.uint8(1 << (r & 7))
         txt_off[r + 1] = tpos
@@ -301,7 +333,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 elif use_bit[k] >= 0 and (ob >> use_bit[k]) & 1:
                     continue
                 elif a[k] >= 0 and not (kind[k] == 1 and a[k] == 0):
-                    if kind[k] == 1 and a[k] == 1 and buf[v[k]] == 0:
+                    if kind[k] == 1 and a[k] == 1 and _byte(buf, v[k]) == 0:
                         ev = np.int64(0)
                         ea = np.int64(-1)
                     else:
