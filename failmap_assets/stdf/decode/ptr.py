@@ -90,7 +90,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 r0, nt0, nov0, base, tpos0, apos0,
                 rec_idx, part_idx, test_num, head, site, test_flg, parm_flg, result, opt_flag, nfields,
                 txt_off, txt_data, txt_valid, alm_off, alm_data, alm_valid, mask,
-                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, t_tls, t_tll, t_nf, dv, da,
+                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, t_tls, t_tll, t_nf, t_t2s, t_t2l, t_nf2, dv, da,
                 ov_row, ov_field, ov_val, ov_len):
     """Decode PTRs from record ``r0`` on, in one pass; default-data rule and test table inline.
 
@@ -199,12 +199,18 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
             tail_s = p
             if p + 1 > end:
                 break
-            if fast_t >= 0 and t_tll[fast_t] == end - p and _span_eq(buf, p, end - p, t_tls[fast_t],
-                                                                      t_tll[fast_t]):
-                ob = np.int64(_byte(buf, p))
-                nf = t_nf[fast_t]
-                same_tail = True
-                break
+            if fast_t >= 0:
+                tll = end - p
+                if t_tll[fast_t] == tll and _span_eq(buf, p, tll, t_tls[fast_t], tll):
+                    ob = np.int64(_byte(buf, p))
+                    nf = t_nf[fast_t]
+                    same_tail = True
+                    break
+                if t_t2l[fast_t] == tll and _span_eq(buf, p, tll, t_t2s[fast_t], tll):
+                    ob = np.int64(_byte(buf, p))
+                    nf = t_nf2[fast_t]
+                    same_tail = True
+                    break
             ob = np.int64(_byte(buf, p))
             p += 1
             nf = 9
@@ -301,6 +307,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
             t_tls[t] = tail_s
             t_tll[t] = end - tail_s
             t_nf[t] = nf
+            t_t2l[t] = -1
             # defaults from the first record
             for k in range(ND):
                 dv[t, k] = 0
@@ -356,6 +363,13 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 ov_val[nov] = ev
                 ov_len[nov] = ea
                 nov += 1
+        if m == 0 and not new and has_opt and not same_tail:
+            # a tail without overrides that differs from the first record's (often every
+            # later record of a test, e.g. OPT_FLAG "use the defaults" plus filler): later
+            # records with this tail take the fast path too (no overrides, same nfields)
+            t_t2s[t] = tail_s
+            t_t2l[t] = end - tail_s
+            t_nf2[t] = nf
         mask[r] = m
     return i1, r + 1, nt, nov, tpos, apos, 0
 
@@ -476,7 +490,7 @@ def ptr_decode(buf, index, rec_part, n_ptr: int, be, chunk_bytes: int = PTR_CHUN
     cap, ovcap = 256, 4096
     hkeys = np.full(1024, -2, np.int64)
     hvals = np.zeros(1024, np.int64)
-    t = [np.empty(cap, np.int64) for _ in range(9)]
+    t = [np.empty(cap, np.int64) for _ in range(12)]
     dv = np.empty((cap, 11), np.int64)
     da = np.empty((cap, 11), np.int64)
     ov = [np.empty(ovcap, np.int64) for _ in range(4)]
