@@ -487,9 +487,10 @@ def ptr_decode(buf, index, rec_part, n_ptr: int, be, chunk_bytes: int = PTR_CHUN
     Returns (list of PtrDecoded chunks, tests dict, overrides (row, field, value, length))."""
     offs, lens, codes = index.offset, index.length, index.code
     code = R.CODE["PTR"]
-    cap, ovcap = 256, 4096
-    hkeys = np.full(1024, -2, np.int64)
-    hvals = np.zeros(1024, np.int64)
+    # big files start with room for thousands of tests: each grow is another kernel call
+    cap, ovcap = (256, 4096) if n_ptr < (1 << 16) else (4096, 1 << 16)
+    hkeys = np.full(4 * cap, -2, np.int64)
+    hvals = np.zeros(4 * cap, np.int64)
     t = [np.empty(cap, np.int64) for _ in range(12)]
     dv = np.empty((cap, 11), np.int64)
     da = np.empty((cap, 11), np.int64)
