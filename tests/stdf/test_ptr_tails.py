@@ -15,9 +15,9 @@ from failmap_assets.stdf.source import open_sources
 from failmap_synth.stdf_any import body, record
 
 
-def _ptr(test, result, opt, tail):
+def _ptr(test, result, opt, tail, txt=None, alarm=""):
     v = {"TEST_NUM": test, "HEAD_NUM": 1, "SITE_NUM": 1, "TEST_FLG": 0, "PARM_FLG": 0, "RESULT": result,
-         "TEST_TXT": f"t{test}", "ALARM_ID": ""}
+         "TEST_TXT": f"t{test}" if txt is None else txt, "ALARM_ID": alarm}
     if opt is not None:
         v["OPT_FLAG"] = opt
         v.update(tail)
@@ -46,7 +46,10 @@ def _records(rng: random.Random, e: str) -> list[bytes]:
         recs.append(record("PIR", {"HEAD_NUM": 1, "SITE_NUM": 1}, e))
         for test in (1, 2, 3):
             opt, tail = VARIANTS[0] if part == 0 else rng.choice(VARIANTS)
-            recs.append(record("PTR", _ptr(test, 0.1 * part, opt, tail), e))
+            # texts of 0..40 bytes, the test's own or not (copied word-wise into the column)
+            txt = rng.choice([None, "", f"leakage {test} pin {part}" * rng.randint(0, 2)])
+            alarm = rng.choice(["", "", "alarm!" * rng.randint(1, 5)])
+            recs.append(record("PTR", _ptr(test, 0.1 * part, opt, tail, txt, alarm), e))
         recs.append(record("PRR", {"HEAD_NUM": 1, "SITE_NUM": 1, "PART_FLG": 0, "NUM_TEST": 3, "HARD_BIN": 1}, e))
     return recs
 
