@@ -106,7 +106,8 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 r0, nt0, nov0, base, tpos0, apos0,
                 rec_idx, part_idx, test_num, head, site, test_flg, parm_flg, result, opt_flag, nfields,
                 txt_off, txt_data, txt_valid, alm_off, alm_data, alm_valid, mask,
-                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, t_tls, t_tll, t_nf, t_t2s, t_t2l, t_nf2, dv, da,
+                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, t_tls, t_tll, t_nf,
+                t_t2s, t_t2l, t_nf2, t_next, dv, da,
                 ov_row, ov_field, ov_val, ov_len):
     """Decode PTRs from record ``r0`` on, in one pass; default-data rule and test table inline.
 
@@ -115,6 +116,12 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
     straight into Arrow string buffers (int32 offsets, data, validity bits), the override
     mask and, sparsely (ov_*), the overriding values. ``base`` is the ordinal of record 0
     of this chunk among all PTRs (test first-record positions are global).
+
+    Fast paths (most records): the test is first looked for as the one that followed the
+    previous record's test last time (``t_next``), then in the hash; a tail (OPT_FLAG on)
+    byte-equal to the test's first record's (``t_tls``/``t_tll``) or to its last tail that
+    gave no override (``t_t2s``/``t_t2l``) skips the per-field default-data rule: no
+    override, the nfields of that tail (``t_nf``/``t_nf2``).
 
     Resumable: no array is ever reallocated in here (that would put reference counting in
     the loop); when the test arrays, the hash or the override arrays are full it returns
@@ -133,6 +140,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
     v = np.zeros(ND, dtype=np.int64)
     a = np.zeros(ND, dtype=np.int64)
     r = r0 - 1
+    prev_t = -1
     for i in range(i0, i1):
         if codes[i] != ptr_code:
             continue
@@ -169,9 +177,14 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
             tn = _w4(buf, p, be)
             p += 4
             nf = 1
-            s0 = _hash_slot(hkeys, tn)
-            if hkeys[s0] == tn:
-                fast_t = hvals[s0]
+            # tests come in the same order part after part: try the test that followed the
+            # previous record's test last time before hashing
+            if prev_t >= 0 and t_next[prev_t] >= 0 and t_key[t_next[prev_t]] == tn:
+                fast_t = t_next[prev_t]
+            else:
+                s0 = _hash_slot(hkeys, tn)
+                if hkeys[s0] == tn:
+                    fast_t = hvals[s0]
             if p + 4 > end:
                 if p + 1 <= end:
                     hd = _byte(buf, p)
@@ -323,6 +336,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
             t_tll[t] = end - tail_s
             t_nf[t] = nf
             t_t2l[t] = -1
+            t_next[t] = -1
             # defaults from the first record
             for k in range(ND):
                 dv[t, k] = 0
@@ -338,6 +352,9 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 dv[t, k] = v[k]
                 da[t, k] = a[k]
         t_cnt[t] += 1
+        if prev_t >= 0:
+            t_next[prev_t] = t
+        prev_t = t
         # TEST_TXT: null when equal to the test's
         if tl >= 0 and not (t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], t_txl[t])):
             _copy_span(txt_data, tpos, buf, ts, tl)
@@ -505,7 +522,7 @@ def ptr_decode(buf, index, rec_part, n_ptr: int, be, chunk_bytes: int = PTR_CHUN
     cap, ovcap = (256, 4096) if n_ptr < (1 << 16) else (4096, 1 << 16)
     hkeys = np.full(4 * cap, -2, np.int64)
     hvals = np.zeros(4 * cap, np.int64)
-    t = [np.empty(cap, np.int64) for _ in range(12)]
+    t = [np.empty(cap, np.int64) for _ in range(13)]
     dv = np.empty((cap, 11), np.int64)
     da = np.empty((cap, 11), np.int64)
     ov = [np.empty(ovcap, np.int64) for _ in range(4)]
