@@ -118,3 +118,24 @@ def test_fixture_tails_differ():
     """The variants really are different tails (else the fuzz would test one path only)."""
     tails = {body("PTR", _ptr(1, 1.0, *v))[14:] for v in VARIANTS}
     assert len(tails) == len(VARIANTS)
+
+
+def test_index_outside_the_buffer_is_refused_before_reading():
+    """The kernel reads without bounds checks: a record index that does not fit the buffer,
+    or more PTRs than announced, stops it with a ValueError, never a read past the end."""
+    recs = _records(random.Random(1), "<")
+    src = open_sources(_file(recs, "<"), name="synthetic.stdf")[0]
+    h = detect(src.data)
+    idx = scan(src.data, h.big_endian)
+    ctx = T._Ctx(src, h, idx)
+    w = D.walk(src.data, idx, ctx.counts)
+    n = int(ctx.counts[T.R.CODE["PTR"]])
+    last = int(ctx.positions("PTR")[-1])
+    idx.length[last] += 1000                  # runs past the end of the buffer
+    with pytest.raises(ValueError, match="does not fit"):
+        D.ptr_decode(src.data, idx, w.rec_part, n, h.big_endian)
+    idx.length[last] -= 1000
+    with pytest.raises(ValueError, match="does not fit"):
+        D.ptr_decode(src.data, idx, w.rec_part, n - 1, h.big_endian)     # fewer rows than PTRs
+    chunks, _, _ = D.ptr_decode(src.data, idx, w.rec_part, n, h.big_endian)
+    assert sum(c.n for c in chunks) == n

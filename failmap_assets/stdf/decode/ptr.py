@@ -126,7 +126,8 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
     Resumable: no array is ever reallocated in here (that would put reference counting in
     the loop); when the test arrays, the hash or the override arrays are full it returns
     (record, tests, overrides, status) and the caller grows them and calls again.
-    status: 0 done, 1 grow tests, 2 grow hash, 3 grow overrides.
+    status: 0 done, 1 grow tests, 2 grow hash, 3 grow overrides, 4 the index does not fit
+    the buffer or the output arrays (checked before anything is read or written).
     """
     n = offs.shape[0]
     ND = 11
@@ -141,6 +142,9 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
     a = np.zeros(ND, dtype=np.int64)
     r = r0 - 1
     prev_t = -1
+    nbuf = buf.shape[0]
+    if i0 < 0 or i1 > n or lens.shape[0] < n or codes.shape[0] < n or rec_part.shape[0] < n:
+        return i0, r0, nt, nov, tpos, apos, 4
     for i in range(i0, i1):
         if codes[i] != ptr_code:
             continue
@@ -150,6 +154,11 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
             return i, r + 1, nt, nov, tpos, apos, 2
         if nov + ND > ovcap:
             return i, r + 1, nt, nov, tpos, apos, 3
+        # the record inside the buffer, room for one more row and its strings (the kernel
+        # reads and writes without bounds checks)
+        if (r + 1 >= rec_idx.shape[0] or offs[i] < 0 or offs[i] + 4 + lens[i] > nbuf
+                or tpos + lens[i] > txt_data.shape[0] or apos + lens[i] > alm_data.shape[0]):
+            return i, r + 1, nt, nov, tpos, apos, 4
         r += 1
         rec_idx[r] = i
         part_idx[r] = rec_part[i]
@@ -553,6 +562,8 @@ def ptr_decode(buf, index, rec_part, n_ptr: int, be, chunk_bytes: int = PTR_CHUN
                 dv, da = _grow2(dv, cap), _grow2(da, cap)
             elif status == 2:
                 hkeys, hvals = _rehash(hkeys, hvals)
+            elif status == 4:
+                raise ValueError(f"PTR record {i}: the record index does not fit the buffer or the PTR count")
             else:
                 ovcap *= 4
                 ov = [_grow1(x, ovcap) for x in ov]
