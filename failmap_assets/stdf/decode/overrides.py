@@ -17,8 +17,8 @@ from .. import records as R
 from .arrow import _bitmap_ge, null_array
 from .columns import _numeric_from_int64, column
 from .fields import DN_MASK
-from .ptr import _grow1, _grow2, _hash_slot, _rehash, text_array
-from .strings import string_array
+from .ptr import _grow1, _grow2, _hash_slot, _rehash
+from .strings import string_array, text_array
 
 GROW_TESTS, GROW_HASH = 1, 2     # kernel status: make room and call again
 

@@ -132,6 +132,25 @@ def string_array(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, binary: 
     return pa.Array.from_buffers(typ, n, [bm, pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
 
 
+@njit(cache=True, nogil=True)
+def _is_ascii(data):
+    for i in range(data.shape[0]):
+        if data[i] >= 0x80:
+            return False
+    return True
+
+
+def text_array(off: np.ndarray, data: np.ndarray, valid: np.ndarray, n: int) -> pa.Array:
+    """Arrow string array from int32 offsets, data and validity bits; non-UTF-8 values as Latin-1."""
+    nulls = n - int(np.unpackbits(valid, bitorder="little", count=n).sum()) if n else 0
+    if not _is_ascii(data):
+        lens = np.diff(off).astype(np.int64)
+        bits = np.unpackbits(valid, bitorder="little", count=n).astype(bool)
+        return string_array(data, off[:-1].astype(np.int64), np.where(bits, lens, -1))
+    bm = pa.py_buffer(valid) if nulls else None
+    return pa.Array.from_buffers(pa.string(), n, [bm, pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
+
+
 def char_array(values: np.ndarray, valid: np.ndarray) -> pa.Array:
     """C1 values (one byte each) as 1-character strings (Latin-1)."""
     b = np.ascontiguousarray(values, dtype=np.uint8)
