@@ -134,7 +134,18 @@ def string_array(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, binary: 
 
 @njit(cache=True, nogil=True)
 def _is_ascii(data):
-    for i in range(data.shape[0]):
+    """No byte >= 0x80: 8 bytes at a time, OR-reduced in blocks (a loop LLVM vectorises)."""
+    n = data.shape[0]
+    n8 = n // 8
+    words = data[:8 * n8].view(np.uint64)
+    hi = np.uint64(0x8080808080808080)
+    for b in range(0, n8, 512):
+        acc = np.uint64(0)
+        for i in range(b, min(b + 512, n8)):
+            acc |= words[i]
+        if acc & hi:
+            return False
+    for i in range(8 * n8, n):
         if data[i] >= 0x80:
             return False
     return True
