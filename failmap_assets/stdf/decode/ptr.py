@@ -16,7 +16,7 @@ from numba import njit
 
 from .. import records as R
 from .primitives import _u4
-from .strings import string_array
+from .strings import text_array
 
 # PTR field positions (records.py order) and its default-data fields, in override-bit order:
 # RES_SCAL LLM_SCAL HLM_SCAL LO_LIMIT HI_LIMIT UNITS C_RESFMT C_LLMFMT C_HLMFMT LO_SPEC HI_SPEC
@@ -383,25 +383,6 @@ class PtrDecoded:
         off, data, valid = ((self.txt_off, self.txt_data, self.txt_valid) if which == "test_txt"
                             else (self.alm_off, self.alm_data, self.alm_valid))
         return text_array(off, data[:int(off[-1])], valid, self.n)
-
-
-@njit(cache=True, nogil=True)
-def _is_ascii(data):
-    for i in range(data.shape[0]):
-        if data[i] >= 0x80:
-            return False
-    return True
-
-
-def text_array(off: np.ndarray, data: np.ndarray, valid: np.ndarray, n: int) -> pa.Array:
-    """Arrow string array from int32 offsets, data and validity bits; non-UTF-8 values as Latin-1."""
-    nulls = n - int(np.unpackbits(valid, bitorder="little", count=n).sum()) if n else 0
-    if not _is_ascii(data):
-        lens = np.diff(off).astype(np.int64)
-        bits = np.unpackbits(valid, bitorder="little", count=n).astype(bool)
-        return string_array(data, off[:-1].astype(np.int64), np.where(bits, lens, -1))
-    bm = pa.py_buffer(valid) if nulls else None
-    return pa.Array.from_buffers(pa.string(), n, [bm, pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
 
 
 PTR_CHUNK_BYTES = (1 << 31) - (1 << 20)   # string offsets are int32: chunk so they always fit
