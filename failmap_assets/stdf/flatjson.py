@@ -17,8 +17,8 @@ import json
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from . import records as R
 from .decode.primitives import _rd_int, _rd_uint
 from .decode.strings import _utf8_len
@@ -42,7 +42,7 @@ def is_flat(rec: R.RecordDef) -> bool:
     return rec.alt_fields is None and all(_kind(f) is not None for f in rec.fields)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _text_size(buf, s, n):
     """(bytes of the JSON string literal of buf[s:s+n] as _put_text writes it, valid UTF-8).
 
@@ -65,7 +65,7 @@ def _text_size(buf, s, n):
     return (m, True) if ok else (m + high, False)   # Latin-1: each high byte becomes two
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _put_text(out, q, buf, s, n, utf8, hexd, esc):
     """The JSON string literal of buf[s:s+n] at out[q:], as jsontext.put_json_string writes the
     bytes once made valid UTF-8 (``utf8`` False: Latin-1, each byte >= 0x80 as two bytes)."""
@@ -100,7 +100,7 @@ def _put_text(out, q, buf, s, n, utf8, hexd, esc):
     return q + 1
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _array_room(buf, s, k, kd, esize, be):
     """Upper bound of the JSON list text of an array field, or -1 when it runs past ``buf``."""
     nbuf = buf.shape[0]
@@ -127,7 +127,7 @@ def _array_room(buf, s, k, kd, esize, be):
     return m
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _put_array(out, q, buf, s, k, kd, esize, signed, be, hexd, esc):
     out[q] = 91
     q += 1
@@ -154,7 +154,7 @@ def _put_array(out, q, buf, s, k, kd, esize, signed, be, hexd, esc):
     return q + 1
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc):
     """One JSON object per row of val / aux -> (int64 offsets, bytes, ok).
 

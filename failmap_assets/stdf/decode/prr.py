@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .. import records as R
 from .arrow import fixed_array
 from .primitives import _u2, _u4
@@ -28,7 +28,7 @@ PRR_FIELDS = (("HEAD_NUM", "U1"), ("SITE_NUM", "U1"), ("PART_FLG", "B1"), ("NUM_
 _FIXED_END = np.array([1, 2, 3, 5, 7, 9, 11, 13, 17], dtype=np.int64)   # end offset of each fixed field
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _prr_kernel(buf, offs, lens, be, fixed_end, head, site, flg, ntest, hbin, sbin, x, y, tt, nf, s_start, s_len,
                 used):
     """One pass over the PRRs: fixed fields (0 where missing), ``nf`` = fields present,
