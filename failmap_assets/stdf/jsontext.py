@@ -45,10 +45,12 @@ def put_json_int(out, q, v):
 
 
 @kernel
-def put_json_string(out, q, src, s, n, hexd, esc):
-    """A JSON string literal of the (valid UTF-8) bytes src[s:s+n] at out[q:], escaped as
+def put_json_string(out, q, src, s, n, hexd, esc, utf8=True):
+    """The JSON string literal of src[s:s+n] at out[q:], escaped as
     json.dumps(ensure_ascii=False) does: backslash and quote, b t n f r, other control
-    characters as u00xx. Needs 2 + 6 * n bytes of room; returns the new end."""
+    characters as u00xx. The bytes are valid UTF-8 (``utf8``) or else Latin-1, each byte
+    >= 0x80 written as its two UTF-8 bytes. Needs 2 + 6 * n bytes of room; returns the new
+    end. The one JSON string rule of the STDF tables (generic records, GDR values, strings)."""
     out[q] = 34
     q += 1
     for k in range(n):
@@ -69,6 +71,10 @@ def put_json_string(out, q, src, s, n, hexd, esc):
                 out[q + 4] = hexd[c >> 4]
                 out[q + 5] = hexd[c & 0x0F]
                 q += 6
+        elif c >= 0x80 and not utf8:
+            out[q] = 0xC0 | (c >> 6)
+            out[q + 1] = 0x80 | (c & 0x3F)
+            q += 2
         else:
             out[q] = c
             q += 1
