@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import inlined
 from .. import records as R
 from .arrow import _bitmap_ge, null_array
 from .columns import _numeric_from_int64, column
@@ -27,7 +27,7 @@ from .strings import string_array, text_array
 GROW_TESTS, GROW_HASH = 1, 2     # kernel status: make room and call again
 
 
-@njit(cache=True, nogil=True, inline="always")
+@inlined
 def _test_of(hkeys, hvals, tn, nt):
     """(test index, is new) of test number ``tn``; a new test gets index ``nt`` (hash updated)."""
     s = _hash_slot(hkeys, tn)
@@ -138,7 +138,7 @@ def chunk_bounds(lens: np.ndarray, max_records: int, max_bytes: int | None = Non
     return out
 
 
-@njit(cache=True, nogil=True, inline="always")
+@inlined
 def _put_spans(buf, ss, sl, r, off, data, valid):
     """Row ``r`` of the kernels' text / bytes columns: the record's spans (start ``ss[k]``,
     length ``sl[k]``, -1 = null) copied into column k's Arrow buffers (int32 offsets, data,
@@ -175,7 +175,7 @@ class SpanColumns:
                                                            pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@inlined
 def _nibbles(buf, p, k, out, o):
     """k N1 values (low nibble first) from buf[p:] to out[o:]."""
     for j in range(k >> 1):
@@ -186,7 +186,7 @@ def _nibbles(buf, p, k, out, o):
         out[o + k - 1] = buf[p + (k >> 1)] & 0x0F
 
 
-@njit(cache=True, nogil=True, inline="always")
+@inlined
 def _copy_elements(buf, p, nbytes, swap, out, o):
     """Array element bytes from buf[p:] to out[o:] (bytes), in native (little-endian) order:
     ``swap`` = element width - 1 for a big-endian file (index XOR reverses each element), else 0."""

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import inlined, kernel
 from .. import records as R
 from .arrow import _bitmap_ge, fixed_array
 from .primitives import _u2, _u4
@@ -32,7 +32,7 @@ _FIXED_END = np.array([1, 2, 3, 5, 7, 9, 11, 13, 17], dtype=np.int64)   # end of
 _FIXED_DTYPES = (np.uint8, np.uint8, np.uint8, np.uint16, np.uint16, np.uint16, np.int16, np.int16, np.uint32)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@inlined
 def _string(buf, pos, end, trunc, text, o):
     """Copy the Cn / Bn at ``pos`` to text[o:] unless missing: (present, its length)."""
     if trunc or pos + 1 > end or pos + 1 + np.int64(buf[pos]) > end:
@@ -43,7 +43,7 @@ def _string(buf, pos, end, trunc, text, o):
     return True, m
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _prr_kernel(buf, offs, lens, be, fixed_end, head, site, flg, ntest, hbin, sbin, x, y, tt, nf, text_off, used):
     """One pass over the PRRs: fixed fields (0 where missing), ``nf`` = fields present, the
     three strings appended to the three returned text buffers (``text_off[i]``: offsets;

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .. import records as R
 from .primitives import _u4
 from .strings import text_array
@@ -27,7 +27,7 @@ _PTR_NONE = np.array([-1, 6, 7, 6, 7, -1, -1, -1, -1, 2, 3], dtype=np.int64)
 _PTR_KIND = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0], dtype=np.int64)   # 0 number, 1 string
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _hash_slot(keys, key):
     mask = keys.shape[0] - 1
     h = (np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
@@ -37,7 +37,7 @@ def _hash_slot(keys, key):
     return s
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _span_eq(buf, s1, l1, s2, l2):
     if l1 != l2:
         return False
@@ -53,7 +53,7 @@ def _span_eq(buf, s1, l1, s2, l2):
     return True
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit, none_bit, kind,
                 r0, nt0, nov0, base, tpos0, apos0,
                 rec_idx, part_idx, test_num, head, site, test_flg, parm_flg, result, opt_flag, nfields,
@@ -328,21 +328,21 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
     return i1, r + 1, nt, nov, tpos, apos, 0
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _grow1(a, n):
     b = np.empty(n, dtype=a.dtype)
     b[:a.shape[0]] = a
     return b
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _grow2(a, n):
     b = np.empty((n, a.shape[1]), dtype=a.dtype)
     b[:a.shape[0]] = a
     return b
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _rehash(keys, vals):
     n2 = keys.shape[0] * 2
     k2 = np.full(n2, -2, dtype=np.int64)
@@ -388,7 +388,7 @@ class PtrDecoded:
 PTR_CHUNK_BYTES = (1 << 31) - (1 << 20)   # string offsets are int32: chunk so they always fit
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _chunk_bounds(lens, codes, ptr_code, limit):
     """Index positions where a new PTR chunk starts, so that each chunk's PTR bytes < limit;
     also the PTR count and bytes per chunk."""

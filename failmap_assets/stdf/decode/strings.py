@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
+
+from failmap_assets.kernels.jit import kernel
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _utf8_len(buf, s, n):
     """Length of the bytes buf[s:s+n] once made valid UTF-8 (itself, or Latin-1 transcoded)."""
     i = 0
@@ -67,7 +68,7 @@ def _utf8_len(buf, s, n):
     return n + extra, False
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _gather(buf, starts, lens, text):
     """Concatenate buf[start:start+len] per row (len < 0: null) -> (offsets int64, data).
 
@@ -132,7 +133,7 @@ def string_array(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, binary: 
     return pa.Array.from_buffers(typ, n, [bm, pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _is_ascii(data):
     """No byte >= 0x80: 8 bytes at a time, OR-reduced in blocks (a loop LLVM vectorises)."""
     n = data.shape[0]
