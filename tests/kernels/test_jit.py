@@ -154,3 +154,15 @@ def test_functions_not_compiled_by_kernel_keep_numbas_locators():
         return 1
 
     assert not isinstance(other._cache._impl.locator, jit.ClosureStampedLocator)
+
+
+def test_inlined_helpers_have_no_cache_of_their_own_and_their_callers_follow_their_file():
+    from numba.core.caching import NullCache
+
+    from failmap_assets.stdf.decode import ftr, overrides
+
+    assert isinstance(overrides._test_of._cache, NullCache)     # compiled into each caller only
+    assert overrides._test_of.targetoptions.get("inline") == "always"
+    closure = jit.import_closure(PACKAGE / "stdf" / "decode" / "ftr.py")
+    assert PACKAGE / "stdf" / "decode" / "overrides.py" in closure
+    assert isinstance(ftr._ftr_kernel._cache._impl.locator, jit.ClosureStampedLocator)
