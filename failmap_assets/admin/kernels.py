@@ -1,11 +1,11 @@
 """Every cached Numba kernel of the package, and whether Numba's cache holds code for
 each that this machine can load.
 
-A kernel here is a module-level ``@njit(cache=True)`` dispatcher defined in one of
-``KERNEL_PACKAGES``. Numba keys a cached entry by the signature, the machine (target
+A kernel here is a module-level cached dispatcher (``@kernel``, kernels/jit.py) defined in
+one of ``KERNEL_PACKAGES``. Numba keys a cached entry by the signature, the machine (target
 triple, CPU name and features: ``codegen.magic_tuple()``) and the function's bytecode,
-and drops the whole index of a function whose source file changed (its stamp) or that
-another Numba version wrote. So "warm" means: for each kernel, the index Numba would
+and drops the whole index of a function whose stamp changed (kernels/jit.py: its file or
+any module of ours it imports) or that another Numba version wrote. So "warm" means: for each kernel, the index Numba would
 read holds an entry whose key is exactly the key this process would compute.
 """
 
@@ -36,7 +36,7 @@ class CacheState:
 
 
 def cached_kernels() -> list[Kernel]:
-    """Every ``@njit(cache=True)`` dispatcher defined in ``KERNEL_PACKAGES``, by name."""
+    """Every cached dispatcher (``@kernel``) defined in ``KERNEL_PACKAGES``, by name."""
     from numba.core.caching import NullCache
     from numba.core.dispatcher import Dispatcher
 

@@ -38,7 +38,8 @@ stays ``NA``), joined with ``,``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .jit import kernel
 
 OK = 0
 ERR_TRUNCATED = 1     # end of data before n complete rows
@@ -93,7 +94,7 @@ _MIN_ROW_BYTES = 5                 # "0 0 0": the shortest possible row, without
 _MAX_RETEST = 32767                # retest_count is int16: saturate
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _scale(mant, dexp):
     """mant * 10**dexp when that is exactly one correctly rounded IEEE operation; (value, ok)."""
     if mant > _TWO53:
@@ -116,7 +117,7 @@ def _scale(mant, dexp):
     return 0.0, False
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _parse_rows(buf, pos, n, k, is_b, line):
     """The one row loop behind parse_rows_a (k = 0, is_b False) and parse_rows_b.
 
@@ -378,7 +379,7 @@ def _parse_rows(buf, pos, n, k, is_b, line):
     return xs, ys, bs, values, flags, offsets, text[:t], n_fallback, r, err, line, lstart, i
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def parse_rows_a(buf, pos, n, line):
     """Parse ``n`` A rows (``x y bin``) starting at offset ``pos`` (line number ``line``).
 
@@ -390,7 +391,7 @@ def parse_rows_a(buf, pos, n, line):
     return res[0], res[1], res[2], res[8], res[9], res[10], res[11], res[12], res[10]
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def parse_rows_b(buf, pos, n, k, line):
     """Parse ``n`` B rows (``x y bin v1..vk``) starting at ``pos`` (line ``line``).
 
@@ -406,7 +407,7 @@ def parse_rows_b(buf, pos, n, k, line):
     return res + (res[10],)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _last_per_cell(cell, ncells):
     """Dense path: cell ids in 0..ncells-1; (superseded mask, count) per row."""
     n = cell.shape[0]
@@ -423,7 +424,7 @@ def _last_per_cell(cell, ncells):
     return superseded, count
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def resolve_retests(x, y):
     """Retest resolution: the same (x, y) twice means the later row replaces the earlier.
 

@@ -48,9 +48,11 @@ incref/decref pair): ``_put`` is an intrinsic, emitted inline.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from .jit import kernel
 
 _INT64_MIN = -(2**63)
 _INT32_MIN = -(2**31)
@@ -127,7 +129,7 @@ def _put(typingctx, dst, p, src, start, stop):
     return sig, codegen
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _digits(v):
     """Decimal digits of an int64 ``v >= 0``."""
     d = 1
@@ -143,7 +145,7 @@ def _digits(v):
     return d
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _int_len(v):
     """Characters of ``str(v)`` for an int64.
 
@@ -160,7 +162,7 @@ def _int_len(v):
     return neg + 1 + (u >= 10) + (u >= 100) + (u >= 1000)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _check_table(off, data, what):
     """A string table: offsets non-decreasing, from >= 0 to <= len(data); raises otherwise.
 
@@ -177,7 +179,7 @@ def _check_table(off, data, what):
         raise ValueError("json_chips: val_off must be n + 1 non-decreasing offsets within val_data")
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _size(prefix, x, y, order, die_bin, bin_off, bin_data,
           with_b, b_index, b_bin, val_off, val_data, val_null, b_tail, suffix):
     """Validate every length, table and index; the exact size of the document in bytes."""
@@ -233,7 +235,7 @@ def _size(prefix, x, y, order, die_bin, bin_off, bin_data,
     return total
 
 
-@njit(cache=True, nogil=True, boundscheck=True)
+@kernel(boundscheck=True)
 def _write(out, prefix, x, y, order, die_bin, bin_off, bin_data,
            with_b, b_index, b_bin, val_off, val_data, val_null, b_tail, suffix):
     """Write the document into ``out`` (sized by ``_size``); every byte bounds checked.
@@ -340,7 +342,7 @@ def render_chips(prefix, x, y, order, die_bin, bin_off, bin_data,
     return out.tobytes()
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def rows_needing_escape(off, data):
     """Rows of a string table holding a byte JSON must (or we choose to) escape.
 
@@ -367,7 +369,7 @@ def rows_needing_escape(off, data):
     return np.flatnonzero(flagged).astype(np.int64)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def replace_rows(off, data, rows, rep_off, rep_data):
     """The string table ``(off, data)`` with row ``rows[k]`` replaced by row k of ``(rep_off, rep_data)``.
 
@@ -401,7 +403,7 @@ def replace_rows(off, data, rows, rep_off, rep_data):
     return new_off, new_data
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def row_major_order(x, y, max_cells):
     """Die indices in (y, x) order, one per distinct (x, y), the later row winning.
 

@@ -25,10 +25,11 @@ push never goes past it.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .jit import kernel
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def edge_depth(grid):
     rows, cols = grid.shape
     depth = np.full((rows, cols), -1, dtype=np.int32)
@@ -80,7 +81,7 @@ def edge_depth(grid):
     return depth
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def fail_clusters(fail):
     rows, cols = fail.shape
     labels = np.full((rows, cols), -1, dtype=np.int32)
@@ -120,7 +121,7 @@ def fail_clusters(fail):
     return labels, sizes[:k]
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def fail_neighbours(grid):
     rows, cols = grid.shape
     fails = np.zeros((rows, cols), dtype=np.int32)
@@ -148,7 +149,7 @@ def fail_neighbours(grid):
     return fails, dies
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def line_strips(x, y, fail, bin_width, n_angles, bins):
     """Hough strips: for ``n_angles`` directions theta = k * pi / n_angles, the dies and
     failing dies whose offset ``x cos(theta) + y sin(theta)`` (from -1) falls in each of
@@ -179,7 +180,7 @@ def line_strips(x, y, fail, bin_width, n_angles, bins):
     return dies, fails
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def line_runs(x, y, fail, bin_width, n_angles, bins, q, phases):
     """The best failing stretch of every Hough strip (the strips of ``line_strips``,
     moved by each of ``phases`` strip widths: a one-die line that wanders across two

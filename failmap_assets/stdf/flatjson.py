@@ -17,12 +17,12 @@ import json
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from . import records as R
 from .decode.primitives import _rd_int, _rd_uint
 from .decode.strings import _utf8_len
-from .jsontext import HEX_DIGITS, SHORT_ESCAPES, put_json_int, put_json_uint
+from .jsontext import HEX_DIGITS, SHORT_ESCAPES, put_json_int, put_json_string, put_json_uint
 
 K_INT, K_U8, K_C1, K_TEXT = 0, 1, 2, 3
 K_AINT, K_AU8, K_AN1, K_ACN, K_ASN = 4, 5, 6, 7, 8      # arrays: JSON lists
@@ -42,9 +42,9 @@ def is_flat(rec: R.RecordDef) -> bool:
     return rec.alt_fields is None and all(_kind(f) is not None for f in rec.fields)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _text_size(buf, s, n):
-    """(bytes of the JSON string literal of buf[s:s+n] as _put_text writes it, valid UTF-8).
+    """(bytes of the JSON string literal of buf[s:s+n] as put_json_string writes it, valid UTF-8).
 
     One pass; the UTF-8 check runs only for text with bytes >= 0x80 (ASCII is valid)."""
     m = 2
@@ -65,42 +65,7 @@ def _text_size(buf, s, n):
     return (m, True) if ok else (m + high, False)   # Latin-1: each high byte becomes two
 
 
-@njit(cache=True, nogil=True)
-def _put_text(out, q, buf, s, n, utf8, hexd, esc):
-    """The JSON string literal of buf[s:s+n] at out[q:], as jsontext.put_json_string writes the
-    bytes once made valid UTF-8 (``utf8`` False: Latin-1, each byte >= 0x80 as two bytes)."""
-    out[q] = 34
-    q += 1
-    for k in range(n):
-        c = buf[s + k]
-        if c == 34 or c == 92:
-            out[q] = 92
-            out[q + 1] = c
-            q += 2
-        elif c < 0x20:
-            out[q] = 92
-            if 8 <= c <= 13 and c != 11:
-                out[q + 1] = esc[c - 8] if c < 11 else esc[c - 9]
-                q += 2
-            else:
-                out[q + 1] = 117     # u00xx
-                out[q + 2] = 48
-                out[q + 3] = 48
-                out[q + 4] = hexd[c >> 4]
-                out[q + 5] = hexd[c & 0x0F]
-                q += 6
-        elif c >= 0x80 and not utf8:
-            out[q] = 0xC0 | (c >> 6)
-            out[q + 1] = 0x80 | (c & 0x3F)
-            q += 2
-        else:
-            out[q] = c
-            q += 1
-    out[q] = 34
-    return q + 1
-
-
-@njit(cache=True, nogil=True)
+@kernel
 def _array_room(buf, s, k, kd, esize, be):
     """Upper bound of the JSON list text of an array field, or -1 when it runs past ``buf``."""
     nbuf = buf.shape[0]
@@ -127,7 +92,7 @@ def _array_room(buf, s, k, kd, esize, be):
     return m
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _put_array(out, q, buf, s, k, kd, esize, signed, be, hexd, esc):
     out[q] = 91
     q += 1
@@ -148,13 +113,13 @@ def _put_array(out, q, buf, s, k, kd, esize, signed, be, hexd, esc):
             w = 1 if kd == K_ACN else 2
             ln = np.int64(buf[p]) if kd == K_ACN else np.int64(_rd_uint(buf, p, 2, be))
             _, ok = _utf8_len(buf, p + w, ln)
-            q = _put_text(out, q, buf, p + w, ln, ok, hexd, esc)
+            q = put_json_string(out, q, buf, p + w, ln, hexd, esc, ok)
             p += w + ln
     out[q] = 93
     return q + 1
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc):
     """One JSON object per row of val / aux -> (int64 offsets, bytes, ok).
 
@@ -221,10 +186,10 @@ def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc
                     if buf[v + k] >= 0x80:      # not ASCII: valid UTF-8 or Latin-1?
                         _, ok = _utf8_len(buf, v, a)
                         break
-                q = _put_text(out, q, buf, v, a, ok, hexd, esc)
+                q = put_json_string(out, q, buf, v, a, hexd, esc, ok)
             elif kd == K_C1:
                 c1[0] = np.uint8(v & 0xFF)
-                q = _put_text(out, q, c1, 0, 1, c1[0] < 0x80, hexd, esc)
+                q = put_json_string(out, q, c1, 0, 1, hexd, esc, c1[0] < 0x80)
             elif kd == K_U8:
                 q = put_json_uint(out, q, np.uint64(v))
             else:

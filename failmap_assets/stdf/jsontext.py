@@ -13,13 +13,14 @@ import json
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
+
+from failmap_assets.kernels.jit import kernel
 
 HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 SHORT_ESCAPES = np.frombuffer(b"btnfr", dtype=np.uint8)    # for bytes 8, 9, 10, 12, 13
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def put_json_uint(out, q, u):
     """Decimal digits of the uint64 u at out[q:] (counted first, written from the end: no
     scratch array); returns the new end."""
@@ -34,7 +35,7 @@ def put_json_uint(out, q, u):
     return q + k
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def put_json_int(out, q, v):
     """Decimal text of the int64 v at out[q:]; returns the new end."""
     if v < 0:
@@ -43,11 +44,13 @@ def put_json_int(out, q, v):
     return put_json_uint(out, q, np.uint64(v))
 
 
-@njit(cache=True, nogil=True)
-def put_json_string(out, q, src, s, n, hexd, esc):
-    """A JSON string literal of the (valid UTF-8) bytes src[s:s+n] at out[q:], escaped as
+@kernel
+def put_json_string(out, q, src, s, n, hexd, esc, utf8=True):
+    """The JSON string literal of src[s:s+n] at out[q:], escaped as
     json.dumps(ensure_ascii=False) does: backslash and quote, b t n f r, other control
-    characters as u00xx. Needs 2 + 6 * n bytes of room; returns the new end."""
+    characters as u00xx. The bytes are valid UTF-8 (``utf8``) or else Latin-1, each byte
+    >= 0x80 written as its two UTF-8 bytes. Needs 2 + 6 * n bytes of room; returns the new
+    end. The one JSON string rule of the STDF tables (generic records, GDR values, strings)."""
     out[q] = 34
     q += 1
     for k in range(n):
@@ -68,6 +71,10 @@ def put_json_string(out, q, src, s, n, hexd, esc):
                 out[q + 4] = hexd[c >> 4]
                 out[q + 5] = hexd[c & 0x0F]
                 q += 6
+        elif c >= 0x80 and not utf8:
+            out[q] = 0xC0 | (c >> 6)
+            out[q + 1] = 0x80 | (c & 0x3F)
+            q += 2
         else:
             out[q] = c
             q += 1
@@ -75,7 +82,7 @@ def put_json_string(out, q, src, s, n, hexd, esc):
     return q + 1
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _json_strings(offsets, data, valid, hexd, esc):
     """JSON text of every string of an Arrow string column (offsets relative to data);
     nulls become ``null``. -> (int64 offsets, bytes)."""

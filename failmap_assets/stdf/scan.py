@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from failmap_assets.wafer.rejects import Rejected
 from .records import code_table
 
@@ -104,7 +104,7 @@ def detect(buf: np.ndarray, name: str = "<stdf>") -> Header:
     return Header(big, cpu, ver, issues)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _scan_kernel(buf, start, big_endian, table, offs, lens, codes):
     """Walk the headers from ``start`` into offs / lens / codes (sized for the worst case:
     only the pages actually written are ever touched). Returns (n, err, stop offset)."""
@@ -140,7 +140,7 @@ def _scan_kernel(buf, start, big_endian, table, offs, lens, codes):
     return n, err, pos
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _types_at(buf, offs):
     typ = np.empty(offs.shape[0], dtype=np.uint8)
     sub = np.empty(offs.shape[0], dtype=np.uint8)

@@ -30,8 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from failmap_assets.storage.layout import safe_name
 from failmap_assets.wafer.rejects import Rejected
 from . import decode as D
@@ -251,7 +251,7 @@ class ParseStats:
 # ------------------------------------------------------------------ helpers
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _fast_hash(words, tail, n):
     """A 64-bit content hash (not cryptographic) for file ids: 8 bytes per step."""
     h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(n)
@@ -507,7 +507,7 @@ def _no_tests(kind: str) -> _Tests:
                   i64, i64, i64, i64, first_rec=i64)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _dedupe_text(buf, v, a, tidx, dv, da):
     """-1 (null) where a record's string equals its test's string, else the record's length."""
     n = v.shape[0]

@@ -74,6 +74,25 @@ def test_text_latin1_fallback_in_kernel_strings():
     assert D.text_array(off[:2], data[:2], np.packbits([1], bitorder="little"), 1).type == pa.string()
 
 
+def test_is_ascii_finds_a_high_byte_anywhere():
+    """The word-at-a-time ASCII check: every length 0..40, a byte >= 0x80 at every position
+    (and offset views, as the kernels pass slices of larger buffers)."""
+    from failmap_assets.stdf.decode.strings import _is_ascii
+
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 0x80, 64, dtype=np.uint8)
+    for start in range(3):
+        for n in range(41):
+            d = base[start:start + n].copy()
+            assert _is_ascii(base[start:start + n]) and _is_ascii(d)
+            for k in range(n):
+                e = d.copy()
+                e[k] = 0x80 | rng.integers(0, 0x80)
+                assert not _is_ascii(e)
+    ro = np.frombuffer(bytes(5000) + b"\xb0", np.uint8)       # read-only, high byte last
+    assert not _is_ascii(ro) and _is_ascii(ro[:5000])
+
+
 def test_all_null_columns_on_many_threads_never_slice_past_the_shared_zeros():
     """STDF files are parsed on several threads; the shared zero buffer grows under them."""
     from concurrent.futures import ThreadPoolExecutor

@@ -18,7 +18,7 @@ One module per concern, lower layers first (a module imports only those above it
 
     primitives   byte-level reads: U2 / U4 / U8, sized ints, GDR value sizes
     fields       the table-driven field interpreter (interpret)
-    strings      UTF-8 / Latin-1 and Arrow string, binary, C1 arrays
+    strings      UTF-8 / Latin-1 and Arrow string, binary, C1 arrays (string_array, text_array)
     arrays       array fields: list offsets, flattening kernels, Arrow lists
     gdr          GDR GEN_DATA values as JSON text
     columns      interpreter output -> one Arrow array per field (column, columns)
@@ -26,7 +26,7 @@ One module per concern, lower layers first (a module imports only those above it
     defaults     the default-data rule (DefaultSpec, defaults, effective)
     walk         the part / wafer walk (walk, Walk)
     grouping     record ordinals grouped by record code
-    ptr          the specialised PTR kernel (ptr_decode, PtrDecoded, text_array)
+    ptr          the specialised PTR kernel (ptr_decode, PtrDecoded)
     overrides    per-test state and lists of the MPR / FTR kernels; override columns of PTR, MPR, FTR
     mpr, ftr     the specialised MPR / FTR kernels (mpr_chunk, ftr_chunk: result columns)
     prr          the specialised PRR decoder (prr_columns: the interpreter's columns, one pass)
@@ -50,8 +50,8 @@ from .ftr import ftr_chunk
 from .mpr import mpr_chunk
 from .overrides import Tests, chunk_bounds
 from .prr import prr_columns
-from .ptr import PTR_CHUNK_BYTES, PTR_DEFAULT_FIELDS, ptr_decode, text_array
-from .strings import string_array
+from .ptr import PTR_CHUNK_BYTES, PTR_DEFAULT_FIELDS, ptr_decode
+from .strings import string_array, text_array
 from .testkeys import test_keys
 from .walk import Walk, walk
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .primitives import _rd_int, _rd_uint
 from .strings import _bitmap
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _list_offsets(counts):
     """List offsets for rows of ``counts`` elements each (a negative count is an empty row)."""
     n = counts.shape[0]
@@ -30,7 +30,7 @@ def _list_offsets(counts):
     return offsets
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _expand_fixed(buf, starts, counts, widths, be, signed, nibble):
     """Flatten fixed-width arrays (width per row; nibble=True: N1) -> (list offsets, int64 values)."""
     n = starts.shape[0]
@@ -54,7 +54,7 @@ def _expand_fixed(buf, starts, counts, widths, be, signed, nibble):
     return offsets, out
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _expand_strings(buf, starts, counts, be, kind, widths):
     """Flatten arrays of strings: kind 0 = Cn, 1 = Sn, 2 = Cf (fixed width per row).
 

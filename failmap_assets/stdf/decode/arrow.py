@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
+
+from failmap_assets.kernels.jit import kernel
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _bitmap_ge(nf, k):
     """Validity bitmap (LSB first) of nf >= k, and the null count."""
     n = nf.shape[0]
@@ -24,7 +25,7 @@ def _bitmap_ge(nf, k):
     return out, nulls
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _bitmap_nonneg(x):
     n = x.shape[0]
     out = np.zeros((n + 7) // 8, dtype=np.uint8)

@@ -11,8 +11,8 @@ the default (with a bit mask of which fields do).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .. import records as R
 
 
@@ -52,7 +52,7 @@ class DefaultSpec:
         self.bits = {f.name: 1 << k for k, f in enumerate(self.fields)}
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _span(v, a, kind, esize):
     """(start, byte length) of a span-like default field value."""
     if kind == 3:
@@ -62,7 +62,7 @@ def _span(v, a, kind, esize):
     return v, np.int64(a)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _same(buf, v1, a1, v2, a2, kind, esize):
     if (a1 < 0) != (a2 < 0):
         return False
@@ -84,12 +84,12 @@ def _same(buf, v1, a1, v2, a2, kind, esize):
     return True
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _is_nul_string(buf, v, a, kind):
     return kind == 1 and a == 1 and buf[v] == 0
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _is_blank(buf, v, a, kind, blank):
     if a < 0:
         return True
@@ -100,7 +100,7 @@ def _is_blank(buf, v, a, kind, blank):
     return a == 0
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _first_value(buf, ob, v, a, use_bit, none_bit, blank, kind):
     """The default one field of a test's first record sets: (value, aux), (0, -1) for none.
 
@@ -119,7 +119,7 @@ def _first_value(buf, ob, v, a, use_bit, none_bit, blank, kind):
     return np.int64(v), np.int64(a)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _effective_value(buf, has_opt, ob, v, a, dv, da, use_bit, none_bit, blank, kind):
     """A record's effective value of one field (value, aux) given its test's default (dv, da)."""
     if has_opt and none_bit >= 0 and (ob >> none_bit) & 1:
@@ -133,7 +133,7 @@ def _effective_value(buf, has_opt, ob, v, a, dv, da, use_bit, none_bit, blank, k
     return np.int64(dv), np.int64(da)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _defaults(buf, val, aux, first_rows, opt, index, use_bit, none_bit, blank, kind, dval, daux):
     """Default values per test from the test's first record."""
     nt = first_rows.shape[0]
@@ -149,7 +149,7 @@ def _defaults(buf, val, aux, first_rows, opt, index, use_bit, none_bit, blank, k
                                                   blank[j], kind[j])
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _effective(buf, val, aux, tidx, opt, index, use_bit, none_bit, blank, kind, esize, dval, daux,
                oval, oaux, mask):
     """Apply the default rule; write the override (effective value when it differs from the default)."""

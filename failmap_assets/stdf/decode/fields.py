@@ -12,8 +12,8 @@ it and every later field are missing. ``columns.py`` turns these matrices into A
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .. import records as R
 from ..records import T_BN, T_CF, T_CN, T_DN, T_I1, T_I2, T_I4, T_I8, T_N1, T_SN, T_UF, T_VN
 from .primitives import _rd_int, _rd_uint, _vn_size
@@ -23,7 +23,7 @@ DN_MASK = (1 << DN_SHIFT) - 1
 _ORDER = "F"
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _interp(buf, offs, lens, be, ftype, fcount, fwidth, fsize, signed, val, aux, used):
     nrec = offs.shape[0]
     nf = ftype.shape[0]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .. import records as R
 from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
@@ -36,12 +36,12 @@ N_OPT = 5        # fields up to and including OPT_FLAG
 S_TXT = 4        # span row of TEST_TXT
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _i32(x):
     return x - 4294967296 if x >= 2147483648 else x
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, kind, esize, nt0, nov0,
                 u4s, i4s, vect_off, u1s, cnts, nfields, used, mask,
                 ri_off, ri_val, rs_off, rs_val, pi_off, pi_val, ps_off, ps_val, s_off, s_data, s_valid,

@@ -11,15 +11,15 @@ import math
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from ..jsontext import HEX_DIGITS, SHORT_ESCAPES, json_text, put_json_int, put_json_string
 from .arrays import _list_offsets
 from .primitives import _rd_int, _rd_uint
 from .strings import _bitmap, _gather
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _gdr_items(buf, starts, counts, be):
     """Flatten GDR GEN_DATA: per item its type code, integer / float value, data span."""
     n = starts.shape[0]
@@ -84,14 +84,14 @@ _BITS = np.frombuffer(b'{"bits": ', dtype=np.uint8)
 _HEXKEY = np.frombuffer(b', "hex": "', dtype=np.uint8)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _put_bytes(out, q, src, s, n):
     for k in range(n):
         out[q + k] = src[s + k]
     return q + n
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _put_hex(out, q, buf, s, n, hexd):
     for k in range(n):
         b = buf[s + k]
@@ -101,7 +101,7 @@ def _put_hex(out, q, buf, s, n, hexd):
     return q
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _gdr_text(buf, be, offsets, code, ival, sst, sln, str_off, str_data, flt_at, flt_off, flt_data, valid,
               hexd, esc, bits_key, hex_key):
     """JSON text per record, ``[[code, value], ...]``, into one buffer -> (int64 offsets, data).

@@ -5,12 +5,12 @@ each record type is decoded in one batch.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .. import records as R
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _group_by_code(codes, ncodes, skip):
     """Counting sort: record ordinals grouped by code (stable), and group starts. Records of
     code ``skip`` are counted but not listed (the PTR kernel walks the index itself)."""

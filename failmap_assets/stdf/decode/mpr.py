@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .. import records as R
 from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
@@ -34,7 +34,7 @@ ND = 15          # default-data fields: RES_SCAL .. HI_SPEC (fields 12..26)
 N_OPT = 12       # fields up to and including OPT_FLAG
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, kind, esize, nt0, nov0,
                 test_num, head, site, test_flg, parm_flg, rtn_icnt, rslt_cnt, opt_flag, nfields, used, mask,
                 stat_off, stat_val, rslt_off, rslt_val, s_off, s_data, s_valid,

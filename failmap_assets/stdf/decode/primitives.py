@@ -8,17 +8,18 @@ they sit apart (Numba inlines them into the callers at compile time).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from failmap_assets.kernels.jit import kernel
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _u2(buf, p, be):
     if be:
         return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
     return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _u4(buf, p, be):
     """U4 at p, as explicit byte arithmetic (LLVM turns it into one load, plus bswap for BE)."""
     if be:
@@ -28,7 +29,7 @@ def _u4(buf, p, be):
         (np.int64(buf[p + 3]) << 24)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _u8(buf, p, be):
     v = np.uint64(0)
     if be:
@@ -40,7 +41,7 @@ def _u8(buf, p, be):
     return v
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _rd_uint(buf, pos, size, be):
     """Unsigned integer of 1, 2, 4 or 8 bytes at pos (explicit sizes: a generic byte loop is 2x slower)."""
     if size == 1:
@@ -52,7 +53,7 @@ def _rd_uint(buf, pos, size, be):
     return _u8(buf, pos, be)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _rd_int(buf, pos, size, be, signed):
     """Integer of 1, 2, 4 or 8 bytes at pos as int64, sign-extended when ``signed``."""
     if size == 1:
@@ -73,7 +74,7 @@ def _rd_int(buf, pos, size, be, signed):
     return np.int64(_u8(buf, pos, be))
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _vn_size(buf, p, end, code):
     """Bytes of GDR data after the type byte at p, or -1 when invalid / past end."""
     if code == 0:
@@ -100,12 +101,12 @@ def _vn_size(buf, p, end, code):
 # Byte reads at positions known to be >= 0 index with uint64: a signed index makes Numba
 # emit a negative-index wraparound per byte, which also stops LLVM merging the byte loads of
 # a word into one load (that cost most of the PTR kernel's time).
-@njit(cache=True, nogil=True)
+@kernel
 def _byte(buf, p):
     return buf[np.uint64(p)]
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _w8(buf, p):
     """8 bytes at p (p >= 0) as one little-endian word: compared for equality only."""
     q = np.uint64(p)
@@ -115,7 +116,7 @@ def _w8(buf, p):
     return w
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _w4(buf, p, be):
     """U4 at p (p >= 0), as _u4."""
     q = np.uint64(p)

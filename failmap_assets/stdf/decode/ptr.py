@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .. import records as R
 from .primitives import _byte, _w4, _w8
-from .strings import string_array
+from .strings import text_array
 
 # PTR field positions (records.py order) and its default-data fields, in override-bit order:
 # RES_SCAL LLM_SCAL HLM_SCAL LO_LIMIT HI_LIMIT UNITS C_RESFMT C_LLMFMT C_HLMFMT LO_SPEC HI_SPEC
@@ -27,7 +27,7 @@ _PTR_NONE = np.array([-1, 6, 7, 6, 7, -1, -1, -1, -1, 2, 3], dtype=np.int64)
 _PTR_KIND = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0], dtype=np.int64)   # 0 number, 1 string
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _hash_slot(keys, key):
     mask = keys.shape[0] - 1
     h = (np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
@@ -37,7 +37,7 @@ def _hash_slot(keys, key):
     return s
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _copy_span(dst, d, buf, s, n):
     """dst[d:d+n] = buf[s:s+n] (d, s >= 0, both spans inside their arrays), a word at a time:
     a byte loop costs ~1 ns per byte (LLVM cannot rule out that dst and buf overlap)."""
@@ -53,7 +53,7 @@ def _copy_span(dst, d, buf, s, n):
         k += 1
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _span_eq(buf, s1, l1, s2, l2):
     """buf[s1:s1+l1] == buf[s2:s2+l2], for spans inside buf (starts >= 0)."""
     if l1 != l2:
@@ -70,7 +70,7 @@ def _span_eq(buf, s1, l1, s2, l2):
     return True
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit, none_bit, kind,
                 r0, nt0, nov0, base, tpos0, apos0,
                 rec_idx, part_idx, test_num, head, site, test_flg, parm_flg, result, opt_flag, nfields,
@@ -383,21 +383,21 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
     return i1, r + 1, nt, nov, tpos, apos, 0
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _grow1(a, n):
     b = np.empty(n, dtype=a.dtype)
     b[:a.shape[0]] = a
     return b
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _grow2(a, n):
     b = np.empty((n, a.shape[1]), dtype=a.dtype)
     b[:a.shape[0]] = a
     return b
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _rehash(keys, vals):
     n2 = keys.shape[0] * 2
     k2 = np.full(n2, -2, dtype=np.int64)
@@ -440,29 +440,10 @@ class PtrDecoded:
         return text_array(off, data[:int(off[-1])], valid, self.n)
 
 
-@njit(cache=True, nogil=True)
-def _is_ascii(data):
-    for i in range(data.shape[0]):
-        if data[i] >= 0x80:
-            return False
-    return True
-
-
-def text_array(off: np.ndarray, data: np.ndarray, valid: np.ndarray, n: int) -> pa.Array:
-    """Arrow string array from int32 offsets, data and validity bits; non-UTF-8 values as Latin-1."""
-    nulls = n - int(np.unpackbits(valid, bitorder="little", count=n).sum()) if n else 0
-    if not _is_ascii(data):
-        lens = np.diff(off).astype(np.int64)
-        bits = np.unpackbits(valid, bitorder="little", count=n).astype(bool)
-        return string_array(data, off[:-1].astype(np.int64), np.where(bits, lens, -1))
-    bm = pa.py_buffer(valid) if nulls else None
-    return pa.Array.from_buffers(pa.string(), n, [bm, pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
-
-
 PTR_CHUNK_BYTES = (1 << 31) - (1 << 20)   # string offsets are int32: chunk so they always fit
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _chunk_bounds(lens, codes, ptr_code, limit):
     """Index positions where a new PTR chunk starts, so that each chunk's PTR bytes < limit;
     also the PTR count and bytes per chunk."""

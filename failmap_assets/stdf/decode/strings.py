@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
+
+from failmap_assets.kernels.jit import kernel
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _utf8_len(buf, s, n):
     """Length of the bytes buf[s:s+n] once made valid UTF-8 (itself, or Latin-1 transcoded)."""
     i = 0
@@ -67,7 +68,7 @@ def _utf8_len(buf, s, n):
     return n + extra, False
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _gather(buf, starts, lens, text):
     """Concatenate buf[start:start+len] per row (len < 0: null) -> (offsets int64, data).
 
@@ -130,6 +131,36 @@ def string_array(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, binary: 
     typ = (pa.large_binary() if big else pa.binary()) if binary else (pa.large_string() if big else pa.string())
     off = offsets if big else offsets.astype(np.int32)
     return pa.Array.from_buffers(typ, n, [bm, pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
+
+
+@kernel
+def _is_ascii(data):
+    """No byte >= 0x80: 8 bytes at a time, OR-reduced in blocks (a loop LLVM vectorises)."""
+    n = data.shape[0]
+    n8 = n // 8
+    words = data[:8 * n8].view(np.uint64)
+    hi = np.uint64(0x8080808080808080)
+    for b in range(0, n8, 512):
+        acc = np.uint64(0)
+        for i in range(b, min(b + 512, n8)):
+            acc |= words[i]
+        if acc & hi:
+            return False
+    for i in range(8 * n8, n):
+        if data[i] >= 0x80:
+            return False
+    return True
+
+
+def text_array(off: np.ndarray, data: np.ndarray, valid: np.ndarray, n: int) -> pa.Array:
+    """Arrow string array from int32 offsets, data and validity bits; non-UTF-8 values as Latin-1."""
+    nulls = n - int(np.unpackbits(valid, bitorder="little", count=n).sum()) if n else 0
+    if not _is_ascii(data):
+        lens = np.diff(off).astype(np.int64)
+        bits = np.unpackbits(valid, bitorder="little", count=n).astype(bool)
+        return string_array(data, off[:-1].astype(np.int64), np.where(bits, lens, -1))
+    bm = pa.py_buffer(valid) if nulls else None
+    return pa.Array.from_buffers(pa.string(), n, [bm, pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
 
 
 def char_array(values: np.ndarray, valid: np.ndarray) -> pa.Array:

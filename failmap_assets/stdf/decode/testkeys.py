@@ -7,12 +7,12 @@ tests in order of first appearance, and each record's test index.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .primitives import _rd_uint
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _u4_at(buf, offs, lens, at, be):
     """U4 at body offset ``at`` of each record; -1 when the record is too short."""
     n = offs.shape[0]

@@ -6,15 +6,15 @@ belongs to, in one pass.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from failmap_assets.kernels.jit import kernel
 from .. import records as R
 
 
 NO_HS = 65536   # slot for records too short to hold HEAD_NUM / SITE_NUM
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _walk(buf, offs, lens, codes, hs_at, is_result, c_pir, c_prr, c_wir, c_wrr, part_cap, wafer_cap,
           rec_part, part_pir, part_prr, part_first, part_head, part_site, part_wafer, part_results,
           wafer_wir, wafer_wrr, wafer_head):
@@ -94,7 +94,7 @@ def _walk(buf, offs, lens, codes, hs_at, is_result, c_pir, c_prr, c_wir, c_wrr, 
     return n_parts, n_wafers
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _remap(rec_part, rank, n_parts):
     for i in range(rec_part.shape[0]):
         p = rec_part[i]
