@@ -113,7 +113,11 @@ def override_columns(buf, be, rec: R.RecordDef, fields: tuple[R.Field, ...], n: 
             arr[rows] = _numeric_from_int64(vals, f.type)
             valid = np.zeros(n, dtype=bool)
             valid[rows] = lens >= 0
-            cols[f.column] = pa.array(arr, type=f.arrow_type(), mask=~valid)
+            # over the buffers: pa.array(arr, mask=~valid) costs ~5x more on a full-length column
+            bm = np.packbits(valid, bitorder="little")
+            nulls = n - int(np.count_nonzero(valid))
+            cols[f.column] = pa.Array.from_buffers(f.arrow_type(), n, [pa.py_buffer(bm), pa.py_buffer(arr)],
+                                                   null_count=nulls)
     return cols
 
 

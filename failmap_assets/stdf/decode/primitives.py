@@ -96,3 +96,34 @@ def _vn_size(buf, p, end, code):
             return -1
         return -2  # caller reads the bit count (needs the byte order)
     return -1
+
+
+# Byte reads at positions known to be >= 0 index with uint64: a signed index makes Numba
+# emit a negative-index wraparound per byte, which also stops LLVM merging the byte loads of
+# a word into one load (that cost most of the PTR kernel's time).
+@kernel
+def _byte(buf, p):
+    return buf[np.uint64(p)]
+
+
+@kernel
+def _w8(buf, p):
+    """8 bytes at p (p >= 0) as one little-endian word: compared for equality only."""
+    q = np.uint64(p)
+    w = np.uint64(0)
+    for k in range(8):
+        w |= np.uint64(buf[q + np.uint64(k)]) << np.uint64(8 * k)
+    return w
+
+
+@kernel
+def _w4(buf, p, be):
+    """U4 at p (p >= 0), as _u4."""
+    q = np.uint64(p)
+    b0 = np.int64(buf[q])
+    b1 = np.int64(buf[q + np.uint64(1)])
+    b2 = np.int64(buf[q + np.uint64(2)])
+    b3 = np.int64(buf[q + np.uint64(3)])
+    if be:
+        return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+    return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from failmap_assets.kernels.jit import kernel
 from .. import records as R
-from .primitives import _u4
+from .primitives import _byte, _w4, _w8
 from .strings import text_array
 
 # PTR field positions (records.py order) and its default-data fields, in override-bit order:
@@ -38,16 +38,33 @@ def _hash_slot(keys, key):
 
 
 @kernel
+def _copy_span(dst, d, buf, s, n):
+    """dst[d:d+n] = buf[s:s+n] (d, s >= 0, both spans inside their arrays), a word at a time:
+    a byte loop costs ~1 ns per byte (LLVM cannot rule out that dst and buf overlap)."""
+    k = 0
+    while k + 8 <= n:
+        w = _w8(buf, s + k)
+        q = np.uint64(d + k)
+        for j in range(8):
+            dst[q + np.uint64(j)] = np.uint8((w >> np.uint64(8 * j)) & np.uint64(0xFF))
+        k += 8
+    while k < n:
+        dst[d + k] = _byte(buf, s + k)
+        k += 1
+
+
+@kernel
 def _span_eq(buf, s1, l1, s2, l2):
+    """buf[s1:s1+l1] == buf[s2:s2+l2], for spans inside buf (starts >= 0)."""
     if l1 != l2:
         return False
     k = 0
-    while k + 4 <= l1:
-        if _u4(buf, s1 + k, False) != _u4(buf, s2 + k, False):
+    while k + 8 <= l1:
+        if _w8(buf, s1 + k) != _w8(buf, s2 + k):
             return False
-        k += 4
+        k += 8
     while k < l1:
-        if buf[s1 + k] != buf[s2 + k]:
+        if _byte(buf, s1 + k) != _byte(buf, s2 + k):
             return False
         k += 1
     return True
@@ -58,7 +75,8 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 r0, nt0, nov0, base, tpos0, apos0,
                 rec_idx, part_idx, test_num, head, site, test_flg, parm_flg, result, opt_flag, nfields,
                 txt_off, txt_data, txt_valid, alm_off, alm_data, alm_valid, mask,
-                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, t_tls, t_tll, t_nf, dv, da,
+                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, t_tls, t_tll, t_nf,
+                t_t2s, t_t2l, t_nf2, t_next, dv, da,
                 ov_row, ov_field, ov_val, ov_len):
     """Decode PTRs from record ``r0`` on, in one pass; default-data rule and test table inline.
 
@@ -68,10 +86,17 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
     mask and, sparsely (ov_*), the overriding values. ``base`` is the ordinal of record 0
     of this chunk among all PTRs (test first-record positions are global).
 
+    Fast paths (most records): the test is first looked for as the one that followed the
+    previous record's test last time (``t_next``), then in the hash; a tail (OPT_FLAG on)
+    byte-equal to the test's first record's (``t_tls``/``t_tll``) or to its last tail that
+    gave no override (``t_t2s``/``t_t2l``) skips the per-field default-data rule: no
+    override, the nfields of that tail (``t_nf``/``t_nf2``).
+
     Resumable: no array is ever reallocated in here (that would put reference counting in
     the loop); when the test arrays, the hash or the override arrays are full it returns
     (record, tests, overrides, status) and the caller grows them and calls again.
-    status: 0 done, 1 grow tests, 2 grow hash, 3 grow overrides.
+    status: 0 done, 1 grow tests, 2 grow hash, 3 grow overrides, 4 the index does not fit
+    the buffer or the output arrays (checked before anything is read or written).
     """
     n = offs.shape[0]
     ND = 11
@@ -85,6 +110,10 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
     v = np.zeros(ND, dtype=np.int64)
     a = np.zeros(ND, dtype=np.int64)
     r = r0 - 1
+    prev_t = -1
+    nbuf = buf.shape[0]
+    if i0 < 0 or i1 > n or lens.shape[0] < n or codes.shape[0] < n or rec_part.shape[0] < n:
+        return i0, r0, nt, nov, tpos, apos, 4
     for i in range(i0, i1):
         if codes[i] != ptr_code:
             continue
@@ -94,6 +123,11 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
             return i, r + 1, nt, nov, tpos, apos, 2
         if nov + ND > ovcap:
             return i, r + 1, nt, nov, tpos, apos, 3
+        # the record inside the buffer, room for one more row and its strings (the kernel
+        # reads and writes without bounds checks)
+        if (r + 1 >= rec_idx.shape[0] or offs[i] < 0 or offs[i] + 4 + lens[i] > nbuf
+                or tpos + lens[i] > txt_data.shape[0] or apos + lens[i] > alm_data.shape[0]):
+            return i, r + 1, nt, nov, tpos, apos, 4
         r += 1
         rec_idx[r] = i
         part_idx[r] = rec_part[i]
@@ -118,37 +152,42 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
         while True:
             if p + 4 > end:
                 break
-            tn = _u4(buf, p, be)
+            tn = _w4(buf, p, be)
             p += 4
             nf = 1
-            s0 = _hash_slot(hkeys, tn)
-            if hkeys[s0] == tn:
-                fast_t = hvals[s0]
+            # tests come in the same order part after part: try the test that followed the
+            # previous record's test last time before hashing
+            if prev_t >= 0 and t_next[prev_t] >= 0 and t_key[t_next[prev_t]] == tn:
+                fast_t = t_next[prev_t]
+            else:
+                s0 = _hash_slot(hkeys, tn)
+                if hkeys[s0] == tn:
+                    fast_t = hvals[s0]
             if p + 4 > end:
                 if p + 1 <= end:
-                    hd = buf[p]
+                    hd = _byte(buf, p)
                     nf = 2
                     if p + 2 <= end:
-                        st = buf[p + 1]
+                        st = _byte(buf, p + 1)
                         nf = 3
                         if p + 3 <= end:
-                            tf = buf[p + 2]
+                            tf = _byte(buf, p + 2)
                             nf = 4
                 break
-            hd = buf[p]
-            st = buf[p + 1]
-            tf = buf[p + 2]
-            pf = buf[p + 3]
+            hd = _byte(buf, p)
+            st = _byte(buf, p + 1)
+            tf = _byte(buf, p + 2)
+            pf = _byte(buf, p + 3)
             p += 4
             nf = 5
             if p + 4 > end:
                 break
-            res = np.uint32(_u4(buf, p, be))
+            res = np.uint32(_w4(buf, p, be))
             p += 4
             nf = 6
             if p + 1 > end:
                 break
-            ln = np.int64(buf[p])
+            ln = np.int64(_byte(buf, p))
             if p + 1 + ln > end:
                 break
             ts = p + 1
@@ -157,7 +196,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
             nf = 7
             if p + 1 > end:
                 break
-            ln = np.int64(buf[p])
+            ln = np.int64(_byte(buf, p))
             if p + 1 + ln > end:
                 break
             als = p + 1
@@ -167,13 +206,19 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
             tail_s = p
             if p + 1 > end:
                 break
-            if fast_t >= 0 and t_tll[fast_t] == end - p and _span_eq(buf, p, end - p, t_tls[fast_t],
-                                                                      t_tll[fast_t]):
-                ob = np.int64(buf[p])
-                nf = t_nf[fast_t]
-                same_tail = True
-                break
-            ob = np.int64(buf[p])
+            if fast_t >= 0:
+                tll = end - p
+                if t_tll[fast_t] == tll and _span_eq(buf, p, tll, t_tls[fast_t], tll):
+                    ob = np.int64(_byte(buf, p))
+                    nf = t_nf[fast_t]
+                    same_tail = True
+                    break
+                if t_t2l[fast_t] == tll and _span_eq(buf, p, tll, t_t2s[fast_t], tll):
+                    ob = np.int64(_byte(buf, p))
+                    nf = t_nf2[fast_t]
+                    same_tail = True
+                    break
+            ob = np.int64(_byte(buf, p))
             p += 1
             nf = 9
             for k in range(ND):
@@ -185,7 +230,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 if p + 1 > end:
                     stop = True
                     break
-                x = np.int64(buf[p])
+                x = np.int64(_byte(buf, p))
                 v[k] = x - 256 if x >= 128 else x
                 a[k] = 0
                 p += 1
@@ -197,7 +242,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 if p + 4 > end:
                     stop = True
                     break
-                v[k] = _u4(buf, p, be)
+                v[k] = _w4(buf, p, be)
                 a[k] = 0
                 p += 4
                 nf += 1
@@ -208,7 +253,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 if p + 1 > end:
                     stop = True
                     break
-                ln = np.int64(buf[p])
+                ln = np.int64(_byte(buf, p))
                 if p + 1 + ln > end:
                     stop = True
                     break
@@ -222,7 +267,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 if p + 4 > end:
                     stop = True
                     break
-                v[k] = _u4(buf, p, be)
+                v[k] = _w4(buf, p, be)
                 a[k] = 0
                 p += 4
                 nf += 1
@@ -236,8 +281,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
         nfields[r] = nf
         test_num[r] = np.uint32(tn if tn >= 0 else 0)
         if all_ >= 0:
-            for q in range(all_):
-                alm_data[apos + q] = buf[als + q]
+            _copy_span(alm_data, apos, buf, als, all_)
             apos += all_
             alm_valid[r >> 3] |= np.uint8(1 << (r & 7))
         alm_off[r + 1] = apos
@@ -269,6 +313,8 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
             t_tls[t] = tail_s
             t_tll[t] = end - tail_s
             t_nf[t] = nf
+            t_t2l[t] = -1
+            t_next[t] = -1
             # defaults from the first record
             for k in range(ND):
                 dv[t, k] = 0
@@ -279,15 +325,17 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                     continue
                 if use_bit[k] >= 0 and (ob >> use_bit[k]) & 1:
                     continue
-                if kind[k] == 1 and a[k] == 1 and buf[v[k]] == 0:
+                if kind[k] == 1 and a[k] == 1 and _byte(buf, v[k]) == 0:
                     continue
                 dv[t, k] = v[k]
                 da[t, k] = a[k]
         t_cnt[t] += 1
+        if prev_t >= 0:
+            t_next[prev_t] = t
+        prev_t = t
         # TEST_TXT: null when equal to the test's
         if tl >= 0 and not (t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], t_txl[t])):
-            for q in range(tl):
-                txt_data[tpos + q] = buf[ts + q]
+            _copy_span(txt_data, tpos, buf, ts, tl)
             tpos += tl
             txt_valid[r >> 3] |= np.uint8(1 << (r & 7))
         txt_off[r + 1] = tpos
@@ -301,7 +349,7 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 elif use_bit[k] >= 0 and (ob >> use_bit[k]) & 1:
                     continue
                 elif a[k] >= 0 and not (kind[k] == 1 and a[k] == 0):
-                    if kind[k] == 1 and a[k] == 1 and buf[v[k]] == 0:
+                    if kind[k] == 1 and a[k] == 1 and _byte(buf, v[k]) == 0:
                         ev = np.int64(0)
                         ea = np.int64(-1)
                     else:
@@ -324,6 +372,13 @@ def _ptr_kernel(buf, offs, lens, codes, ptr_code, rec_part, i0, i1, be, use_bit,
                 ov_val[nov] = ev
                 ov_len[nov] = ea
                 nov += 1
+        if m == 0 and not new and has_opt and not same_tail:
+            # a tail without overrides that differs from the first record's (often every
+            # later record of a test, e.g. OPT_FLAG "use the defaults" plus filler): later
+            # records with this tail take the fast path too (no overrides, same nfields)
+            t_t2s[t] = tail_s
+            t_t2l[t] = end - tail_s
+            t_nf2[t] = nf
         mask[r] = m
     return i1, r + 1, nt, nov, tpos, apos, 0
 
@@ -422,10 +477,11 @@ def ptr_decode(buf, index, rec_part, n_ptr: int, be, chunk_bytes: int = PTR_CHUN
     Returns (list of PtrDecoded chunks, tests dict, overrides (row, field, value, length))."""
     offs, lens, codes = index.offset, index.length, index.code
     code = R.CODE["PTR"]
-    cap, ovcap = 256, 4096
-    hkeys = np.full(1024, -2, np.int64)
-    hvals = np.zeros(1024, np.int64)
-    t = [np.empty(cap, np.int64) for _ in range(9)]
+    # big files start with room for thousands of tests: each grow is another kernel call
+    cap, ovcap = (256, 4096) if n_ptr < (1 << 16) else (4096, 1 << 16)
+    hkeys = np.full(4 * cap, -2, np.int64)
+    hvals = np.zeros(4 * cap, np.int64)
+    t = [np.empty(cap, np.int64) for _ in range(13)]
     dv = np.empty((cap, 11), np.int64)
     da = np.empty((cap, 11), np.int64)
     ov = [np.empty(ovcap, np.int64) for _ in range(4)]
@@ -456,6 +512,8 @@ def ptr_decode(buf, index, rec_part, n_ptr: int, be, chunk_bytes: int = PTR_CHUN
                 dv, da = _grow2(dv, cap), _grow2(da, cap)
             elif status == 2:
                 hkeys, hvals = _rehash(hkeys, hvals)
+            elif status == 4:
+                raise ValueError(f"PTR record {i}: the record index does not fit the buffer or the PTR count")
             else:
                 ovcap *= 4
                 ov = [_grow1(x, ovcap) for x in ov]
