@@ -66,6 +66,11 @@ def test_stdf_parse_benchmark_runs() -> None:
     assert "WORST ratio ours / stdf-convert" in out and "fixed cost per small file" in out
 
 
+def test_stdf_ptr_benchmark_runs() -> None:
+    out = _run("benchmarks/stdf_ptr.py", "--files", "sn269", "--mb", "0.3", "--rounds", "1")
+    assert "ns/PTR" in out and "sn269_m40c.stdf" in out
+
+
 def test_stdf_parse_benchmark_profile_runs() -> None:
     out = _run("benchmarks/stdf_parse.py", "--profile", "spreadsheet14", "--mb", "0.3", "--top", "5")
     assert "phase" in out and "parquet_ptr_results" in out and "cProfile" in out
