@@ -117,6 +117,17 @@ def _w8(buf, p):
 
 
 @kernel
+def _w2(buf, p, be):
+    """U2 at p (p >= 0), as _u2."""
+    q = np.uint64(p)
+    b0 = np.int64(buf[q])
+    b1 = np.int64(buf[q + np.uint64(1)])
+    if be:
+        return (b0 << 8) | b1
+    return b0 | (b1 << 8)
+
+
+@kernel
 def _w4(buf, p, be):
     """U4 at p (p >= 0), as _u4."""
     q = np.uint64(p)
