@@ -20,8 +20,7 @@ from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
 from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _nibbles, _test_of, list_column,
                         override_columns, SpanColumns, _put_spans)
-from .primitives import _byte, _w2, _w4
-from .ptr import _span_eq
+from .primitives import _byte, _span_eq, _w2, _w4
 
 # The layout this kernel is written for (records.py order); checked at import.
 FTR_FIELDS = (("TEST_NUM", "U4"), ("HEAD_NUM", "U1"), ("SITE_NUM", "U1"), ("TEST_FLG", "B1"), ("OPT_FLAG", "B1"),

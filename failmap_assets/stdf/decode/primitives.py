@@ -138,3 +138,20 @@ def _w4(buf, p, be):
     if be:
         return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
     return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+
+
+@kernel
+def _span_eq(buf, s1, l1, s2, l2):
+    """buf[s1:s1+l1] == buf[s2:s2+l2], for spans inside buf (starts >= 0)."""
+    if l1 != l2:
+        return False
+    k = 0
+    while k + 8 <= l1:
+        if _w8(buf, s1 + k) != _w8(buf, s2 + k):
+            return False
+        k += 8
+    while k < l1:
+        if _byte(buf, s1 + k) != _byte(buf, s2 + k):
+            return False
+        k += 1
+    return True
