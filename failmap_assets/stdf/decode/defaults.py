@@ -14,6 +14,7 @@ import numpy as np
 
 from failmap_assets.kernels.jit import kernel
 from .. import records as R
+from .primitives import _byte, _span_eq
 
 
 # Kinds of default-data fields, for comparing values.
@@ -78,15 +79,12 @@ def _same(buf, v1, a1, v2, a2, kind, esize):
         return False
     if s1 == s2:
         return True
-    for k in range(l1):
-        if buf[s1 + k] != buf[s2 + k]:
-            return False
-    return True
+    return _span_eq(buf, s1, l1, s2, l2)
 
 
 @kernel
 def _is_nul_string(buf, v, a, kind):
-    return kind == 1 and a == 1 and buf[v] == 0
+    return kind == 1 and a == 1 and _byte(buf, v) == 0
 
 
 @kernel

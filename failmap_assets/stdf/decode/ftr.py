@@ -20,8 +20,7 @@ from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
 from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _nibbles, _test_of, list_column,
                         override_columns, SpanColumns, _put_spans)
-from .primitives import _u2, _u4
-from .ptr import _span_eq
+from .primitives import _byte, _span_eq, _w2, _w4
 
 # The layout this kernel is written for (records.py order); checked at import.
 FTR_FIELDS = (("TEST_NUM", "U4"), ("HEAD_NUM", "U1"), ("SITE_NUM", "U1"), ("TEST_FLG", "B1"), ("OPT_FLAG", "B1"),
@@ -99,7 +98,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         while True:
             if p + 4 > end:
                 break
-            tn = _u4(buf, p, be)
+            tn = _w4(buf, p, be)
             u4s[0, r] = tn
             p += 4
             nf = 1
@@ -109,7 +108,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
                 if p + 1 > end:
                     stop = True
                     break
-                u1s[k, r] = buf[p]
+                u1s[k, r] = _byte(buf, p)
                 p += 1
                 nf += 1
             if stop:
@@ -120,7 +119,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
                 if p + 4 > end:
                     stop = True
                     break
-                u4s[k, r] = _u4(buf, p, be)
+                u4s[k, r] = _w4(buf, p, be)
                 p += 4
                 nf += 1
             if stop:
@@ -130,25 +129,25 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
                 if p + 4 > end:
                     stop = True
                     break
-                i4s[k, r] = _i32(_u4(buf, p, be))
+                i4s[k, r] = _i32(_w4(buf, p, be))
                 p += 4
                 nf += 1
             if stop:
                 break
             if p + 2 > end:
                 break
-            x = _u2(buf, p, be)
+            x = _w2(buf, p, be)
             vect_off[r] = x - 65536 if x >= 32768 else x
             p += 2
             nf = 12
             if p + 2 > end:
                 break
-            ic = _u2(buf, p, be)
+            ic = _w2(buf, p, be)
             p += 2
             nf = 13
             if p + 2 > end:
                 break
-            gc = _u2(buf, p, be)
+            gc = _w2(buf, p, be)
             p += 2
             nf = 14
             # RTN_INDX RTN_STAT PGM_INDX PGM_STAT
@@ -179,7 +178,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             # FAIL_PIN (Dn: U2 bit count, then the bytes)
             if p + 2 > end:
                 break
-            x = (_u2(buf, p, be) + 7) // 8
+            x = (_w2(buf, p, be) + 7) // 8
             if p + 2 + x > end:
                 break
             ss[0] = p + 2
@@ -191,7 +190,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
                 if p + 1 > end:
                     stop = True
                     break
-                x = np.int64(buf[p])
+                x = np.int64(_byte(buf, p))
                 if p + 1 + x > end:
                     stop = True
                     break
@@ -204,13 +203,13 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             # PATG_NUM SPIN_MAP
             if p + 1 > end:
                 break
-            v[0] = np.int64(buf[p])
+            v[0] = np.int64(_byte(buf, p))
             a[0] = 0
             p += 1
             nf = 27
             if p + 2 > end:
                 break
-            bits = _u2(buf, p, be)
+            bits = _w2(buf, p, be)
             x = (bits + 7) // 8
             if p + 2 + x > end:
                 break

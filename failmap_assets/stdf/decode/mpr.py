@@ -20,8 +20,7 @@ from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
 from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _nibbles, _test_of, list_column,
                         override_columns, SpanColumns, _put_spans)
-from .primitives import _u2, _u4
-from .ptr import _span_eq
+from .primitives import _byte, _span_eq, _w2, _w4
 
 # The layout this kernel is written for (records.py order); checked at import.
 MPR_FIELDS = (("TEST_NUM", "U4"), ("HEAD_NUM", "U1"), ("SITE_NUM", "U1"), ("TEST_FLG", "B1"), ("PARM_FLG", "B1"),
@@ -85,37 +84,37 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         while True:
             if p + 4 > end:
                 break
-            tn = _u4(buf, p, be)
+            tn = _w4(buf, p, be)
             p += 4
             nf = 1
             if p + 1 > end:
                 break
-            hd = buf[p]
+            hd = _byte(buf, p)
             p += 1
             nf = 2
             if p + 1 > end:
                 break
-            st = buf[p]
+            st = _byte(buf, p)
             p += 1
             nf = 3
             if p + 1 > end:
                 break
-            tf = buf[p]
+            tf = _byte(buf, p)
             p += 1
             nf = 4
             if p + 1 > end:
                 break
-            pf = buf[p]
+            pf = _byte(buf, p)
             p += 1
             nf = 5
             if p + 2 > end:
                 break
-            ic = _u2(buf, p, be)
+            ic = _w2(buf, p, be)
             p += 2
             nf = 6
             if p + 2 > end:
                 break
-            rc = _u2(buf, p, be)
+            rc = _w2(buf, p, be)
             p += 2
             nf = 7
             nb = (ic + 1) // 2
@@ -133,7 +132,7 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             nf = 9
             if p + 1 > end:
                 break
-            x = np.int64(buf[p])
+            x = np.int64(_byte(buf, p))
             if p + 1 + x > end:
                 break
             ts = p + 1
@@ -142,7 +141,7 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             nf = 10
             if p + 1 > end:
                 break
-            x = np.int64(buf[p])
+            x = np.int64(_byte(buf, p))
             if p + 1 + x > end:
                 break
             als = p + 1
@@ -151,7 +150,7 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             nf = 11
             if p + 1 > end:
                 break
-            ob = np.int64(buf[p])
+            ob = np.int64(_byte(buf, p))
             p += 1
             nf = 12
             # RES_SCAL LLM_SCAL HLM_SCAL (I1)
@@ -160,7 +159,7 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
                 if p + 1 > end:
                     stop = True
                     break
-                x = np.int64(buf[p])
+                x = np.int64(_byte(buf, p))
                 v[k] = x - 256 if x >= 128 else x
                 a[k] = 0
                 p += 1
@@ -172,7 +171,7 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
                 if p + 4 > end:
                     stop = True
                     break
-                v[k] = _u4(buf, p, be)
+                v[k] = _w4(buf, p, be)
                 a[k] = 0
                 p += 4
                 nf += 1
@@ -190,7 +189,7 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
                 if p + 1 > end:
                     stop = True
                     break
-                x = np.int64(buf[p])
+                x = np.int64(_byte(buf, p))
                 if p + 1 + x > end:
                     stop = True
                     break
@@ -204,7 +203,7 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             for k in range(13, 15):
                 if p + 4 > end:
                     break
-                v[k] = _u4(buf, p, be)
+                v[k] = _w4(buf, p, be)
                 a[k] = 0
                 p += 4
                 nf += 1

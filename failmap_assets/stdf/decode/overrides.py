@@ -21,6 +21,7 @@ from .. import records as R
 from .arrow import _bitmap_ge, null_array
 from .columns import _numeric_from_int64, column
 from .fields import DN_MASK
+from .primitives import _byte
 from .ptr import _grow1, _grow2, _hash_slot, _rehash
 from .strings import string_array, text_array
 
@@ -153,7 +154,7 @@ def _put_spans(buf, ss, sl, r, off, data, valid):
         if ln >= 0:
             s = ss[k]
             for j in range(ln):
-                data[k, q + j] = buf[s + j]
+                data[k, q + j] = _byte(buf, s + j)
             q += ln
             valid[k, r >> 3] |= np.uint8(1 << (r & 7))
         off[k, r + 1] = q
@@ -183,11 +184,11 @@ class SpanColumns:
 def _nibbles(buf, p, k, out, o):
     """k N1 values (low nibble first) from buf[p:] to out[o:]."""
     for j in range(k >> 1):
-        b = buf[p + j]
+        b = _byte(buf, p + j)
         out[o + 2 * j] = b & 0x0F
         out[o + 2 * j + 1] = b >> 4
     if k & 1:
-        out[o + k - 1] = buf[p + (k >> 1)] & 0x0F
+        out[o + k - 1] = _byte(buf, p + (k >> 1)) & 0x0F
 
 
 @inlined
@@ -198,4 +199,4 @@ def _copy_elements(buf, p, nbytes, swap, out, o):
         out[o:o + nbytes] = buf[p:p + nbytes]
     else:
         for q in range(nbytes):
-            out[o + q] = buf[p + (q ^ swap)]
+            out[o + q] = _byte(buf, p + (q ^ swap))

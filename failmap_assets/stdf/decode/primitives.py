@@ -117,6 +117,17 @@ def _w8(buf, p):
 
 
 @kernel
+def _w2(buf, p, be):
+    """U2 at p (p >= 0), as _u2."""
+    q = np.uint64(p)
+    b0 = np.int64(buf[q])
+    b1 = np.int64(buf[q + np.uint64(1)])
+    if be:
+        return (b0 << 8) | b1
+    return b0 | (b1 << 8)
+
+
+@kernel
 def _w4(buf, p, be):
     """U4 at p (p >= 0), as _u4."""
     q = np.uint64(p)
@@ -127,3 +138,20 @@ def _w4(buf, p, be):
     if be:
         return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
     return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+
+
+@kernel
+def _span_eq(buf, s1, l1, s2, l2):
+    """buf[s1:s1+l1] == buf[s2:s2+l2], for spans inside buf (starts >= 0)."""
+    if l1 != l2:
+        return False
+    k = 0
+    while k + 8 <= l1:
+        if _w8(buf, s1 + k) != _w8(buf, s2 + k):
+            return False
+        k += 8
+    while k < l1:
+        if _byte(buf, s1 + k) != _byte(buf, s2 + k):
+            return False
+        k += 1
+    return True

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from failmap_assets.kernels.jit import kernel
 from .. import records as R
-from .primitives import _byte, _w4, _w8
+from .primitives import _byte, _span_eq, _w4, _w8
 from .strings import text_array
 
 # PTR field positions (records.py order) and its default-data fields, in override-bit order:
@@ -51,23 +51,6 @@ def _copy_span(dst, d, buf, s, n):
     while k < n:
         dst[d + k] = _byte(buf, s + k)
         k += 1
-
-
-@kernel
-def _span_eq(buf, s1, l1, s2, l2):
-    """buf[s1:s1+l1] == buf[s2:s2+l2], for spans inside buf (starts >= 0)."""
-    if l1 != l2:
-        return False
-    k = 0
-    while k + 8 <= l1:
-        if _w8(buf, s1 + k) != _w8(buf, s2 + k):
-            return False
-        k += 8
-    while k < l1:
-        if _byte(buf, s1 + k) != _byte(buf, s2 + k):
-            return False
-        k += 1
-    return True
 
 
 @kernel
