@@ -20,6 +20,7 @@ import yaml
 
 from failmap_assets.settings import VARIABLES
 from tests.support.numba_cache import BIN, clean_env
+from tests.support.processes import dying_with_parent
 from tests.support.testdata import REPO
 
 DEPLOY = REPO / "deploy"
@@ -130,10 +131,10 @@ def test_entrypoint_copies_a_read_only_numba_cache_into_tmpdir(warm_numba_cache)
         for p in [image_cache, *image_cache.rglob("*")]:   # readable by all, as in an image
             p.chmod(0o755 if p.is_dir() else 0o644)
         tmpdir.mkdir()
-        user = {}
+        as_user = None   # (uid, gid) to run the entrypoint as: not root, as in the image
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
-            user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+            as_user = (nobody.pw_uid, nobody.pw_gid)
             os.chown(tmpdir, nobody.pw_uid, nobody.pw_gid)
             os.chmod(root, 0o755)
         else:
@@ -144,8 +145,8 @@ def test_entrypoint_copies_a_read_only_numba_cache_into_tmpdir(warm_numba_cache)
         entry = ["sh", str(DEPLOY / "entrypoint.sh")]
         copy = tmpdir / "failmap-numba-cache"
         for _ in range(2):   # the second start finds the copy made
-            done = subprocess.run([*entry, "sh", "-c", 'echo "$NUMBA_CACHE_DIR"'], env=env, capture_output=True,
-                                  text=True, timeout=60, cwd=tmpdir, **user)
+            done = subprocess.run(dying_with_parent([*entry, "sh", "-c", 'echo "$NUMBA_CACHE_DIR"'], as_user),
+                                  env=env, capture_output=True, text=True, timeout=60, cwd=tmpdir)
             assert done.returncode == 0, done.stderr[-3000:]
             assert done.stdout.strip() == str(copy)
         assert (copy / ".complete").exists()
@@ -158,9 +159,9 @@ def test_entrypoint_copies_a_read_only_numba_cache_into_tmpdir(warm_numba_cache)
         usable, total = done.stdout.split()
         assert usable == total and int(total) > 40, done.stdout + done.stderr[-2000:]
         # a writable cache is used where it is
-        done = subprocess.run([*entry, "sh", "-c", 'echo "$NUMBA_CACHE_DIR"'],
+        done = subprocess.run(dying_with_parent([*entry, "sh", "-c", 'echo "$NUMBA_CACHE_DIR"'], as_user),
                               env={**env, "NUMBA_CACHE_DIR": str(tmpdir)}, capture_output=True, text=True,
-                              timeout=30, **user)
+                              timeout=30)
         assert done.stdout.strip() == str(tmpdir)
     finally:
         for p in [root, *root.rglob("*")]:

@@ -27,7 +27,8 @@ from pathlib import Path
 import yaml
 
 from tests.support.processes import stop_deployment
-from tests.support.s3_server import _die_with_parent, _free_ports, _log_tail
+from tests.support.processes import dying_with_parent
+from tests.support.s3_server import _free_ports, _log_tail
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -79,8 +80,8 @@ class Deployment:
         log = self.dir / f"{name}.log"
         self.logs[name] = log
         with open(log, "wb") as out:
-            self.procs[name] = subprocess.Popen(args, env=self.env, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                                stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+            self.procs[name] = subprocess.Popen(dying_with_parent(args), env=self.env, cwd=self.dir,
+                                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
     def wait(self, what: str, ready: Callable[[], bool], timeout: float, poll: float = 0.5) -> None:
         """Until `ready()` is true; fails early when one of the processes has exited."""

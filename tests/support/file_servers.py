@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import stop_process
-from tests.support.s3_server import _die_with_parent
+from tests.support.processes import dying_with_parent
 from tests.support.testdata import REPO
 
 USER = "tester"
@@ -49,9 +49,9 @@ class FileServer:
 
 def _start(module: str, args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env={**os.environ, **env},
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(dying_with_parent([sys.executable, "-m", module, *args]), cwd=REPO,
+                                env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=err)
     deadline = time.monotonic() + READY_TIMEOUT_S
     line = b""
     while time.monotonic() < deadline and proc.poll() is None:

@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import stop_process
-from tests.support.s3_server import _die_with_parent, _free_ports, _log_tail
+from tests.support.processes import dying_with_parent
+from tests.support.s3_server import _free_ports, _log_tail
 
 READY_TIMEOUT_S = 60
 
@@ -79,14 +80,14 @@ def postgres_bin_dir() -> Path:
 
 
 def _as_user() -> dict:
-    """Popen arguments that drop root to `nobody` (PostgreSQL will not run as root)."""
+    """The `nobody` user and group to drop root to (PostgreSQL will not run as root)."""
     if os.geteuid() != 0:
         return {}
     try:
         nobody = pwd.getpwnam("nobody")
     except KeyError:
         pytest.fail("running as root and there is no `nobody` user to run PostgreSQL as", pytrace=False)
-    return {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    return {"user": nobody.pw_uid, "group": nobody.pw_gid}
 
 
 def start_postgres(bin_dir: Path | None = None) -> tuple[subprocess.Popen, PgServer, Path]:
@@ -103,10 +104,11 @@ def start_postgres(bin_dir: Path | None = None) -> tuple[subprocess.Popen, PgSer
         for p in (root, root / "pw", root / "run"):
             os.chown(p, user["user"], user["group"])
     env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC"}
-    init = subprocess.run(
+    as_user = (user["user"], user["group"]) if user else None
+    init = subprocess.run(dying_with_parent(
         [str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", "failmap", "--pwfile", str(root / "pw"),
-         "--auth", "scram-sha-256", "-E", "UTF8", "--no-sync", "--no-instructions"],
-        env=env, cwd=root, capture_output=True, text=True, timeout=120, **user)
+         "--auth", "scram-sha-256", "-E", "UTF8", "--no-sync", "--no-instructions"], as_user),
+        env=env, cwd=root, capture_output=True, text=True, timeout=120)
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         pytest.fail(f"initdb failed ({bin_dir}):\n{init.stdout[-2000:]}\n{init.stderr[-2000:]}", pytrace=False)
@@ -115,12 +117,11 @@ def start_postgres(bin_dir: Path | None = None) -> tuple[subprocess.Popen, PgSer
     with open(log_path, "wb") as log:
         if user:
             os.chown(log_path, user["user"], user["group"])
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(dying_with_parent(
             [str(bin_dir / "postgres"), "-D", str(root / "data"), "-h", "127.0.0.1", "-p", str(port),
              "-k", str(root / "run"), "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=200"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
-            preexec_fn=_die_with_parent, **user)
+             "-c", "full_page_writes=off", "-c", "max_connections=200"], as_user),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
     server = PgServer("127.0.0.1", port, "failmap", password, "postgres")
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:

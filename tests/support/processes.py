@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 
 import boto3
@@ -12,6 +13,32 @@ from botocore.config import Config
 
 STOP_GRACE_S = 5.0
 READY_TIMEOUT_S = 30.0
+
+
+# Run by a fresh interpreter between our fork and the server's exec: drop to uid:gid when
+# asked, have the kernel SIGKILL this process when the thread that started it dies (so a
+# crashed pytest never leaves a server behind), then become the server.
+_LAUNCHER = (
+    "import ctypes, os, signal, sys, warnings\n"   # execvp imports warnings: unreadable after the drop
+    "a = sys.argv[1:]\n"
+    "if a[0].startswith('--as='):\n"
+    "    uid, gid = map(int, a.pop(0)[5:].split(':'))\n"
+    "    os.setgroups([]); os.setgid(gid); os.setuid(uid)\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)\n"   # PR_SET_PDEATHSIG
+    "os.execvp(a[0], a)\n"
+)
+
+
+def dying_with_parent(args: list, as_user: tuple[int, int] | None = None) -> list[str]:
+    """``args`` behind a launcher that ties the server's life to the test process's thread
+    (``PR_SET_PDEATHSIG``) and, with ``as_user`` (uid, gid), drops root first.
+
+    Not a ``preexec_fn`` (nor Popen's ``user=``): both make Python ``fork()`` instead of
+    ``vfork()``, and once this process has used a gRPC channel (a deployment's ping, any
+    Dagster gRPC client), grpcio >= 1.80's fork handlers crash the child with ``epoll_wait``
+    EBADF before it can exec (grpc/grpc#43055): a CI run saw "daemon exited (-6)"."""
+    prefix = [f"--as={as_user[0]}:{as_user[1]}"] if as_user else []
+    return [sys.executable, "-S", "-c", _LAUNCHER, *prefix, *(str(a) for a in args)]
 
 
 def stop_process(proc: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:

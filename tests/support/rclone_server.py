@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import stop_process, wait_s3_ready
-from tests.support.s3_server import REGION, S3Server, _die_with_parent, _free_ports, _log_tail
+from tests.support.processes import dying_with_parent
+from tests.support.s3_server import REGION, S3Server, _free_ports, _log_tail
 
 ACCESS_KEY = "failmap-rclone"
 BUCKET = "rclone-bucket"
@@ -41,8 +42,8 @@ def rclone_s3(tmp_path: Path) -> Iterator[S3Server]:
             "--cache-dir", str(tmp_path / "cache")]
     log_path = tmp_path / "rclone.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=tmp_path, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(dying_with_parent(args), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=tmp_path)
     server = S3Server(endpoint_url=f"http://127.0.0.1:{port}", access_key=ACCESS_KEY, secret_key=secret,
                       region=REGION)
     try:

@@ -10,12 +10,10 @@ for a green run.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import resource
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +27,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.support.processes import stop_process, wait_s3_ready
+from tests.support.processes import dying_with_parent, stop_process, wait_s3_ready
 
 ACCESS_KEY = "failmap-test"
 REGION = "us-east-1"
@@ -86,15 +84,6 @@ def _free_ports(count: int) -> list[int]:
         return [sock.getsockname()[1] for sock in socks]
 
 
-def _die_with_parent() -> None:
-    # Runs in the child before exec: if pytest itself is killed, the kernel kills
-    # weed too, so a crashed run never leaves a server behind. (The signal fires when
-    # the forking *thread* ends: session fixtures are set up on the main thread.)
-    PR_SET_PDEATHSIG = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _log_tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -120,8 +109,10 @@ def _start(workdir: Path, secret_key: str) -> tuple[subprocess.Popen, S3Server]:
     env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=secret_key, TMPDIR=str(workdir / "tmp"))
     log_path = workdir / "weed.log"
     with open(log_path, "wb") as log:  # fresh per attempt, so the tail shows this attempt only
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=env, cwd=workdir, preexec_fn=_die_with_parent)
+        # dies with this process (the signal fires when the starting *thread* ends: session
+        # fixtures are set up on the main thread)
+        proc = subprocess.Popen(dying_with_parent(args), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, cwd=workdir)
     server = S3Server(endpoint_url=f"http://127.0.0.1:{ports['s3.port']}", access_key=ACCESS_KEY,
                       secret_key=secret_key, ports=ports)
     problem = wait_s3_ready(proc, server, "weed")
