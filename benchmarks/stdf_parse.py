@@ -8,7 +8,10 @@ its last PRR) between the original header and trailer, then times
 * failmap:      parse_to_parquet(file, out_dir)                  (Parquet written)
 * stdf-convert: stdf_convert.tables(file) + pyarrow.parquet.write_table per table, with
                 the same writer settings as ours (lz4, data pages V2, dictionaries for text
-                only, no statistics): the comparison is the parsing, not two Parquet configurations
+                only, no statistics): the comparison is the parsing, not two Parquet configurations.
+                ``--both`` also times the peer writing with pyarrow's DEFAULT settings (snappy,
+                dictionaries and statistics on every column), as the issue's own figures were
+                measured, in the same run: a second ratio column and headline
 
 Each tool lives in its own long-running subprocess pinned to one CPU; the runs alternate
 between the two (failmap, stdf-convert, stdf-convert, failmap, ...) and the MEDIAN of each
@@ -17,7 +20,7 @@ part block, are listed as excluded with the reason. The fixed cost per small fil
 warm-up, Parquet written, median over the small real files) closes the report. The
 headline is the WORST ratio over all files.
 
-    .venv/bin/python benchmarks/stdf_parse.py [--mb 60] [--rounds 3] [--files lot2,a595] [--pystdf]
+    .venv/bin/python benchmarks/stdf_parse.py [--mb 60] [--rounds 3] [--files lot2,a595] [--both] [--pystdf]
     .venv/bin/python benchmarks/stdf_parse.py --profile a595.stdf [--mb 60]
 
 ``--profile FILE`` attributes our time on one tiled file to record kinds / phases (scan,
@@ -195,6 +198,9 @@ class _Pystdf:
         return Count.n
 
 
+#: the peer writing with pyarrow's default Parquet settings (``--both``)
+DEFAULTS_PEER = "stdf-convert/defaults"
+
 TOOLS = {"failmap": _Failmap, "stdf-convert": _StdfConvert, "pystdf": _Pystdf}
 
 
@@ -361,6 +367,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pystdf", action="store_true", help="also time pystdf (records only, slow: 4 MB slices)")
     ap.add_argument("--peer-defaults", action="store_true",
                     help="stdf-convert's tables written with pyarrow's default Parquet settings instead of ours")
+    ap.add_argument("--both", action="store_true",
+                    help="time the peer both ways in the same run (our writer settings, and pyarrow's defaults: "
+                         "how the issue's own figures were measured); a ratio column and a headline for each")
     ap.add_argument("--profile", metavar="FILE", help="profile failmap on one tiled real file and exit")
     ap.add_argument("--top", type=int, default=25, help="functions listed by --profile")
     args = ap.parse_args(argv)
@@ -376,9 +385,12 @@ def main(argv=None) -> int:
     print(f"# STDF parse benchmark  python {sys.version.split()[0]}  cpus {os.cpu_count()}  load avg "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}  (each tool in its own process pinned to 1 CPU, runs "
           f"alternating, median of {args.rounds}; the machine's other work shows in wall times; peer Parquet "
-          f"settings: {'pyarrow defaults' if args.peer_defaults else 'the same as ours'})")
-    tools = ["failmap", "stdf-convert"] + (["pystdf"] if args.pystdf else [])
-    workers = {t: Worker(t, args.peer_defaults) for t in tools}
+          f"settings: {'both ways' if args.both else 'pyarrow defaults' if args.peer_defaults else 'the same as ours'})")
+    workers = {"failmap": Worker("failmap"), "stdf-convert": Worker("stdf-convert", args.peer_defaults and not args.both)}
+    if args.both:
+        workers[DEFAULTS_PEER] = Worker("stdf-convert", True)
+    if args.pystdf:
+        workers["pystdf"] = Worker("pystdf")
     rows, excluded = [], []
     try:
         with tempfile.TemporaryDirectory(prefix="stdfbench-") as tmp:
@@ -417,10 +429,14 @@ def main(argv=None) -> int:
                     os.unlink(sl["path"])
                 row["ratio"] = row["failmap"] / row["stdf-convert"]
                 row["wall ratio"] = row["failmap wall"] / row["stdf-convert wall"]
+                if args.both:
+                    row["ratio d"] = row["failmap"] / row[DEFAULTS_PEER]
                 os.unlink(big["path"])
                 rows.append(row)
                 print(f"  {base.name}: {row['failmap']:.1f} vs {row['stdf-convert']:.1f} MB/s (CPU) "
-                      f"= {row['ratio']:.2f}x (wall {row['wall ratio']:.2f}x)", file=sys.stderr, flush=True)
+                      f"= {row['ratio']:.2f}x (wall {row['wall ratio']:.2f}x)"
+                      + (f"; peer on pyarrow defaults {row[DEFAULTS_PEER]:.1f} MB/s = {row['ratio d']:.2f}x"
+                         if args.both else ""), file=sys.stderr, flush=True)
         small = [str(STDF_DIR / s) for s in SMALL if (STDF_DIR / s).is_file()]
         fixed = {t: workers[t].ask(op="fixed", small=small, rounds=args.fixed_rounds)
                  for t in ("failmap", "stdf-convert")}
@@ -430,13 +446,15 @@ def main(argv=None) -> int:
 
     print("\nMB/s per CPU second of the tool's process (user + sys: robust when other work shares the CPU);"
           " ratio = ours / stdf-convert; the wall-clock ratio beside it")
+    both = " stdf-convert, pyarrow defaults, MB/s | ratio to it |" if args.both else ""
     print("\n| file | MB (copies) | record mix of the tiled file, % of bytes | ours MB/s | stdf-convert MB/s | ratio "
-          "| wall ratio |"
+          "| wall ratio |" + both
           + (" pystdf MB/s |" if args.pystdf else ""))
-    print("|---|---:|---|---:|---:|---:|---:|" + ("---:|" if args.pystdf else ""))
+    print("|---|---:|---|---:|---:|---:|---:|" + ("---:|---:|" if args.both else "") + ("---:|" if args.pystdf else ""))
     for r in rows:
         print(f"| {r['file']} | {r['mb']:.1f} (x{r['copies']}) | {r['mix']} | {r['failmap']:.1f} | "
               f"{r['stdf-convert']:.1f} | {r['ratio']:.2f}x | {r['wall ratio']:.2f}x |"
+              + (f" {r[DEFAULTS_PEER]:.1f} | {r['ratio d']:.2f}x |" if args.both else "")
               + (f" {r['pystdf']:.2f} |" if args.pystdf else ""))
     for name, why in excluded:
         print(f"| {name} | excluded: {why} | | | | | |")
@@ -446,6 +464,13 @@ def main(argv=None) -> int:
         print(f"\nWORST ratio ours / stdf-convert: {worst['ratio']:.2f}x ({worst['file']}; {worst['mix']})  "
               f"median {statistics.median(ratios):.2f}x over {len(rows)} files  (goal >= 3x on every file; "
               f"worst wall-clock ratio {min(r['wall ratio'] for r in rows):.2f}x)")
+        if args.both:
+            worst = min(rows, key=lambda r: r["ratio d"])
+            d = sorted(r["ratio d"] for r in rows)
+            print(f"WORST ratio with the peer on pyarrow's default writer settings: {worst['ratio d']:.2f}x "
+                  f"({worst['file']})  median {statistics.median(d):.2f}x; files at 3x or more: "
+                  f"{sum(x >= 3 for x in d)} of {len(d)} (our settings for the peer: "
+                  f"{sum(r['ratio'] >= 3 for r in rows)} of {len(rows)})")
     names = ", ".join(Path(s).name for s in small)
     print(f"fixed cost per small file after warm-up (median, Parquet written; {names}): ours "
           f"{fixed['failmap']['wall_ms']:.1f} ms wall / {fixed['failmap']['cpu_ms']:.1f} ms CPU, stdf-convert "

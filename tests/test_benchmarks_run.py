@@ -60,10 +60,12 @@ def test_patterns_benchmark_runs() -> None:
 
 def test_stdf_parse_benchmark_runs() -> None:
     out = _run("benchmarks/stdf_parse.py", "--files", "makechip_x,spreadsheet14,in_v3", "--mb", "0.3",
-               "--rounds", "1", "--fixed-rounds", "1")
+               "--rounds", "1", "--fixed-rounds", "1", "--both")
     assert "| makechip_x.stdf |" in out and "| spreadsheet14.stdf |" in out
     assert "| in_v3.std | excluded: stdf-convert cannot read it" in out
     assert "WORST ratio ours / stdf-convert" in out and "fixed cost per small file" in out
+    # --both: the peer also timed writing with pyarrow's defaults, a ratio column and a headline for it
+    assert "stdf-convert, pyarrow defaults, MB/s" in out and "WORST ratio with the peer on pyarrow's default" in out
 
 
 def test_stdf_ptr_benchmark_runs() -> None:
