@@ -69,7 +69,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / norm if norm > 1e-12 else v
 
 
-def _polar_map(geo: WaferGeometry) -> np.ndarray:
+def polar_map(geo: WaferGeometry) -> np.ndarray:
     """Fail density minus the wafer's fail fraction in 3 rings x 8 sectors."""
     f = float(geo.fail.mean()) if geo.fail.size else 0.0
     ring = np.clip(np.searchsorted(np.asarray(POLAR_RINGS), geo.radius, side="right") - 1,
@@ -90,6 +90,26 @@ def embed(probabilities: np.ndarray, logits: np.ndarray, polar: np.ndarray) -> n
     v = np.zeros(EMBEDDING_DIM)
     v[:_N_USED] = np.concatenate(parts)
     return _unit(v).astype(np.float32)
+
+
+def classifier_view(features: np.ndarray, polar: np.ndarray, model: PatternModel) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier alone on many wafers: ``features`` (m, N_FEATURES) and ``polar``
+    (m, 24, polar_map) -> probabilities (m, 9, PATTERN_CLASSES order) and embeddings
+    (m, EMBEDDING_DIM). The embedding never depends on the neighbour vote, so the
+    voting reference is embedded by the classifier alone."""
+    x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+    r = np.atleast_2d(np.asarray(polar, dtype=np.float64))
+    if x.shape[0] != r.shape[0]:
+        raise ValueError(f"one polar map per feature row: {x.shape} vs {r.shape}")
+    logits = model.logits(x)
+    probs = softmax(logits)
+    # The model's class order is its own; report in PATTERN_CLASSES order.
+    order = [model.classes.index(c) for c in PATTERN_CLASSES]
+    probs, logits = probs[:, order], logits[:, order]
+    emb = np.zeros((x.shape[0], EMBEDDING_DIM), np.float32)
+    for i in range(x.shape[0]):
+        emb[i] = embed(probs[i], logits[i], r[i])
+    return probs, emb
 
 
 def _sector_name(angle: float) -> str:
@@ -172,7 +192,7 @@ def signature_of(geo: WaferGeometry, model: PatternModel | None = None) -> Wafer
     label = PATTERN_CLASSES[k]
     return WaferSignature(
         raster=rasterise(geo, RASTER_SIZE),
-        embedding=embed(probs, logits, _polar_map(geo)),
+        embedding=embed(probs, logits, polar_map(geo)),
         label=label, confidence=float(probs[k]), evidence=explain(label, feat, geo),
         dies=int(geo.x.size), fail_dies=int(geo.fail.sum()))
 
