@@ -17,11 +17,30 @@ the neighbours. With no reference (or no neighbour left) the classifier labels a
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
 VOTE_K = 5
 EXCLUDED = -np.inf   # the similarity that takes a reference map out of a vote
+
+
+@dataclass(frozen=True)
+class VotingReference:
+    """The labelled maps that vote: their embeddings, class (index into ``classes``) and
+    fingerprint (so that a map in the reference never votes for itself)."""
+    classes: tuple[str, ...]
+    labels: np.ndarray         # int64 (n,)
+    embeddings: np.ndarray     # float32 (n, EMBEDDING_DIM), unit length
+    fingerprints: np.ndarray   # uint64 (n,)
+
+    def __post_init__(self) -> None:
+        n = self.labels.shape[0]
+        if self.labels.ndim != 1 or self.embeddings.ndim != 2 or self.embeddings.shape[0] != n \
+                or self.fingerprints.shape != (n,):
+            raise ValueError("a voting reference needs one label, embedding and fingerprint per map")
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
+            raise ValueError("voting reference labels must index its classes")
 
 
 def nearest(similarity: np.ndarray, k: int = VOTE_K) -> list[np.ndarray]:
