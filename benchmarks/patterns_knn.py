@@ -29,6 +29,7 @@ the embedding, so knn5 is the same for every rule). Then the means over the 18 s
 models, the bags, which dev wafers each rule gets wrong over the 18 singles, and the
 shipped bag's confusion on held-out synthetic (seeds 3 + 6) for ``model`` and ``A``.
 Signs 6 x 2,880 synthetic training maps first (a few minutes on one core).
+Smoke size (tests/test_benchmarks_run.py): ``--sizes 4 --held-per-class 2``.
 """
 
 from __future__ import annotations
@@ -171,14 +172,18 @@ def print_confusion(title: str, c: np.ndarray) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dev", type=Path, default=DEV, help="labelled real maps (JSON Lines)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=list(TRAIN_SIZES),
+                    help="training maps per class of each single model (default: training.TRAIN_SIZES)")
+    ap.add_argument("--held-per-class", type=int, default=HELD_PER_CLASS, help="held-out synthetic maps per class")
     args = ap.parse_args()
+    sizes = tuple(args.sizes)
     t0 = time.perf_counter()
     refw = pattern_set(REFERENCE_PER_CLASS, REFERENCE_SEED)
     ref = prepare([f"ref-{i}" for i in range(len(refw))], ["ref"] * len(refw), [w.label for w in refw],
                   [w.grid for w in refw], [w.die_aspect for w in refw])
     held = {}
     for s in HELD_OUT_SEEDS:
-        ws = pattern_set(HELD_PER_CLASS, s)
+        ws = pattern_set(args.held_per_class, s)
         held[s] = prepare([f"held-{s}-{i}" for i in range(len(ws))], ["held"] * len(ws), [w.label for w in ws],
                           [w.grid for w in ws], [w.die_aspect for w in ws])
     dev = None
@@ -189,16 +194,17 @@ def main() -> None:
     else:
         print(f"dev figures skipped: {args.dev} is absent (../shared not on this machine)")
     seeds = tuple(TRAIN_SEEDS) + OTHER_SEEDS
-    biggest = max(TRAIN_SIZES)
-    single = {(s, n): train_one(n, s, n_made=biggest) for s in seeds for n in TRAIN_SIZES}
+    biggest = max(sizes)
+    single = {(s, n): train_one(n, s, n_made=biggest) for s in seeds for n in sizes}
     print(f"trained {len(single)} single models in {time.perf_counter() - t0:.0f} s wall", flush=True)
     results = {}
     for (s, n), m in single.items():
         results[("single", s, n)] = r = scored(m, ref, held, dev)
         print(line(f"single seed {s} {n}/class", r, HELD_OUT_SEEDS), flush=True)
-    bags = {"bag (shipped) seeds 1/4/5 x 160/240/320": [(s, n) for s in TRAIN_SEEDS for n in TRAIN_SIZES],
-            "bag seeds 7/8/9 x 160/240/320": [(s, n) for s in OTHER_SEEDS for n in TRAIN_SIZES],
-            "bag of 18": [(s, n) for s in seeds for n in TRAIN_SIZES]}
+    shipped_name = "bag (shipped) seeds 1/4/5 x 160/240/320" if sizes == tuple(TRAIN_SIZES) else "bag seeds 1/4/5"
+    bags = {shipped_name: [(s, n) for s in TRAIN_SEEDS for n in sizes],
+            "bag seeds 7/8/9": [(s, n) for s in OTHER_SEEDS for n in sizes],
+            f"bag of {len(seeds) * len(sizes)}": [(s, n) for s in seeds for n in sizes]}
     for name, keys in bags.items():
         results[name] = r = scored(mean_model([single[k] for k in keys], SIGNATURE_VERSION), ref, held, dev)
         print(line(name, r, HELD_OUT_SEEDS), flush=True)
@@ -220,9 +226,9 @@ def main() -> None:
             cells.append(f"{np.mean([x['dev']['model'].knn5_macro for x in rs]):.3f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
 
-    row("18 single models (mean)", singles)
+    row(f"{len(singles)} single models (mean)", singles)
     if dev is not None:
-        print("| 18 singles: min..max dev accuracy | " + " | ".join("" for _ in NAMES) + " | " + " | ".join(
+        print(f"| {len(singles)} singles: min..max dev accuracy | " + " | ".join("" for _ in NAMES) + " | " + " | ".join(
             f"{min(x['dev'][r].accuracy_macro for x in singles):.3f}..{max(x['dev'][r].accuracy_macro for x in singles):.3f}"
             for r in cols) + " | |")
     for name in bags:
@@ -236,21 +242,21 @@ def main() -> None:
                 base, new = x["syn_pred"][sd]["model"] == m.labels, x["syn_pred"][sd][r] == m.labels
                 gained += int((~base & new).sum())
                 lost += int((base & ~new).sum())
-        print(f"rule {r}: over 18 singles x {sum(len(m.ids) for m in held.values())} held-out synthetic maps: "
+        print(f"rule {r}: over {len(singles)} singles x {sum(len(m.ids) for m in held.values())} held-out synthetic maps: "
               f"{gained} wrong -> right, {lost} right -> wrong")
     if dev is not None:
-        print("\nDev wafers: how many of the 18 single models label each wrong, per rule")
+        print(f"\nDev wafers: how many of the {len(singles)} single models label each wrong, per rule")
         for i, wid in enumerate(dev.ids):
             wrong = {r: sum(int(x["dev_pred"][r][i] != dev.labels[i]) for x in singles) for r in cols}
-            shipped = results["bag (shipped) seeds 1/4/5 x 160/240/320"]["dev_pred"]
+            shipped = results[shipped_name]["dev_pred"]
             print(f"  {wid:<14} {PATTERN_CLASSES[dev.labels[i]]:<10} "
                   + " ".join(f"{r}={w:>2}" for r, w in wrong.items())
                   + "   shipped bag: " + " ".join(f"{r}->{PATTERN_CLASSES[shipped[r][i]]}" for r in ("model", "A")))
-    shipped = results["bag (shipped) seeds 1/4/5 x 160/240/320"]
+    shipped = results[shipped_name]
     truth = np.concatenate([held[sd].labels for sd in HELD_OUT_SEEDS])
     for r in ("model", "A"):
         pred = np.concatenate([shipped["syn_pred"][sd][r] for sd in HELD_OUT_SEEDS])
-        print_confusion(f"\nShipped bag, rule {r}: held-out synthetic seeds 3 + 6, {HELD_PER_CLASS * 2} per class "
+        print_confusion(f"\n{shipped_name}, rule {r}: held-out synthetic seeds 3 + 6, {args.held_per_class * 2} per class "
                         "(rows: true class)", confusion(truth, pred))
     print(f"\n{time.perf_counter() - t0:.0f} s wall in all")
 
