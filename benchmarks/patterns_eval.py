@@ -8,7 +8,9 @@ nor the reference set (evaluate.REFERENCE_SEED) used: confusion matrix (rows: tr
 class, columns: label), recall per class, and knn@5 against the shipped reference set;
 (b) the 15 real dev wafers of ../shared/testdata/wm811k, each lot held out in turn
 (the other dev lots join the reference set): the same figures as
-`failmap patterns evaluate --test wm811k_dev.jsonl --by-lot`. Anchors (WM-811K, split
+`failmap patterns evaluate --test wm811k_dev.jsonl --by-lot`. The labels are the
+classifier blended with the vote of the 5 nearest maps of that reference set (vote.py).
+Anchors (WM-811K, split
 by lot): SupCon ResNet-50 knn@5 88.1 %, ImageNet embedding ~72 %, rule-based 64 %.
 """
 

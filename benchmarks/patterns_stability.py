@@ -7,6 +7,10 @@ For each model: accuracy_macro on held-out synthetic maps of seeds 3 and 6 (40 p
 class), and on the 15 real WM-811K dev wafers, each lot held out in turn (the model is
 synthetic-only; the other lots join the reference set), as accuracy_macro (right of 15)
 and knn5_macro. Signs 6 x 2,880 synthetic training maps first (a few minutes).
+The labels are evaluate's, so since SIGNATURE_VERSION 5 the classifier blended with the
+5-nearest-neighbour vote over that reference set; benchmarks/patterns_knn.py prints the
+classifier alone beside the blend (and scores synthetic maps with their own die aspect,
+where this script infers it from the outline as for WM-811K maps).
 """
 
 from __future__ import annotations

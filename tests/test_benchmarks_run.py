@@ -52,6 +52,13 @@ def test_patterns_eval_benchmark_runs(tmp_path) -> None:
     assert "true \\ label" in out and "patterns: accuracy_macro=" in out and "(b) skipped" in out
 
 
+def test_patterns_knn_benchmark_runs(tmp_path) -> None:
+    out = _run("benchmarks/patterns_knn.py", "--sizes", "4", "--held-per-class", "2",
+               "--dev", str(tmp_path / "absent.jsonl"))
+    assert "dev figures skipped" in out and "| 6 single models (mean) |" in out   # 6 seeds x 1 size
+    assert "rule A: over 6 singles" in out and "bag seeds 1/4/5, rule A" in out
+
+
 def test_patterns_benchmark_runs() -> None:
     out = _run("benchmarks/patterns.py", "--wafers", "12", "--index", "3000", "--queries", "3")
     assert "ours   wafer_signatures" in out and "peer   parse_failmap_a" in out

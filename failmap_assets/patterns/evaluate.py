@@ -6,6 +6,13 @@ classifier was not trained on), signed the way any wafer is. ``--train`` maps ar
 added to it. A test map that is also in the reference set (same id and same grid) is
 not its own neighbour.
 
+The label is the one signature_of gives (vote.py): the classifier blended with the vote
+of the map's 5 nearest neighbours, here over this evaluation's reference set (the
+shipped synthetic set, plus ``--train`` maps, plus with ``--by-lot`` the other lots),
+so the vote and the knn figure see the same neighbours. With the shipped model and no
+``--train`` that set holds the maps stored with the model: the same labels as
+signature_of.
+
 Figures: per class, the recall of the label (share of its maps labelled with it) and
 the mean share of a map's 5 nearest neighbours (cosine distance on the embedding)
 that carry its label; ``accuracy_macro`` and ``knn5_macro`` are their means over the
@@ -20,9 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from failmap_assets.patterns.signature import PATTERN_CLASSES, WaferSignature, wafer_signatures
-from failmap_assets.patterns.geometry import infer_die_aspect
-from failmap_assets.patterns.model import PatternModel
+from failmap_assets.patterns.features import wafer_features
+from failmap_assets.patterns.geometry import infer_die_aspect, wafer_geometry
+from failmap_assets.patterns.model import PatternModel, shipped_model
+from failmap_assets.patterns.signature import (
+    EMBEDDING_DIM, MIN_DIES, PATTERN_CLASSES, TOO_SMALL, classifier_view, polar_map, wafer_signatures)
+from failmap_assets.patterns.vote import EXCLUDED, blend, decide, nearest, neighbour_share
 from failmap_assets.patterns.wm811k import LabelledMap
 
 REFERENCE_SEED = 2
@@ -52,9 +62,29 @@ class Evaluation:
     n: int
 
 
-def sign_maps(maps: Sequence[LabelledMap], model: PatternModel | None = None) -> list[WaferSignature]:
+@dataclass(frozen=True)
+class ClassifierCalls:
+    """The classifier alone on labelled maps (PATTERN_CLASSES order); a too-small map has
+    no probabilities (NaN) and a zero embedding."""
+    probabilities: np.ndarray   # (m, 9)
+    embeddings: np.ndarray      # (m, EMBEDDING_DIM) float32
+    too_small: np.ndarray       # bool (m,)
+
+
+def classify_maps(maps: Sequence[LabelledMap], model: PatternModel | None = None) -> ClassifierCalls:
     """WM-811K maps carry no die size: the aspect that makes the wafer round."""
-    return wafer_signatures([m.grid for m in maps], [infer_die_aspect(m.grid) for m in maps], model=model)
+    model = model or shipped_model()
+    m = len(maps)
+    probs = np.full((m, len(PATTERN_CLASSES)), np.nan)
+    emb = np.zeros((m, EMBEDDING_DIM), np.float32)
+    small = np.ones(m, dtype=bool)
+    for i, lm in enumerate(maps):
+        geo = wafer_geometry(lm.grid, infer_die_aspect(lm.grid))
+        if geo.x.size < MIN_DIES:
+            continue
+        p, e = classifier_view(wafer_features(geo)[None, :], polar_map(geo)[None, :], model)
+        probs[i], emb[i], small[i] = p[0], e[0], False
+    return ClassifierCalls(probs, emb, small)
 
 
 def synthetic_reference(per_class: int = REFERENCE_PER_CLASS, seed: int = REFERENCE_SEED,
@@ -83,29 +113,34 @@ def _make_reference(per_class: int, seed: int, model: PatternModel | None) -> Re
 def with_maps(ref: Reference, maps: Sequence[LabelledMap], model: PatternModel | None = None) -> Reference:
     if not maps:
         return ref
-    sigs = sign_maps(maps, model)
-    keep = [i for i, s in enumerate(sigs) if s.label in PATTERN_CLASSES]   # too small: no embedding
+    calls = classify_maps(maps, model)
+    keep = [i for i in range(len(maps)) if not calls.too_small[i]]   # too small: no embedding
     return Reference(ids=ref.ids + [maps[i].id for i in keep], labels=ref.labels + [maps[i].label for i in keep],
                      grids=ref.grids + [maps[i].grid for i in keep],
-                     embeddings=np.vstack([ref.embeddings, np.asarray([sigs[i].embedding for i in keep])]))
+                     embeddings=np.vstack([ref.embeddings, calls.embeddings[keep]]))
 
 
 def evaluate(test: Sequence[LabelledMap], reference: Reference, k: int = K,
              model: PatternModel | None = None) -> Evaluation:
-    sigs = sign_maps(test, model)
-    emb = np.asarray([s.embedding for s in sigs], dtype=np.float64)
-    sim = emb @ reference.embeddings.T.astype(np.float64)
-    for i, m in enumerate(test):   # a map is not its own neighbour
+    calls = classify_maps(test, model)
+    sim = calls.embeddings.astype(np.float64) @ reference.embeddings.T.astype(np.float64)
+    for i, m in enumerate(test):   # a map is not its own neighbour, nor its own voter
         for j, rid in enumerate(reference.ids):
             if rid == m.id and reference.grids[j].shape == m.grid.shape and np.array_equal(reference.grids[j], m.grid):
-                sim[i, j] = -np.inf
+                sim[i, j] = EXCLUDED
     ref_labels = np.asarray(reference.labels)
-    shares = []
-    for i, m in enumerate(test):
-        order = np.argsort(-sim[i], kind="stable")
-        nearest = order[np.isfinite(sim[i][order])][:k]
-        shares.append(float((ref_labels[nearest] == m.label).mean()) if nearest.size else 0.0)
-    return score([m.label for m in test], [s.label for s in sigs], shares)
+    shares = [float((ref_labels[idx] == m.label).mean()) if idx.size else 0.0
+              for m, idx in zip(test, nearest(sim, k))]
+    predicted = [TOO_SMALL] * len(test)
+    known = [i for i, lab in enumerate(reference.labels) if lab in PATTERN_CLASSES]
+    big = np.flatnonzero(~calls.too_small)
+    if big.size:
+        votes = neighbour_share(sim[np.ix_(big, known)], [PATTERN_CLASSES.index(reference.labels[j]) for j in known],
+                                len(PATTERN_CLASSES))
+        p_model = calls.probabilities[big]
+        for i, c in zip(big, decide(blend(p_model, votes), p_model)):
+            predicted[i] = PATTERN_CLASSES[c]
+    return score([m.label for m in test], predicted, shares)
 
 
 def score(labels: Sequence[str], predicted: Sequence[str], knn_shares: Sequence[float]) -> Evaluation:

@@ -10,6 +10,10 @@ features in which classes are apart: the class-discriminative part of the embedd
 The shipped model is a bag of such models (training.py) folded into one by
 ``mean_model``: the mean of linear logits is linear, so the bag costs what one does.
 
+The label blends this classifier with a vote of the 5 nearest maps of a labelled
+reference set (vote.py); that reference (its embeddings, labels and fingerprints) is
+stored with the weights, as ``reference``: a model without one labels alone.
+
 The weights live in ``pattern_model.npz`` beside this file, written by
 ``python -m failmap_assets.patterns.training`` (tests/patterns check the script
 reproduces them).
@@ -24,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from failmap_assets.patterns.vote import VotingReference
+
 MODEL_PATH = Path(__file__).with_name("pattern_model.npz")
 
 
@@ -35,6 +41,7 @@ class PatternModel:
     weights: np.ndarray  # (F, K)
     bias: np.ndarray     # (K,)
     version: str
+    reference: VotingReference | None = None   # the maps whose neighbour vote the label blends in
 
     def standardise(self, features: np.ndarray) -> np.ndarray:
         return (features - self.mean) / self.scale
@@ -46,9 +53,13 @@ class PatternModel:
         return softmax(self.logits(features))
 
     def save(self, path: Path) -> None:
+        ref = {}
+        if self.reference is not None:
+            ref = dict(ref_classes=np.asarray(self.reference.classes), ref_labels=self.reference.labels,
+                       ref_embeddings=self.reference.embeddings, ref_fingerprints=self.reference.fingerprints)
         np.savez_compressed(
             path, classes=np.asarray(self.classes), mean=self.mean, scale=self.scale,
-            weights=self.weights, bias=self.bias, version=np.asarray(self.version))
+            weights=self.weights, bias=self.bias, version=np.asarray(self.version), **ref)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -117,9 +128,14 @@ def mean_model(members: Sequence[PatternModel], version: str) -> PatternModel:
 
 def load(path: Path) -> PatternModel:
     with np.load(path, allow_pickle=False) as d:
+        reference = None
+        if "ref_labels" in d:
+            reference = VotingReference(
+                classes=tuple(str(c) for c in d["ref_classes"]), labels=d["ref_labels"].astype(np.int64),
+                embeddings=d["ref_embeddings"].astype(np.float32), fingerprints=d["ref_fingerprints"].astype(np.uint64))
         return PatternModel(
             classes=tuple(str(c) for c in d["classes"]), mean=d["mean"], scale=d["scale"],
-            weights=d["weights"], bias=d["bias"], version=str(d["version"]))
+            weights=d["weights"], bias=d["bias"], version=str(d["version"]), reference=reference)
 
 
 @functools.lru_cache(maxsize=1)

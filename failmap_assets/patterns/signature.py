@@ -10,10 +10,15 @@ Design (why):
 * ``label``: a linear classifier (model.py) on handcrafted features (features.py):
   zones by radius and edge depth, sorted sector densities, the largest fail cluster
   raw and majority-filtered, fail fraction and spatial autocorrelation. They explain
-  themselves, which the ``evidence`` text reuses.
+  themselves, which the ``evidence`` text reuses. Its probabilities are blended with
+  the vote of the wafer's 5 nearest maps (on the embedding) in a labelled reference set
+  stored with the model (vote.py): label = argmax of (p_classifier + vote share) / 2,
+  ``confidence`` = that blended probability; the evidence says when the vote changed
+  the classifier's call.
 * ``embedding`` (EMBEDDING_DIM, L2-normalised, cosine distance = 1 - dot): three
   parts, each scaled to unit length and then weighted:
-  - the class probabilities (weight EMBED_WEIGHTS[0]): wafers with the same pattern
+  - the classifier's class probabilities (weight EMBED_WEIGHTS[0]; not the blend, so
+    the reference that votes is embedded by the classifier alone): wafers with the same pattern
     sit together, which is what "similar" must mean first (knn@5 by class);
   - the classifier's logits, centred (a supervised linear projection of the
     standardised features): within a class, wafers whose evidence is alike sit closer;
@@ -37,12 +42,14 @@ import numpy as np
 from failmap_assets.patterns.features import FEATURE_NAMES, N_FEATURES, wafer_features
 from failmap_assets.patterns.geometry import WaferGeometry, rasterise, wafer_geometry
 from failmap_assets.patterns.model import PatternModel, shipped_model, softmax
+from failmap_assets.patterns.vote import EXCLUDED, VOTE_K, VotingReference, blend, decide, fingerprint, neighbour_share
 
 PATTERN_CLASSES = ("Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Random", "Scratch", "none")
 TOO_SMALL = "too_small"
 MIN_DIES = 30
-SIGNATURE_VERSION = "4"   # 2: a bag of 9 models (training.py); 3: run features, realistic scratches;
-                          # 4: trained on maps whose outermost dies fail more often (failmap_synth)
+SIGNATURE_VERSION = "5"   # 2: a bag of 9 models (training.py); 3: run features, realistic scratches;
+                          # 4: trained on maps whose outermost dies fail more often (failmap_synth);
+                          # 5: the label blends the classifier with a 5-nearest-neighbour vote (vote.py)
 RASTER_SIZE = 32
 EMBEDDING_DIM = 48
 
@@ -69,7 +76,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / norm if norm > 1e-12 else v
 
 
-def _polar_map(geo: WaferGeometry) -> np.ndarray:
+def polar_map(geo: WaferGeometry) -> np.ndarray:
     """Fail density minus the wafer's fail fraction in 3 rings x 8 sectors."""
     f = float(geo.fail.mean()) if geo.fail.size else 0.0
     ring = np.clip(np.searchsorted(np.asarray(POLAR_RINGS), geo.radius, side="right") - 1,
@@ -90,6 +97,26 @@ def embed(probabilities: np.ndarray, logits: np.ndarray, polar: np.ndarray) -> n
     v = np.zeros(EMBEDDING_DIM)
     v[:_N_USED] = np.concatenate(parts)
     return _unit(v).astype(np.float32)
+
+
+def classifier_view(features: np.ndarray, polar: np.ndarray, model: PatternModel) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier alone on many wafers: ``features`` (m, N_FEATURES) and ``polar``
+    (m, 24, polar_map) -> probabilities (m, 9, PATTERN_CLASSES order) and embeddings
+    (m, EMBEDDING_DIM). The embedding never depends on the neighbour vote, so the
+    voting reference is embedded by the classifier alone."""
+    x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+    r = np.atleast_2d(np.asarray(polar, dtype=np.float64))
+    if x.shape[0] != r.shape[0]:
+        raise ValueError(f"one polar map per feature row: {x.shape} vs {r.shape}")
+    logits = model.logits(x)
+    probs = softmax(logits)
+    # The model's class order is its own; report in PATTERN_CLASSES order.
+    order = [model.classes.index(c) for c in PATTERN_CLASSES]
+    probs, logits = probs[:, order], logits[:, order]
+    emb = np.zeros((x.shape[0], EMBEDDING_DIM), np.float32)
+    for i in range(x.shape[0]):
+        emb[i] = embed(probs[i], logits[i], r[i])
+    return probs, emb
 
 
 def _sector_name(angle: float) -> str:
@@ -158,23 +185,48 @@ def _too_small(geo: WaferGeometry) -> WaferSignature:
         dies=n, fail_dies=int(geo.fail.sum()))
 
 
+def reference_share(reference: VotingReference | None, embedding: np.ndarray, geo: WaferGeometry) -> np.ndarray:
+    """(9,) PATTERN_CLASSES order: the share of the wafer's VOTE_K nearest reference maps
+    in each class; the wafer itself (same notch-down grid and die aspect) never votes.
+    All zeros without a reference."""
+    share = np.zeros(len(PATTERN_CLASSES))
+    if reference is None or reference.labels.size == 0:
+        return share
+    sim = reference.embeddings.astype(np.float64) @ np.asarray(embedding, dtype=np.float64)
+    sim[reference.fingerprints == np.uint64(fingerprint(geo.grid, geo.die_aspect))] = EXCLUDED
+    own = neighbour_share(sim[None, :], reference.labels, len(reference.classes))[0]
+    for i, c in enumerate(reference.classes):
+        if c in PATTERN_CLASSES:
+            share[PATTERN_CLASSES.index(c)] += own[i]
+    return share
+
+
+def _vote_words(label: str, model_label: str, p_model: np.ndarray, share: np.ndarray) -> str:
+    k, m = PATTERN_CLASSES.index(label), PATTERN_CLASSES.index(model_label)
+    return (f"; {round(share[k] * VOTE_K)} of its {VOTE_K} nearest labelled reference maps are {label} "
+            f"(the classifier alone: {model_label} {p_model[m]:.2f}, {label} {p_model[k]:.2f})")
+
+
 def signature_of(geo: WaferGeometry, model: PatternModel | None = None) -> WaferSignature:
+    """The label is the classifier blended with the vote of its reference (vote.py): the
+    argmax of (p_classifier + share of the 5 nearest reference maps) / 2, its confidence
+    that blended probability. The evidence says when the vote changed the classifier's call."""
     if geo.x.size < MIN_DIES:
         return _too_small(geo)
     model = model or shipped_model()
     feat = wafer_features(geo)
-    logits = model.logits(feat[None, :])[0]
-    probs = softmax(logits)
-    # The model's class order is its own; report in PATTERN_CLASSES order.
-    order = [model.classes.index(c) for c in PATTERN_CLASSES]
-    probs, logits = probs[order], logits[order]
-    k = int(np.argmax(probs))
-    label = PATTERN_CLASSES[k]
+    p_model, emb = classifier_view(feat[None, :], polar_map(geo)[None, :], model)
+    p_model, emb = p_model[0], emb[0]
+    share = reference_share(model.reference, emb, geo)
+    p = blend(p_model[None, :], share[None, :])[0]
+    k = int(decide(p, p_model)[0])
+    label, model_label = PATTERN_CLASSES[k], PATTERN_CLASSES[int(np.argmax(p_model))]
+    evidence = explain(label, feat, geo)
+    if label != model_label:
+        evidence += _vote_words(label, model_label, p_model, share)
     return WaferSignature(
-        raster=rasterise(geo, RASTER_SIZE),
-        embedding=embed(probs, logits, _polar_map(geo)),
-        label=label, confidence=float(probs[k]), evidence=explain(label, feat, geo),
-        dies=int(geo.x.size), fail_dies=int(geo.fail.sum()))
+        raster=rasterise(geo, RASTER_SIZE), embedding=emb, label=label, confidence=float(p[k]),
+        evidence=evidence, dies=int(geo.x.size), fail_dies=int(geo.fail.sum()))
 
 
 def wafer_signature(grid: np.ndarray, die_aspect: float = 1.0, notch: str = "down") -> WaferSignature:

@@ -28,8 +28,10 @@ SIGNATURE_COLUMNS = {
     "die_aspect": (pl.Float64, "die width / height: from the file's die size, else from the outline of the dies"),
     "die_aspect_known": (pl.Boolean, "the die aspect comes from the file's die size"),
     "label": (pl.String, f"pattern class ({', '.join(PATTERN_CLASSES)}) or {TOO_SMALL}"),
-    "confidence": (pl.Float64, "the classifier's confidence in the label, 0..1 (0 for too_small)"),
-    "evidence": (pl.String, "which zone or region drives the label, in words"),
+    "confidence": (pl.Float64, "the label's probability, 0..1 (0 for too_small): the classifier's, "
+                               "averaged with the share of the 5 nearest labelled reference maps voting for it"),
+    "evidence": (pl.String, "which zone or region drives the label, in words (and the neighbour vote, "
+                            "when it changed the classifier's call)"),
     "dies": (pl.Int64, "dies of the test event"),
     "fail_dies": (pl.Int64, "failing dies"),
     "embedding": (pl.Array(pl.Float32, EMBEDDING_DIM),

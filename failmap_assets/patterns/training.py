@@ -15,19 +15,29 @@ draws: what the synthetic data say, not what one draw of it says. The L2 strengt
 picks (train on one seed, score on another; BENCHMARKS.md): no real map chose it.
 Seeds 2 and 3 are left out: the reference set (evaluate.REFERENCE_SEED) and the
 held-out maps of benchmarks/patterns_eval.py use them.
+
+The label blends the classifier with a 5-nearest-neighbour vote (vote.py) over the
+shipped reference set (evaluate.REFERENCE_SEED, REFERENCE_PER_CLASS maps per class),
+embedded by the trained classifier: ``shipped()`` stores those embeddings, labels and
+fingerprints with the weights, so no process has to make and sign them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-from failmap_assets.patterns.geometry import infer_die_aspect
+from failmap_assets.patterns.evaluate import REFERENCE_PER_CLASS, REFERENCE_SEED
+from failmap_assets.patterns.features import wafer_features
+from failmap_assets.patterns.geometry import infer_die_aspect, wafer_geometry
 from failmap_assets.patterns.model import MODEL_PATH, PatternModel, fit, mean_model
-from failmap_assets.patterns.signature import PATTERN_CLASSES, SIGNATURE_VERSION, features_of
+from failmap_assets.patterns.signature import (
+    EMBEDDING_DIM, MIN_DIES, PATTERN_CLASSES, SIGNATURE_VERSION, classifier_view, features_of, polar_map)
+from failmap_assets.patterns.vote import VotingReference, fingerprint
 from failmap_assets.patterns.wm811k import LabelledMap
 from failmap_synth.patterns import pattern_set
 
@@ -80,8 +90,37 @@ def train(extra: Sequence[LabelledMap] = (), seeds: Sequence[int] = TRAIN_SEEDS,
     return mean_model(members, SIGNATURE_VERSION)
 
 
-def main(argv: list[str] | None = None) -> int:
+def voting_reference(model: PatternModel, wafers: Sequence | None = None) -> VotingReference:
+    """Labelled wafers (``.grid``, ``.die_aspect``, ``.label``; by default the shipped
+    reference set, pattern_set(REFERENCE_PER_CLASS, REFERENCE_SEED)) embedded by
+    ``model`` (the classifier alone); too-small wafers are left out."""
+    if wafers is None:
+        wafers = pattern_set(REFERENCE_PER_CLASS, REFERENCE_SEED)
+    labels, feats, polars, prints = [], [], [], []
+    for w in wafers:
+        geo = wafer_geometry(w.grid, w.die_aspect)
+        if geo.x.size < MIN_DIES:
+            continue
+        labels.append(PATTERN_CLASSES.index(w.label))
+        feats.append(wafer_features(geo))
+        polars.append(polar_map(geo))
+        prints.append(fingerprint(geo.grid, geo.die_aspect))
+    if not labels:
+        return VotingReference(PATTERN_CLASSES, np.zeros(0, np.int64), np.zeros((0, EMBEDDING_DIM), np.float32),
+                               np.zeros(0, np.uint64))
+    _, emb = classifier_view(np.asarray(feats), np.asarray(polars), model)
+    return VotingReference(PATTERN_CLASSES, np.asarray(labels, dtype=np.int64), emb,
+                           np.asarray(prints, dtype=np.uint64))
+
+
+def shipped() -> PatternModel:
+    """What pattern_model.npz holds: the bag, with its voting reference."""
     model = train()
+    return dataclasses.replace(model, reference=voting_reference(model))
+
+
+def main(argv: list[str] | None = None) -> int:
+    model = shipped()
     model.save(MODEL_PATH)
     print(f"wrote {MODEL_PATH} ({MODEL_PATH.stat().st_size} bytes)", file=sys.stderr)
     return 0

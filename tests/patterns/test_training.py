@@ -12,15 +12,22 @@ from failmap_assets.patterns.signature import PATTERN_CLASSES, SIGNATURE_VERSION
 from failmap_synth.patterns import pattern_set
 
 
-@pytest.mark.slow   # signs 3 x 2,880 synthetic maps (about a minute on one core)
+@pytest.mark.slow   # signs 3 x 2,880 synthetic maps and the 270 of the reference (about a minute on one core)
 def test_training_reproduces_the_shipped_weights() -> None:
     shipped = load(MODEL_PATH)
-    again = training.train()
+    again = training.shipped()
     assert shipped.classes == again.classes == PATTERN_CLASSES
     assert shipped.version == again.version == SIGNATURE_VERSION
     for name in ("mean", "scale", "weights", "bias"):
         np.testing.assert_allclose(getattr(again, name), getattr(shipped, name), rtol=1e-6, atol=1e-9,
                                    err_msg=f"{name}: run `python -m failmap_assets.patterns.training`")
+    # The voting reference stored with the weights (the label's neighbour vote).
+    assert shipped.reference is not None and again.reference is not None
+    assert shipped.reference.classes == again.reference.classes == PATTERN_CLASSES
+    np.testing.assert_array_equal(again.reference.labels, shipped.reference.labels)
+    np.testing.assert_array_equal(again.reference.fingerprints, shipped.reference.fingerprints)
+    np.testing.assert_allclose(again.reference.embeddings, shipped.reference.embeddings, atol=1e-6,
+                               err_msg="reference: run `python -m failmap_assets.patterns.training`")
 
 
 def test_training_is_deterministic() -> None:
