@@ -48,12 +48,13 @@ def _i32(x):
 @kernel
 def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, kind, esize, nt0, nov0,
                 u4s, i4s, vect_off, u1s, cnts, nfields, used, mask,
-                a_off, a_valid, ri_val, rs_val, pi_val, ps_val, s_off, s_data, s_valid,
+                ri_off, rs_off, pi_off, ps_off, ri_ok, rs_ok, pi_ok, ps_ok, ri_val, rs_val, pi_val, ps_val,
+                s_off, s_data, s_valid,
                 hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da, t_av, t_an,
                 ov_row, ov_field, ov_val, ov_len):
     """Decode FTRs pos[i0:i1] (row = i - c0 of this chunk's outputs). ``u4s``: TEST_NUM CYCL_CNT
     REL_VADR REPT_CNT NUM_FAIL; ``i4s``: XFAIL_AD YFAIL_AD; ``u1s``: HEAD_NUM SITE_NUM TEST_FLG
-    OPT_FLAG; ``cnts``: RTN_ICNT PGM_ICNT; ``a_off`` / ``a_valid``: offsets and validity bits of
+    OPT_FLAG; ``cnts``: RTN_ICNT PGM_ICNT; ``*_off`` / ``*_ok``: offsets and validity bits of
     the four array columns. Returns (next i, tests, overrides, status): status 0 done, else the
     test arrays or the hash need room first."""
     nt = nt0
@@ -66,8 +67,6 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
     a = np.zeros(ND, dtype=np.int64)
     ss = np.zeros(NS, dtype=np.int64)
     sl = np.zeros(NS, dtype=np.int64)
-    xs = np.zeros(NA, dtype=np.int64)     # the record's arrays: data start, element count (-1 missing)
-    xn = np.zeros(NA, dtype=np.int64)
     for i in range(i0, i1):
         if nt >= cap:
             return i, nt, nov, GROW_TESTS
@@ -87,9 +86,6 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         for k in range(NS):
             ss[k] = 0
             sl[k] = -1
-        for k in range(NA):
-            xs[k] = 0
-            xn[k] = -1
         for k in range(5):
             u4s[k, r] = 0
         i4s[0, r] = 0
@@ -99,6 +95,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             u1s[k, r] = 0
         ic = np.int64(0)
         gc = np.int64(0)
+        xs = np.int64(0)        # start of the four arrays (one block)
         tn = np.int64(-1)
         ob = np.int64(0)
         nf = 0
@@ -158,28 +155,21 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             p += 2
             nf = 14
             # RTN_INDX RTN_STAT PGM_INDX PGM_STAT: located here, copied once the test is known
+            xs = p
             if p + 2 * ic > end:
                 break
-            xs[0] = p
-            xn[0] = ic
             p += 2 * ic
             nf = 15
             if p + (ic + 1) // 2 > end:
                 break
-            xs[1] = p
-            xn[1] = ic
             p += (ic + 1) // 2
             nf = 16
             if p + 2 * gc > end:
                 break
-            xs[2] = p
-            xn[2] = gc
             p += 2 * gc
             nf = 17
             if p + (gc + 1) // 2 > end:
                 break
-            xs[3] = p
-            xn[3] = gc
             p += (gc + 1) // 2
             nf = 18
             # FAIL_PIN (Dn: U2 bit count, then the bytes)
@@ -230,6 +220,14 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         nfields[r] = nf
         used[r] = p - start
         has_opt = nf >= N_OPT
+        # the arrays present (fields 14..17): data start and element count, -1 missing
+        s0, s1 = xs, xs + 2 * ic
+        s2 = s1 + (ic + 1) // 2
+        s3 = s2 + 2 * gc
+        n0 = ic if nf >= 15 else -1
+        n1 = ic if nf >= 16 else -1
+        n2 = gc if nf >= 17 else -1
+        n3 = gc if nf >= 18 else -1
         ts = ss[S_TXT]
         tl = sl[S_TXT]
         # ---- the test: a new one takes its defaults from this (its first) record
@@ -244,20 +242,28 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             t_txl[t] = tl
             for k in range(ND):
                 dv[t, k], da[t, k] = _first_value(buf, ob, v[k], a[k], use_bit[k], none_bit[k], blank[k], kind[k])
-            for k in range(NA):
-                t_av[t, k] = xs[k]
-                t_an[t, k] = xn[k]
+            t_av[t, 0], t_av[t, 1], t_av[t, 2], t_av[t, 3] = s0, s1, s2, s3
+            t_an[t, 0], t_an[t, 1], t_an[t, 2], t_an[t, 3] = n0, n1, n2, n3
         t_cnt[t] += 1
         # the arrays: null when equal to the test's first record's (records that hold the anchor)
         cmp = nf >= NF_ANCHOR
-        _put_array(buf, xs[0], xn[0], 2, swap, cmp and _same_elements(buf, xs[0], xn[0], t_av[t, 0], t_an[t, 0], 2),
-                   ri_val, a_off, a_valid, 0, r)
-        _put_array(buf, xs[1], xn[1], 0, swap, cmp and _same_elements(buf, xs[1], xn[1], t_av[t, 1], t_an[t, 1], 0),
-                   rs_val, a_off, a_valid, 1, r)
-        _put_array(buf, xs[2], xn[2], 2, swap, cmp and _same_elements(buf, xs[2], xn[2], t_av[t, 2], t_an[t, 2], 2),
-                   pi_val, a_off, a_valid, 2, r)
-        _put_array(buf, xs[3], xn[3], 0, swap, cmp and _same_elements(buf, xs[3], xn[3], t_av[t, 3], t_an[t, 3], 0),
-                   ps_val, a_off, a_valid, 3, r)
+        blk = s3 + (gc + 1) // 2 - s0
+        if cmp and t_an[t, 3] >= 0 and t_an[t, 0] == ic and t_an[t, 2] == gc and \
+                _span_eq(buf, s0, blk, t_av[t, 0], blk):
+            # the usual case: the four arrays' bytes (one block) are the test's
+            ri_off[r + 1] = ri_off[r]
+            rs_off[r + 1] = rs_off[r]
+            pi_off[r + 1] = pi_off[r]
+            ps_off[r + 1] = ps_off[r]
+        else:
+            _put_array(buf, s0, n0, 2, swap, cmp and _same_elements(buf, s0, n0, t_av[t, 0], t_an[t, 0], 2),
+                       ri_val, ri_off, ri_ok, r)
+            _put_array(buf, s1, n1, 0, swap, cmp and _same_elements(buf, s1, n1, t_av[t, 1], t_an[t, 1], 0),
+                       rs_val, rs_off, rs_ok, r)
+            _put_array(buf, s2, n2, 2, swap, cmp and _same_elements(buf, s2, n2, t_av[t, 2], t_an[t, 2], 2),
+                       pi_val, pi_off, pi_ok, r)
+            _put_array(buf, s3, n3, 0, swap, cmp and _same_elements(buf, s3, n3, t_av[t, 3], t_an[t, 3], 0),
+                       ps_val, ps_off, ps_ok, r)
         # TEST_TXT: null when equal to the test's
         if tl >= 0 and t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], tl):
             sl[S_TXT] = -1
@@ -293,8 +299,8 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     nf = np.empty(n, np.uint8)
     used = np.empty(n, np.int64)
     mask = np.empty(n, np.uint16)
-    a_off = np.zeros((NA, n + 1), np.int32)
-    a_valid = np.zeros((NA, (n + 7) // 8), np.uint8)
+    a_off = [np.zeros(n + 1, np.int32) for _ in range(NA)]
+    a_ok = [np.zeros((n + 7) // 8, np.uint8) for _ in range(NA)]
     # flat list values: U2 at most one per two bytes, nibbles at most two per byte
     ri_val, pi_val = np.empty(nbytes + 2, np.uint8), np.empty(nbytes + 2, np.uint8)    # U2 bytes, native order
     rs_val, ps_val = np.empty(2 * nbytes + 1, np.uint8), np.empty(2 * nbytes + 1, np.uint8)
@@ -304,7 +310,7 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     while True:
         i, tests.nt, nov, status = _ftr_kernel(
             buf, offs, lens, pos, c0, i, c1, be, spec.use_bit, spec.none_bit, spec.blank, spec.kind, spec.esize,
-            tests.nt, nov, u4s, i4s, vect_off, u1s, cnts, nf, used, mask, a_off, a_valid, ri_val, rs_val, pi_val,
+            tests.nt, nov, u4s, i4s, vect_off, u1s, cnts, nf, used, mask, *a_off, *a_ok, ri_val, rs_val, pi_val,
             ps_val, spans.off, spans.data, spans.valid, tests.hkeys, tests.hvals, *tests.t, tests.dv, tests.da,
             tests.av, tests.an, *ov)
         if status == 0:
@@ -317,11 +323,11 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     cols: dict[str, pa.Array] = {}
     for k, arr in typed.items():
         cols[f[k].column] = fixed_array(np.ascontiguousarray(arr), f[k].arrow_type(), nf, k + 1, nf_min)
-    for k, (val, item) in enumerate(((ri_val[:2 * int(a_off[0, -1])].view(np.uint16), pa.uint16()),
+    for k, (val, item) in enumerate(((ri_val[:2 * int(a_off[0][-1])].view(np.uint16), pa.uint16()),
                                      (rs_val, pa.uint8()),
-                                     (pi_val[:2 * int(a_off[2, -1])].view(np.uint16), pa.uint16()),
+                                     (pi_val[:2 * int(a_off[2][-1])].view(np.uint16), pa.uint16()),
                                      (ps_val, pa.uint8()))):
-        cols[f[14 + k].column] = valid_list_column(a_off[k], val, item, a_valid[k])
+        cols[f[14 + k].column] = valid_list_column(a_off[k], val, item, a_ok[k])
     for k in range(NS):
         cols[f[18 + k].column] = spans.array(k, binary=(k == 0))
     cols["override_mask"] = fixed_array(mask, pa.uint16())

@@ -244,7 +244,7 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         t_cnt[t] += 1
         # RTN_STAT: null when equal to the test's first record's (records that hold the anchor)
         _put_array(buf, xs, xn, 0, 0, nf >= NF_ANCHOR and _same_elements(buf, xs, xn, t_av[t, 0], t_an[t, 0], 0),
-                   stat_val, stat_off, stat_valid, 0, r)
+                   stat_val, stat_off, stat_valid, r)
         # TEST_TXT: null when equal to the test's
         ss[0] = ts
         if tl >= 0 and t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], tl):
@@ -280,8 +280,8 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     nf = np.empty(n, np.uint8)
     used = np.empty(n, np.int64)
     mask = np.empty(n, np.uint16)
-    stat_off = np.zeros((NA, n + 1), np.int32)
-    stat_valid = np.zeros((NA, (n + 7) // 8), np.uint8)
+    stat_off = np.zeros(n + 1, np.int32)
+    stat_valid = np.zeros((n + 7) // 8, np.uint8)
     rslt_off = np.zeros(n + 1, np.int32)
     stat_val = np.empty(2 * nbytes + 1, np.uint8)     # nibbles: at most two per byte
     rslt_val = np.empty(nbytes + 4, np.uint8)          # R4 bytes, native order
@@ -301,7 +301,7 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     cols: dict[str, pa.Array] = {}
     for k in range(7):
         cols[f[k].column] = fixed_array(fixed[k], f[k].arrow_type(), nf, k + 1, nf_min)
-    cols["rtn_stat"] = valid_list_column(stat_off[0], stat_val, pa.uint8(), stat_valid[0])
+    cols["rtn_stat"] = valid_list_column(stat_off, stat_val, pa.uint8(), stat_valid)
     rslt = rslt_val[:4 * int(rslt_off[-1])].view(np.float32)
     cols["rtn_rslt"] = list_column(rslt_off, rslt, pa.float32(), nf, 9, nf_min)
     cols["test_txt"], cols["alarm_id"] = spans.array(0), spans.array(1)

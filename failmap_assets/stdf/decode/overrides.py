@@ -209,19 +209,20 @@ def _nibbles(buf, p, k, out, o):
 
 
 @inlined
-def _put_array(buf, s, n, width, swap, same, out, off, valid, k, r):
-    """Row ``r`` of the kernel's list column ``k``: the record's ``n`` elements at ``s`` (n < 0:
-    missing, null) copied into ``out`` (element bytes, native order; ``width`` 0: nibbles) from
-    element ``off[k, r]`` on, unless ``same`` (equal to its test's first record's: null)."""
-    o = off[k, r]
+def _put_array(buf, s, n, width, swap, same, out, off, valid, r):
+    """Row ``r`` of a kernel's list column (offsets ``off``, validity bits ``valid``): the
+    record's ``n`` elements at ``s`` (n < 0: missing, null) copied into ``out`` (element bytes,
+    native order; ``width`` 0: nibbles) from element ``off[r]`` on, unless ``same`` (equal to
+    its test's first record's: null)."""
+    o = off[r]
     if n >= 0 and not same:
         if width == 0:
             _nibbles(buf, s, n, out, o)
         else:
             _copy_elements(buf, s, width * n, swap, out, width * o)
         o += n
-        valid[k, r >> 3] |= np.uint8(1 << (r & 7))
-    off[k, r + 1] = o
+        valid[r >> 3] |= np.uint8(1 << (r & 7))
+    off[r + 1] = o
 
 
 @inlined
