@@ -3,7 +3,8 @@
 One view per table, named after it: the fail-map tables (``failmap_dies``,
 ``failmap_rejects``, ``failmap_pairs``, ``bucket_a_objects``, ``bucket_b_objects``), the
 STDF listing tables (``stdf_objects``, ``stdf_rejects``) and the STDF data tables
-(``files``, ``wafers``, ``parts``, ``tests``, ``ptr_results``, ... and ``ptr_effective``)
+(``files``, ``wafers``, ``parts``, ``tests``, ``ptr_results``, ... and ``ptr_effective``,
+``mpr_effective``, ``ftr_effective``)
 and the yield engineer's summaries (``wafer_summary``, ``lot_summary``, ``merged_dies``,
 ``merged_wafers``, ``stacked_lot_maps``),
 each with a ``date`` column (the fab day); STDF views also carry ``product``,
@@ -27,7 +28,7 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
-from failmap_assets.stdf.sql import create_ptr_effective, create_stdf_view
+from failmap_assets.stdf.sql import EFFECTIVE_VIEWS, create_effective_views, create_stdf_view
 from failmap_assets.stdf.tables import TABLES as STDF_TABLES
 from failmap_assets.storage.committed_tables import committed_days, live_table_files
 from failmap_assets.storage.layout import (FAILMAP_TABLES, STDF_LISTING_TABLES, SUMMARY_PIPELINE, SUMMARY_TABLES,
@@ -99,8 +100,8 @@ def open_output_views(store: ObjectStore, first: date | None = None, last: date 
         for table in tables:
             _create_view(con, table, paths.get(table, []))
             views.append(table)
-    create_ptr_effective(con)
-    views.append("ptr_effective")
+    create_effective_views(con)
+    views.extend(EFFECTIVE_VIEWS)
     if not any(days.values()):
         log(f"no committed day in {store.location}"
             + (f" between {first or '...'} and {last or '...'}" if first or last else "") + ": every view is empty")

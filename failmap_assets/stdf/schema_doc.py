@@ -10,6 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from . import records as R
+from .decode.same_arrays import SAME_AS_TEST
 from .tables import SCHEMAS, TABLES, override_bits
 
 INTRO = """\
@@ -50,10 +51,20 @@ PATG_NUM 255 means "use the default"; a string of one NUL byte overrides with nu
 In the result tables a default column is **null unless the record's effective value differs
 from the test's default**; then its bit in `override_mask` is set and the column holds the
 effective value (null when the record overrides with "no limit"). Effective value =
-`CASE WHEN override_mask & bit <> 0 THEN result.col ELSE tests.col END`; the view
-`ptr_effective` does this for PTR (and uses the test's name where TEST_TXT is blank).
-`test_txt` in the result tables is null when equal to the test's `test_txt` (the first
-record's).
+`CASE WHEN override_mask & bit <> 0 THEN result.col ELSE tests.col END`; the views
+`ptr_effective`, `mpr_effective` and `ftr_effective` do this (and use the test's name where
+TEST_TXT is blank). `test_txt` in the result tables is null when equal to the test's
+`test_txt` (the first record's).
+
+## Arrays stored once per test (FTR, MPR)
+
+FTR `rtn_indx`, `rtn_stat`, `pgm_indx`, `pgm_stat` and MPR `rtn_stat` are, in real files,
+nearly always those of the test's first record. `tests` holds the first record's arrays, and
+a result row holds **null where its array equals them** (an empty array that differs stays
+`[]`). A record is compared only when it reaches its *anchor* field (FTR `fail_pin`, MPR
+`rtn_rslt`), so the rule is lossless: array null and anchor not null = the test's array;
+anchor null = the record ended before the array. `ftr_effective` / `mpr_effective` restore
+the arrays (`CASE WHEN r.x IS NULL AND r.anchor IS NOT NULL THEN t.x ELSE r.x END`).
 
 """
 
@@ -92,6 +103,11 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "opt_flag": "OPT_FLAG of the test's first record",
         "first_rec_idx": "rec_idx of the test's first record",
         "results": "records of this test",
+        "rtn_indx": "MPR: RTN_INDX default (array of PMR indexes); FTR: the first record's RTN_INDX "
+                    "(stored once per test)",
+        "rtn_stat": "MPR / FTR: the first record's RTN_STAT (stored once per test)",
+        "pgm_indx": "FTR: the first record's PGM_INDX (stored once per test)",
+        "pgm_stat": "FTR: the first record's PGM_STAT (stored once per test)",
     },
     "bins": {
         "rec_idx": "record ordinal", "bin_type": "H (HBR) or S (SBR)", "head_num": "test head (255 = all)",
@@ -148,6 +164,8 @@ def _field_doc(table: str) -> dict[str, tuple[str, str]]:
             desc = f.desc + (f" (missing: {f.missing})" if f.missing else "")
             if f.default is not None:
                 desc += " -- *default*"
+            if table.endswith("_results") and f.name in SAME_AS_TEST.get(name, ()):
+                desc += " -- *once per test* (null: the test's)"
             out[col] = (f"{name}.{f.name} {f.spec_type}", desc)
     return out
 

@@ -3,9 +3,11 @@
 ``open_views(out_dir)`` returns an in-memory DuckDB connection with one view per table
 (``files``, ``wafers``, ``parts``, ``tests``, ``ptr_results``, ...) over
 ``<out>/<table>/product=*/test_type=*/*.parquet`` with hive partitioning (so
-``product`` and ``test_type`` are columns), plus ``ptr_effective``: PTR results with
-the default-data rule applied (limits, scales, units of every result) and the test's
-name where the record's TEST_TXT is blank.
+``product`` and ``test_type`` are columns), plus ``ptr_effective``, ``mpr_effective`` and
+``ftr_effective``: the results with the default-data rule applied (limits, scales, units
+of every result), the test's name where the record's TEST_TXT is blank, and (MPR, FTR)
+the arrays a row leaves null when they equal its test's first record's
+(decode/same_arrays.py) restored from ``tests``.
 
 ``sql_shell(out_dir, query)`` runs one query and prints it, or without a query reads
 statements (ending with ``;``) from stdin: ``.tables`` lists the views, ``.quit`` ends.
@@ -20,26 +22,38 @@ import duckdb
 
 import pyarrow as pa
 
+from .decode.same_arrays import ANCHOR, SAME_AS_TEST
+from . import records as R
 from .tables import SCHEMAS, TABLES, override_bits
+
+EFFECTIVE_VIEWS = ("ptr_effective", "mpr_effective", "ftr_effective")
 
 
 def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _effective_ptr_sql() -> str:
-    bits = override_bits("PTR")
-    cols = []
-    for name, bit in bits.items():
-        c = name.lower()
-        cols.append(f"CASE WHEN (r.override_mask & {bit}) <> 0 THEN r.{c} ELSE t.{c} END AS {c}")
-    return (
-        "SELECT r.file_id, r.product, r.test_type, r.rec_idx, r.part_idx, r.test_num, r.head_num, r.site_num, "
-        "r.test_flg, r.parm_flg, r.result, coalesce(nullif(r.test_txt, ''), t.test_txt) AS test_txt, r.alarm_id, "
-        "r.opt_flag, r.override_mask, " + ", ".join(cols) +
-        " FROM ptr_results r LEFT JOIN tests t ON t.file_id = r.file_id AND t.kind = 'PTR' "
-        "AND t.test_num = r.test_num"
-    )
+def _effective_sql(kind: str) -> str:
+    """The results of ``kind`` (PTR, MPR, FTR) with every value a record has, spelled out: the
+    default-data rule, the test's name where TEST_TXT is blank, and the arrays stored once
+    per test (null with the anchor present = the test's; without it the record ended before)."""
+    bits = override_bits(kind)
+    rec = R.BY_NAME[kind]
+    arrays = {rec.field(n).column for n in SAME_AS_TEST.get(kind, ())}
+    anchor = rec.field(ANCHOR[kind]).column if arrays else None
+    cols = ["r.file_id", "r.product", "r.test_type"]
+    for c in SCHEMAS[f"{kind.lower()}_results"].names:
+        name = c.upper()
+        if name in bits:
+            cols.append(f"CASE WHEN (r.override_mask & {bits[name]}) <> 0 THEN r.{c} ELSE t.{c} END AS {c}")
+        elif c == "test_txt":
+            cols.append("coalesce(nullif(r.test_txt, ''), t.test_txt) AS test_txt")
+        elif c in arrays:
+            cols.append(f"CASE WHEN r.{c} IS NULL AND r.{anchor} IS NOT NULL THEN t.{c} ELSE r.{c} END AS {c}")
+        else:
+            cols.append(f"r.{c}")
+    return (f"SELECT {', '.join(cols)} FROM {kind.lower()}_results r LEFT JOIN tests t "
+            f"ON t.file_id = r.file_id AND t.kind = '{kind}' AND t.test_num = r.test_num")
 
 
 def duck_type(t: pa.DataType) -> str:
@@ -89,8 +103,10 @@ def create_stdf_view(con: duckdb.DuckDBPyConnection, name: str, src: str | None,
                 f"CAST(product AS VARCHAR) AS product, CAST(test_type AS VARCHAR) AS test_type{kept} FROM {src}")
 
 
-def create_ptr_effective(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE OR REPLACE VIEW ptr_effective AS {_effective_ptr_sql()}")
+def create_effective_views(con: duckdb.DuckDBPyConnection) -> None:
+    """``ptr_effective``, ``mpr_effective``, ``ftr_effective`` over the views ``*_results`` and ``tests``."""
+    for view in EFFECTIVE_VIEWS:
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS {_effective_sql(view.split('_')[0].upper())}")
 
 
 def open_views(out_dir, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
@@ -108,7 +124,7 @@ def open_views(out_dir, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.
             src = (f"read_parquet({_quote(pattern)}, hive_partitioning = true, union_by_name = true, "
                    f"filename = true)")
         create_stdf_view(con, name, src)
-    create_ptr_effective(con)
+    create_effective_views(con)
     return con
 
 
@@ -146,7 +162,7 @@ def _format(rel, max_rows: int = 200) -> str:
 
 def sql_shell(out_dir, query: str | None = None, *, stdin=None, stdout=None) -> int:
     """Run ``query`` (exit code 0 / 1), or a small REPL on stdin when no query is given."""
-    return run_shell(open_views(out_dir), list(TABLES) + ["ptr_effective"], query, stdin=stdin, stdout=stdout)
+    return run_shell(open_views(out_dir), list(TABLES) + list(EFFECTIVE_VIEWS), query, stdin=stdin, stdout=stdout)
 
 
 def run_shell(con: duckdb.DuckDBPyConnection, views: list[str], query: str | None = None, *,

@@ -40,6 +40,7 @@ from .allocator import keep_freed_memory
 from . import records as R
 from .decode.overrides import override_columns
 from .decode.gdr import _json_float
+from .decode.same_arrays import ANCHOR, SAME_AS_TEST, _dedupe_arrays
 from .scan import Header, Issue, RecordIndex, detect, scan
 from .source import Source, open_sources
 
@@ -119,10 +120,19 @@ for _k in ("PTR", "MPR", "FTR"):
             _TEST_DEFAULT_COLS.append((_fl.name, _k))
 
 
+# the arrays stored once per test (decode/same_arrays.py) that are not default data already:
+# tests.rtn_indx is MPR's default and FTR's first RTN_INDX
+_TEST_ARRAY_COLS: list[tuple[str, str]] = []
+for _k, _names in SAME_AS_TEST.items():
+    for _n in _names:
+        if _n not in [c for c, _ in _TEST_DEFAULT_COLS + _TEST_ARRAY_COLS]:
+            _TEST_ARRAY_COLS.append((_n, _k))
+
+
 def _tests_schema() -> pa.Schema:
     cols = [_f("kind", pa.string()), _f("test_num", pa.uint32()), _f("test_txt", pa.string()),
             _f("opt_flag", pa.uint8()), _f("first_rec_idx", pa.int64()), _f("results", pa.int64())]
-    for name, kind in _TEST_DEFAULT_COLS:
+    for name, kind in _TEST_DEFAULT_COLS + _TEST_ARRAY_COLS:
         cols.append(pa.field(name.lower(), R.BY_NAME[kind].field(name).arrow_type()))
     return pa.schema(cols)
 
@@ -488,6 +498,8 @@ class _Tests:
     opt: np.ndarray            # OPT_FLAG of the first record (-1 missing)
     counts: np.ndarray
     first_rec: np.ndarray | None = None   # record ordinal of each test's first record
+    arr_val: np.ndarray | None = None     # the first record's SAME_AS_TEST arrays: data offset,
+    arr_aux: np.ndarray | None = None     # element count (-1 missing), one column per array
 
 
 # per kind: its compiled default-data spec, its default-data fields as a tuple (one object:
@@ -503,8 +515,10 @@ for _k in ("PTR", "MPR", "FTR"):
 def _no_tests(kind: str) -> _Tests:
     """The tests of a kind the file has no records of (a small file often has no MPR / FTR)."""
     i64, nd = np.zeros(0, np.int64), len(_DEFAULTS[kind][1])
+    na = len(SAME_AS_TEST.get(kind, ()))
     return _Tests(kind, i64, np.zeros(0, np.int32), i64, np.zeros((0, nd), np.int64), np.zeros((0, nd), np.int32),
-                  i64, i64, i64, i64, first_rec=i64)
+                  i64, i64, i64, i64, first_rec=i64, arr_val=np.zeros((0, na), np.int64),
+                  arr_aux=np.zeros((0, na), np.int64))
 
 
 @kernel
@@ -594,7 +608,7 @@ def _kernel_results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
         return EMPTY[f"{kind.lower()}_results"], _no_tests(kind)
     spec = _DEFAULTS[kind][0]
     offs, lens = ctx.index.offset, ctx.index.length
-    tests = D.Tests(len(spec.index))
+    tests = D.Tests(len(spec.index), len(SAME_AS_TEST[kind]))
     schema = SCHEMAS[f"{kind.lower()}_results"]
     batches, used = [], []
     for c0, c1, nb in D.chunk_bounds(lens[pos], CHUNK):
@@ -609,7 +623,8 @@ def _kernel_results(ctx: _Ctx, kind: str, w: D.Walk) -> tuple[pa.Table, _Tests]:
     for s in range(0, len(pos), CHUNK):
         ctx.unparsed(kind, pos[s:s + CHUNK], used[s:s + CHUNK])
     tests_ = _Tests(kind, t["key"], np.zeros(0, np.int32), t["first"], t["dval"], t["daux"], t["txt_s"], t["txt_l"],
-                    t["opt"], t["count"], first_rec=pos[t["first"]].astype(np.int64))
+                    t["opt"], t["count"], first_rec=pos[t["first"]].astype(np.int64), arr_val=t["arr_val"],
+                    arr_aux=t["arr_aux"])
     return (pa.concat_tables(batches) if batches else EMPTY[f"{kind.lower()}_results"]), tests_
 
 
@@ -633,8 +648,11 @@ def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa
     txt_val = np.ascontiguousarray(fval[:, ti]) if first.size else np.zeros(0, np.int64)
     txt_aux = np.ascontiguousarray(faux[:, ti]).astype(np.int64) if first.size else np.zeros(0, np.int64)
     opt = np.where(faux[:, spec.opt] >= 0, fval[:, spec.opt], -1) if first.size else np.zeros(0, np.int64)
+    arr_idx = [rec.index(n) for n in SAME_AS_TEST.get(kind, ())]
     tests = _Tests(kind, uniq, tidx, first, dval, daux, txt_val, txt_aux, opt,
-                   np.bincount(tidx, minlength=len(uniq)).astype(np.int64))
+                   np.bincount(tidx, minlength=len(uniq)).astype(np.int64),
+                   arr_val=np.ascontiguousarray(fval[:, arr_idx]).astype(np.int64),
+                   arr_aux=np.ascontiguousarray(faux[:, arr_idx]).astype(np.int64))
     schema = SCHEMAS[f"{kind.lower()}_results"]
     plain = [i for i, f in enumerate(rec.fields) if f.default is None]
     batches = []
@@ -646,6 +664,12 @@ def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa
         cols: dict[str, pa.Array] = {}
         # TEST_TXT: null when equal to the test's (first record's) text
         aux[:, ti] = _dedupe(ctx.buf, val[:, ti], aux[:, ti], t, txt_val, txt_aux)
+        # the SAME_AS_TEST arrays: null when equal to the test's first record's (decode/same_arrays.py)
+        for j, i in enumerate(arr_idx):
+            aux[:, i] = _dedupe_arrays(ctx.buf, np.ascontiguousarray(val[:, i]), np.ascontiguousarray(aux[:, i]),
+                                       np.ascontiguousarray(aux[:, rec.index(ANCHOR[kind])]),
+                                       np.ascontiguousarray(t, dtype=np.int64), tests.arr_val[:, j],
+                                       tests.arr_aux[:, j], _element_width(rec.fields[i]))
         for i in plain:
             f = rec.fields[i]
             cols[f.column] = D.column(ctx.buf, ctx.be, rec, i, val, aux)
@@ -662,6 +686,11 @@ def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa
         batches.append(_empty(schema, len(p), cols))
     table = pa.concat_tables(batches) if batches else EMPTY[f"{kind.lower()}_results"]
     return table, tests
+
+
+def _element_width(f: R.Field) -> int:
+    """Bytes per element of an array field; 0 for nibbles (N1)."""
+    return 0 if f.type == "N1" else R.FIXED_SIZE[f.type]
 
 
 def _dedupe(buf, v, a, t, dv, da):
@@ -704,6 +733,9 @@ def _tests_table(ctx: _Ctx, all_tests: list[_Tests]) -> pa.Table:
         for j, f in enumerate(fields_d):
             if f.is_array:
                 cols[f.column] = _array_override(ctx.buf, ctx.be, rec, f, t.dval[:, j], t.daux[:, j])
+        for j, name in enumerate(SAME_AS_TEST.get(t.kind, ())):
+            f = rec.field(name)
+            cols[f.column] = _array_override(ctx.buf, ctx.be, rec, f, t.arr_val[:, j], t.arr_aux[:, j])
         parts.append(_empty(schema, n, cols))
     return pa.concat_tables(parts) if parts else EMPTY["tests"]
 

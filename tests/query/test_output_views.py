@@ -98,7 +98,8 @@ def test_every_table_of_both_pipelines_has_a_view(demo):
     with open_output_views(LocalObjectStore(demo / "out")) as views:
         counts = {v: views.con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in views.views}
         assert {"failmap_dies", "failmap_rejects", "failmap_pairs", "bucket_a_objects", "bucket_b_objects",
-                "stdf_objects", "stdf_rejects", "files", "parts", "ptr_results", "ptr_effective"} <= set(counts)
+                "stdf_objects", "stdf_rejects", "files", "parts", "ptr_results", "ptr_effective", "mpr_effective",
+                "ftr_effective"} <= set(counts)
         for v in ("failmap_dies", "failmap_rejects", "failmap_pairs", "bucket_a_objects", "stdf_objects",
                   "files", "parts", "ptr_results", "ptr_effective", "wafer_summary", "lot_summary"):
             assert counts[v] > 0, v

@@ -235,7 +235,10 @@ def ours_as_records(data, override_bits, max_results: int | None = None) -> dict
     for r in t["test_summaries"].to_pylist():
         add("TSR", r["rec_idx"], fields_of("TSR", r))
     tests = {(x["kind"], x["test_num"]): x for x in t["tests"].to_pylist()}
+    # arrays stored once per test: null with the anchor field present = the test's first record's
+    once = {"MPR": ({"RTN_STAT"}, "rtn_rslt"), "FTR": ({"RTN_INDX", "RTN_STAT", "PGM_INDX", "PGM_STAT"}, "fail_pin")}
     for kind in ("PTR", "MPR", "FTR"):
+        arrays, anchor = once.get(kind, (set(), None))
         bits = override_bits(kind)
         table = t[f"{kind.lower()}_results"]
         step = sample_step(table.num_rows, max_results)
@@ -250,6 +253,8 @@ def ours_as_records(data, override_bits, max_results: int | None = None) -> dict
                     v = r[c] if r["override_mask"] & bits[f.name] else tt[c]
                 elif f.name == "TEST_TXT":
                     v = r[c] if r[c] is not None else tt["test_txt"]
+                elif f.name in arrays:
+                    v = tt[c] if r[c] is None and r[anchor] is not None else r[c]
                 else:
                     v = r[c]
                 e[f.name] = to_pystdf_shape(f, v)

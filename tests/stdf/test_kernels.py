@@ -261,6 +261,10 @@ def test_mpr_ftr_kernels_fuzz(kind, big_endian, monkeypatch):
 
     t, issues = _same_results(ctx_of, kind)
     assert t.num_rows == len(bodies) and t["override_mask"].to_numpy().any()
+    # arrays stored once per test: both left to the test (null, anchor present) and kept
+    anchor = t["rtn_rslt" if kind == "MPR" else "fail_pin"].is_valid()
+    assert pa.compute.sum(pa.compute.and_(t["rtn_stat"].is_null(), anchor)).as_py() > 20
+    assert pa.compute.sum(pa.compute.and_(t["rtn_stat"].is_valid(), anchor)).as_py() > 20
     assert sum("unparsed_bytes" in i for i in issues) > 2       # the tests' first records, then batches
     assert t["test_num"].null_count > 0 and pa.compute.max(t["rec_idx"]).as_py() == len(bodies) + 1
 

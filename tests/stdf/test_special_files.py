@@ -65,9 +65,10 @@ def test_makechip_arrays_and_generic(parsed):
     assert _generic(d, "DTR")[1] == {"TEXT_DAT": "TEXT_DATA : S/N : 30"}
     assert _generic(d, "EPS") == [{}]
     mpr = d.tables["mpr_results"].to_pylist()[0]
-    assert (mpr["rtn_icnt"], mpr["rslt_cnt"], mpr["rtn_stat"], mpr["rtn_rslt"]) == (2, 4, [1, 2], [1, 2, 3, 4])
+    # the test's only record: its RTN_STAT is the test's (null in the row, kept in tests)
+    assert (mpr["rtn_icnt"], mpr["rslt_cnt"], mpr["rtn_stat"], mpr["rtn_rslt"]) == (2, 4, None, [1, 2, 3, 4])
     test = [t for t in d.tables["tests"].to_pylist() if t["kind"] == "MPR"][0]
-    assert test["rtn_indx"] == [0, 1] and test["units_in"] == "unitsIn"
+    assert test["rtn_indx"] == [0, 1] and test["units_in"] == "unitsIn" and test["rtn_stat"] == [1, 2]
     w = d.tables["wafers"].to_pylist()[0]
     assert (w["wafer_id"], w["wafr_siz"], w["wf_units"], w["wf_flat"], w["center_x"], w["center_y"]) == \
         ("waferID", 6.0, 1, "L", 1, 2)
@@ -83,10 +84,12 @@ def test_makechip_truncated_ftr(parsed):
                 "rslt_txt"):
         assert last[col] is None, col
     assert last["override_mask"] == 0           # PATG_NUM / SPIN_MAP inherit the first FTR's defaults
-    assert first["rtn_indx"] == [1, 2, 3, 4] and first["pgm_indx"] == [3, 4, 5, 6]
+    # the first FTR's arrays are its test's: null in the row, kept in tests
+    assert first["rtn_indx"] is None and first["pgm_indx"] is None and first["rtn_icnt"] == 4
     assert first["fail_pin"] == b"\x03\x02\x01\x00"
     ftest = [t for t in d.tables["tests"].to_pylist() if t["kind"] == "FTR"][0]
     assert (ftest["patg_num"], ftest["spin_map"]) == (5, b"\x06\x07\x08")
+    assert ftest["rtn_indx"] == [1, 2, 3, 4] and ftest["pgm_indx"] == [3, 4, 5, 6]
 
 
 def test_makechip_pystdf_prefix_agrees(parsed, pystdf_records):

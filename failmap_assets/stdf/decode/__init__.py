@@ -27,6 +27,7 @@ One module per concern, lower layers first (a module imports only those above it
     walk         the part / wafer walk (walk, Walk)
     grouping     record ordinals grouped by record code
     ptr          the specialised PTR kernel (ptr_decode, PtrDecoded)
+    same_arrays  the arrays stored once per test (FTR RTN_INDX.., MPR RTN_STAT): which, and "equal"
     overrides    per-test state and lists of the MPR / FTR kernels; override columns of PTR, MPR, FTR
     mpr, ftr     the specialised MPR / FTR kernels (mpr_chunk, ftr_chunk: result columns)
     prr          the specialised PRR decoder (prr_columns: the interpreter's columns, one pass)

@@ -1,12 +1,14 @@
 """The specialised FTR kernel: one pass per record instead of the table-driven interpreter,
 the default kernels and the column conversion (the same output, tests/stdf/test_kernels.py).
 
-Per FTR it reads the fixed fields, writes RTN_INDX / RTN_STAT / PGM_INDX / PGM_STAT
-(U2 and nibble arrays), FAIL_PIN and the seven strings (TEST_TXT null when equal to the
-test's) straight into Arrow buffers, finds the test (hash on TEST_NUM), takes a new test's
-PATG_NUM / SPIN_MAP defaults from its first record and writes, sparsely, the records that
-override them (``defaults.py`` rule). Every field is bounds-checked against REC_LEN before it is read;
-a field that does not fit is missing, and so is every later field.
+Per FTR it reads the fixed fields, finds the test (hash on TEST_NUM), writes RTN_INDX /
+RTN_STAT / PGM_INDX / PGM_STAT (U2 and nibble arrays; null when equal to the test's first
+record's, ``same_arrays.py``: then nothing is copied), FAIL_PIN and the seven strings
+(TEST_TXT null when equal to the test's) straight into Arrow buffers, takes a new test's
+PATG_NUM / SPIN_MAP defaults and arrays from its first record and writes, sparsely, the
+records that override the defaults (``defaults.py`` rule). Every field is bounds-checked
+against REC_LEN before it is read; a field that does not fit is missing, and so is every
+later field.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from failmap_assets.kernels.jit import kernel
 from .. import records as R
 from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
-from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _nibbles, _test_of, list_column,
-                        override_columns, SpanColumns, _put_spans)
+from .overrides import (GROW_HASH, GROW_TESTS, Tests, _put_array, _test_of, override_columns, SpanColumns,
+                        _put_spans, valid_list_column)
 from .primitives import _byte, _span_eq, _w2, _w4
+from .same_arrays import ANCHOR, SAME_AS_TEST, _same_elements
 
 # The layout this kernel is written for (records.py order); checked at import.
 FTR_FIELDS = (("TEST_NUM", "U4"), ("HEAD_NUM", "U1"), ("SITE_NUM", "U1"), ("TEST_FLG", "B1"), ("OPT_FLAG", "B1"),
@@ -33,6 +36,8 @@ ND = 2           # default-data fields: PATG_NUM, SPIN_MAP (fields 26, 27)
 NS = 8           # spans: FAIL_PIN, then the Cn fields VECT_NAM .. RSLT_TXT (fields 18..25)
 N_OPT = 5        # fields up to and including OPT_FLAG
 S_TXT = 4        # span row of TEST_TXT
+NA = 4           # arrays stored once per test: RTN_INDX RTN_STAT PGM_INDX PGM_STAT (fields 14..17)
+NF_ANCHOR = 19   # records holding FAIL_PIN (field 18) are compared with their test's arrays
 
 
 @kernel
@@ -43,13 +48,15 @@ def _i32(x):
 @kernel
 def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, kind, esize, nt0, nov0,
                 u4s, i4s, vect_off, u1s, cnts, nfields, used, mask,
-                ri_off, ri_val, rs_off, rs_val, pi_off, pi_val, ps_off, ps_val, s_off, s_data, s_valid,
-                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da,
+                ri_off, rs_off, pi_off, ps_off, ri_ok, rs_ok, pi_ok, ps_ok, ri_val, rs_val, pi_val, ps_val,
+                s_off, s_data, s_valid,
+                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da, t_av, t_an,
                 ov_row, ov_field, ov_val, ov_len):
     """Decode FTRs pos[i0:i1] (row = i - c0 of this chunk's outputs). ``u4s``: TEST_NUM CYCL_CNT
     REL_VADR REPT_CNT NUM_FAIL; ``i4s``: XFAIL_AD YFAIL_AD; ``u1s``: HEAD_NUM SITE_NUM TEST_FLG
-    OPT_FLAG; ``cnts``: RTN_ICNT PGM_ICNT. Returns (next i, tests, overrides, status): status 0
-    done, else the test arrays or the hash need room first."""
+    OPT_FLAG; ``cnts``: RTN_ICNT PGM_ICNT; ``*_off`` / ``*_ok``: offsets and validity bits of
+    the four array columns. Returns (next i, tests, overrides, status): status 0 done, else the
+    test arrays or the hash need room first."""
     nt = nt0
     nov = nov0
     cap = t_key.shape[0]
@@ -88,10 +95,7 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             u1s[k, r] = 0
         ic = np.int64(0)
         gc = np.int64(0)
-        ri_o = ri_off[r]
-        rs_o = rs_off[r]
-        pi_o = pi_off[r]
-        ps_o = ps_off[r]
+        xs = np.int64(0)        # start of the four arrays (one block)
         tn = np.int64(-1)
         ob = np.int64(0)
         nf = 0
@@ -150,29 +154,22 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             gc = _w2(buf, p, be)
             p += 2
             nf = 14
-            # RTN_INDX RTN_STAT PGM_INDX PGM_STAT
+            # RTN_INDX RTN_STAT PGM_INDX PGM_STAT: located here, copied once the test is known
+            xs = p
             if p + 2 * ic > end:
                 break
-            _copy_elements(buf, p, 2 * ic, swap, ri_val, 2 * ri_o)
-            ri_o += ic
             p += 2 * ic
             nf = 15
             if p + (ic + 1) // 2 > end:
                 break
-            _nibbles(buf, p, ic, rs_val, rs_o)
-            rs_o += ic
             p += (ic + 1) // 2
             nf = 16
             if p + 2 * gc > end:
                 break
-            _copy_elements(buf, p, 2 * gc, swap, pi_val, 2 * pi_o)
-            pi_o += gc
             p += 2 * gc
             nf = 17
             if p + (gc + 1) // 2 > end:
                 break
-            _nibbles(buf, p, gc, ps_val, ps_o)
-            ps_o += gc
             p += (gc + 1) // 2
             nf = 18
             # FAIL_PIN (Dn: U2 bit count, then the bytes)
@@ -222,11 +219,15 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         cnts[1, r] = gc
         nfields[r] = nf
         used[r] = p - start
-        ri_off[r + 1] = ri_o
-        rs_off[r + 1] = rs_o
-        pi_off[r + 1] = pi_o
-        ps_off[r + 1] = ps_o
         has_opt = nf >= N_OPT
+        # the arrays present (fields 14..17): data start and element count, -1 missing
+        s0, s1 = xs, xs + 2 * ic
+        s2 = s1 + (ic + 1) // 2
+        s3 = s2 + 2 * gc
+        n0 = ic if nf >= 15 else -1
+        n1 = ic if nf >= 16 else -1
+        n2 = gc if nf >= 17 else -1
+        n3 = gc if nf >= 18 else -1
         ts = ss[S_TXT]
         tl = sl[S_TXT]
         # ---- the test: a new one takes its defaults from this (its first) record
@@ -241,7 +242,28 @@ def _ftr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             t_txl[t] = tl
             for k in range(ND):
                 dv[t, k], da[t, k] = _first_value(buf, ob, v[k], a[k], use_bit[k], none_bit[k], blank[k], kind[k])
+            t_av[t, 0], t_av[t, 1], t_av[t, 2], t_av[t, 3] = s0, s1, s2, s3
+            t_an[t, 0], t_an[t, 1], t_an[t, 2], t_an[t, 3] = n0, n1, n2, n3
         t_cnt[t] += 1
+        # the arrays: null when equal to the test's first record's (records that hold the anchor)
+        cmp = nf >= NF_ANCHOR
+        blk = s3 + (gc + 1) // 2 - s0
+        if cmp and t_an[t, 3] >= 0 and t_an[t, 0] == ic and t_an[t, 2] == gc and \
+                _span_eq(buf, s0, blk, t_av[t, 0], blk):
+            # the usual case: the four arrays' bytes (one block) are the test's
+            ri_off[r + 1] = ri_off[r]
+            rs_off[r + 1] = rs_off[r]
+            pi_off[r + 1] = pi_off[r]
+            ps_off[r + 1] = ps_off[r]
+        else:
+            _put_array(buf, s0, n0, 2, swap, cmp and _same_elements(buf, s0, n0, t_av[t, 0], t_an[t, 0], 2),
+                       ri_val, ri_off, ri_ok, r)
+            _put_array(buf, s1, n1, 0, swap, cmp and _same_elements(buf, s1, n1, t_av[t, 1], t_an[t, 1], 0),
+                       rs_val, rs_off, rs_ok, r)
+            _put_array(buf, s2, n2, 2, swap, cmp and _same_elements(buf, s2, n2, t_av[t, 2], t_an[t, 2], 2),
+                       pi_val, pi_off, pi_ok, r)
+            _put_array(buf, s3, n3, 0, swap, cmp and _same_elements(buf, s3, n3, t_av[t, 3], t_an[t, 3], 0),
+                       ps_val, ps_off, ps_ok, r)
         # TEST_TXT: null when equal to the test's
         if tl >= 0 and t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], tl):
             sl[S_TXT] = -1
@@ -277,7 +299,8 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     nf = np.empty(n, np.uint8)
     used = np.empty(n, np.int64)
     mask = np.empty(n, np.uint16)
-    offs4 = [np.zeros(n + 1, np.int32) for _ in range(4)]
+    a_off = [np.zeros(n + 1, np.int32) for _ in range(NA)]
+    a_ok = [np.zeros((n + 7) // 8, np.uint8) for _ in range(NA)]
     # flat list values: U2 at most one per two bytes, nibbles at most two per byte
     ri_val, pi_val = np.empty(nbytes + 2, np.uint8), np.empty(nbytes + 2, np.uint8)    # U2 bytes, native order
     rs_val, ps_val = np.empty(2 * nbytes + 1, np.uint8), np.empty(2 * nbytes + 1, np.uint8)
@@ -287,9 +310,9 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     while True:
         i, tests.nt, nov, status = _ftr_kernel(
             buf, offs, lens, pos, c0, i, c1, be, spec.use_bit, spec.none_bit, spec.blank, spec.kind, spec.esize,
-            tests.nt, nov, u4s, i4s, vect_off, u1s, cnts, nf, used, mask, offs4[0], ri_val, offs4[1], rs_val,
-            offs4[2], pi_val, offs4[3], ps_val, spans.off, spans.data, spans.valid, tests.hkeys, tests.hvals,
-            *tests.t, tests.dv, tests.da, *ov)
+            tests.nt, nov, u4s, i4s, vect_off, u1s, cnts, nf, used, mask, *a_off, *a_ok, ri_val, rs_val, pi_val,
+            ps_val, spans.off, spans.data, spans.valid, tests.hkeys, tests.hvals, *tests.t, tests.dv, tests.da,
+            tests.av, tests.an, *ov)
         if status == 0:
             break
         tests.grow(status)
@@ -300,11 +323,11 @@ def ftr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     cols: dict[str, pa.Array] = {}
     for k, arr in typed.items():
         cols[f[k].column] = fixed_array(np.ascontiguousarray(arr), f[k].arrow_type(), nf, k + 1, nf_min)
-    for k, (off, val, item) in enumerate(((offs4[0], ri_val[:2 * int(offs4[0][-1])].view(np.uint16), pa.uint16()),
-                                          (offs4[1], rs_val, pa.uint8()),
-                                          (offs4[2], pi_val[:2 * int(offs4[2][-1])].view(np.uint16), pa.uint16()),
-                                          (offs4[3], ps_val, pa.uint8()))):
-        cols[f[14 + k].column] = list_column(off, val, item, nf, 15 + k, nf_min)
+    for k, (val, item) in enumerate(((ri_val[:2 * int(a_off[0][-1])].view(np.uint16), pa.uint16()),
+                                     (rs_val, pa.uint8()),
+                                     (pi_val[:2 * int(a_off[2][-1])].view(np.uint16), pa.uint16()),
+                                     (ps_val, pa.uint8()))):
+        cols[f[14 + k].column] = valid_list_column(a_off[k], val, item, a_ok[k])
     for k in range(NS):
         cols[f[18 + k].column] = spans.array(k, binary=(k == 0))
     cols["override_mask"] = fixed_array(mask, pa.uint16())
@@ -320,3 +343,5 @@ assert tuple((f.name, f.type) for f in R.BY_NAME["FTR"].fields) == FTR_FIELDS, "
 _SPEC = DefaultSpec(R.BY_NAME["FTR"])
 assert list(_SPEC.index) == [26, 27], "FTR default fields moved"
 assert (_SPEC.use_bit < 0).all() and (_SPEC.none_bit < 0).all(), "FTR defaults now depend on OPT_FLAG"
+assert SAME_AS_TEST["FTR"] == tuple(n for n, _ in FTR_FIELDS[14:14 + NA]), "same_arrays.py FTR arrays changed"
+assert FTR_FIELDS[NF_ANCHOR - 1][0] == ANCHOR["FTR"], "same_arrays.py FTR anchor changed"

@@ -1,10 +1,11 @@
 """The specialised MPR kernel: one pass per record instead of the table-driven interpreter,
 the default kernels and the column conversion (the same output, tests/stdf/test_kernels.py).
 
-Per MPR it reads the fixed fields, writes RTN_STAT (nibbles), RTN_RSLT, TEST_TXT (null when
-equal to the test's) and ALARM_ID straight into Arrow buffers, finds the test (hash on
-TEST_NUM), takes a new test's defaults from its first record and writes, sparsely, the
-default-data fields whose effective value differs from the test's (``defaults.py`` rule).
+Per MPR it reads the fixed fields, finds the test (hash on TEST_NUM), writes RTN_STAT
+(nibbles; null when equal to the test's first record's, ``same_arrays.py``: then nothing is
+copied), RTN_RSLT, TEST_TXT (null when equal to the test's) and ALARM_ID straight into Arrow
+buffers, takes a new test's defaults and RTN_STAT from its first record and writes, sparsely,
+the default-data fields whose effective value differs from the test's (``defaults.py`` rule).
 Every field is bounds-checked against REC_LEN before it is read; a field that does not
 fit is missing, and so is every later field (the interpreter's truncation rule).
 """
@@ -18,9 +19,10 @@ from failmap_assets.kernels.jit import kernel
 from .. import records as R
 from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
-from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _nibbles, _test_of, list_column,
-                        override_columns, SpanColumns, _put_spans)
+from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _put_array, _test_of, list_column,
+                        override_columns, SpanColumns, _put_spans, valid_list_column)
 from .primitives import _byte, _span_eq, _w2, _w4
+from .same_arrays import ANCHOR, SAME_AS_TEST, _same_elements
 
 # The layout this kernel is written for (records.py order); checked at import.
 MPR_FIELDS = (("TEST_NUM", "U4"), ("HEAD_NUM", "U1"), ("SITE_NUM", "U1"), ("TEST_FLG", "B1"), ("PARM_FLG", "B1"),
@@ -31,13 +33,15 @@ MPR_FIELDS = (("TEST_NUM", "U4"), ("HEAD_NUM", "U1"), ("SITE_NUM", "U1"), ("TEST
               ("LO_SPEC", "R4"), ("HI_SPEC", "R4"))
 ND = 15          # default-data fields: RES_SCAL .. HI_SPEC (fields 12..26)
 N_OPT = 12       # fields up to and including OPT_FLAG
+NA = 1           # arrays stored once per test: RTN_STAT (field 7)
+NF_ANCHOR = 9    # records holding RTN_RSLT (field 8) are compared with their test's RTN_STAT
 
 
 @kernel
 def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, kind, esize, nt0, nov0,
                 test_num, head, site, test_flg, parm_flg, rtn_icnt, rslt_cnt, opt_flag, nfields, used, mask,
-                stat_off, stat_val, rslt_off, rslt_val, s_off, s_data, s_valid,
-                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da,
+                stat_off, stat_valid, stat_val, rslt_off, rslt_val, s_off, s_data, s_valid,
+                hkeys, hvals, t_key, t_first, t_cnt, t_opt, t_txs, t_txl, dv, da, t_av, t_an,
                 ov_row, ov_field, ov_val, ov_len):
     """Decode MPRs pos[i0:i1] (row = i - c0 of this chunk's outputs). Returns (next i, tests,
     overrides, status): status 0 done, else the test arrays or the hash need room first."""
@@ -79,7 +83,8 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         tl = np.int64(-1)
         als = np.int64(0)
         all_ = np.int64(-1)
-        so = stat_off[r]
+        xs = np.int64(0)                # RTN_STAT: data start, count (-1 missing)
+        xn = np.int64(-1)
         ro = rslt_off[r]
         while True:
             if p + 4 > end:
@@ -120,8 +125,8 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             nb = (ic + 1) // 2
             if p + nb > end:
                 break
-            _nibbles(buf, p, ic, stat_val, so)
-            so += ic
+            xs = p                      # copied once the test is known
+            xn = ic
             p += nb
             nf = 8
             if p + rc * 4 > end:
@@ -218,7 +223,6 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
         opt_flag[r] = ob
         nfields[r] = nf
         used[r] = p - start
-        stat_off[r + 1] = so
         rslt_off[r + 1] = ro
         ss[1] = als
         sl[1] = all_
@@ -235,7 +239,12 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             t_txl[t] = tl
             for k in range(ND):
                 dv[t, k], da[t, k] = _first_value(buf, ob, v[k], a[k], use_bit[k], none_bit[k], blank[k], kind[k])
+            t_av[t, 0] = xs
+            t_an[t, 0] = xn
         t_cnt[t] += 1
+        # RTN_STAT: null when equal to the test's first record's (records that hold the anchor)
+        _put_array(buf, xs, xn, 0, 0, nf >= NF_ANCHOR and _same_elements(buf, xs, xn, t_av[t, 0], t_an[t, 0], 0),
+                   stat_val, stat_off, stat_valid, r)
         # TEST_TXT: null when equal to the test's
         ss[0] = ts
         if tl >= 0 and t_txl[t] == tl and _span_eq(buf, ts, tl, t_txs[t], tl):
@@ -272,6 +281,7 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     used = np.empty(n, np.int64)
     mask = np.empty(n, np.uint16)
     stat_off = np.zeros(n + 1, np.int32)
+    stat_valid = np.zeros((n + 7) // 8, np.uint8)
     rslt_off = np.zeros(n + 1, np.int32)
     stat_val = np.empty(2 * nbytes + 1, np.uint8)     # nibbles: at most two per byte
     rslt_val = np.empty(nbytes + 4, np.uint8)          # R4 bytes, native order
@@ -281,8 +291,8 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     while True:
         i, tests.nt, nov, status = _mpr_kernel(
             buf, offs, lens, pos, c0, i, c1, be, spec.use_bit, spec.none_bit, spec.blank, spec.kind, spec.esize,
-            tests.nt, nov, *fixed, nf, used, mask, stat_off, stat_val, rslt_off, rslt_val, spans.off, spans.data,
-            spans.valid, tests.hkeys, tests.hvals, *tests.t, tests.dv, tests.da, *ov)
+            tests.nt, nov, *fixed, nf, used, mask, stat_off, stat_valid, stat_val, rslt_off, rslt_val, spans.off,
+            spans.data, spans.valid, tests.hkeys, tests.hvals, *tests.t, tests.dv, tests.da, tests.av, tests.an, *ov)
         if status == 0:
             break
         tests.grow(status)
@@ -291,7 +301,7 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     cols: dict[str, pa.Array] = {}
     for k in range(7):
         cols[f[k].column] = fixed_array(fixed[k], f[k].arrow_type(), nf, k + 1, nf_min)
-    cols["rtn_stat"] = list_column(stat_off, stat_val, pa.uint8(), nf, 8, nf_min)
+    cols["rtn_stat"] = valid_list_column(stat_off, stat_val, pa.uint8(), stat_valid)
     rslt = rslt_val[:4 * int(rslt_off[-1])].view(np.float32)
     cols["rtn_rslt"] = list_column(rslt_off, rslt, pa.float32(), nf, 9, nf_min)
     cols["test_txt"], cols["alarm_id"] = spans.array(0), spans.array(1)
@@ -307,3 +317,5 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
 
 assert tuple((f.name, f.type) for f in R.BY_NAME["MPR"].fields) == MPR_FIELDS, "records.py MPR layout changed"
 assert list(DefaultSpec(R.BY_NAME["MPR"]).index) == list(range(N_OPT, N_OPT + ND)), "MPR default fields moved"
+assert SAME_AS_TEST["MPR"] == (MPR_FIELDS[7][0],), "same_arrays.py MPR arrays changed"
+assert MPR_FIELDS[NF_ANCHOR - 1][0] == ANCHOR["MPR"], "same_arrays.py MPR anchor changed"

@@ -40,9 +40,10 @@ def _test_of(hkeys, hvals, tn, nt):
 
 
 class Tests:
-    """Per-test state of one record kind across a file's chunks (tests are per file)."""
+    """Per-test state of one record kind across a file's chunks (tests are per file): ``nd``
+    default-data fields, ``na`` arrays stored once per test (``same_arrays.py``)."""
 
-    def __init__(self, nd: int, cap: int = 256):
+    def __init__(self, nd: int, na: int = 0, cap: int = 256):
         self.nt = 0
         self.hkeys = np.full(1024, -2, np.int64)
         self.hvals = np.zeros(1024, np.int64)
@@ -50,12 +51,16 @@ class Tests:
         self.t = [np.empty(cap, np.int64) for _ in range(6)]
         self.dv = np.empty((cap, nd), np.int64)
         self.da = np.empty((cap, nd), np.int64)
+        # the first record's arrays: data start in the buffer, element count (-1 missing)
+        self.av = np.empty((cap, na), np.int64)
+        self.an = np.empty((cap, na), np.int64)
 
     def grow(self, status: int) -> None:
         if status == GROW_TESTS:
             cap = self.t[0].shape[0] * 4
             self.t = [_grow1(x, cap) for x in self.t]
             self.dv, self.da = _grow2(self.dv, cap), _grow2(self.da, cap)
+            self.av, self.an = _grow2(self.av, cap), _grow2(self.an, cap)
         elif status == GROW_HASH:
             self.hkeys, self.hvals = _rehash(self.hkeys, self.hvals)
         else:
@@ -65,7 +70,7 @@ class Tests:
         nt = self.nt
         key, first, cnt, opt, txs, txl = (x[:nt] for x in self.t)
         return dict(key=key, first=first, count=cnt, opt=opt, txt_s=txs, txt_l=txl, dval=self.dv[:nt],
-                    daux=self.da[:nt].astype(np.int32))
+                    daux=self.da[:nt].astype(np.int32), arr_val=self.av[:nt], arr_aux=self.an[:nt])
 
 
 def list_column(off: np.ndarray, values: np.ndarray, item: pa.DataType, nf: np.ndarray, k: int, nf_min: int
@@ -81,6 +86,18 @@ def list_column(off: np.ndarray, values: np.ndarray, item: pa.DataType, nf: np.n
         return null_array(typ, n)
     return pa.ListArray.from_buffers(typ, n, [pa.py_buffer(bm), pa.py_buffer(off)], null_count=nulls,
                                      children=[vals])
+
+
+def valid_list_column(off: np.ndarray, values: np.ndarray, item: pa.DataType, valid: np.ndarray) -> pa.Array:
+    """Arrow list over int32 offsets, flat values and validity bits a kernel wrote (``_put_array``)."""
+    n = int(off.shape[0]) - 1
+    nulls = n - int(np.unpackbits(valid, bitorder="little", count=n).sum()) if n else 0
+    typ = pa.list_(item)
+    if n and nulls == n:
+        return null_array(typ, n)
+    vals = pa.Array.from_buffers(item, int(off[-1]), [None, pa.py_buffer(values[:int(off[-1])])], null_count=0)
+    return pa.ListArray.from_buffers(typ, n, [pa.py_buffer(valid) if nulls else None, pa.py_buffer(off)],
+                                     null_count=nulls, children=[vals])
 
 
 def override_columns(buf, be, rec: R.RecordDef, fields: tuple[R.Field, ...], n: int, ov_row, ov_field, ov_val,
@@ -189,6 +206,23 @@ def _nibbles(buf, p, k, out, o):
         out[o + 2 * j + 1] = b >> 4
     if k & 1:
         out[o + k - 1] = _byte(buf, p + (k >> 1)) & 0x0F
+
+
+@inlined
+def _put_array(buf, s, n, width, swap, same, out, off, valid, r):
+    """Row ``r`` of a kernel's list column (offsets ``off``, validity bits ``valid``): the
+    record's ``n`` elements at ``s`` (n < 0: missing, null) copied into ``out`` (element bytes,
+    native order; ``width`` 0: nibbles) from element ``off[r]`` on, unless ``same`` (equal to
+    its test's first record's: null)."""
+    o = off[r]
+    if n >= 0 and not same:
+        if width == 0:
+            _nibbles(buf, s, n, out, o)
+        else:
+            _copy_elements(buf, s, width * n, swap, out, width * o)
+        o += n
+        valid[r >> 3] |= np.uint8(1 << (r & 7))
+    off[r + 1] = o
 
 
 @inlined
