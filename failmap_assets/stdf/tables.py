@@ -789,9 +789,12 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
             rows = _vur_rows(ctx, pos)
             texts = pa.array([json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False)
                               for row in rows], pa.string())
+        elif flatjson.is_scalar(rec):       # PMR, PCR, DTR...: the text straight from the records
+            texts, used = flatjson.scalar_objects(ctx.buf, rec, idx.offset[pos], idx.length[pos], ctx.be)
+            ctx.unparsed(name, pos, used)
         else:
             val, aux = ctx.decode(name, pos)
-            if flatjson.is_flat(rec):       # one Numba pass (PMR, DTR, PLR...): same text
+            if flatjson.is_flat(rec):       # one Numba pass (SDR, PLR...): same text
                 texts = flatjson.flat_objects(ctx.buf, rec, val, aux, ctx.be)
             else:
                 texts = _record_json(D.columns(ctx.buf, ctx.be, rec, val, aux), len(pos))
