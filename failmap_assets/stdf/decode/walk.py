@@ -101,6 +101,17 @@ def _remap(rec_part, rank, n_parts):
         rec_part[i] = rank[p] if p >= 0 else -1
 
 
+@kernel
+def _parts_per_wafer(part_wafer, part_prr, n):
+    """Parts closed by a PRR per wafer row (0..n-1; other rows are not counted)."""
+    cnt = np.zeros(n, dtype=np.int64)
+    for i in range(min(part_wafer.shape[0], part_prr.shape[0])):
+        wf = part_wafer[i]
+        if part_prr[i] >= 0 and 0 <= wf < n:
+            cnt[wf] += 1
+    return cnt
+
+
 class Walk:
     """Result of the part / wafer walk; parts are ordered by PRR (unclosed parts last)."""
 
@@ -116,6 +127,11 @@ class Walk:
         self.wafer_wir = kw["wafer_wir"]
         self.wafer_wrr = kw["wafer_wrr"]
         self.wafer_head = kw["wafer_head"]
+
+    def parts_per_wafer(self, n: int) -> np.ndarray:
+        """Parts closed by a PRR in each of wafer rows 0..n-1 (one pass: the masks and
+        bincount it replaces cost ~3 ms on a million parts)."""
+        return _parts_per_wafer(self.part_wafer, self.part_prr, n)
 
 
 _HS_AT = np.full(256, -1, dtype=np.int64)
