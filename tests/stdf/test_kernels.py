@@ -148,6 +148,17 @@ def test_prr_decoder_fuzz_every_length(big_endian):
         at += 4 + ln
     buf = np.concatenate(chunks)
     _same_prr(buf, np.array(offs, np.int64), np.array(lens, np.int32), big_endian)
+    # every record holds its three strings (no validity bitmaps), with Latin-1 bytes (not UTF-8)
+    chunks, offs, lens, at = [], [], [], 0
+    for k in range(50):
+        strings = [bytes([65 + k % 26, 0xE9]) * (k % 4), bytes([0xFF]) * (k % 3), bytes([k, 0x80])]
+        body = rng.integers(0, 256, 17, dtype=np.uint8).tobytes() + b"".join(bytes([len(t)]) + t for t in strings)
+        chunks.append(np.frombuffer(len(body).to_bytes(2, "big" if big_endian else "little") + bytes([5, 20]) + body,
+                                    np.uint8))
+        offs.append(at)
+        lens.append(len(body))
+        at += 4 + len(body)
+    _same_prr(np.concatenate(chunks), np.array(offs, np.int64), np.array(lens, np.int32), big_endian)
     # an index that does not fit the buffer (never produced by the scan) reads nothing
     cols, used = D.prr_columns(buf[:10], np.array([0, 4], np.int64), np.array([40, 3], np.int32), big_endian)
     assert used.tolist() == [0, 0] and cols["head_num"].null_count == 2
@@ -270,3 +281,13 @@ def test_kernel_batches_respect_records_and_bytes():
     b = D.chunk_bounds(lens, 3, max_bytes=60_000)       # a record larger than the limit is a batch alone
     assert [(x, y) for x, y, _ in b] == [(0, 2), (2, 3), (3, 6), (6, 7)] and [n for *_, n in b] == [38, 65539, 27, 9]
     assert D.chunk_bounds(lens[:0], 3) == []
+
+
+def test_parts_per_wafer_counts_closed_parts_of_known_wafers():
+    from failmap_assets.stdf.decode.walk import _parts_per_wafer
+
+    part_wafer = np.array([0, 0, 1, -1, 1, 2, 5, 1], np.int64)
+    part_prr = np.array([3, 7, 9, 11, -1, 15, 17, 20], np.int64)
+    assert _parts_per_wafer(part_wafer, part_prr, 3).tolist() == [2, 2, 1]      # open part, wafer -1 / 5 left out
+    assert _parts_per_wafer(part_wafer, part_prr, 0).tolist() == []
+    assert _parts_per_wafer(part_wafer[:2], part_prr, 2).tolist() == [2, 0]     # lengths differ: the shorter one

@@ -115,16 +115,17 @@ def _prr_kernel(buf, offs, lens, be, fixed_end, head, site, flg, ntest, hbin, sb
     return t0, t1, t2
 
 
-def _text_column(f: R.Field, i: int, nf: np.ndarray, off: np.ndarray, data: np.ndarray) -> pa.Array:
+def _text_column(f: R.Field, i: int, nf: np.ndarray, off: np.ndarray, data: np.ndarray, nf_min: int) -> pa.Array:
     """String i of the PRRs (valid where the record holds it) over the packed text, as
-    ``columns`` builds it: text as valid UTF-8 (else Latin-1), PART_FIX as binary."""
+    ``columns`` builds it: text as valid UTF-8 (else Latin-1), PART_FIX as binary.
+    ``nf_min``: the fewest fields of a record (every record holds the string: no bitmap)."""
     n = int(nf.shape[0])
     if off[-1] >= 2**31:          # int32 offsets cannot hold it: the general builder (large types)
         return string_array(data, off[:-1], np.where(nf > 9 + i, np.diff(off), -1), binary=(f.type == "Bn"))
-    valid, nulls = _bitmap_ge(nf, 10 + i)
+    valid, nulls = (None, 0) if nf_min >= 10 + i else _bitmap_ge(nf, 10 + i)
     off32 = off.astype(np.int32)
     if f.type != "Bn":
-        return text_array(off32, data, valid, n)
+        return text_array(off32, data, valid, n, nulls)
     return pa.Array.from_buffers(pa.binary(), n, [pa.py_buffer(valid) if nulls else None, pa.py_buffer(off32),
                                                   pa.py_buffer(data)], null_count=nulls)
 
@@ -147,7 +148,7 @@ def prr_columns(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray, big_endian:
         cols[f.column] = fixed_array(typed[k], f.arrow_type(), nf, k + 1, nf_min)
     for i, f in enumerate(rec.fields[9:]):
         off = text_off[i]
-        cols[f.column] = _text_column(f, i, nf, off, text[i][:int(off[-1])])
+        cols[f.column] = _text_column(f, i, nf, off, text[i][:int(off[-1])], nf_min)
     return cols, used
 
 
