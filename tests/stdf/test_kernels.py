@@ -291,3 +291,40 @@ def test_parts_per_wafer_counts_closed_parts_of_known_wafers():
     assert _parts_per_wafer(part_wafer, part_prr, 3).tolist() == [2, 2, 1]      # open part, wafer -1 / 5 left out
     assert _parts_per_wafer(part_wafer, part_prr, 0).tolist() == []
     assert _parts_per_wafer(part_wafer[:2], part_prr, 2).tolist() == [2, 0]     # lengths differ: the shorter one
+
+
+def test_kept_parts_gives_the_order_of_the_sort_it_replaces():
+    """walk's one-pass check against the numpy masks + stable sort it replaces: random parts
+    with and without PIR / PRR, in order, shuffled, none kept, none at all."""
+    from failmap_assets.stdf.decode.walk import _kept_parts
+
+    rng = np.random.default_rng(5)
+    cases = []
+    for m in (0, 1, 2, 5, 40):
+        for _ in range(30):
+            prr = np.sort(rng.choice(1000, m, replace=False)).astype(np.int64)
+            first = np.sort(rng.choice(1000, m, replace=False)).astype(np.int64)
+            pir = first.copy()
+            if rng.random() < 0.5:
+                prr[rng.random(m) < 0.2] = -1                           # parts never closed
+            if rng.random() < 0.5:
+                pir[rng.random(m) < 0.3] = -1                           # parts opened by a result
+            if rng.random() < 0.3:
+                perm = rng.permutation(m)                               # sites interleaved
+                prr, pir, first = prr[perm], pir[perm], first[perm]
+            cases.append((pir, prr, first))
+    cases.append((np.full(3, -1, np.int64), np.full(3, -1, np.int64), np.arange(3, dtype=np.int64)))
+    seen = set()
+    for pir, prr, first in cases:
+        n = 1000
+        keep = (pir >= 0) | (prr >= 0)
+        key = np.where(prr >= 0, prr, n + first)
+        identity_ref = bool(keep.all() and (key[1:] >= key[:-1]).all())
+        order_ref = np.flatnonzero(keep)[np.argsort(key[keep], kind="stable")]
+        kept, in_order, identity = _kept_parts(pir, prr, first, n)
+        seen.add((identity, in_order))
+        assert identity == identity_ref
+        if not identity:
+            order = kept if in_order else kept[np.argsort(key[kept], kind="stable")]
+            assert np.array_equal(order, order_ref)
+    assert seen == {(True, True), (False, True), (False, False)}      # every path taken
