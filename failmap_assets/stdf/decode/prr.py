@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from failmap_assets.kernels.jit import inlined, kernel
+from failmap_assets.kernels.memcpy import put_bytes
 from .. import records as R
 from .arrow import _bitmap_ge, fixed_array
 from .primitives import _u2, _u4
@@ -38,8 +39,7 @@ def _string(buf, pos, end, trunc, text, o):
     if trunc or pos + 1 > end or pos + 1 + np.int64(buf[pos]) > end:
         return False, 0
     m = np.int64(buf[pos])
-    for b in range(m):
-        text[o + b] = buf[pos + 1 + b]
+    put_bytes(text, o, buf, pos + 1, pos + 1 + m)     # memcpy: a byte loop costs ~1 ns a byte
     return True, m
 
 
