@@ -346,16 +346,17 @@ class _Ctx:
         self.index = index
         self.issues: list[Issue] = list(header.issues)
         self.grouped, self.starts, self.counts = D.group_by_code(index.code)
-        self.ptr_listed = False
         self.rec_idx_of_code: dict[int, np.ndarray] = {
             c: self.grouped[self.starts[c]:self.starts[c + 1]] for c in range(len(R.RECORDS) + 1)}
+        self.unlisted = {R.CODE[name] for name in D.UNLISTED}
 
     def positions(self, name: str) -> np.ndarray:
-        if name == "PTR" and not self.ptr_listed:
-            # PTRs are left out of the grouping (their kernel walks the index); list on demand
-            self.rec_idx_of_code[R.CODE["PTR"]] = np.flatnonzero(self.index.code == R.CODE["PTR"])
-            self.ptr_listed = True
-        return self.rec_idx_of_code[R.CODE[name]]
+        c = R.CODE[name]
+        if c in self.unlisted:
+            # left out of the grouping (the PTR kernel walks the index; nothing decodes PIRs): list on demand
+            self.rec_idx_of_code[c] = np.flatnonzero(self.index.code == c)
+            self.unlisted.discard(c)
+        return self.rec_idx_of_code[c]
 
     def decode(self, name: str, positions: np.ndarray | None = None, alt: bool = False):
         rec = R.BY_NAME[name]

@@ -328,3 +328,15 @@ def test_kept_parts_gives_the_order_of_the_sort_it_replaces():
             order = kept if in_order else kept[np.argsort(key[kept], kind="stable")]
             assert np.array_equal(order, order_ref)
     assert seen == {(True, True), (False, True), (False, False)}      # every path taken
+
+
+@pytest.mark.parametrize("name", ["makechip_x.stdf", "main_Lot_1_Wafer_1_Oct_13_09h33m41s_STDF.stdf"])
+def test_positions_of_every_record_kind_listed_or_not(name):
+    """The grouping lists every kind but PTR and PIR (listed on demand): the same ordinals either way."""
+    ctx, _ = _ctx(name)
+    assert set(D.UNLISTED) == {"PTR", "PIR"}
+    for rec in T.R.RECORDS:
+        want = np.flatnonzero(ctx.index.code == T.R.CODE[rec.name])
+        assert np.array_equal(ctx.positions(rec.name), want), rec.name
+        assert ctx.counts[T.R.CODE[rec.name]] == want.size
+    assert ctx.positions("PIR").size > 0
