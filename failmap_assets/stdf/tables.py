@@ -306,7 +306,10 @@ def content_id(name: str, buf: np.ndarray) -> str:
 
 def _nullable_idx(a: np.ndarray, typ=pa.int64()) -> pa.Array:
     a = np.asarray(a)
-    return pa.array(a.astype(typ.to_pandas_dtype()), type=typ, mask=(a < 0) if (a < 0).any() else None)
+    data = a.astype(typ.to_pandas_dtype(), copy=False)     # no copy of a million record ordinals
+    if a.size and a.min() < 0:
+        return pa.array(data, type=typ, mask=a < 0)
+    return pa.array(data, type=typ)
 
 
 def _take(arrays: dict[str, pa.Array], positions: np.ndarray) -> dict[str, pa.Array]:

@@ -130,10 +130,16 @@ def test_prr_decoder_equals_interpreter(name):
     _same_prr(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be)
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("big_endian", [False, True])
-def test_prr_decoder_fuzz_every_length(big_endian):
+def test_prr_decoder_fuzz_every_length(big_endian, wide, monkeypatch):
     """Random PRR bodies of every length 0..60 (string lengths that fit, overrun or end
-    exactly at REC_LEN), one buffer: the specialised decoder equals the interpreter."""
+    exactly at REC_LEN), one buffer: the specialised decoder equals the interpreter, with
+    int32 string offsets and with the int64 ones of buffers of 2 GiB and more (``wide``)."""
+    from failmap_assets.stdf.decode import prr
+
+    if wide:
+        monkeypatch.setattr(prr, "WIDE_OFFSETS_FROM", 0)
     rng = np.random.default_rng(16 + big_endian)
     chunks, offs, lens = [], [], []
     at = 0
