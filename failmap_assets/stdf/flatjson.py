@@ -218,8 +218,15 @@ def _scalar_json(buf, offs, lens, be, kinds, esize, signed, keys, key_off, hexd,
     roff = np.zeros(n + 1, dtype=np.int64)
     used = np.zeros(n, dtype=np.int64)
     if lens.shape[0] != n or esize.shape[0] != nf or signed.shape[0] != nf or key_off.shape[0] != nf + 1 \
-            or key_off[nf] > keys.shape[0]:
+            or key_off[0] < 0 or key_off[nf] > keys.shape[0]:
         return roff, np.zeros(0, dtype=np.uint8), used, False
+    for i in range(nf):         # a layout this kernel can read (never past a record's end)
+        sz = esize[i]
+        kd = kinds[i]
+        if key_off[i + 1] < key_off[i] or not ((kd == K_TEXT and (sz == 1 or sz == 2))
+                                                or (kd == K_C1 and sz == 1) or (kd == K_U8 and sz == 8)
+                                                or (kd == K_INT and (sz == 1 or sz == 2 or sz == 4 or sz == 8))):
+            return roff, np.zeros(0, dtype=np.uint8), used, False
     # room: keys, braces, 20 per number or null, 8 per C1, and 2 + 6 per byte of text, which
     # together is at most the body's length (the text itself is read once, below)
     per = np.int64(key_off[nf]) + 2 + 20 * nf

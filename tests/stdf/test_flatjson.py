@@ -142,6 +142,15 @@ def test_scalar_json_rejects_records_outside_the_buffer_and_records_with_arrays(
             flatjson.scalar_objects(buf, pmr, np.array(offs, np.int64), np.array(lens, np.int64), False)
     with pytest.raises(ValueError):
         flatjson.scalar_objects(buf, R.BY_NAME["PLR"], np.zeros(1, np.int64), np.zeros(1, np.int64), False)
+    lay = flatjson._layout(pmr)             # layouts the kernel cannot read are refused, not read
+    args = (np.array([0], np.int64), np.array([12], np.int64), False)
+    for kinds, width, key_off in ((lay.kinds, np.where(lay.width == 1, 3, lay.width), lay.key_off),
+                                  (np.where(lay.kinds == flatjson.K_TEXT, flatjson.K_U8, lay.kinds), lay.width,
+                                   lay.key_off),
+                                  (lay.kinds, lay.width, lay.key_off[::-1].copy())):
+        *_, ok = flatjson._scalar_json(buf, *args[:2], False, kinds, width, lay.signed, lay.keys, key_off,
+                                       flatjson.HEX_DIGITS, flatjson.SHORT_ESCAPES)
+        assert not ok
     got, used = flatjson.scalar_objects(buf, pmr, np.array([0], np.int64), np.array([12], np.int64), False)
     assert got.to_pylist() == ['{"PMR_INDX": 0, "CHAN_TYP": 0, "CHAN_NAM": "", "PHY_NAM": "", "LOG_NAM": "", '
                                '"HEAD_NUM": 0, "SITE_NUM": 0}'] and used.tolist() == [9]
