@@ -16,8 +16,10 @@ so every signature the pipeline uses gets compiled and nothing else:
   day, as ``failmap run-day`` runs them (parse, join, Parquet, PNG, JSON, commit);
 * what a day seldom takes: ``failmap stdf2parquet``'s conversion (file ids), the JSON
   writer's escaping of B values, the PTR decoder's chunking of huge files (on a
-  small file, with a small chunk size), the table-driven decoder the specialised
-  record kernels are checked against, and a wafer's pattern signature.
+  small file, with a small chunk size), the PRR decoder's offsets for files of
+  2 GiB and more (on a small file), records of a type the record table does not
+  know, the table-driven decoder the specialised record kernels are checked against,
+  and a wafer's pattern signature.
 
 Then every cached kernel of the package (``admin.kernels``) must have been compiled:
 one that was not is named and the command fails, so a kernel added without a way to
@@ -60,6 +62,8 @@ def warm(log: Callable[[str], None] = print) -> WarmReport:
         _stdf2parquet(root, log)
     _json_escapes()
     _ptr_chunks()
+    _wide_prr_offsets()
+    _unknown_records()
     _reference_decoder()
     _pattern_signature()
     kernels = cached_kernels()
@@ -162,6 +166,25 @@ def _ptr_chunks() -> None:
 
     with _patched(D, "PTR_CHUNK_BYTES", 4096):
         parse_stdf(make_wafer_sort_stdf(3, dies=60, tests_per_die=20))
+
+
+def _wide_prr_offsets() -> None:
+    """The PRR decoder's int64 string offsets (files of 2 GiB and more), on a small file."""
+    from failmap_assets.stdf.decode import prr
+    from failmap_assets.stdf.tables import parse_stdf
+    from failmap_synth.stdf_writer import make_wafer_sort_stdf
+
+    with _patched(prr, "WIDE_OFFSETS_FROM", 0):
+        parse_stdf(make_wafer_sort_stdf(3, dies=20, tests_per_die=3))
+
+
+def _unknown_records() -> None:
+    """A record of a type the record table does not know (type 180, sub 250, kept raw in
+    ``generic``): the only records whose REC_TYP / REC_SUB are read back from the file."""
+    from failmap_assets.stdf.tables import parse_stdf
+    from failmap_synth.stdf_any import every_record_type
+
+    parse_stdf(every_record_type("<") + bytes([2, 0, 180, 250, 1, 2]))
 
 
 def _reference_decoder() -> None:

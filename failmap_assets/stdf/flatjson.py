@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from failmap_assets.kernels.jit import kernel
+from failmap_assets.kernels.memcpy import put_bytes
 from . import records as R
 from .decode.primitives import _rd_int, _rd_uint
 from .decode.strings import _utf8_len
@@ -40,6 +41,11 @@ def is_flat(rec: R.RecordDef) -> bool:
     """True when ``flat_objects`` can write every field of ``rec``: integers, C1, Cn / Sn and
     arrays of those (not floats, bytes, bit fields, GDR values or STR's sized arrays)."""
     return rec.alt_fields is None and all(_kind(f) is not None for f in rec.fields)
+
+
+def is_scalar(rec: R.RecordDef) -> bool:
+    """True for a flat record without arrays: ``scalar_objects`` reads it straight."""
+    return is_flat(rec) and not any(f.is_array for f in rec.fields)
 
 
 @kernel
@@ -165,9 +171,7 @@ def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc
             out[q] = 123
             q += 1
         for i in range(nf):
-            kl = key_off[i + 1] - key_off[i]
-            out[q:q + kl] = keys[key_off[i]:key_off[i + 1]]
-            q += kl
+            q = put_bytes(out, q, keys, key_off[i], key_off[i + 1])
             a = np.int64(aux[r, i])
             if a < 0:
                 out[q] = 110
@@ -200,6 +204,96 @@ def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc
     return roff, out[:q], True
 
 
+@kernel
+def _scalar_json(buf, offs, lens, be, kinds, esize, signed, keys, key_off, hexd, esc):
+    """One JSON object per record at ``offs`` (header offsets; body lengths ``lens``) of a
+    flat record without arrays -> (int64 offsets, bytes, body bytes used, ok).
+
+    The interpreter's rules, fused with ``_flat_json``'s text: a field that does not fit in
+    the body is ``null``, and so is every later field. ok is False (nothing written) when a
+    record lies outside ``buf`` or the layout arrays disagree."""
+    n = offs.shape[0]
+    nf = kinds.shape[0]
+    nbuf = buf.shape[0]
+    roff = np.zeros(n + 1, dtype=np.int64)
+    used = np.zeros(n, dtype=np.int64)
+    if lens.shape[0] != n or esize.shape[0] != nf or signed.shape[0] != nf or key_off.shape[0] != nf + 1 \
+            or key_off[0] < 0 or key_off[nf] > keys.shape[0]:
+        return roff, np.zeros(0, dtype=np.uint8), used, False
+    for i in range(nf):         # a layout this kernel can read (never past a record's end)
+        sz = esize[i]
+        kd = kinds[i]
+        if key_off[i + 1] < key_off[i] or not ((kd == K_TEXT and (sz == 1 or sz == 2))
+                                                or (kd == K_C1 and sz == 1) or (kd == K_U8 and sz == 8)
+                                                or (kd == K_INT and (sz == 1 or sz == 2 or sz == 4 or sz == 8))):
+            return roff, np.zeros(0, dtype=np.uint8), used, False
+    # room: keys, braces, 20 per number or null, 8 per C1, and 2 + 6 per byte of text, which
+    # together is at most the body's length (the text itself is read once, below)
+    per = np.int64(key_off[nf]) + 2 + 20 * nf
+    total = np.int64(0)
+    for r in range(n):
+        if offs[r] < 0 or lens[r] < 0 or offs[r] + 4 + lens[r] > nbuf:
+            return roff, np.zeros(0, dtype=np.uint8), used, False
+        total += per + 6 * np.int64(lens[r])
+    out = np.empty(total, dtype=np.uint8)
+    c1 = np.empty(1, dtype=np.uint8)
+    q = np.int64(0)
+    for r in range(n):
+        start = offs[r] + 4
+        pos = start
+        end = start + np.int64(lens[r])
+        trunc = False
+        if nf == 0:
+            out[q] = 123
+            q += 1
+        for i in range(nf):
+            q = put_bytes(out, q, keys, key_off[i], key_off[i + 1])    # memcpy: a byte loop was 40 %
+            kd = kinds[i]
+            if not trunc:
+                if kd == K_TEXT:
+                    w = esize[i]            # length bytes: 1 (Cn) or 2 (Sn)
+                    if pos + w > end:
+                        trunc = True
+                    else:
+                        ln = np.int64(buf[pos]) if w == 1 else np.int64(_rd_uint(buf, pos, 2, be))
+                        if pos + w + ln > end:
+                            trunc = True
+                        else:
+                            s = pos + w
+                            ok = True
+                            for k in range(ln):
+                                if buf[s + k] >= 0x80:      # not ASCII: valid UTF-8 or Latin-1?
+                                    _, ok = _utf8_len(buf, s, ln)
+                                    break
+                            q = put_json_string(out, q, buf, s, ln, hexd, esc, ok)
+                            pos = s + ln
+                else:
+                    sz = esize[i]
+                    if pos + sz > end:
+                        trunc = True
+                    elif kd == K_C1:
+                        c1[0] = buf[pos]
+                        q = put_json_string(out, q, c1, 0, 1, hexd, esc, c1[0] < 0x80)
+                        pos += 1
+                    elif kd == K_U8:
+                        q = put_json_uint(out, q, _rd_uint(buf, pos, 8, be))
+                        pos += 8
+                    else:
+                        q = put_json_int(out, q, _rd_int(buf, pos, sz, be, signed[i]))
+                        pos += sz
+            if trunc:
+                out[q] = 110
+                out[q + 1] = 117
+                out[q + 2] = 108
+                out[q + 3] = 108
+                q += 4
+        out[q] = 125
+        q += 1
+        roff[r + 1] = q
+        used[r] = pos - start
+    return roff, out[:q], used, True
+
+
 class _Layout:
     def __init__(self, rec: R.RecordDef):
         self.kinds = np.array([_kind(f) for f in rec.fields], dtype=np.int64)
@@ -212,23 +306,51 @@ class _Layout:
             off.append(len(keys))
         self.keys = np.frombuffer(keys or b"\0", dtype=np.uint8)
         self.key_off = np.array(off, dtype=np.int64)
+        # scalar_objects: the length bytes of a string field in place of its element size
+        self.width = np.array([{"Cn": 1, "Sn": 2}.get(f.type, R.FIXED_SIZE.get(f.type, 0)) for f in rec.fields],
+                              dtype=np.int64)
 
 
 _LAYOUTS: dict[str, _Layout] = {}
 
 
-def flat_objects(buf: np.ndarray, rec: R.RecordDef, val: np.ndarray, aux: np.ndarray, big_endian: bool
-                 ) -> pa.Array:
-    """``jsontext.objects`` of ``columns(buf, be, rec, val, aux)`` for a flat ``rec``, in one pass."""
+def _layout(rec: R.RecordDef) -> _Layout:
     lay = _LAYOUTS.get(rec.name)
     if lay is None:
         lay = _LAYOUTS[rec.name] = _Layout(rec)
+    return lay
+
+
+def _string_array(n: int, roff: np.ndarray, out: np.ndarray) -> pa.Array:
+    if roff[-1] >= 2**31:
+        return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(roff), pa.py_buffer(out)])
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(roff.astype(np.int32)), pa.py_buffer(out)])
+
+
+def scalar_objects(buf: np.ndarray, rec: R.RecordDef, offs: np.ndarray, lens: np.ndarray, big_endian: bool
+                   ) -> tuple[pa.Array, np.ndarray]:
+    """``flat_objects`` of the records at ``offs`` (header offsets, body lengths ``lens``) of
+    an ``is_scalar`` record, read straight from ``buf``; and each record's body bytes used
+    (the interpreter's ``used``)."""
+    if not is_scalar(rec):
+        raise ValueError(f"{rec.name} has arrays or fields that are not flat")
+    lay = _layout(rec)
+    roff, out, used, ok = _scalar_json(buf, np.ascontiguousarray(offs, dtype=np.int64),
+                                       np.ascontiguousarray(lens, dtype=np.int64), big_endian, lay.kinds,
+                                       lay.width, lay.signed, lay.keys, lay.key_off, HEX_DIGITS, SHORT_ESCAPES)
+    if not ok:
+        raise ValueError(f"{rec.name}: a record lies outside the buffer")
+    return _string_array(int(offs.shape[0]), roff, out), used
+
+
+def flat_objects(buf: np.ndarray, rec: R.RecordDef, val: np.ndarray, aux: np.ndarray, big_endian: bool
+                 ) -> pa.Array:
+    """``jsontext.objects`` of ``columns(buf, be, rec, val, aux)`` for a flat ``rec``, in one pass."""
+    lay = _layout(rec)
     n = int(val.shape[0])
     # row-major copies: the kernel reads each record's fields together
     roff, out, ok = _flat_json(buf, np.ascontiguousarray(val), np.ascontiguousarray(aux), lay.kinds, lay.esize,
                                lay.signed, big_endian, lay.keys, lay.key_off, HEX_DIGITS, SHORT_ESCAPES)
     if not ok:
         raise ValueError(f"{rec.name}: field matrices do not match the record layout")
-    if roff[-1] >= 2**31:
-        return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(roff), pa.py_buffer(out)])
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(roff.astype(np.int32)), pa.py_buffer(out)])
+    return _string_array(n, roff, out)

@@ -316,7 +316,10 @@ def content_id(name: str, buf: np.ndarray) -> str:
 
 def _nullable_idx(a: np.ndarray, typ=pa.int64()) -> pa.Array:
     a = np.asarray(a)
-    return pa.array(a.astype(typ.to_pandas_dtype()), type=typ, mask=(a < 0) if (a < 0).any() else None)
+    data = a.astype(typ.to_pandas_dtype(), copy=False)     # no copy of a million record ordinals
+    if a.size and a.min() < 0:
+        return pa.array(data, type=typ, mask=a < 0)
+    return pa.array(data, type=typ)
 
 
 def _take(arrays: dict[str, pa.Array], positions: np.ndarray) -> dict[str, pa.Array]:
@@ -356,16 +359,17 @@ class _Ctx:
         self.index = index
         self.issues: list[Issue] = list(header.issues)
         self.grouped, self.starts, self.counts = D.group_by_code(index.code)
-        self.ptr_listed = False
         self.rec_idx_of_code: dict[int, np.ndarray] = {
             c: self.grouped[self.starts[c]:self.starts[c + 1]] for c in range(len(R.RECORDS) + 1)}
+        self.unlisted = {R.CODE[name] for name in D.UNLISTED}
 
     def positions(self, name: str) -> np.ndarray:
-        if name == "PTR" and not self.ptr_listed:
-            # PTRs are left out of the grouping (their kernel walks the index); list on demand
-            self.rec_idx_of_code[R.CODE["PTR"]] = np.flatnonzero(self.index.code == R.CODE["PTR"])
-            self.ptr_listed = True
-        return self.rec_idx_of_code[R.CODE[name]]
+        c = R.CODE[name]
+        if c in self.unlisted:
+            # left out of the grouping (the PTR kernel walks the index; nothing decodes PIRs): list on demand
+            self.rec_idx_of_code[c] = np.flatnonzero(self.index.code == c)
+            self.unlisted.discard(c)
+        return self.rec_idx_of_code[c]
 
     def decode(self, name: str, positions: np.ndarray | None = None, alt: bool = False):
         rec = R.BY_NAME[name]
@@ -375,9 +379,10 @@ class _Ctx:
             self.unparsed(name, pos, used)
         return val, aux
 
-    def unparsed(self, name: str, pos: np.ndarray, used: np.ndarray) -> None:
-        """A warning when records of ``name`` hold bytes after their last field."""
-        extra = np.flatnonzero(used < self.index.length[pos])
+    def unparsed(self, name: str, pos: np.ndarray, used: np.ndarray, lens: np.ndarray | None = None) -> None:
+        """A warning when records of ``name`` hold bytes after their last field (``lens``:
+        their REC_LEN when the caller has gathered them already)."""
+        extra = np.flatnonzero(used < (self.index.length[pos] if lens is None else lens))
         if extra.size:
             self.issues.append(Issue(int(self.index.offset[pos[extra[0]]]), "unparsed_bytes",
                                      f"{extra.size} {name} record(s) hold bytes after their last field "
@@ -455,9 +460,7 @@ def _wafers(ctx: _Ctx, w: D.Walk) -> pa.Table:
     cols["wir_rec_idx"] = _nullable_idx(wir)
     cols["wrr_rec_idx"] = _nullable_idx(wrr)
     cols["wcr_rec_idx"] = pa.array([int(wcr_pos[0]) if wcr_pos.size else None] * n, pa.int64())
-    pw = w.part_wafer[w.part_prr >= 0]
-    cnt = np.bincount(pw[pw >= 0], minlength=n)[:n] if n else np.zeros(0, np.int64)
-    cols["parts"] = pa.array(cnt.astype(np.int64))
+    cols["parts"] = pa.array(w.parts_per_wafer(n))
     return _empty(schema, n, cols)
 
 
@@ -465,8 +468,9 @@ def _parts(ctx: _Ctx, w: D.Walk) -> pa.Table:
     n = int(w.part_prr.shape[0])
     pos = ctx.positions("PRR")
     # the specialised PRR decoder: the same columns as ctx.cols("PRR", pos)
-    c, used = D.prr_columns(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be)
-    ctx.unparsed("PRR", pos, used)
+    lens = ctx.index.length[pos]
+    c, used = D.prr_columns(ctx.buf, ctx.index.offset[pos], lens, ctx.be)
+    ctx.unparsed("PRR", pos, used, lens)
     if np.array_equal(w.part_prr, pos):
         cols = c            # every part closed, in PRR order: no reordering needed
     else:
@@ -797,6 +801,8 @@ def _record_json(cols: dict[str, pa.Array], n: int) -> pa.Array:
 
 
 _REC_NAMES = pa.array(R.NAME_OF_CODE)      # by record code
+_TYP_OF_CODE = np.array([0] + [r.typ for r in R.RECORDS], dtype=np.uint8)
+_SUB_OF_CODE = np.array([0] + [r.sub for r in R.RECORDS], dtype=np.uint8)
 
 GENERIC_RECORDS = ("ATR", "VUR", "PCR", "PMR", "PGR", "PLR", "RDR", "PSR", "NMR", "CNR", "SSR", "CDR", "STR",
                    "BPS", "EPS", "GDR", "DTR")
@@ -821,9 +827,13 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
             rows = _vur_rows(ctx, pos)
             texts = pa.array([json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False)
                               for row in rows], pa.string())
+        elif flatjson.is_scalar(rec):       # PMR, PCR, DTR...: the text straight from the records
+            lens = idx.length[pos]
+            texts, used = flatjson.scalar_objects(ctx.buf, rec, idx.offset[pos], lens, ctx.be)
+            ctx.unparsed(name, pos, used, lens)
         else:
             val, aux = ctx.decode(name, pos)
-            if flatjson.is_flat(rec):       # one Numba pass (PMR, DTR, PLR...): same text
+            if flatjson.is_flat(rec):       # one Numba pass (SDR, PLR...): same text
                 texts = flatjson.flat_objects(ctx.buf, rec, val, aux, ctx.be)
             else:
                 texts = _record_json(D.columns(ctx.buf, ctx.be, rec, val, aux), len(pos))
@@ -859,7 +869,10 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
         fields, raw = pa.concat_arrays(jsons).take(take), pa.concat_arrays(raws).take(take)
     part = w.rec_part[ri]
     rec_name = _REC_NAMES.take(pa.array(codes))
-    typ, sub = idx.types(ri)
+    if unk.size:
+        typ, sub = idx.types(ri)
+    else:               # every record of a known kind: its REC_TYP / REC_SUB by code, not from the buffer
+        typ, sub = _TYP_OF_CODE[codes], _SUB_OF_CODE[codes]
     if unk.size:
         u = codes == 0
         unk_names = pa.array([R.record_name(int(a), int(b)) for a, b in zip(typ[u], sub[u])], pa.string())

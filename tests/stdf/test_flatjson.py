@@ -18,15 +18,24 @@ FLAT = [r for r in R.RECORDS if flatjson.is_flat(r)]
 
 
 def _same(buf, be, rec, offs, lens):
-    val, aux, _ = D.interpret(buf, offs, lens, be, rec)
+    """flat_objects and, for records without arrays, scalar_objects (text and bytes used)
+    equal to the column-by-column path over the interpreter's matrices."""
+    val, aux, used = D.interpret(buf, offs, lens, be, rec)
     got = flatjson.flat_objects(buf, rec, val, aux, be)
     ref = T._record_json(D.columns(buf, be, rec, val, aux), len(offs))
     assert got.type == ref.type and got.equals(ref), (rec.name, got.to_pylist()[:3], ref.to_pylist()[:3])
+    if flatjson.is_scalar(rec):
+        direct, direct_used = flatjson.scalar_objects(buf, rec, offs, lens, be)
+        assert direct.type == ref.type and direct.equals(ref), (rec.name, direct.to_pylist()[:3], ref.to_pylist()[:3])
+        assert np.array_equal(direct_used, used), rec.name
 
 
 def test_flat_records_are_the_expected_ones():
     assert {r.name for r in FLAT} >= {"PMR", "PCR", "ATR", "DTR", "BPS", "EPS", "FAR", "MIR", "MRR", "PLR", "PGR", "RDR", "SDR"}
     assert not flatjson.is_flat(R.BY_NAME["WCR"]) and not flatjson.is_flat(R.BY_NAME["VUR"])
+    scalar = {r.name for r in FLAT if flatjson.is_scalar(r)}
+    assert {"PMR", "PCR", "ATR", "DTR", "CNR", "BPS", "EPS", "MIR", "MRR"} <= scalar
+    assert not scalar & {"SDR", "PLR", "PGR", "RDR", "PSR", "NMR", "SSR", "CDR"}      # they hold arrays
 
 
 @requires_shared
@@ -123,3 +132,25 @@ def test_flat_json_rejects_matrices_that_do_not_fit():
         buf = np.full(8, 5, np.uint8)
         with pytest.raises(ValueError):
             flatjson.flat_objects(buf, plr, val, aux, False)
+
+
+def test_scalar_json_rejects_records_outside_the_buffer_and_records_with_arrays():
+    pmr = R.BY_NAME["PMR"]
+    buf = np.zeros(16, np.uint8)
+    for offs, lens in (([0], [13]), ([-1], [2]), ([0], [-1]), ([0, 0], [1])):
+        with pytest.raises(ValueError):
+            flatjson.scalar_objects(buf, pmr, np.array(offs, np.int64), np.array(lens, np.int64), False)
+    with pytest.raises(ValueError):
+        flatjson.scalar_objects(buf, R.BY_NAME["PLR"], np.zeros(1, np.int64), np.zeros(1, np.int64), False)
+    lay = flatjson._layout(pmr)             # layouts the kernel cannot read are refused, not read
+    args = (np.array([0], np.int64), np.array([12], np.int64), False)
+    for kinds, width, key_off in ((lay.kinds, np.where(lay.width == 1, 3, lay.width), lay.key_off),
+                                  (np.where(lay.kinds == flatjson.K_TEXT, flatjson.K_U8, lay.kinds), lay.width,
+                                   lay.key_off),
+                                  (lay.kinds, lay.width, lay.key_off[::-1].copy())):
+        *_, ok = flatjson._scalar_json(buf, *args[:2], False, kinds, width, lay.signed, lay.keys, key_off,
+                                       flatjson.HEX_DIGITS, flatjson.SHORT_ESCAPES)
+        assert not ok
+    got, used = flatjson.scalar_objects(buf, pmr, np.array([0], np.int64), np.array([12], np.int64), False)
+    assert got.to_pylist() == ['{"PMR_INDX": 0, "CHAN_TYP": 0, "CHAN_NAM": "", "PHY_NAM": "", "LOG_NAM": "", '
+                               '"HEAD_NUM": 0, "SITE_NUM": 0}'] and used.tolist() == [9]

@@ -130,10 +130,16 @@ def test_prr_decoder_equals_interpreter(name):
     _same_prr(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be)
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("big_endian", [False, True])
-def test_prr_decoder_fuzz_every_length(big_endian):
+def test_prr_decoder_fuzz_every_length(big_endian, wide, monkeypatch):
     """Random PRR bodies of every length 0..60 (string lengths that fit, overrun or end
-    exactly at REC_LEN), one buffer: the specialised decoder equals the interpreter."""
+    exactly at REC_LEN), one buffer: the specialised decoder equals the interpreter, with
+    int32 string offsets and with the int64 ones of buffers of 2 GiB and more (``wide``)."""
+    from failmap_assets.stdf.decode import prr
+
+    if wide:
+        monkeypatch.setattr(prr, "WIDE_OFFSETS_FROM", 0)
     rng = np.random.default_rng(16 + big_endian)
     chunks, offs, lens = [], [], []
     at = 0
@@ -148,6 +154,17 @@ def test_prr_decoder_fuzz_every_length(big_endian):
         at += 4 + ln
     buf = np.concatenate(chunks)
     _same_prr(buf, np.array(offs, np.int64), np.array(lens, np.int32), big_endian)
+    # every record holds its three strings (no validity bitmaps), with Latin-1 bytes (not UTF-8)
+    chunks, offs, lens, at = [], [], [], 0
+    for k in range(50):
+        strings = [bytes([65 + k % 26, 0xE9]) * (k % 4), bytes([0xFF]) * (k % 3), bytes([k, 0x80])]
+        body = rng.integers(0, 256, 17, dtype=np.uint8).tobytes() + b"".join(bytes([len(t)]) + t for t in strings)
+        chunks.append(np.frombuffer(len(body).to_bytes(2, "big" if big_endian else "little") + bytes([5, 20]) + body,
+                                    np.uint8))
+        offs.append(at)
+        lens.append(len(body))
+        at += 4 + len(body)
+    _same_prr(np.concatenate(chunks), np.array(offs, np.int64), np.array(lens, np.int32), big_endian)
     # an index that does not fit the buffer (never produced by the scan) reads nothing
     cols, used = D.prr_columns(buf[:10], np.array([0, 4], np.int64), np.array([40, 3], np.int32), big_endian)
     assert used.tolist() == [0, 0] and cols["head_num"].null_count == 2
@@ -274,3 +291,62 @@ def test_kernel_batches_respect_records_and_bytes():
     b = D.chunk_bounds(lens, 3, max_bytes=60_000)       # a record larger than the limit is a batch alone
     assert [(x, y) for x, y, _ in b] == [(0, 2), (2, 3), (3, 6), (6, 7)] and [n for *_, n in b] == [38, 65539, 27, 9]
     assert D.chunk_bounds(lens[:0], 3) == []
+
+
+def test_parts_per_wafer_counts_closed_parts_of_known_wafers():
+    from failmap_assets.stdf.decode.walk import _parts_per_wafer
+
+    part_wafer = np.array([0, 0, 1, -1, 1, 2, 5, 1], np.int64)
+    part_prr = np.array([3, 7, 9, 11, -1, 15, 17, 20], np.int64)
+    assert _parts_per_wafer(part_wafer, part_prr, 3).tolist() == [2, 2, 1]      # open part, wafer -1 / 5 left out
+    assert _parts_per_wafer(part_wafer, part_prr, 0).tolist() == []
+    assert _parts_per_wafer(part_wafer[:2], part_prr, 2).tolist() == [2, 0]     # lengths differ: the shorter one
+
+
+def test_kept_parts_gives_the_order_of_the_sort_it_replaces():
+    """walk's one-pass check against the numpy masks + stable sort it replaces: random parts
+    with and without PIR / PRR, in order, shuffled, none kept, none at all."""
+    from failmap_assets.stdf.decode.walk import _kept_parts
+
+    rng = np.random.default_rng(5)
+    cases = []
+    for m in (0, 1, 2, 5, 40):
+        for _ in range(30):
+            prr = np.sort(rng.choice(1000, m, replace=False)).astype(np.int64)
+            first = np.sort(rng.choice(1000, m, replace=False)).astype(np.int64)
+            pir = first.copy()
+            if rng.random() < 0.5:
+                prr[rng.random(m) < 0.2] = -1                           # parts never closed
+            if rng.random() < 0.5:
+                pir[rng.random(m) < 0.3] = -1                           # parts opened by a result
+            if rng.random() < 0.3:
+                perm = rng.permutation(m)                               # sites interleaved
+                prr, pir, first = prr[perm], pir[perm], first[perm]
+            cases.append((pir, prr, first))
+    cases.append((np.full(3, -1, np.int64), np.full(3, -1, np.int64), np.arange(3, dtype=np.int64)))
+    seen = set()
+    for pir, prr, first in cases:
+        n = 1000
+        keep = (pir >= 0) | (prr >= 0)
+        key = np.where(prr >= 0, prr, n + first)
+        identity_ref = bool(keep.all() and (key[1:] >= key[:-1]).all())
+        order_ref = np.flatnonzero(keep)[np.argsort(key[keep], kind="stable")]
+        kept, in_order, identity = _kept_parts(pir, prr, first, n)
+        seen.add((identity, in_order))
+        assert identity == identity_ref
+        if not identity:
+            order = kept if in_order else kept[np.argsort(key[kept], kind="stable")]
+            assert np.array_equal(order, order_ref)
+    assert seen == {(True, True), (False, True), (False, False)}      # every path taken
+
+
+@pytest.mark.parametrize("name", ["makechip_x.stdf", "main_Lot_1_Wafer_1_Oct_13_09h33m41s_STDF.stdf"])
+def test_positions_of_every_record_kind_listed_or_not(name):
+    """The grouping lists every kind but PTR and PIR (listed on demand): the same ordinals either way."""
+    ctx, _ = _ctx(name)
+    assert set(D.UNLISTED) == {"PTR", "PIR"}
+    for rec in T.R.RECORDS:
+        want = np.flatnonzero(ctx.index.code == T.R.CODE[rec.name])
+        assert np.array_equal(ctx.positions(rec.name), want), rec.name
+        assert ctx.counts[T.R.CODE[rec.name]] == want.size
+    assert ctx.positions("PIR").size > 0

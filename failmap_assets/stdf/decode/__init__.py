@@ -46,7 +46,7 @@ from .arrow import fixed_array, null_array, nullable_int
 from .columns import column, columns
 from .defaults import DefaultSpec, defaults, effective
 from .fields import interpret
-from .grouping import group_by_code
+from .grouping import UNLISTED, group_by_code
 from .ftr import ftr_chunk
 from .mpr import mpr_chunk
 from .overrides import Tests, chunk_bounds
@@ -58,6 +58,6 @@ from .walk import Walk, walk
 
 __all__ = [
     "DefaultSpec", "PTR_CHUNK_BYTES", "PTR_DEFAULT_FIELDS", "Walk", "column", "columns", "defaults", "effective",
-    "fixed_array", "group_by_code", "interpret", "null_array", "nullable_int", "prr_columns", "ptr_decode",
+    "fixed_array", "group_by_code", "UNLISTED", "interpret", "null_array", "nullable_int", "prr_columns", "ptr_decode",
     "string_array", "test_keys", "text_array", "walk", "Tests", "chunk_bounds", "ftr_chunk", "mpr_chunk",
 ]

@@ -9,27 +9,44 @@ import numpy as np
 from failmap_assets.kernels.jit import kernel
 from .. import records as R
 
+#: records counted but not listed: their kernels walk the index themselves (PTR) or nothing
+#: decodes them (PIR: the walk reads their head / site); ``_Ctx.positions`` lists on demand
+UNLISTED = ("PTR", "PIR")
+
 
 @kernel
 def _group_by_code(codes, ncodes, skip):
     """Counting sort: record ordinals grouped by code (stable), and group starts. Records of
-    code ``skip`` are counted but not listed (the PTR kernel walks the index itself)."""
+    a code with ``skip[code]`` are counted but not listed."""
     n = codes.shape[0]
     counts = np.zeros(ncodes + 1, dtype=np.int64)
     for i in range(n):
         counts[codes[i]] += 1
     starts = np.zeros(ncodes + 2, dtype=np.int64)
+    listed = np.zeros(ncodes + 1, dtype=np.bool_)
     for c in range(ncodes + 1):
-        starts[c + 1] = starts[c] + (counts[c] if c != skip else 0)
+        listed[c] = not (c < skip.shape[0] and skip[c])
+        starts[c + 1] = starts[c] + (counts[c] if listed[c] else 0)
     fill = starts[:-1].copy()
     out = np.empty(starts[ncodes + 1], dtype=np.int64)
     for i in range(n):
         c = codes[i]
-        if c != skip:
+        if listed[c]:
             out[fill[c]] = i
             fill[c] += 1
     return out, starts, counts
 
 
-def group_by_code(codes: np.ndarray, skip: str | None = "PTR"):
-    return _group_by_code(codes, len(R.RECORDS), R.CODE[skip] if skip else -1)
+def skip_mask(skip=UNLISTED) -> np.ndarray:
+    mask = np.zeros(len(R.RECORDS) + 1, dtype=np.bool_)
+    for name in skip:
+        mask[R.CODE[name]] = True
+    return mask
+
+
+_SKIP = skip_mask()
+
+
+def group_by_code(codes: np.ndarray, skip=UNLISTED):
+    """(ordinals grouped by code, group starts, counts per code); codes in ``skip`` counted only."""
+    return _group_by_code(codes, len(R.RECORDS), _SKIP if skip == UNLISTED else skip_mask(skip))

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from failmap_assets.kernels.jit import inlined, kernel
+from failmap_assets.kernels.memcpy import put_bytes
 from .. import records as R
 from .arrow import _bitmap_ge, fixed_array
 from .primitives import _u2, _u4
@@ -28,6 +29,11 @@ from .strings import string_array, text_array
 PRR_FIELDS = (("HEAD_NUM", "U1"), ("SITE_NUM", "U1"), ("PART_FLG", "B1"), ("NUM_TEST", "U2"), ("HARD_BIN", "U2"),
               ("SOFT_BIN", "U2"), ("X_COORD", "I2"), ("Y_COORD", "I2"), ("TEST_T", "U4"), ("PART_ID", "Cn"),
               ("PART_TXT", "Cn"), ("PART_FIX", "Bn"))
+#: buffers from this size on get int64 string offsets; below it int32, which is what Arrow's
+#: string arrays take (the strings are copied from the buffer, so they hold fewer bytes than
+#: it): no conversion of three million offsets. ``failmap warm`` lowers it to compile the
+#: int64 variant on a small file.
+WIDE_OFFSETS_FROM = 2**31
 _FIXED_END = np.array([1, 2, 3, 5, 7, 9, 11, 13, 17], dtype=np.int64)   # end offset of each fixed field
 _FIXED_DTYPES = (np.uint8, np.uint8, np.uint8, np.uint16, np.uint16, np.uint16, np.int16, np.int16, np.uint32)
 
@@ -38,8 +44,7 @@ def _string(buf, pos, end, trunc, text, o):
     if trunc or pos + 1 > end or pos + 1 + np.int64(buf[pos]) > end:
         return False, 0
     m = np.int64(buf[pos])
-    for b in range(m):
-        text[o + b] = buf[pos + 1 + b]
+    put_bytes(text, o, buf, pos + 1, pos + 1 + m)     # memcpy: a byte loop costs ~1 ns a byte
     return True, m
 
 
@@ -115,16 +120,17 @@ def _prr_kernel(buf, offs, lens, be, fixed_end, head, site, flg, ntest, hbin, sb
     return t0, t1, t2
 
 
-def _text_column(f: R.Field, i: int, nf: np.ndarray, off: np.ndarray, data: np.ndarray) -> pa.Array:
+def _text_column(f: R.Field, i: int, nf: np.ndarray, off: np.ndarray, data: np.ndarray, nf_min: int) -> pa.Array:
     """String i of the PRRs (valid where the record holds it) over the packed text, as
-    ``columns`` builds it: text as valid UTF-8 (else Latin-1), PART_FIX as binary."""
+    ``columns`` builds it: text as valid UTF-8 (else Latin-1), PART_FIX as binary.
+    ``nf_min``: the fewest fields of a record (every record holds the string: no bitmap)."""
     n = int(nf.shape[0])
     if off[-1] >= 2**31:          # int32 offsets cannot hold it: the general builder (large types)
         return string_array(data, off[:-1], np.where(nf > 9 + i, np.diff(off), -1), binary=(f.type == "Bn"))
-    valid, nulls = _bitmap_ge(nf, 10 + i)
-    off32 = off.astype(np.int32)
+    valid, nulls = (None, 0) if nf_min >= 10 + i else _bitmap_ge(nf, 10 + i)
+    off32 = off if off.dtype == np.int32 else off.astype(np.int32)
     if f.type != "Bn":
-        return text_array(off32, data, valid, n)
+        return text_array(off32, data, valid, n, nulls)
     return pa.Array.from_buffers(pa.binary(), n, [pa.py_buffer(valid) if nulls else None, pa.py_buffer(off32),
                                                   pa.py_buffer(data)], null_count=nulls)
 
@@ -135,7 +141,7 @@ def prr_columns(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray, big_endian:
     n = int(min(offs.shape[0], lens.shape[0]))
     typed = [np.empty(n, dtype=d) for d in _FIXED_DTYPES]
     nf = np.empty(n, dtype=np.uint8)
-    text_off = np.empty((3, n + 1), dtype=np.int64)
+    text_off = np.empty((3, n + 1), dtype=np.int64 if buf.shape[0] >= WIDE_OFFSETS_FROM else np.int32)
     used = np.empty(n, dtype=np.int64)
     text = _prr_kernel(buf, np.ascontiguousarray(offs[:n], dtype=np.int64),
                        np.ascontiguousarray(lens[:n], dtype=np.int64), big_endian, _FIXED_END, *typed, nf, text_off,
@@ -147,7 +153,7 @@ def prr_columns(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray, big_endian:
         cols[f.column] = fixed_array(typed[k], f.arrow_type(), nf, k + 1, nf_min)
     for i, f in enumerate(rec.fields[9:]):
         off = text_off[i]
-        cols[f.column] = _text_column(f, i, nf, off, text[i][:int(off[-1])])
+        cols[f.column] = _text_column(f, i, nf, off, text[i][:int(off[-1])], nf_min)
     return cols, used
 
 

@@ -152,11 +152,18 @@ def _is_ascii(data):
     return True
 
 
-def text_array(off: np.ndarray, data: np.ndarray, valid: np.ndarray, n: int) -> pa.Array:
-    """Arrow string array from int32 offsets, data and validity bits; non-UTF-8 values as Latin-1."""
-    nulls = n - int(np.unpackbits(valid, bitorder="little", count=n).sum()) if n else 0
+def text_array(off: np.ndarray, data: np.ndarray, valid: np.ndarray | None, n: int, nulls: int | None = None
+               ) -> pa.Array:
+    """Arrow string array from int32 offsets, data and validity bits (None: all valid);
+    non-UTF-8 values as Latin-1. ``nulls``: the null count, when the caller knows it."""
+    if valid is None:
+        nulls = 0
+    elif nulls is None:
+        nulls = n - int(np.unpackbits(valid, bitorder="little", count=n).sum()) if n else 0
     if not _is_ascii(data):
         lens = np.diff(off).astype(np.int64)
+        if valid is None:
+            return string_array(data, off[:-1].astype(np.int64), lens)
         bits = np.unpackbits(valid, bitorder="little", count=n).astype(bool)
         return string_array(data, off[:-1].astype(np.int64), np.where(bits, lens, -1))
     bm = pa.py_buffer(valid) if nulls else None

@@ -101,6 +101,51 @@ def _remap(rec_part, rank, n_parts):
         rec_part[i] = rank[p] if p >= 0 else -1
 
 
+@kernel
+def _kept_parts(part_pir, part_prr, part_first, n):
+    """(the parts ``walk`` keeps, in walk order; whether they stand in final order already;
+    whether the reordering is the identity).
+
+    A part is kept when it has a PIR or a PRR; final order is PRR order, unclosed parts
+    after (by first record, + n). When every part is kept and in order (one site, every
+    part closed: the common case) the list is left empty: nothing to reorder."""
+    m = min(part_pir.shape[0], part_prr.shape[0], part_first.shape[0])
+    k = 0
+    prev = np.int64(-1)
+    in_order = True
+    for i in range(m):
+        if part_prr[i] >= 0:
+            key = part_prr[i]
+        elif part_pir[i] >= 0:
+            key = n + part_first[i]
+        else:
+            continue
+        k += 1
+        if key < prev:
+            in_order = False
+        prev = key
+    if in_order and k == m:
+        return np.zeros(0, dtype=np.int64), True, True
+    kept = np.empty(k, dtype=np.int64)
+    k = 0
+    for i in range(m):
+        if part_prr[i] >= 0 or part_pir[i] >= 0:
+            kept[k] = i
+            k += 1
+    return kept, in_order, False
+
+
+@kernel
+def _parts_per_wafer(part_wafer, part_prr, n):
+    """Parts closed by a PRR per wafer row (0..n-1; other rows are not counted)."""
+    cnt = np.zeros(n, dtype=np.int64)
+    for i in range(min(part_wafer.shape[0], part_prr.shape[0])):
+        wf = part_wafer[i]
+        if part_prr[i] >= 0 and 0 <= wf < n:
+            cnt[wf] += 1
+    return cnt
+
+
 class Walk:
     """Result of the part / wafer walk; parts are ordered by PRR (unclosed parts last)."""
 
@@ -116,6 +161,11 @@ class Walk:
         self.wafer_wir = kw["wafer_wir"]
         self.wafer_wrr = kw["wafer_wrr"]
         self.wafer_head = kw["wafer_head"]
+
+    def parts_per_wafer(self, n: int) -> np.ndarray:
+        """Parts closed by a PRR in each of wafer rows 0..n-1 (one pass: the masks and
+        bincount it replaces cost ~3 ms on a million parts)."""
+        return _parts_per_wafer(self.part_wafer, self.part_prr, n)
 
 
 _HS_AT = np.full(256, -1, dtype=np.int64)
@@ -144,15 +194,18 @@ def walk(buf, index, counts) -> Walk:
     # (files without PIRs); otherwise its results are orphans (e.g. the default-only
     # PTRs the spec allows before the first PIR). Parts in PRR order, then parts whose
     # PIR was never closed by a PRR (truncated files), in order of appearance.
-    keep = (part_pir >= 0) | (part_prr >= 0)
-    key = np.where(part_prr >= 0, part_prr, n + part_first)
-    if keep.all() and (key[1:] >= key[:-1]).all():
+    # (one pass: numpy masks, keys and a sort cost ~3-9 ms on a million parts already in order)
+    kept, in_order, identity = _kept_parts(part_pir, part_prr, part_first, n)
+    if identity:
         # already in order (one site, every part closed): the sort and the remap are the identity
         return Walk(rec_part=rec_part, part_pir=part_pir, part_prr=part_prr, part_first=part_first,
                     part_head=part_head, part_site=part_site, part_wafer=part_wafer, part_results=part_results,
                     wafer_wir=wafer_wir, wafer_wrr=wafer_wrr, wafer_head=wafer_head)
-    kept = np.flatnonzero(keep)
-    order = kept[np.argsort(key[kept], kind="stable")]
+    if in_order:
+        order = kept
+    else:
+        key = np.where(part_prr >= 0, part_prr, n + part_first)
+        order = kept[np.argsort(key[kept], kind="stable")]
     rank = np.full(n_parts + 1, -1, dtype=np.int64)
     rank[order] = np.arange(order.shape[0])
     _remap(rec_part, rank, n_parts)
