@@ -22,7 +22,7 @@ from failmap_assets.kernels.jit import kernel
 from failmap_assets.kernels.memcpy import put_bytes
 from . import records as R
 from .decode.primitives import _rd_int, _rd_uint
-from .decode.strings import _utf8_len
+from .decode.strings import _is_utf8, _utf8_len
 from .jsontext import HEX_DIGITS, SHORT_ESCAPES, put_json_int, put_json_string, put_json_uint
 
 K_INT, K_U8, K_C1, K_TEXT = 0, 1, 2, 3
@@ -185,12 +185,7 @@ def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc
             if kd >= K_AINT:
                 q = _put_array(out, q, buf, v, a, kd, esize[i], signed[i], be, hexd, esc)
             elif kd == K_TEXT:
-                ok = True
-                for k in range(a):
-                    if buf[v + k] >= 0x80:      # not ASCII: valid UTF-8 or Latin-1?
-                        _, ok = _utf8_len(buf, v, a)
-                        break
-                q = put_json_string(out, q, buf, v, a, hexd, esc, ok)
+                q = put_json_string(out, q, buf, v, a, hexd, esc, _is_utf8(buf, v, a))
             elif kd == K_C1:
                 c1[0] = np.uint8(v & 0xFF)
                 q = put_json_string(out, q, c1, 0, 1, hexd, esc, c1[0] < 0x80)
@@ -260,12 +255,7 @@ def _scalar_json(buf, offs, lens, be, kinds, esize, signed, keys, key_off, hexd,
                             trunc = True
                         else:
                             s = pos + w
-                            ok = True
-                            for k in range(ln):
-                                if buf[s + k] >= 0x80:      # not ASCII: valid UTF-8 or Latin-1?
-                                    _, ok = _utf8_len(buf, s, ln)
-                                    break
-                            q = put_json_string(out, q, buf, s, ln, hexd, esc, ok)
+                            q = put_json_string(out, q, buf, s, ln, hexd, esc, _is_utf8(buf, s, ln))
                             pos = s + ln
                 else:
                     sz = esize[i]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from failmap_assets.kernels.jit import kernel
+from failmap_assets.kernels.jit import inlined, kernel
 
 
 @kernel
@@ -66,6 +66,17 @@ def _utf8_len(buf, s, n):
         if buf[s + j] >= 0x80:
             extra += 1
     return n + extra, False
+
+
+@inlined
+def _is_utf8(buf, s, n):
+    """The text rule's test: buf[s:s+n] is written as UTF-8 when it is valid UTF-8 (ASCII always
+    is: the full check runs only from the first byte >= 0x80), else as Latin-1."""
+    for k in range(n):
+        if buf[s + k] >= 0x80:
+            _, ok = _utf8_len(buf, s, n)
+            return ok
+    return True
 
 
 @kernel
