@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: demo test dev install bench clean dagster-home
+.PHONY: demo test test-all dev install bench clean dagster-home
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ demo: $(VENV)/.installed dagster-home
 	$(BIN)/failmap demo
 
 test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile -m "not deploy_bench" $(PYTEST_ARGS)
+
+test-all: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile $(PYTEST_ARGS)
 
 dev: $(VENV)/.installed dagster-home

@@ -32,11 +32,10 @@ from failmap_assets.patterns.geometry import infer_die_aspect, wafer_geometry
 from failmap_assets.patterns.model import PatternModel, shipped_model
 from failmap_assets.patterns.signature import (
     EMBEDDING_DIM, MIN_DIES, PATTERN_CLASSES, TOO_SMALL, classifier_view, polar_map, wafer_signatures)
-from failmap_assets.patterns.vote import EXCLUDED, blend, decide, nearest, neighbour_share
+from failmap_assets.patterns.vote import (EXCLUDED, REFERENCE_PER_CLASS, REFERENCE_SEED, blend, decide, nearest,
+                                          neighbour_share)
 from failmap_assets.patterns.wm811k import LabelledMap
 
-REFERENCE_SEED = 2
-REFERENCE_PER_CLASS = 30
 K = 5
 
 

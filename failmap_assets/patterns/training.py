@@ -13,11 +13,11 @@ dev wafers right over 9 such models; BENCHMARKS.md). The bag is the average of t
 draws: what the synthetic data say, not what one draw of it says. The L2 strength
 (model.fit's default 1e-3) is the one that cross-validation across synthetic seeds
 picks (train on one seed, score on another; BENCHMARKS.md): no real map chose it.
-Seeds 2 and 3 are left out: the reference set (evaluate.REFERENCE_SEED) and the
+Seeds 2 and 3 are left out: the reference set (vote.REFERENCE_SEED) and the
 held-out maps of benchmarks/patterns_eval.py use them.
 
 The label blends the classifier with a 5-nearest-neighbour vote (vote.py) over the
-shipped reference set (evaluate.REFERENCE_SEED, REFERENCE_PER_CLASS maps per class),
+shipped reference set (vote.REFERENCE_SEED, REFERENCE_PER_CLASS maps per class),
 embedded by the trained classifier: ``shipped()`` stores those embeddings, labels and
 fingerprints with the weights, so no process has to make and sign them.
 """
@@ -31,13 +31,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from failmap_assets.patterns.evaluate import REFERENCE_PER_CLASS, REFERENCE_SEED
 from failmap_assets.patterns.features import wafer_features
 from failmap_assets.patterns.geometry import infer_die_aspect, wafer_geometry
 from failmap_assets.patterns.model import MODEL_PATH, PatternModel, fit, mean_model
 from failmap_assets.patterns.signature import (
     EMBEDDING_DIM, MIN_DIES, PATTERN_CLASSES, SIGNATURE_VERSION, classifier_view, features_of, polar_map)
-from failmap_assets.patterns.vote import VotingReference, fingerprint
+from failmap_assets.patterns.vote import REFERENCE_PER_CLASS, REFERENCE_SEED, VotingReference, fingerprint
 from failmap_assets.patterns.wm811k import LabelledMap
 from failmap_synth.patterns import pattern_set
 

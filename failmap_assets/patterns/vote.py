@@ -24,6 +24,13 @@ import numpy as np
 VOTE_K = 5
 EXCLUDED = -np.inf   # the similarity that takes a reference map out of a vote
 
+#: The shipped reference set (which maps vote, and the neighbours `failmap patterns evaluate`
+#: queries): REFERENCE_PER_CLASS synthetic maps of every class of failmap_synth.patterns at
+#: REFERENCE_SEED, a seed no classifier is trained on (training.py) and the held-out maps of the
+#: benchmarks do not use. Defined here, below both training.py and evaluate.py.
+REFERENCE_SEED = 2
+REFERENCE_PER_CLASS = 30
+
 
 @dataclass(frozen=True)
 class VotingReference:

@@ -9,6 +9,7 @@ from tests.support.benchmark_scripts import run_benchmark
 
 
 @pytest.mark.slow
+@pytest.mark.deploy_bench   # ~1-2 min: not in `make test` (CI's 15 minutes), in `make test-all`
 def test_backfill_scaling_benchmark_runs() -> None:
     # the queue looked at every second (5 s as shipped): the same runs, less waiting
     out = run_benchmark("benchmarks/backfill_scaling.py", "--days", "2", "--wafers", "4", "--settings", "1,2",
