@@ -51,7 +51,7 @@ def _string(buf, pos, end, trunc, text, o):
 @kernel
 def _prr_kernel(buf, offs, lens, be, fixed_end, head, site, flg, ntest, hbin, sbin, x, y, tt, nf, text_off, used):
     """One pass over the PRRs: fixed fields (0 where missing), ``nf`` = fields present, the
-    three strings appended to the three returned text buffers (``text_off[i]``: offsets;
+    three strings appended to rows 0..2 of the returned text buffer (``text_off[i]``: offsets;
     copied while the record is in cache), body bytes used."""
     n = min(offs.shape[0], lens.shape[0], nf.shape[0], used.shape[0], text_off.shape[1] - 1)
     nbuf = buf.shape[0]
@@ -59,10 +59,7 @@ def _prr_kernel(buf, offs, lens, be, fixed_end, head, site, flg, ntest, hbin, sb
     for r in range(n):          # room: a string is at most 255 bytes and fits after the 17 fixed + its length byte
         if offs[r] >= 0 and lens[r] > 18 and offs[r] + 4 + lens[r] <= nbuf:
             cap += min(np.int64(lens[r]) - 18, 255)
-    t0 = np.empty(cap, dtype=np.uint8)
-    t1 = np.empty(cap, dtype=np.uint8)
-    t2 = np.empty(cap, dtype=np.uint8)
-    o0 = o1 = o2 = np.int64(0)
+    text = np.empty((3, cap), dtype=np.uint8)
     if text_off.shape[1] > 0:
         text_off[:, 0] = 0
     for r in range(n):
@@ -97,27 +94,18 @@ def _prr_kernel(buf, offs, lens, be, fixed_end, head, site, flg, ntest, hbin, sb
             y[r] = np.int16(np.uint16(_u2(buf, p + 11, be))) if k > 7 else 0
             tt[r] = np.uint32(_u4(buf, p + 13, be)) if k > 8 else 0
         pos = start + (fixed_end[k - 1] if k > 0 else 0)
-        ok, m = _string(buf, pos, end, k < 9, t0, o0)
-        if ok:
-            o0 += m
-            pos += 1 + m
-            k += 1
-        text_off[0, r + 1] = o0
-        ok, m = _string(buf, pos, end, not ok, t1, o1)
-        if ok:
-            o1 += m
-            pos += 1 + m
-            k += 1
-        text_off[1, r + 1] = o1
-        ok, m = _string(buf, pos, end, not ok, t2, o2)
-        if ok:
-            o2 += m
-            pos += 1 + m
-            k += 1
-        text_off[2, r + 1] = o2
+        ok = k >= 9                    # PART_ID, PART_TXT, PART_FIX: each only after all before it
+        for i in range(3):
+            o = np.int64(text_off[i, r])
+            ok, m = _string(buf, pos, end, not ok, text[i], o)
+            if ok:
+                o += m
+                pos += 1 + m
+                k += 1
+            text_off[i, r + 1] = o
         nf[r] = k
         used[r] = pos - start
-    return t0, t1, t2
+    return text
 
 
 def _text_column(f: R.Field, i: int, nf: np.ndarray, off: np.ndarray, data: np.ndarray, nf_min: int) -> pa.Array:
