@@ -103,12 +103,12 @@ def _remap(rec_part, rank, n_parts):
 
 @kernel
 def _kept_parts(part_pir, part_prr, part_first, n):
-    """(the parts ``walk`` keeps, in walk order; whether they stand in final order already;
+    """(the parts ``walk`` keeps, in final order; whether they stood in that order already;
     whether the reordering is the identity).
 
     A part is kept when it has a PIR or a PRR; final order is PRR order, unclosed parts
-    after (by first record, + n). When every part is kept and in order (one site, every
-    part closed: the common case) the list is left empty: nothing to reorder."""
+    after (by first record, + n), stable. When every part is kept and in order (one site,
+    every part closed: the common case) the list is left empty: nothing to reorder."""
     m = min(part_pir.shape[0], part_prr.shape[0], part_first.shape[0])
     k = 0
     prev = np.int64(-1)
@@ -127,12 +127,16 @@ def _kept_parts(part_pir, part_prr, part_first, n):
     if in_order and k == m:
         return np.zeros(0, dtype=np.int64), True, True
     kept = np.empty(k, dtype=np.int64)
+    keys = np.empty(k, dtype=np.int64)
     k = 0
     for i in range(m):
         if part_prr[i] >= 0 or part_pir[i] >= 0:
             kept[k] = i
+            keys[k] = part_prr[i] if part_prr[i] >= 0 else n + part_first[i]
             k += 1
-    return kept, in_order, False
+    if in_order:
+        return kept, True, False
+    return kept[np.argsort(keys, kind="mergesort")], False, False     # mergesort: stable
 
 
 @kernel
@@ -195,17 +199,12 @@ def walk(buf, index, counts) -> Walk:
     # PTRs the spec allows before the first PIR). Parts in PRR order, then parts whose
     # PIR was never closed by a PRR (truncated files), in order of appearance.
     # (one pass: numpy masks, keys and a sort cost ~3-9 ms on a million parts already in order)
-    kept, in_order, identity = _kept_parts(part_pir, part_prr, part_first, n)
+    order, _, identity = _kept_parts(part_pir, part_prr, part_first, n)
     if identity:
         # already in order (one site, every part closed): the sort and the remap are the identity
         return Walk(rec_part=rec_part, part_pir=part_pir, part_prr=part_prr, part_first=part_first,
                     part_head=part_head, part_site=part_site, part_wafer=part_wafer, part_results=part_results,
                     wafer_wir=wafer_wir, wafer_wrr=wafer_wrr, wafer_head=wafer_head)
-    if in_order:
-        order = kept
-    else:
-        key = np.where(part_prr >= 0, part_prr, n + part_first)
-        order = kept[np.argsort(key[kept], kind="stable")]
     rank = np.full(n_parts + 1, -1, dtype=np.int64)
     rank[order] = np.arange(order.shape[0])
     _remap(rec_part, rank, n_parts)
