@@ -525,31 +525,6 @@ def _no_tests(kind: str) -> _Tests:
                   arr_aux=np.zeros((0, na), np.int64))
 
 
-@kernel
-def _dedupe_text(buf, v, a, tidx, dv, da):
-    """-1 (null) where a record's string equals its test's string, else the record's length."""
-    n = v.shape[0]
-    out = np.empty(n, dtype=np.int64)
-    for r in range(n):
-        t = tidx[r]
-        x = a[r]
-        if x < 0:
-            out[r] = -1
-            continue
-        y = da[t]
-        if x == y:
-            same = True
-            for k in range(x):
-                if buf[v[r] + k] != buf[dv[t] + k]:
-                    same = False
-                    break
-            if same:
-                out[r] = -1
-                continue
-        out[r] = x
-    return out
-
-
 def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int | None = None) -> tuple[pa.Table, _Tests]:
     """PTR through the specialised one-pass kernel (see decode.ptr._ptr_kernel), in
     chunks of ``chunk_bytes`` (default ``D.PTR_CHUNK_BYTES``, read at each call:
@@ -666,14 +641,15 @@ def _results(ctx: _Ctx, kind: str, w: D.Walk, generic: bool = False) -> tuple[pa
         t = tidx[s:s + CHUNK]
         oval, oaux, mask = D.effective(ctx.buf, spec, val, aux, t, dval, daux)
         cols: dict[str, pa.Array] = {}
+        t64 = np.ascontiguousarray(t, dtype=np.int64)
         # TEST_TXT: null when equal to the test's (first record's) text
-        aux[:, ti] = _dedupe(ctx.buf, val[:, ti], aux[:, ti], t, txt_val, txt_aux)
+        aux[:, ti] = _dedupe(ctx.buf, val[:, ti], aux[:, ti], t64, txt_val, txt_aux)
         # the SAME_AS_TEST arrays: null when equal to the test's first record's (decode/same_arrays.py)
+        anchor = np.ascontiguousarray(aux[:, rec.index(ANCHOR[kind])]) if arr_idx else None
         for j, i in enumerate(arr_idx):
             aux[:, i] = _dedupe_arrays(ctx.buf, np.ascontiguousarray(val[:, i]), np.ascontiguousarray(aux[:, i]),
-                                       np.ascontiguousarray(aux[:, rec.index(ANCHOR[kind])]),
-                                       np.ascontiguousarray(t, dtype=np.int64), tests.arr_val[:, j],
-                                       tests.arr_aux[:, j], _element_width(rec.fields[i]))
+                                       anchor, t64, tests.arr_val[:, j], tests.arr_aux[:, j],
+                                       _element_width(rec.fields[i]))
         for i in plain:
             f = rec.fields[i]
             cols[f.column] = D.column(ctx.buf, ctx.be, rec, i, val, aux)
@@ -698,9 +674,11 @@ def _element_width(f: R.Field) -> int:
 
 
 def _dedupe(buf, v, a, t, dv, da):
-    """TEST_TXT lengths with -1 where equal to the test's text."""
-    return _dedupe_text(buf, np.ascontiguousarray(v), np.ascontiguousarray(a).astype(np.int64),
-                        np.ascontiguousarray(t, dtype=np.int64), dv, da).astype(np.int32)
+    """TEST_TXT lengths with -1 where equal to the test's text: the rule of the arrays stored
+    once per test (same_arrays._dedupe_arrays), bytes compared, the text its own anchor."""
+    a = np.ascontiguousarray(a).astype(np.int64)
+    return _dedupe_arrays(buf, np.ascontiguousarray(v), a, a, t, np.ascontiguousarray(dv, dtype=np.int64),
+                          np.ascontiguousarray(da, dtype=np.int64), 1).astype(np.int32)
 
 
 def _array_override(buf, be, rec: R.RecordDef, f: R.Field, v: np.ndarray, a: np.ndarray) -> pa.Array:
@@ -869,11 +847,10 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
         fields, raw = pa.concat_arrays(jsons).take(take), pa.concat_arrays(raws).take(take)
     part = w.rec_part[ri]
     rec_name = _REC_NAMES.take(pa.array(codes))
-    if unk.size:
-        typ, sub = idx.types(ri)
-    else:               # every record of a known kind: its REC_TYP / REC_SUB by code, not from the buffer
+    if not unk.size:    # every record of a known kind: its REC_TYP / REC_SUB by code, not from the buffer
         typ, sub = _TYP_OF_CODE[codes], _SUB_OF_CODE[codes]
-    if unk.size:
+    else:
+        typ, sub = idx.types(ri)
         u = codes == 0
         unk_names = pa.array([R.record_name(int(a), int(b)) for a, b in zip(typ[u], sub[u])], pa.string())
         rec_name = pc.replace_with_mask(rec_name, pa.array(u), unk_names)

@@ -13,7 +13,8 @@ null array with the anchor present means "the test's", and a null array without 
 the record ended before the array (the ``ftr_effective`` / ``mpr_effective`` views, sql.py).
 
 The kernels (mpr.py, ftr.py) and the table-driven path (``_dedupe_arrays``) share
-``_same_elements``: one definition of "equal".
+``_same_elements``: one definition of "equal". The table-driven path's TEST_TXT rule ("null
+when equal to the test's") is ``_dedupe_arrays`` too (bytes, the text its own anchor).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def _same_elements(buf, s1, n1, s2, n2, width):
 
 @kernel
 def _dedupe_arrays(buf, v, a, anchor, tidx, tv, ta, width):
-    """The table-driven path's rule: element counts ``a`` (interpreter aux of one array field)
-    with -1 where the record holds its anchor (``anchor`` aux >= 0) and its array equals its
+    """The table-driven path's rule: element counts ``a`` (interpreter aux of one array or
+    string field) with -1 where the record holds its anchor (``anchor`` aux >= 0) and its array equals its
     test's first record's (``tv`` / ``ta``: data offset and count per test)."""
     n = a.shape[0]
     if v.shape[0] != n or anchor.shape[0] != n or tidx.shape[0] != n or tv.shape[0] != ta.shape[0]:
