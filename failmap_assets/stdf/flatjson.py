@@ -23,7 +23,7 @@ from failmap_assets.kernels.memcpy import put_bytes
 from . import records as R
 from .decode.primitives import _rd_int, _rd_uint
 from .decode.strings import _is_utf8, _utf8_len
-from .jsontext import HEX_DIGITS, SHORT_ESCAPES, put_json_int, put_json_string, put_json_uint
+from .jsontext import HEX_DIGITS, SHORT_ESCAPES, put_json_int, put_json_null, put_json_string, put_json_uint
 
 K_INT, K_U8, K_C1, K_TEXT = 0, 1, 2, 3
 K_AINT, K_AU8, K_AN1, K_ACN, K_ASN = 4, 5, 6, 7, 8      # arrays: JSON lists
@@ -174,11 +174,7 @@ def _flat_json(buf, val, aux, kinds, esize, signed, be, keys, key_off, hexd, esc
             q = put_bytes(out, q, keys, key_off[i], key_off[i + 1])
             a = np.int64(aux[r, i])
             if a < 0:
-                out[q] = 110
-                out[q + 1] = 117
-                out[q + 2] = 108
-                out[q + 3] = 108
-                q += 4
+                q = put_json_null(out, q)
                 continue
             kd = kinds[i]
             v = val[r, i]
@@ -272,11 +268,7 @@ def _scalar_json(buf, offs, lens, be, kinds, esize, signed, keys, key_off, hexd,
                         q = put_json_int(out, q, _rd_int(buf, pos, sz, be, signed[i]))
                         pos += sz
             if trunc:
-                out[q] = 110
-                out[q + 1] = 117
-                out[q + 2] = 108
-                out[q + 3] = 108
-                q += 4
+                q = put_json_null(out, q)
         out[q] = 125
         q += 1
         roff[r + 1] = q

@@ -21,6 +21,16 @@ SHORT_ESCAPES = np.frombuffer(b"btnfr", dtype=np.uint8)    # for bytes 8, 9, 10,
 
 
 @kernel
+def put_json_null(out, q):
+    """The JSON literal ``null`` at out[q:]; returns the new end."""
+    out[q] = 110
+    out[q + 1] = 117
+    out[q + 2] = 108
+    out[q + 3] = 108
+    return q + 4
+
+
+@kernel
 def put_json_uint(out, q, u):
     """Decimal digits of the uint64 u at out[q:] (counted first, written from the end: no
     scratch array); returns the new end."""
@@ -99,11 +109,7 @@ def _json_strings(offsets, data, valid, hexd, esc):
             s = np.int64(offsets[r])
             q = put_json_string(out, q, data, s, np.int64(offsets[r + 1]) - s, hexd, esc)
         else:
-            out[q] = 110
-            out[q + 1] = 117
-            out[q + 2] = 108
-            out[q + 3] = 108
-            q += 4
+            q = put_json_null(out, q)
         roff[r + 1] = q
     return roff, out[:q]
 

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from failmap_assets.kernels.jit import kernel
-from ..jsontext import HEX_DIGITS, SHORT_ESCAPES, json_text, put_json_int, put_json_string
+from ..jsontext import HEX_DIGITS, SHORT_ESCAPES, json_text, put_json_int, put_json_null, put_json_string
 from .arrays import _list_offsets
 from .primitives import _rd_int, _rd_uint
 from .strings import _bitmap, _gather
@@ -144,11 +144,7 @@ def _gdr_text(buf, be, offsets, code, ival, sst, sln, str_off, str_data, flt_at,
                 out[q + 1] = 32
                 q += 2
                 if c == 0:
-                    out[q] = 110     # null
-                    out[q + 1] = 117
-                    out[q + 2] = 108
-                    out[q + 3] = 108
-                    q += 4
+                    q = put_json_null(out, q)
                 elif c == 7 or c == 8:
                     f = flt_at[k]
                     q = _put_bytes(out, q, flt_data, flt_off[f], flt_off[f + 1] - flt_off[f])
