@@ -27,11 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from failmap_assets.patterns.features import wafer_features
 from failmap_assets.patterns.geometry import infer_die_aspect, wafer_geometry
 from failmap_assets.patterns.model import PatternModel, shipped_model
 from failmap_assets.patterns.signature import (
-    EMBEDDING_DIM, MIN_DIES, PATTERN_CLASSES, TOO_SMALL, classifier_view, polar_map, wafer_signatures)
+    PATTERN_CLASSES, TOO_SMALL, classifier_calls, wafer_signatures)
 from failmap_assets.patterns.vote import (EXCLUDED, REFERENCE_PER_CLASS, REFERENCE_SEED, blend, decide, nearest,
                                           neighbour_share)
 from failmap_assets.patterns.wm811k import LabelledMap
@@ -72,18 +71,8 @@ class ClassifierCalls:
 
 def classify_maps(maps: Sequence[LabelledMap], model: PatternModel | None = None) -> ClassifierCalls:
     """WM-811K maps carry no die size: the aspect that makes the wafer round."""
-    model = model or shipped_model()
-    m = len(maps)
-    probs = np.full((m, len(PATTERN_CLASSES)), np.nan)
-    emb = np.zeros((m, EMBEDDING_DIM), np.float32)
-    small = np.ones(m, dtype=bool)
-    for i, lm in enumerate(maps):
-        geo = wafer_geometry(lm.grid, infer_die_aspect(lm.grid))
-        if geo.x.size < MIN_DIES:
-            continue
-        p, e = classifier_view(wafer_features(geo)[None, :], polar_map(geo)[None, :], model)
-        probs[i], emb[i], small[i] = p[0], e[0], False
-    return ClassifierCalls(probs, emb, small)
+    geos = [wafer_geometry(lm.grid, infer_die_aspect(lm.grid)) for lm in maps]
+    return ClassifierCalls(*classifier_calls(geos, model or shipped_model()))
 
 
 def synthetic_reference(per_class: int = REFERENCE_PER_CLASS, seed: int = REFERENCE_SEED,

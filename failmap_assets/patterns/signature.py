@@ -119,6 +119,22 @@ def classifier_view(features: np.ndarray, polar: np.ndarray, model: PatternModel
     return probs, emb
 
 
+def classifier_calls(geos: Sequence[WaferGeometry], model: PatternModel
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``classifier_view`` of many wafers' geometries, in one batch: probabilities (m, 9;
+    NaN for a too-small wafer), embeddings (m, EMBEDDING_DIM; zeros for a too-small wafer)
+    and the too-small mask (fewer than MIN_DIES dies)."""
+    m = len(geos)
+    small = np.array([g.x.size < MIN_DIES for g in geos], dtype=bool)
+    probs = np.full((m, len(PATTERN_CLASSES)), np.nan)
+    emb = np.zeros((m, EMBEDDING_DIM), np.float32)
+    big = np.flatnonzero(~small)
+    if big.size:
+        probs[big], emb[big] = classifier_view(np.asarray([wafer_features(geos[i]) for i in big]),
+                                               np.asarray([polar_map(geos[i]) for i in big]), model)
+    return probs, emb, small
+
+
 def _sector_name(angle: float) -> str:
     """Compass word for an angle (x right, y down towards the notch)."""
     names = ("right", "lower right", "bottom (notch side)", "lower left", "left", "upper left", "top", "upper right")

@@ -31,11 +31,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from failmap_assets.patterns.features import wafer_features
 from failmap_assets.patterns.geometry import infer_die_aspect, wafer_geometry
 from failmap_assets.patterns.model import MODEL_PATH, PatternModel, fit, mean_model
 from failmap_assets.patterns.signature import (
-    EMBEDDING_DIM, MIN_DIES, PATTERN_CLASSES, SIGNATURE_VERSION, classifier_view, features_of, polar_map)
+    PATTERN_CLASSES, SIGNATURE_VERSION, classifier_calls, features_of)
 from failmap_assets.patterns.vote import REFERENCE_PER_CLASS, REFERENCE_SEED, VotingReference, fingerprint
 from failmap_assets.patterns.wm811k import LabelledMap
 from failmap_synth.patterns import pattern_set
@@ -95,21 +94,13 @@ def voting_reference(model: PatternModel, wafers: Sequence | None = None) -> Vot
     ``model`` (the classifier alone); too-small wafers are left out."""
     if wafers is None:
         wafers = pattern_set(REFERENCE_PER_CLASS, REFERENCE_SEED)
-    labels, feats, polars, prints = [], [], [], []
-    for w in wafers:
-        geo = wafer_geometry(w.grid, w.die_aspect)
-        if geo.x.size < MIN_DIES:
-            continue
-        labels.append(PATTERN_CLASSES.index(w.label))
-        feats.append(wafer_features(geo))
-        polars.append(polar_map(geo))
-        prints.append(fingerprint(geo.grid, geo.die_aspect))
-    if not labels:
-        return VotingReference(PATTERN_CLASSES, np.zeros(0, np.int64), np.zeros((0, EMBEDDING_DIM), np.float32),
-                               np.zeros(0, np.uint64))
-    _, emb = classifier_view(np.asarray(feats), np.asarray(polars), model)
-    return VotingReference(PATTERN_CLASSES, np.asarray(labels, dtype=np.int64), emb,
-                           np.asarray(prints, dtype=np.uint64))
+    wafers = list(wafers)
+    geos = [wafer_geometry(w.grid, w.die_aspect) for w in wafers]
+    _, emb, small = classifier_calls(geos, model)
+    keep = np.flatnonzero(~small)
+    return VotingReference(PATTERN_CLASSES, np.array([PATTERN_CLASSES.index(wafers[i].label) for i in keep], np.int64),
+                           emb[keep], np.array([fingerprint(geos[i].grid, geos[i].die_aspect) for i in keep],
+                                               dtype=np.uint64))
 
 
 def shipped() -> PatternModel:
