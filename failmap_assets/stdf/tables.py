@@ -811,7 +811,9 @@ def _generic(ctx: _Ctx, w: D.Walk, extra: dict[str, np.ndarray], timings: dict |
             ctx.unparsed(name, pos, used, lens)
         else:
             val, aux = ctx.decode(name, pos)
-            if flatjson.is_flat(rec):       # one Numba pass (SDR, PLR...): same text
+            if name == "GDR":               # typed items: one Numba pass writes the whole object
+                texts = D.gdr_objects(ctx.buf, val, aux, ctx.be)
+            elif flatjson.is_flat(rec):       # one Numba pass (SDR, PLR...): same text
                 texts = flatjson.flat_objects(ctx.buf, rec, val, aux, ctx.be)
             else:
                 texts = _record_json(D.columns(ctx.buf, ctx.be, rec, val, aux), len(pos))

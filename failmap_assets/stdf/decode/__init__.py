@@ -20,7 +20,7 @@ One module per concern, lower layers first (a module imports only those above it
     fields       the table-driven field interpreter (interpret)
     strings      UTF-8 / Latin-1 and Arrow string, binary, C1 arrays (string_array, text_array)
     arrays       array fields: list offsets, flattening kernels, Arrow lists
-    gdr          GDR GEN_DATA values as JSON text
+    gdr          GDR GEN_DATA values as JSON text, and the GDR's whole ``fields`` object
     columns      interpreter output -> one Arrow array per field (column, columns)
     testkeys     test number per record, distinct tests, test index per record
     defaults     the default-data rule (DefaultSpec, defaults, effective)
@@ -35,17 +35,16 @@ One module per concern, lower layers first (a module imports only those above it
 
 This package re-exports the names ``tables.py`` and the tests use.
 
-Numba caching: a cached kernel (``cache=True``) is recompiled when its own file
-changes, not when a kernel it calls in another module changes (a known Numba
-limitation). Kernels here call ``primitives`` (and ``arrays._list_offsets``) across
-modules: after editing one of those, delete the package's ``__pycache__`` so that
-the callers are recompiled.
+Numba caching: every cached kernel here is a ``@kernel`` (``failmap_assets/kernels/jit.py``),
+stamped with the content of its module and of every module of ours it imports, so a change
+to ``primitives`` (or any helper) recompiles its callers; per-record helpers are ``@inlined``.
 """
 
 from .arrow import fixed_array, null_array, nullable_int
 from .columns import column, columns
 from .defaults import DefaultSpec, defaults, effective
 from .fields import interpret
+from .gdr import gdr_objects
 from .grouping import UNLISTED, group_by_code
 from .ftr import ftr_chunk
 from .mpr import mpr_chunk
@@ -58,6 +57,6 @@ from .walk import Walk, walk
 
 __all__ = [
     "DefaultSpec", "PTR_CHUNK_BYTES", "PTR_DEFAULT_FIELDS", "Walk", "column", "columns", "defaults", "effective",
-    "fixed_array", "group_by_code", "UNLISTED", "interpret", "null_array", "nullable_int", "prr_columns", "ptr_decode",
+    "fixed_array", "gdr_objects", "group_by_code", "UNLISTED", "interpret", "null_array", "nullable_int", "prr_columns", "ptr_decode",
     "string_array", "test_keys", "text_array", "walk", "Tests", "chunk_bounds", "ftr_chunk", "mpr_chunk",
 ]
