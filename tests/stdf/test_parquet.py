@@ -151,3 +151,38 @@ def test_convert_many(stdf_path, tmp_path, capsys):
     assert [x.split()[:2] for x in lines][:4] == [["ok", "2"], ["salvaged", "1"], ["rejected", "2"], ["total", "5"]]
     rc = convert_many([str(stdf_path("stdf4j_test.stdf"))], tmp_path / "out2", workers=1, progress=False)
     assert rc == 0
+
+
+def _encodings(path, column: str) -> set[str]:
+    meta = pq.ParquetFile(path).metadata
+    k = meta.schema.names.index(column)
+    return {e for g in range(meta.num_row_groups) for e in meta.row_group(g).column(k).encodings}
+
+
+def test_part_index_encoding_follows_rows_per_part(tmp_path):
+    """part_idx: delta-encoded in parts (0, 1, 2...) and in a result table of few rows per
+    part; plain (lz4) in a result table whose parts hold many rows (long runs); the values
+    read back the same either way."""
+    from failmap_assets.stdf.tables import LONG_PART_ROWS
+
+    def parts(n, results_per_part):
+        recs = []
+        for p in range(n):
+            recs.append(("PIR", {"HEAD_NUM": 1, "SITE_NUM": 1}))
+            recs += [("PTR", {"TEST_NUM": t, "HEAD_NUM": 1, "SITE_NUM": 1, "TEST_FLG": 0, "PARM_FLG": 0,
+                              "RESULT": 0.5 * p, "TEST_TXT": "t", "ALARM_ID": ""}) for t in range(results_per_part)]
+            recs.append(("PRR", {"HEAD_NUM": 1, "SITE_NUM": 1, "PART_FLG": 0, "NUM_TEST": results_per_part,
+                                 "HARD_BIN": 1, "SOFT_BIN": 1, "X_COORD": p, "Y_COORD": 0}))
+        return stdf(recs)
+
+    for per_part, delta in ((LONG_PART_ROWS, False), (LONG_PART_ROWS - 1, True)):
+        src = tmp_path / f"p{per_part}.stdf"
+        src.write_bytes(parts(20, per_part))
+        out = tmp_path / f"out{per_part}"
+        s = parse_to_parquet(src, out)
+        by_table = {p.split(os.sep)[-4]: p for p in s.files_written}
+        assert ("DELTA_BINARY_PACKED" in _encodings(by_table["ptr_results"], "part_idx")) is delta
+        assert "DELTA_BINARY_PACKED" in _encodings(by_table["parts"], "part_idx")
+        assert "DELTA_BINARY_PACKED" in _encodings(by_table["ptr_results"], "rec_idx")
+        back = pq.read_table(by_table["ptr_results"])
+        assert back["part_idx"].to_pylist() == [p for p in range(20) for _ in range(per_part)]
