@@ -127,7 +127,7 @@ class Settings:
     remote_settle_seconds: float = 30.0   # a remote file unchanged this long is complete (storage/remote_listing.py)
     remote_max_connections: int = 4       # per FTP/SFTP source; tester servers often allow few sessions
     postgres_dsn: str = field(default="", repr=False)  # empty: libpq's PG* variables, if one of PG_SWITCHES is set
-    stdf_keep_freed_memory: bool = True   # glibc keeps a converting process's freed heap (stdf/allocator.py)
+    stdf_keep_freed_memory: bool = True   # glibc keeps a converting process's freed heap, numpy no huge pages (stdf/allocator.py)
     postgres_pg_environment: bool = False  # not a variable: whether PG_SWITCHES turn the sink on without a DSN
 
     @classmethod
