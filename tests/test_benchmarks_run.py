@@ -71,6 +71,7 @@ def test_stdf_parse_benchmark_runs() -> None:
     assert "| makechip_x.stdf |" in out and "| spreadsheet14.stdf |" in out
     assert "| in_v3.std | excluded: stdf-convert cannot read it" in out
     assert "WORST ratio ours / stdf-convert" in out and "fixed cost per small file" in out
+    assert "into a fresh output tree (its folders made too), CPU: ours" in out
     # --both: the peer also timed writing with pyarrow's defaults, a ratio column and a headline for it
     assert "stdf-convert, pyarrow defaults, MB/s" in out and "WORST ratio with the peer on pyarrow's default" in out
 
