@@ -101,26 +101,30 @@ def _gather(buf, starts, lens, text):
         offsets[r + 1] = total
     data = np.empty(total, dtype=np.uint8)
     for r in range(n):
-        ln = lens[r]
-        if ln <= 0:
-            continue
-        o = offsets[r]
-        s = starts[r]
-        if is_utf8[r]:
-            for k in range(ln):
-                data[o + k] = buf[s + k]
-        else:
-            q = o
-            for k in range(ln):
-                c = buf[s + k]
-                if c < 0x80:
-                    data[q] = c
-                    q += 1
-                else:
-                    data[q] = 0xC0 | (c >> 6)
-                    data[q + 1] = 0x80 | (c & 0x3F)
-                    q += 2
+        if lens[r] > 0:
+            _put_text(buf, starts[r], lens[r], is_utf8[r], data, offsets[r])
     return offsets, data
+
+
+@inlined
+def _put_text(buf, s, ln, utf8, data, o):
+    """buf[s:s+ln] copied to data[o:] as UTF-8: as is when ``utf8`` (``_utf8_len``'s verdict),
+    else transcoded from Latin-1 (``_utf8_len`` bytes); returns the end in ``data``."""
+    if utf8:
+        for k in range(ln):
+            data[o + k] = buf[s + k]
+        return o + ln
+    q = o
+    for k in range(ln):
+        c = buf[s + k]
+        if c < 0x80:
+            data[q] = c
+            q += 1
+        else:
+            data[q] = 0xC0 | (c >> 6)
+            data[q + 1] = 0x80 | (c & 0x3F)
+            q += 2
+    return q
 
 
 def _bitmap(valid: np.ndarray) -> tuple[pa.Buffer | None, int]:
