@@ -1,7 +1,8 @@
 """The default-data columns out of the kernels' sparse override lists (``override_columns``,
 one Numba pass) against the numpy implementation it replaced, kept here as the reference:
 random sparse lists over PTR / MPR / FTR's default-data fields and a tuple of the other
-field types, both byte orders; bad lists are rejected before anything is written."""
+field types, both byte orders; bad lists are rejected before anything is written. And the
+kernels' null counts (``_valid_count``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from failmap_assets.stdf.decode.arrow import null_array
 from failmap_assets.stdf.decode.columns import _numeric_from_int64, column
 from failmap_assets.stdf.decode.fields import DN_MASK, DN_SHIFT
 from failmap_assets.stdf.decode.overrides import override_columns
-from failmap_assets.stdf.decode.strings import string_array
+from failmap_assets.stdf.decode.strings import _valid_count, string_array
 
 
 def reference(buf, be, rec: R.RecordDef, fields, n, ov_row, ov_field, ov_val, ov_len) -> dict[str, pa.Array]:
@@ -182,3 +183,14 @@ def test_override_columns_reject_unsorted_rows_and_uneven_lists():
         override_columns(buf, False, fields, 40, ov[0], ov[1], ov[2][:-1], ov[3])
     with pytest.raises(ValueError, match="no override column"):
         override_columns(buf, False, (R.Field("X", "C1", ""),), 40, *(x[:0] for x in ov))
+
+
+def test_valid_count_equals_unpacked_bits():
+    """The kernels' null counts (text / list columns): set bits among the first n, bits past n
+    (or past the bitmap) not counted."""
+    rng = np.random.default_rng(5)
+    for n in [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4099]:
+        bm = rng.integers(0, 256, (n + 7) // 8 + int(rng.integers(0, 2)), dtype=np.uint8)
+        want = int(np.unpackbits(bm, bitorder="little", count=n).sum()) if n else 0
+        assert _valid_count(bm, n) == want, n
+    assert _valid_count(np.full(2, 255, np.uint8), 40) == 16

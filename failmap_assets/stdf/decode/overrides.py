@@ -22,7 +22,7 @@ from .arrow import _bitmap_ge, null_array
 from .fields import DN_MASK
 from .primitives import _byte
 from .ptr import _grow1, _grow2, _hash_slot, _rehash
-from .strings import _put_text, _utf8_len, text_array
+from .strings import _put_text, _utf8_len, _valid_count, text_array
 
 GROW_TESTS, GROW_HASH = 1, 2     # kernel status: make room and call again
 
@@ -90,7 +90,7 @@ def list_column(off: np.ndarray, values: np.ndarray, item: pa.DataType, nf: np.n
 def valid_list_column(off: np.ndarray, values: np.ndarray, item: pa.DataType, valid: np.ndarray) -> pa.Array:
     """Arrow list over int32 offsets, flat values and validity bits a kernel wrote (``_put_array``)."""
     n = int(off.shape[0]) - 1
-    nulls = n - int(np.unpackbits(valid, bitorder="little", count=n).sum()) if n else 0
+    nulls = n - _valid_count(valid, n)
     typ = pa.list_(item)
     if n and nulls == n:
         return null_array(typ, n)
@@ -389,7 +389,7 @@ class SpanColumns:
         off, data, valid = self.off[k], self.data[k, :int(self.off[k, -1])], self.valid[k]
         if not binary:
             return text_array(off, data, valid, self.n)
-        nulls = self.n - int(np.unpackbits(valid, bitorder="little", count=self.n).sum()) if self.n else 0
+        nulls = self.n - _valid_count(valid, self.n)
         return pa.Array.from_buffers(pa.binary(), self.n, [pa.py_buffer(valid) if nulls else None,
                                                            pa.py_buffer(off), pa.py_buffer(data)], null_count=nulls)
 

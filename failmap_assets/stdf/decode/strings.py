@@ -127,6 +127,22 @@ def _put_text(buf, s, ln, utf8, data, o):
     return q
 
 
+_ONES = np.array([bin(b).count("1") for b in range(256)], np.int64)     # set bits per byte value
+
+
+@kernel
+def _valid_count(valid, n):
+    """Set bits among the first ``n`` of a validity bitmap (LSB first; bits past the bitmap
+    count as unset): a kernel's null count, without unpacking n bits into n bytes (~7x)."""
+    full = min(n >> 3, valid.shape[0])
+    c = 0
+    for i in range(full):
+        c += _ONES[valid[i]]
+    if n & 7 and full < valid.shape[0]:
+        c += _ONES[valid[full] & ((1 << (n & 7)) - 1)]
+    return c
+
+
 def _bitmap(valid: np.ndarray) -> tuple[pa.Buffer | None, int]:
     nulls = int(valid.shape[0] - np.count_nonzero(valid))
     if nulls == 0:
@@ -174,7 +190,7 @@ def text_array(off: np.ndarray, data: np.ndarray, valid: np.ndarray | None, n: i
     if valid is None:
         nulls = 0
     elif nulls is None:
-        nulls = n - int(np.unpackbits(valid, bitorder="little", count=n).sum()) if n else 0
+        nulls = n - _valid_count(valid, n)
     if not _is_ascii(data):
         lens = np.diff(off).astype(np.int64)
         if valid is None:
