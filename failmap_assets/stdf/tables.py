@@ -531,14 +531,13 @@ def _ptr_results(ctx: _Ctx, w: D.Walk, chunk_bytes: int | None = None) -> tuple[
     ``failmap warm`` lowers it to compile the chunking kernel on a small file)."""
     if chunk_bytes is None:
         chunk_bytes = D.PTR_CHUNK_BYTES
-    rec = R.BY_NAME["PTR"]
     n = int(ctx.counts[R.CODE["PTR"]])
     if n == 0:
         return EMPTY["ptr_results"], _no_tests("PTR")
     chunks, t, overrides = D.ptr_decode(ctx.buf, ctx.index, w.rec_part, n, ctx.be, chunk_bytes)
     _, fields_d, _ = _DEFAULTS["PTR"]
     assert tuple(f.name for f in fields_d) == D.PTR_DEFAULT_FIELDS
-    ov_cols = override_columns(ctx.buf, ctx.be, rec, fields_d, n, *overrides)
+    ov_cols = override_columns(ctx.buf, ctx.be, fields_d, n, *overrides)
     schema = SCHEMAS["ptr_results"]
     batches = []
     start = 0

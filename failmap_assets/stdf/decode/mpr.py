@@ -308,7 +308,7 @@ def mpr_chunk(buf, be, offs, lens, pos, c0: int, c1: int, nbytes: int, rec_part,
     cols["opt_flag"] = fixed_array(fixed[7], pa.uint8(), nf, N_OPT, nf_min)
     cols["override_mask"] = fixed_array(mask, pa.uint16())
     fields_d = tuple(rec.fields[j] for j in spec.index)
-    cols.update(override_columns(buf, be, rec, fields_d, n, *(x[:nov] for x in ov)))
+    cols.update(override_columns(buf, be, fields_d, n, *(x[:nov] for x in ov)))
     p = pos[c0:c1]
     cols["rec_idx"] = fixed_array(np.ascontiguousarray(p, dtype=np.int64), pa.int64())
     cols["part_idx"] = nullable_int(rec_part[p], pa.int32())
