@@ -19,9 +19,11 @@ tree (``<table>/product=<P>/test_type=<T>/``, ~30 folders), the peer one flat fo
 the folders of a fresh tree is a one-off cost per tree, reported on its own line with the
 fixed cost (a fresh tree for every small file; on this VM's ext4 a folder costs ~80-160 us).
 
-Each tool lives in its own long-running subprocess pinned to one CPU; the runs alternate
-between the two (failmap, stdf-convert, stdf-convert, failmap, ...) and the MEDIAN of each
-tool's runs is reported. Files stdf-convert cannot read, and files without a repeatable
+Each tool lives in its own long-running subprocess pinned to one CPU; after ``--warmup``
+untimed runs of each tool on the file (a converting worker's steady state: the first run of a
+new file size grows the heap and pays its page faults, 1.5-4x the CPU of the next ones), the
+runs alternate between the two (failmap, stdf-convert, stdf-convert, failmap, ...) and the
+MEDIAN of each tool's runs is reported. Files stdf-convert cannot read, and files without a repeatable
 part block, are listed as excluded with the reason. The fixed cost per small file (after
 warm-up, Parquet written, median over the small real files) closes the report. The
 headline is the WORST ratio over all files.
@@ -383,6 +385,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=60.0, help="size of the tiled files (40-90)")
     ap.add_argument("--rounds", type=int, default=3, help="timed runs per tool and file (median reported)")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="untimed runs per tool and file before the timed ones (a worker's steady state: its heap "
+                         "grown to the file's size, the output folders made)")
     ap.add_argument("--files", default="", help="comma-separated substrings of file names (default: all)")
     ap.add_argument("--fixed-rounds", type=int, default=10, help="rounds over the small files (fixed cost)")
     ap.add_argument("--pystdf", action="store_true", help="also time pystdf (records only, slow: 4 MB slices)")
@@ -405,7 +410,7 @@ def main(argv=None) -> int:
         load = (float("nan"),) * 3
     print(f"# STDF parse benchmark  python {sys.version.split()[0]}  cpus {os.cpu_count()}  load avg "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}  (each tool in its own process pinned to 1 CPU, runs "
-          f"alternating, median of {args.rounds}; the machine's other work shows in wall times; peer Parquet "
+          f"alternating, median of {args.rounds} after {args.warmup} untimed; the machine's other work shows in wall times; peer Parquet "
           f"settings: {'both ways' if args.both else 'pyarrow defaults' if args.peer_defaults else 'the same as ours'})")
     workers = {"failmap": Worker("failmap"), "stdf-convert": Worker("stdf-convert", args.peer_defaults and not args.both)}
     if args.both:
@@ -432,6 +437,9 @@ def main(argv=None) -> int:
                 times: dict[str, list[float]] = {t: [] for t in workers}
                 cpu: dict[str, list[float]] = {t: [] for t in workers}
                 order = [t for t in workers if t != "pystdf"]
+                for _ in range(args.warmup):
+                    for tool in order:
+                        workers[tool].ask(op="run", path=big["path"])
                 for r in range(args.rounds):
                     for tool in (order if r % 2 == 0 else order[::-1]):
                         res = workers[tool].ask(op="run", path=big["path"])
