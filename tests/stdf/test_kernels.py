@@ -130,12 +130,13 @@ def test_prr_decoder_equals_interpreter(name):
     _same_prr(ctx.buf, ctx.index.offset[pos], ctx.index.length[pos], ctx.be)
 
 
-@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize("wide,spread", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("big_endian", [False, True])
-def test_prr_decoder_fuzz_every_length(big_endian, wide, monkeypatch):
+def test_prr_decoder_fuzz_every_length(big_endian, wide, spread, monkeypatch):
     """Random PRR bodies of every length 0..60 (string lengths that fit, overrun or end
     exactly at REC_LEN), one buffer: the specialised decoder equals the interpreter, with
-    int32 string offsets and with the int64 ones of buffers of 2 GiB and more (``wide``)."""
+    int32 string offsets and with the int64 ones of buffers of 2 GiB and more (``wide``), and
+    with other bytes between the PRRs (``spread``: the decoder fetches them ahead)."""
     from failmap_assets.stdf.decode import prr
 
     if wide:
@@ -148,6 +149,10 @@ def test_prr_decoder_fuzz_every_length(big_endian, wide, monkeypatch):
         if ln > 17 and rng.random() < 0.7:       # plausible string lengths around the end
             room = ln - 17
             body[17] = min(255, max(0, room - 1 + int(rng.integers(-2, 3))))
+        if spread:
+            gap = rng.integers(0, 256, int(rng.integers(100, 400)), dtype=np.uint8)
+            chunks.append(gap)
+            at += gap.size
         chunks.append(np.concatenate([np.array([ln & 0xFF, ln >> 8, 5, 20], np.uint8), body]))
         offs.append(at)
         lens.append(ln)
@@ -168,6 +173,10 @@ def test_prr_decoder_fuzz_every_length(big_endian, wide, monkeypatch):
     # an index that does not fit the buffer (never produced by the scan) reads nothing
     cols, used = D.prr_columns(buf[:10], np.array([0, 4], np.int64), np.array([40, 3], np.int32), big_endian)
     assert used.tolist() == [0, 0] and cols["head_num"].null_count == 2
+    # ... also when the records lie far apart (fetched ahead): outside the buffer, before it, empty
+    far = np.array([0, 5000, -4, 9, 3000], np.int64)
+    cols, used = D.prr_columns(buf[:40], far, np.array([20, 30, 2, 0, 40], np.int32), big_endian)
+    assert used.tolist()[1:] == [0, 0, 0, 0]
 
 
 # ---------------------------------------------------------------- MPR / FTR kernels

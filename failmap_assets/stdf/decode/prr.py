@@ -22,7 +22,7 @@ from failmap_assets.kernels.jit import inlined, kernel
 from failmap_assets.kernels.memcpy import put_bytes
 from .. import records as R
 from .arrow import _bitmap_ge, fixed_array
-from .primitives import _u2, _u4
+from .primitives import AHEAD, _touch, _u2, _u4
 from .strings import string_array, text_array
 
 # PRR layout this kernel is written for (records.py order); checked at import.
@@ -56,55 +56,68 @@ def _prr_kernel(buf, offs, lens, be, fixed_end, head, site, flg, ntest, hbin, sb
     n = min(offs.shape[0], lens.shape[0], nf.shape[0], used.shape[0], text_off.shape[1] - 1)
     nbuf = buf.shape[0]
     cap = 0
+    held = 0
     for r in range(n):          # room: a string is at most 255 bytes and fits after the 17 fixed + its length byte
         if offs[r] >= 0 and lens[r] > 18 and offs[r] + 4 + lens[r] <= nbuf:
             cap += min(np.int64(lens[r]) - 18, 255)
+        held += 4 + np.int64(lens[r])
     text = np.empty((3, cap), dtype=np.uint8)
     if text_off.shape[1] > 0:
         text_off[:, 0] = 0
-    for r in range(n):
-        start = offs[r] + 4
-        ln = np.int64(lens[r])
-        if offs[r] < 0 or ln < 0 or start + ln > nbuf:
-            ln = 0                     # not from a valid index: nothing is read
-        end = start + ln
-        p = start
-        if ln >= 17:                   # every fixed field present (the branch-free common case)
-            k = 9
-            head[r] = buf[p]
-            site[r] = buf[p + 1]
-            flg[r] = buf[p + 2]
-            ntest[r] = _u2(buf, p + 3, be)
-            hbin[r] = _u2(buf, p + 5, be)
-            sbin[r] = _u2(buf, p + 7, be)
-            x[r] = np.int16(np.uint16(_u2(buf, p + 9, be)))
-            y[r] = np.int16(np.uint16(_u2(buf, p + 11, be)))
-            tt[r] = np.uint32(_u4(buf, p + 13, be))
-        else:
-            k = 0
-            while k < 9 and fixed_end[k] <= ln:
-                k += 1
-            head[r] = buf[p] if k > 0 else 0
-            site[r] = buf[p + 1] if k > 1 else 0
-            flg[r] = buf[p + 2] if k > 2 else 0
-            ntest[r] = _u2(buf, p + 3, be) if k > 3 else 0
-            hbin[r] = _u2(buf, p + 5, be) if k > 4 else 0
-            sbin[r] = _u2(buf, p + 7, be) if k > 5 else 0
-            x[r] = np.int16(np.uint16(_u2(buf, p + 9, be))) if k > 6 else 0
-            y[r] = np.int16(np.uint16(_u2(buf, p + 11, be))) if k > 7 else 0
-            tt[r] = np.uint32(_u4(buf, p + 13, be)) if k > 8 else 0
-        pos = start + (fixed_end[k - 1] if k > 0 else 0)
-        ok = k >= 9                    # PART_ID, PART_TXT, PART_FIX: each only after all before it
-        for i in range(3):
-            o = np.int64(text_off[i, r])
-            ok, m = _string(buf, pos, end, not ok, text[i], o)
-            if ok:
-                o += m
-                pos += 1 + m
-                k += 1
-            text_off[i, r + 1] = o
-        nf[r] = k
-        used[r] = pos - start
+    sink = np.uint8(0)
+    # records far apart (other records between them) are fetched a block ahead: each would
+    # otherwise wait on its own cache miss; PRRs next to each other the prefetcher streams
+    spread = n > 1 and offs[n - 1] - offs[0] > 2 * held
+    for b0 in range(0, n, AHEAD):
+        b1 = min(b0 + AHEAD, n)
+        if spread:
+            for r in range(b0, b1):
+                sink ^= _touch(buf, offs[r], 4 + np.int64(lens[r]), nbuf)
+        for r in range(b0, b1):
+            start = offs[r] + 4
+            ln = np.int64(lens[r])
+            if offs[r] < 0 or ln < 0 or start + ln > nbuf:
+                ln = 0                     # not from a valid index: nothing is read
+            end = start + ln
+            p = start
+            if ln >= 17:                   # every fixed field present (the branch-free common case)
+                k = 9
+                head[r] = buf[p]
+                site[r] = buf[p + 1]
+                flg[r] = buf[p + 2]
+                ntest[r] = _u2(buf, p + 3, be)
+                hbin[r] = _u2(buf, p + 5, be)
+                sbin[r] = _u2(buf, p + 7, be)
+                x[r] = np.int16(np.uint16(_u2(buf, p + 9, be)))
+                y[r] = np.int16(np.uint16(_u2(buf, p + 11, be)))
+                tt[r] = np.uint32(_u4(buf, p + 13, be))
+            else:
+                k = 0
+                while k < 9 and fixed_end[k] <= ln:
+                    k += 1
+                head[r] = buf[p] if k > 0 else 0
+                site[r] = buf[p + 1] if k > 1 else 0
+                flg[r] = buf[p + 2] if k > 2 else 0
+                ntest[r] = _u2(buf, p + 3, be) if k > 3 else 0
+                hbin[r] = _u2(buf, p + 5, be) if k > 4 else 0
+                sbin[r] = _u2(buf, p + 7, be) if k > 5 else 0
+                x[r] = np.int16(np.uint16(_u2(buf, p + 9, be))) if k > 6 else 0
+                y[r] = np.int16(np.uint16(_u2(buf, p + 11, be))) if k > 7 else 0
+                tt[r] = np.uint32(_u4(buf, p + 13, be)) if k > 8 else 0
+            pos = start + (fixed_end[k - 1] if k > 0 else 0)
+            ok = k >= 9                    # PART_ID, PART_TXT, PART_FIX: each only after all before it
+            for i in range(3):
+                o = np.int64(text_off[i, r])
+                ok, m = _string(buf, pos, end, not ok, text[i], o)
+                if ok:
+                    o += m
+                    pos += 1 + m
+                    k += 1
+                text_off[i, r + 1] = o
+            nf[r] = k
+            used[r] = pos - start
+    if n and sink == 255 and used[0] < 0:      # never true: keeps the touches' loads
+        text_off[0, 0] = 0
     return text
 
 
