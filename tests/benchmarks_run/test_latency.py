@@ -11,6 +11,7 @@ from tests.support.benchmark_scripts import run_benchmark
 
 
 @pytest.mark.slow
+@pytest.mark.deploy_bench   # ~1 min: not in `make test` (CI's 15 minutes), in `make test-all`
 def test_latency_benchmark_runs() -> None:
     out = run_benchmark("benchmarks/latency.py", "--minutes", "0.1", "--rate", "1", "--interval", "3",
                         "--drain-minutes", "2")
