@@ -8,6 +8,7 @@ import multiprocessing as mp
 import os
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from tests.support.testdata import STDF_DIR
@@ -113,3 +114,16 @@ def stdf_path():
         return shared_file("stdf", name)
 
     return get
+
+
+_FLOAT_BITS = {pa.float32(): pa.uint32(), pa.float64(): pa.uint64()}
+
+
+def float_bits(a: pa.Array) -> pa.Array:
+    """Floats (and lists of floats) as their bit patterns, for equality: Arrow's ``equals``
+    holds NaN unequal to itself."""
+    if a.type in _FLOAT_BITS:
+        return a.view(_FLOAT_BITS[a.type])
+    if pa.types.is_list(a.type) and a.type.value_type in _FLOAT_BITS:
+        return a.view(pa.list_(_FLOAT_BITS[a.type.value_type]))
+    return a

@@ -10,7 +10,7 @@ from failmap_assets.stdf import decode as D
 from failmap_assets.stdf import tables as T
 from failmap_assets.stdf.scan import detect, scan
 from failmap_assets.stdf.source import open_sources
-from tests.stdf.conftest import ALL_V4_FILES
+from tests.stdf.conftest import ALL_V4_FILES, float_bits
 from tests.support.testdata import STDF_DIR, requires_shared
 
 pytestmark = requires_shared
@@ -186,18 +186,6 @@ MPR_FTR_FILES = ["LX7730_T25_SN192_20160322215334.stdf", "TEST_FT_GX36_A2_FT_E_0
                  "sn269_m40c.stdf", "sort_4die_20times.stdf", "spreadsheet14.stdf"]
 
 
-_BITS = {pa.float32(): pa.uint32(), pa.float64(): pa.uint64()}
-
-
-def _bits(a: pa.Array) -> pa.Array:
-    """Floats as their bit patterns (Arrow's equals holds NaN unequal to itself)."""
-    if a.type in _BITS:
-        return a.view(_BITS[a.type])
-    if pa.types.is_list(a.type) and a.type.value_type in _BITS:
-        return a.view(pa.list_(_BITS[a.type.value_type]))
-    return a
-
-
 def _same_results(ctx_of, kind: str):
     """The specialised kernel and the interpreter + default kernels give the same table, tests
     and warnings (``ctx_of()``: a fresh context and walk)."""
@@ -208,7 +196,7 @@ def _same_results(ctx_of, kind: str):
     slow, st = T._results(ctx, kind, w, generic=True)
     assert fast.schema.equals(slow.schema) and fast.num_rows == slow.num_rows
     for col in fast.column_names:
-        assert _bits(fast[col].combine_chunks()).equals(_bits(slow[col].combine_chunks())), (kind, col)
+        assert float_bits(fast[col].combine_chunks()).equals(float_bits(slow[col].combine_chunks())), (kind, col)
     _tests_equal(ft, st, ctx)
     assert np.array_equal(ft.first_rec, ctx.positions(kind)[st.first])
     assert fast_issues == [str(i) for i in ctx.issues]

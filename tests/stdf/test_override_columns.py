@@ -17,6 +17,7 @@ from failmap_assets.stdf.decode.columns import _numeric_from_int64, column
 from failmap_assets.stdf.decode.fields import DN_MASK, DN_SHIFT
 from failmap_assets.stdf.decode.overrides import override_columns
 from failmap_assets.stdf.decode.strings import _valid_count, string_array
+from tests.stdf.conftest import float_bits
 
 
 def reference(buf, be, rec: R.RecordDef, fields, n, ov_row, ov_field, ov_val, ov_len) -> dict[str, pa.Array]:
@@ -54,18 +55,6 @@ def reference(buf, be, rec: R.RecordDef, fields, n, ov_row, ov_field, ov_val, ov
             cols[f.column] = pa.Array.from_buffers(f.arrow_type(), n, [pa.py_buffer(bm), pa.py_buffer(arr)],
                                                    null_count=nulls)
     return cols
-
-
-_BITS = {pa.float32(): pa.uint32(), pa.float64(): pa.uint64()}
-
-
-def _bits(a: pa.Array) -> pa.Array:
-    """Floats as their bit patterns (Arrow's equals holds NaN unequal to itself)."""
-    if a.type in _BITS:
-        return a.view(_BITS[a.type])
-    if pa.types.is_list(a.type) and a.type.value_type in _BITS:
-        return a.view(pa.list_(_BITS[a.type.value_type]))
-    return a
 
 
 # every other kind of field the columns can be: numbers of each width, Sn, Bn, lists of each width
@@ -124,7 +113,7 @@ def test_override_columns_equal_the_numpy_reference(which, big_endian):
         for name, a in got.items():
             a.validate(full=True)
             assert a.type == want[name].type and len(a) == n, name
-            assert _bits(a).equals(_bits(want[name])), (trial, name)
+            assert float_bits(a).equals(float_bits(want[name])), (trial, name)
 
 
 def test_override_columns_big_and_real_sized():
@@ -136,7 +125,7 @@ def test_override_columns_big_and_real_sized():
     got = override_columns(buf, False, fields, 20_000, *ov)
     want = reference(buf, False, R.BY_NAME["PTR"], fields, 20_000, *ov)
     for name, a in got.items():
-        assert _bits(a).equals(_bits(want[name])), name
+        assert float_bits(a).equals(float_bits(want[name])), name
 
 
 @pytest.mark.parametrize("bad, reason", [
@@ -185,7 +174,7 @@ def test_override_columns_reject_unsorted_rows_and_uneven_lists():
         override_columns(buf, False, (R.Field("X", "C1", ""),), 40, *(x[:0] for x in ov))
 
 
-def test_valid_count_equals_unpacked_bits():
+def test_valid_count_equals_unpackedfloat_bits():
     """The kernels' null counts (text / list columns): set bits among the first n, bits past n
     (or past the bitmap) not counted."""
     rng = np.random.default_rng(5)
