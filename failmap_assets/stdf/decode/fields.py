@@ -93,17 +93,11 @@ def _interp(buf, offs, lens, be, ftype, fcount, fwidth, fsize, signed, val, aux,
                             break
                         code = buf[p]
                         p += 1
-                        sz = _vn_size(buf, p, end, code)
-                        if sz == -2:
-                            bits = np.int64(_rd_uint(buf, p, 2, be))
-                            sz = 2 + (bits + 7) // 8
+                        sz = _vn_size(buf, p, end, code, be)
                         if sz < 0:
                             ok = False
                             break
                         p += sz
-                        if p > end:
-                            ok = False
-                            break
                     if ok:
                         nbytes = p - pos
                 if nbytes < 0 or pos + nbytes > end:

@@ -17,42 +17,14 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from failmap_assets.kernels.jit import inlined, kernel
+from failmap_assets.kernels.jit import kernel
+from failmap_assets.kernels.memcpy import put_bytes
 from ..jsontext import HEX_DIGITS, SHORT_ESCAPES, json_text, put_json_int, put_json_null, put_json_string
-from .primitives import _rd_int, _rd_uint
+from .primitives import _rd_int, _rd_uint, _vn_size
 from .strings import _bitmap, _is_utf8
 
 # digits of the widest value of each integer type code (1-6: U1 U2 U4 I1 I2 I4; 13: N1)
 _INT_WIDTH = np.array([0, 3, 5, 10, 4, 6, 11, 0, 0, 0, 0, 0, 0, 2], dtype=np.int64)
-
-
-@inlined
-def _item_size(buf, p, nb, c, be):
-    """Bytes of the item's data at p (after its type byte), or -1 when it is unknown or runs
-    past the buffer's ``nb`` bytes."""
-    if c == 0:
-        sz = np.int64(0)
-    elif c == 1 or c == 4 or c == 13:
-        sz = np.int64(1)
-    elif c == 2 or c == 5:
-        sz = np.int64(2)
-    elif c == 3 or c == 6 or c == 7:
-        sz = np.int64(4)
-    elif c == 8:
-        sz = np.int64(8)
-    elif c == 10 or c == 11:
-        if p >= nb:
-            return np.int64(-1)
-        sz = 1 + np.int64(buf[p])
-    elif c == 12:
-        if p + 2 > nb:
-            return np.int64(-1)
-        sz = 2 + (np.int64(_rd_uint(buf, p, 2, be)) + 7) // 8
-    else:
-        return np.int64(-1)
-    if p + sz > nb:
-        return np.int64(-1)
-    return sz
 
 
 @kernel
@@ -81,7 +53,7 @@ def _gdr_walk(buf, starts, counts, valid, be):
                 return fval[:nf], cap, r
             c = np.int64(buf[p])
             p += 1
-            sz = _item_size(buf, p, nb, c, be)
+            sz = _vn_size(buf, p, nb, c, be)
             if sz < 0:
                 return fval[:nf], cap, r
             cap += 9                                  # ", " "[" code ", " "]"
@@ -109,13 +81,6 @@ def _gdr_walk(buf, starts, counts, valid, be):
                 cap += _INT_WIDTH[c]
             p += sz
     return fval[:nf], cap, np.int64(-1)
-
-
-@kernel
-def _put_bytes(out, q, src, s, n):
-    for k in range(n):
-        out[q + k] = src[s + k]
-    return q + n
 
 
 @kernel
@@ -148,9 +113,9 @@ def _gdr_write(buf, be, starts, counts, valid, cap, flt_off, flt_data, hexd, esc
     roff[0] = 0
     for r in range(n):
         if wrap:
-            q = _put_bytes(out, q, head, 0, head.shape[0])
+            q = put_bytes(out, q, head, 0, head.shape[0])
             q = put_json_int(out, q, fc[r]) if fc_ok[r] else put_json_null(out, q)
-            q = _put_bytes(out, q, mid, 0, mid.shape[0])
+            q = put_bytes(out, q, mid, 0, mid.shape[0])
             if not valid[r]:
                 q = put_json_null(out, q)
         if valid[r]:
@@ -180,7 +145,7 @@ def _gdr_write(buf, be, starts, counts, valid, cap, flt_off, flt_data, hexd, esc
                     q = put_json_int(out, q, _rd_int(buf, p, sz, be, True))
                     p += sz
                 elif c == 7 or c == 8:
-                    q = _put_bytes(out, q, flt_data, flt_off[f], flt_off[f + 1] - flt_off[f])
+                    q = put_bytes(out, q, flt_data, flt_off[f], flt_off[f + 1])
                     f += 1
                     p += 4 if c == 7 else 8
                 elif c == 10:
@@ -197,9 +162,9 @@ def _gdr_write(buf, be, starts, counts, valid, cap, flt_off, flt_data, hexd, esc
                 elif c == 12:
                     bits = np.int64(_rd_uint(buf, p, 2, be))
                     ln = (bits + 7) // 8
-                    q = _put_bytes(out, q, bits_key, 0, bits_key.shape[0])
+                    q = put_bytes(out, q, bits_key, 0, bits_key.shape[0])
                     q = put_json_int(out, q, bits)
-                    q = _put_bytes(out, q, hex_key, 0, hex_key.shape[0])
+                    q = put_bytes(out, q, hex_key, 0, hex_key.shape[0])
                     q = _put_hex(out, q, buf, p + 2, ln, hexd)
                     out[q] = 34
                     out[q + 1] = 125
@@ -213,7 +178,7 @@ def _gdr_write(buf, be, starts, counts, valid, cap, flt_off, flt_data, hexd, esc
             out[q] = 93
             q += 1
         if wrap:
-            q = _put_bytes(out, q, tail, 0, tail.shape[0])
+            q = put_bytes(out, q, tail, 0, tail.shape[0])
         roff[r + 1] = q
     return roff, out[:q]
 

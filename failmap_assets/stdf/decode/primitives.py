@@ -74,28 +74,33 @@ def _rd_int(buf, pos, size, be, signed):
     return np.int64(_u8(buf, pos, be))
 
 
-@kernel
-def _vn_size(buf, p, end, code):
-    """Bytes of GDR data after the type byte at p, or -1 when invalid / past end."""
+@inlined
+def _vn_size(buf, p, end, code, be):
+    """Bytes of a GDR item's data after its type byte at p-1 (a Vn element), or -1 when the
+    type code is unknown or the data does not end by ``end``."""
     if code == 0:
-        return 0
-    if code == 1 or code == 4 or code == 13:
-        return 1
-    if code == 2 or code == 5:
-        return 2
-    if code == 3 or code == 6 or code == 7:
-        return 4
-    if code == 8:
-        return 8
-    if code == 10 or code == 11:
+        sz = np.int64(0)
+    elif code == 1 or code == 4 or code == 13:
+        sz = np.int64(1)
+    elif code == 2 or code == 5:
+        sz = np.int64(2)
+    elif code == 3 or code == 6 or code == 7:
+        sz = np.int64(4)
+    elif code == 8:
+        sz = np.int64(8)
+    elif code == 10 or code == 11:
         if p >= end:
-            return -1
-        return 1 + np.int64(buf[p])
-    if code == 12:
+            return np.int64(-1)
+        sz = 1 + np.int64(buf[p])
+    elif code == 12:
         if p + 2 > end:
-            return -1
-        return -2  # caller reads the bit count (needs the byte order)
-    return -1
+            return np.int64(-1)
+        sz = 2 + (np.int64(_rd_uint(buf, p, 2, be)) + 7) // 8
+    else:
+        return np.int64(-1)
+    if p + sz > end:
+        return np.int64(-1)
+    return sz
 
 
 # Byte reads at positions known to be >= 0 index with uint64: a signed index makes Numba
