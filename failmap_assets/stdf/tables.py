@@ -1001,8 +1001,8 @@ _DELTA = {"rec_idx", "first_rec_idx", "pir_rec_idx", "prr_rec_idx", "wir_rec_idx
           "part_idx"}
 _STATS = {"part_idx", "test_num", "wafer_idx", "hard_bin", "soft_bin", "kind", "bin_num", "bin_type", "rec_name",
           "file_id"}
-_PLAIN_TEXT = {"parts", "ptr_results", "mpr_results", "ftr_results"}
 _RESULTS = {"ptr_results", "mpr_results", "ftr_results"}
+_PLAIN_TEXT = _RESULTS | {"parts"}
 LONG_PART_ROWS = 8
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from failmap_assets.kernels.jit import inlined, kernel
+from failmap_assets.kernels.memcpy import put_bytes
 from .. import records as R
 from .arrow import _bitmap_ge, null_array
 from .fields import DN_MASK
@@ -109,6 +110,17 @@ _LIST_ITEMS = ("U1", "U2", "U4", "U8", "I1", "I2", "I4", "I8", "R4", "R8")     #
 _OV_ERRORS = {1: "row outside the batch", 2: "field outside the default-data fields",
               3: "rows of a field not increasing", 4: "value outside the file's bytes",
               5: "override arrays of different lengths", 6: "bad field descriptions or row count"}
+
+
+@inlined
+def _fill_offsets(off32, off64, big, j, r0, r1, q):
+    """Offsets r0..r1-1 of variable-length column j set to q (rows that add no data), in the
+    int64 offsets when ``big``, else the int32 ones."""
+    for rr in range(r0, r1):
+        if big:
+            off64[j, rr] = q
+        else:
+            off32[j, rr] = q
 
 
 @kernel
@@ -230,11 +242,7 @@ def _override_arrays(buf, n, ov_row, ov_field, ov_val, ov_len, kind, width, swap
                 v2[o] = np.uint16(v & 0xFFFF)
             continue
         q = pos[k]
-        for rr in range(nxt[k], r + 1):        # rows since the last override: empty
-            if big:
-                off64[j, rr] = q
-            else:
-                off32[j, rr] = q
+        _fill_offsets(off32, off64, big, j, nxt[k], r + 1, q)     # rows since the last override: empty
         if ln >= 0:
             s = v & DN_MASK if dn[k] else v
             o = dbase[k] + q * (width[k] if kind[k] == OV_LIST else 1)
@@ -246,19 +254,12 @@ def _override_arrays(buf, n, ov_row, ov_field, ov_val, ov_len, kind, width, swap
                     data[o + e] = buf[s + (e ^ sw)]
                 q += ln
             else:
-                for e in range(ln):
-                    data[o + e] = buf[s + e]
-                q += ln
+                q += put_bytes(data, o, buf, s, s + ln) - o
         pos[k] = q
         nxt[k] = r + 1
     for k in range(nf if status == 0 else 0):
-        j = slot[k]
         if cnt[k] and kind[k] != OV_NUMBER:
-            for rr in range(nxt[k], n + 1):
-                if big:
-                    off64[j, rr] = pos[k]
-                else:
-                    off32[j, rr] = pos[k]
+            _fill_offsets(off32, off64, big, slot[k], nxt[k], n + 1, pos[k])
     return status, bad, slot, n - nvalid, (v1, v2, v4, v8), vbase, bits, off32, off64, data, dbase, total
 
 
