@@ -143,7 +143,8 @@ def _peak_rss_mb() -> float:
 
 
 def peer_write_options(table) -> dict:
-    """The Parquet writer settings of the peer: the same as ours (tables._parquet_options)."""
+    """The Parquet writer settings of the peer: the same as ours (tables._file_layout); its
+    columns are REQUIRED already (stdf-convert declares every field not nullable)."""
     import pyarrow as pa
 
     text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]

@@ -1006,23 +1006,36 @@ _PLAIN_TEXT = _RESULTS | {"parts"}
 LONG_PART_ROWS = 8
 
 
-_OPTIONS: dict[tuple, tuple[pa.Schema, dict]] = {}
+_OPTIONS: dict[tuple, tuple[pa.Schema, pa.Schema, dict]] = {}
 
 
-def _parquet_options(table: pa.Table, results: bool = False, key=None, long_parts: bool = False) -> dict:
-    """Writer options; ``results``: a big per-result or per-part table, whose text is written
-    plain (no dictionary); ``long_parts``: part_idx in long runs, written plain. Cached per
-    schema: a small file writes ten tables. ``key``: a cheap name of the schema (table name and
-    columns kept): hashing a 76-column schema costs ~30 us, comparing it to the cached one a
-    tenth of a microsecond."""
+def _file_layout(table: pa.Table, results: bool = False, key=None,
+                 long_parts: bool = False) -> tuple[pa.Schema | None, dict]:
+    """The schema a table is written with (None: its own) and the writer options.
+
+    Schema: ``table``'s, with the columns that hold no null declared not nullable (Parquet
+    REQUIRED). A nullable column costs its definition levels, one per row even when no value
+    is null: ~1.3 ms per 600 k rows, a quarter of a PTR table's write (stdf-convert, the
+    peer of benchmarks/stdf_parse.py, declares every column REQUIRED). Readers see the same
+    values; a column is REQUIRED in one file and nullable in the next, as a column can be
+    missing from one file: read the files with ``union_by_name`` or ``SCHEMAS`` (sql.py).
+
+    Options: ``results``: a big per-result or per-part table, whose text is written plain (no
+    dictionary); ``long_parts``: part_idx in long runs, written plain. Both are cached: a small
+    file writes ten tables. ``key``: a cheap name of the schema (table name, columns kept,
+    columns with nulls): hashing a 76-column schema costs ~30 us, comparing it to the cached
+    one a tenth of a microsecond."""
     schema = table.schema
     k = (key, results, long_parts) if key is not None else (schema, results, long_parts)
     hit = _OPTIONS.get(k)
     if hit is None or not hit[0].equals(schema):
         if len(_OPTIONS) > 512:
             _OPTIONS.clear()
-        hit = _OPTIONS[k] = (schema, _options(schema, results, long_parts))
-    return hit[1]
+        fields = [f.with_nullable(False) if f.nullable and c.null_count == 0 and table.num_rows else f
+                  for f, c in zip(schema, table.columns)]
+        written = pa.schema(fields, metadata=schema.metadata) if fields != list(schema) else None
+        hit = _OPTIONS[k] = (schema, written, _options(schema, results, long_parts))
+    return hit[1], hit[2]
 
 
 def _options(schema: pa.Schema, results: bool, long_parts: bool = False) -> dict:
@@ -1041,21 +1054,26 @@ def _options(schema: pa.Schema, results: bool, long_parts: bool = False) -> dict
 def _write(table: pa.Table, path: str, name: str, keep_null_columns: bool = False, parts: int = 0) -> None:
     """Write table ``name`` atomically (temporary name, then rename). Columns that are null in
     every row are left out unless ``keep_null_columns``: readers restore them from ``SCHEMAS``
-    (see sql.py). ``parts``: the file's part count (how a result table's part_idx is encoded).
+    (see sql.py). Columns with no null are written REQUIRED (see _file_layout). ``parts``: the
+    file's part count (how a result table's part_idx is encoded).
 
     The file is encoded in memory and written with one system call: a writer on the file
     itself costs ~0.5 ms more per file (filesystem lookup, many small writes), which is most
     of the fixed cost of a small STDF file's ten tables. The folders are made only when the
     first open says they are missing (an output tree is usually there from the files before)."""
     keep = None
-    if not keep_null_columns and table.num_rows:
-        n = table.num_rows
+    n = table.num_rows
+    if not keep_null_columns and n:
         keep = tuple(i for i, c in enumerate(table.columns) if c.null_count < n)
         if len(keep) < table.num_columns:
             table = table.select(keep)
+    with_nulls = tuple(i for i, c in enumerate(table.columns) if c.null_count) if n else None
+    long_parts = name in _RESULTS and n >= LONG_PART_ROWS * parts
+    schema, options = _file_layout(table, name in _PLAIN_TEXT, key=(name, keep, with_nulls), long_parts=long_parts)
+    if schema is not None:
+        table = pa.Table.from_arrays(table.columns, schema=schema)
     sink = pa.BufferOutputStream()
-    long_parts = name in _RESULTS and table.num_rows >= LONG_PART_ROWS * parts
-    pq.write_table(table, sink, **_parquet_options(table, name in _PLAIN_TEXT, key=(name, keep), long_parts=long_parts))
+    pq.write_table(table, sink, **options)
     data = sink.getvalue()
     folder, leaf = os.path.split(path)
     tmp = os.path.join(folder, f".{leaf}.{os.getpid()}.tmp")

@@ -44,7 +44,9 @@ def test_layout_and_partitions(tmp_path):
     raw = pq.read_table(out / "ptr_results" / f"product={s.product}" / "test_type=WS1" / f"{d.file_id}.parquet")
     t = d.tables["ptr_results"]
     assert raw.column_names == [c for c in t.column_names if t[c].null_count < t.num_rows]
-    assert raw.equals(t.select(raw.column_names))
+    assert raw.cast(t.select(raw.column_names).schema).equals(t.select(raw.column_names))
+    # ... and every column here holds a value in every row: REQUIRED, no definition levels
+    assert not [f.name for f in raw.schema if f.nullable]
     # read back with the full schema, file_id and partitions
     back = read_table(out, "ptr_results")
     assert back.column_names == ["file_id"] + SCHEMAS["ptr_results"].names + ["product", "test_type"]
@@ -186,3 +188,30 @@ def test_part_index_encoding_follows_rows_per_part(tmp_path):
         assert "DELTA_BINARY_PACKED" in _encodings(by_table["ptr_results"], "rec_idx")
         back = pq.read_table(by_table["ptr_results"])
         assert back["part_idx"].to_pylist() == [p for p in range(20) for _ in range(per_part)]
+
+
+def test_required_in_one_file_nullable_in_the_next(tmp_path):
+    """A column with no null is REQUIRED in its file; the next file of the same partition has
+    nulls in it (a PTR outside any part: part_idx null). The views read both, with the
+    published (nullable) schema and every value, as pyarrow does with schema promotion."""
+    import pyarrow as pa
+
+    out = tmp_path / "out"
+    a, b = tmp_path / "a.stdf", tmp_path / "b.stdf"
+    a.write_bytes(_small())
+    orphan = ("PTR", {"TEST_NUM": 2, "HEAD_NUM": 1, "SITE_NUM": 1, "TEST_FLG": 0, "PARM_FLG": 0,
+                      "RESULT": 1.5, "TEST_TXT": "t2", "ALARM_ID": ""})
+    part = [("PIR", {"HEAD_NUM": 1, "SITE_NUM": 1}), dict(orphan[1], TEST_NUM=1, TEST_TXT="t1"),
+            ("PRR", {"HEAD_NUM": 1, "SITE_NUM": 1, "PART_FLG": 0, "NUM_TEST": 1, "HARD_BIN": 1, "SOFT_BIN": 1,
+                     "X_COORD": 0, "Y_COORD": 0})]
+    b.write_bytes(stdf([orphan, part[0], ("PTR", part[1]), part[2]]))
+    pa_, pb = (next(p for p in parse_to_parquet(f, out).files_written if f"{os.sep}ptr_results{os.sep}" in p)
+               for f in (a, b))
+    assert not pq.read_schema(pa_).field("part_idx").nullable
+    assert pq.read_schema(pb).field("part_idx").nullable
+    back = read_table(out, "ptr_results")
+    assert back.schema.field("part_idx").type == pa.int32() and back.schema.field("part_idx").nullable
+    got = sorted(zip(back["test_num"].to_pylist(), back["part_idx"].to_pylist()), key=str)
+    assert got == [(1, 0), (1, 0), (2, None)]
+    both = pa.concat_tables([pq.read_table(pa_), pq.read_table(pb)], promote_options="default")
+    assert both["part_idx"].to_pylist() == [0, None, 0]
