@@ -32,8 +32,9 @@ STDF V4 / V4-2007 record layouts) and `tables.py`; do not edit by hand.
 * Parquet files leave out columns that are null in every row of that file (typically the
   override columns); the views and `sql.read_table` restore them as NULL, so every view has
   exactly the columns below. Read raw files with `union_by_name` (DuckDB) or these schemas.
-* A column with no null in a file is written REQUIRED (not nullable) in that file, as
-  stdf-convert writes every column: the same values, without one definition level per row.
+* A column with no null in a file is written REQUIRED (not nullable) in that file, and so
+  are a list column's elements when none is null, as stdf-convert writes every column: the
+  same values, without one definition level per row (or element).
   So a column's nullability, like its presence, can differ between files: a reader that
   joins files by their own schemas (pyarrow `concat_tables`) needs `promote_options`.
 * **rec_idx** is the record's ordinal in the file (0 = FAR): it orders rows across tables.

@@ -1014,7 +1014,7 @@ def _file_layout(table: pa.Table, results: bool = False, key=None,
     """The schema a table is written with (None: its own) and the writer options.
 
     Schema: ``table``'s, with the columns that hold no null declared not nullable (Parquet
-    REQUIRED). A nullable column costs its definition levels, one per row even when no value
+    REQUIRED), and the elements of a list column too when none is null. A nullable column costs its definition levels, one per row even when no value
     is null: ~1.3 ms per 600 k rows, a quarter of a PTR table's write (stdf-convert, the
     peer of benchmarks/stdf_parse.py, declares every column REQUIRED). Readers see the same
     values; a column is REQUIRED in one file and nullable in the next, as a column can be
@@ -1023,7 +1023,7 @@ def _file_layout(table: pa.Table, results: bool = False, key=None,
     Options: ``results``: a big per-result or per-part table, whose text is written plain (no
     dictionary); ``long_parts``: part_idx in long runs, written plain. Both are cached: a small
     file writes ten tables. ``key``: a cheap name of the schema (table name, columns kept,
-    columns with nulls): hashing a 76-column schema costs ~30 us, comparing it to the cached
+    where the nulls are): hashing a 76-column schema costs ~30 us, comparing it to the cached
     one a tenth of a microsecond."""
     schema = table.schema
     k = (key, results, long_parts) if key is not None else (schema, results, long_parts)
@@ -1031,11 +1031,24 @@ def _file_layout(table: pa.Table, results: bool = False, key=None,
     if hit is None or not hit[0].equals(schema):
         if len(_OPTIONS) > 512:
             _OPTIONS.clear()
-        fields = [f.with_nullable(False) if f.nullable and c.null_count == 0 and table.num_rows else f
-                  for f, c in zip(schema, table.columns)]
+        fields = [_required(f, c) if table.num_rows else f for f, c in zip(schema, table.columns)]
         written = pa.schema(fields, metadata=schema.metadata) if fields != list(schema) else None
         hit = _OPTIONS[k] = (schema, written, _options(schema, results, long_parts))
     return hit[1], hit[2]
+
+
+def _required(f: pa.Field, column: pa.ChunkedArray) -> pa.Field:
+    """``f`` not nullable when ``column`` has no null; a list's elements too, when none is null
+    (RTN_RSLT, RTN_INDX...: no definition level per element either)."""
+    if pa.types.is_list(f.type) and f.type.value_field.nullable and not _element_nulls(column):
+        f = f.with_type(pa.list_(f.type.value_field.with_nullable(False)))
+    return f.with_nullable(False) if f.nullable and column.null_count == 0 else f
+
+
+def _element_nulls(column: pa.ChunkedArray) -> bool:
+    """Whether a list column may hold a null element (its chunks' child arrays: a sliced chunk's
+    elements outside the slice count too, which can only keep the elements nullable)."""
+    return pa.types.is_list(column.type) and any(ch.values.null_count for ch in column.chunks)
 
 
 def _options(schema: pa.Schema, results: bool, long_parts: bool = False) -> dict:
@@ -1067,9 +1080,9 @@ def _write(table: pa.Table, path: str, name: str, keep_null_columns: bool = Fals
         keep = tuple(i for i, c in enumerate(table.columns) if c.null_count < n)
         if len(keep) < table.num_columns:
             table = table.select(keep)
-    with_nulls = tuple(i for i, c in enumerate(table.columns) if c.null_count) if n else None
+    nulls = tuple((c.null_count > 0, _element_nulls(c)) for c in table.columns) if n else None
     long_parts = name in _RESULTS and n >= LONG_PART_ROWS * parts
-    schema, options = _file_layout(table, name in _PLAIN_TEXT, key=(name, keep, with_nulls), long_parts=long_parts)
+    schema, options = _file_layout(table, name in _PLAIN_TEXT, key=(name, keep, nulls), long_parts=long_parts)
     if schema is not None:
         table = pa.Table.from_arrays(table.columns, schema=schema)
     sink = pa.BufferOutputStream()
