@@ -22,8 +22,8 @@ Layout (all integers big-endian, "Motorola order" in the maker's manual):
   categories, 3 extension header, 4 extension die records, 5 extension line
   categories; names as in larvata/tsk-parser and jh-n/MapIO): line-category records
   (bit 2, 8 bytes per entry, at the header's line-category address; located, bounded
-  and counted, not decoded: jh-n/MapIO ``LineCategoryPerDie`` reads them as four
-  unnamed words per position and no public source names their fields), the 172-byte
+  and kept as four unnamed 16-bit words per entry: jh-n/MapIO ``LineCategoryPerDie``
+  reads them so and no public source names their fields), the 172-byte
   extension header (bit 3) and 4-byte extension records per position (bit 4) carrying
   categories above 63, wider site numbers and, for versions 5 and 7, correction /
   rearranged die flags. Both are decoded in :mod:`tsk_ext` (layouts and sources
@@ -239,18 +239,20 @@ def _records(data: bytes, h: dict, n: int, extra: dict) -> _Positions:
         # "Extension line category information" (configuration bit 5, named by
         # larvata/tsk-parser and jh-n/MapIO): it follows everything decoded here and
         # no public source gives its layout.
-        extra["extension_line_categories"] = f"present from byte offset {offset}, not decoded"
+        extra["extension_line_categories"] = (f"present from byte offset {offset} ({len(data) - offset} bytes to the "
+                                              f"file's end), not decoded")
     return _Positions(result, category, prop == 1, site, site_source, reprobe, (x, y), ext, flags)
 
 
 def _line_categories(data: bytes, h: dict, n: int, offset: int, extra: dict) -> int:
-    """Skip the line-category area; returns the offset after it.
+    """Read the line-category area; returns the offset after it.
 
     Its entries (8 bytes each, ``line_category_count`` of them, one per position when
     the count is 0, as jh-n/MapIO reads them) are four 16-bit words whose fields no
-    public source names (MapIO's ``LineCategoryPerDie`` leaves them unnamed); they are
-    not decoded, only located and bounded. The header's own address is used when it
-    points past the die records.
+    public source names (MapIO's ``LineCategoryPerDie`` leaves them unnamed). They are
+    kept as data, unnamed: ``line_category_words`` lists each entry that is not all
+    zero as ``[entry, w1, w2, w3, w4]`` (up to 4,096 entries, else only counted). The
+    header's own address is used when it points past the die records.
     """
     start = h["line_category_address"] if h["line_category_address"] >= offset else offset
     count = h["line_category_count"] or n
@@ -260,6 +262,12 @@ def _line_categories(data: bytes, h: dict, n: int, offset: int, extra: dict) -> 
                                     f"need {end} bytes, the file ends at byte offset {len(data)}")
     extra["line_category_entries"] = str(count)
     extra["line_category_offset"] = str(start)
+    words = np.frombuffer(data, dtype=">u2", count=4 * count, offset=start).reshape(count, 4)
+    used = np.flatnonzero(words.any(axis=1))
+    if 0 < used.size <= _MAX_LISTED_DIES:
+        extra["line_category_words"] = json.dumps([[int(i), *map(int, words[i])] for i in used])
+    elif used.size:
+        extra["line_category_words"] = f"not listed: {used.size} entries not all zero (more than {_MAX_LISTED_DIES})"
     return end
 
 

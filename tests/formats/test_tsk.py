@@ -223,7 +223,8 @@ def test_extension_line_category_area_is_located_not_decoded():
     ext_records = b"".join(struct.pack(">HH", 1, c) for c in [0, 700, 900, 0, 700, 1000])
     [wafer] = read_tsk(base + ext_header(4, 2, 2) + ext_records + b"\x01" * 16)
     offset = len(base) + 172 + 24
-    assert wafer.extra["extension_line_categories"] == f"present from byte offset {offset}, not decoded"
+    assert wafer.extra["extension_line_categories"] == (f"present from byte offset {offset} (16 bytes to the "
+                                                        f"file's end), not decoded")
 
 
 def test_undocumented_extension_records_use_6_bit_categories_when_the_header_allows_only_64():
@@ -324,6 +325,21 @@ def test_line_category_block_is_skipped_before_the_extension_header():
     assert wafer.extra["ext_tested"] == "4"
     assert (wafer.extra["line_category_entries"], wafer.extra["line_category_offset"]) == ("6", str(len(base)))
     assert wafer.extra["extension_header_offset"] == str(len(base) + 48)
+    assert json.loads(wafer.extra["line_category_words"]) == [[i, 0xEEEE, 0xEEEE, 0xEEEE, 0xEEEE] for i in range(6)]
+
+
+def test_line_category_entries_are_kept_as_unnamed_words():
+    # Entries that are all zero are left out; the others keep their index and four words, in file order (big-endian).
+    entries = [(0, 0, 0, 0), (1, 2, 3, 4), (0, 0, 0, 0), (0, 0, 0, 0xFFFF), (0, 0, 0, 0), (7, 0, 0, 0)]
+    base = make(version=2, config=0b111, line_count=6)
+    [wafer] = read_tsk(base + b"".join(struct.pack(">4H", *e) for e in entries))
+    assert json.loads(wafer.extra["line_category_words"]) == [[1, 1, 2, 3, 4], [3, 0, 0, 0, 0xFFFF], [5, 7, 0, 0, 0]]
+    # all zero: nothing listed; more entries than are listed: counted
+    [zero] = read_tsk(base + bytes(8 * 6))
+    assert "line_category_words" not in zero.extra and zero.extra["line_category_entries"] == "6"
+    many = make(version=2, config=0b111, line_count=5000)
+    [wafer] = read_tsk(many + struct.pack(">4H", 0, 1, 0, 0) * 5000)
+    assert wafer.extra["line_category_words"] == "not listed: 5000 entries not all zero (more than 4096)"
 
 
 def test_line_category_area_at_the_address_the_header_gives():
