@@ -1134,6 +1134,8 @@ def write_parquet(data: STDFData, out_dir, product: str | None = None, test_type
                 pass
             continue
         tw = STAGE_CLOCK()
+        # files (the catalogue, one row per STDF file) keeps every column: its files read as one
+        # column set with any reader (polars, pandas, a glob without union_by_name)
         _write(t, path, name, keep_null_columns=(name == "files"), parts=data.tables["parts"].num_rows)
         data.timings[f"parquet_{name}"] = STAGE_CLOCK() - tw
         written.append(path)
