@@ -1009,24 +1009,24 @@ LONG_PART_ROWS = 8
 _OPTIONS: dict[tuple, tuple[pa.Schema, pa.Schema, dict]] = {}
 
 
-def _file_layout(table: pa.Table, results: bool = False, key=None,
-                 long_parts: bool = False) -> tuple[pa.Schema | None, dict]:
+def _file_layout(table: pa.Table, results: bool, key: tuple, long_parts: bool = False) -> tuple[pa.Schema | None, dict]:
     """The schema a table is written with (None: its own) and the writer options.
 
     Schema: ``table``'s, with the columns that hold no null declared not nullable (Parquet
-    REQUIRED), and the elements of a list column too when none is null. A nullable column costs its definition levels, one per row even when no value
-    is null: ~1.3 ms per 600 k rows, a quarter of a PTR table's write (stdf-convert, the
-    peer of benchmarks/stdf_parse.py, declares every column REQUIRED). Readers see the same
+    REQUIRED), and the elements of a list column too when none is null. A nullable column
+    costs its definition levels, one per row even when no value is null: ~1.3 ms per 600 k
+    rows, a quarter of a PTR table's write (stdf-convert, the peer of
+    benchmarks/stdf_parse.py, declares every column REQUIRED). Readers see the same
     values; a column is REQUIRED in one file and nullable in the next, as a column can be
     missing from one file: read the files with ``union_by_name`` or ``SCHEMAS`` (sql.py).
 
     Options: ``results``: a big per-result or per-part table, whose text is written plain (no
     dictionary); ``long_parts``: part_idx in long runs, written plain. Both are cached: a small
-    file writes ten tables. ``key``: a cheap name of the schema (table name, columns kept,
-    where the nulls are): hashing a 76-column schema costs ~30 us, comparing it to the cached
-    one a tenth of a microsecond."""
+    file writes ten tables. ``key``: a cheap name of the schema and of where its nulls are
+    (table name, columns kept, (nulls, null elements) per column): hashing a 76-column schema
+    costs ~30 us, comparing it to the cached one a tenth of a microsecond."""
     schema = table.schema
-    k = (key, results, long_parts) if key is not None else (schema, results, long_parts)
+    k = (key, results, long_parts)
     hit = _OPTIONS.get(k)
     if hit is None or not hit[0].equals(schema):
         if len(_OPTIONS) > 512:
@@ -1060,7 +1060,7 @@ def _options(schema: pa.Schema, results: bool, long_parts: bool = False) -> dict
         elif (pa.types.is_string(t) or pa.types.is_dictionary(t)) and not results:
             dict_cols.append(f.name)
     # write_batch_size: values handed to the encoders at a time (pyarrow's default 1,024): a
-    # result or parts table of 0.2-1 M rows is written 5-15 % faster, the same bytes
+    # result or parts table of 0.2-1 M rows is written 5-15 % faster, the file the same size
     return dict(compression="lz4", use_dictionary=dict_cols, column_encoding=enc or None,
                 write_statistics=[c for c in schema.names if c in _STATS] or False, store_schema=False,
                 data_page_version="2.0", write_batch_size=65536)
