@@ -1009,8 +1009,10 @@ LONG_PART_ROWS = 8
 _OPTIONS: dict[tuple, tuple[pa.Schema, pa.Schema, dict]] = {}
 
 
-def _file_layout(table: pa.Table, results: bool, key: tuple, long_parts: bool = False) -> tuple[pa.Schema | None, dict]:
-    """The schema a table is written with (None: its own) and the writer options.
+def _file_layout(table: pa.Table, cols: list[pa.ChunkedArray], results: bool, key: tuple,
+                 long_parts: bool = False) -> tuple[pa.Schema | None, dict]:
+    """The schema a table (``cols``: its columns) is written with (None: its own) and the
+    writer options.
 
     Schema: ``table``'s, with the columns that hold no null declared not nullable (Parquet
     REQUIRED), and the elements of a list column too when none is null. A nullable column
@@ -1031,7 +1033,7 @@ def _file_layout(table: pa.Table, results: bool, key: tuple, long_parts: bool = 
     if hit is None or not hit[0].equals(schema):
         if len(_OPTIONS) > 512:
             _OPTIONS.clear()
-        fields = [_required(f, c) if table.num_rows else f for f, c in zip(schema, table.columns)]
+        fields = [_required(f, c) if table.num_rows else f for f, c in zip(schema, cols)]
         written = pa.schema(fields, metadata=schema.metadata) if fields != list(schema) else None
         hit = _OPTIONS[k] = (schema, written, _options(schema, results, long_parts))
     return hit[1], hit[2]
@@ -1048,7 +1050,10 @@ def _required(f: pa.Field, column: pa.ChunkedArray) -> pa.Field:
 def _element_nulls(column: pa.ChunkedArray) -> bool:
     """Whether a list column may hold a null element (its chunks' child arrays: a sliced chunk's
     elements outside the slice count too, which can only keep the elements nullable)."""
-    return pa.types.is_list(column.type) and any(ch.values.null_count for ch in column.chunks)
+    return column.type.id == _LIST_ID and any(ch.values.null_count for ch in column.chunks)
+
+
+_LIST_ID = pa.list_(pa.int8()).id
 
 
 def _options(schema: pa.Schema, results: bool, long_parts: bool = False) -> dict:
@@ -1078,15 +1083,16 @@ def _write(table: pa.Table, path: str, name: str, keep_null_columns: bool = Fals
     first open says they are missing (an output tree is usually there from the files before)."""
     keep = None
     n = table.num_rows
+    cols = table.columns          # ~1 us per column each time it is asked for: asked once
     if not keep_null_columns and n:
-        keep = tuple(i for i, c in enumerate(table.columns) if c.null_count < n)
-        if len(keep) < table.num_columns:
-            table = table.select(keep)
-    nulls = tuple((c.null_count > 0, _element_nulls(c)) for c in table.columns) if n else None
+        keep = tuple(i for i, c in enumerate(cols) if c.null_count < n)
+        if len(keep) < len(cols):
+            table, cols = table.select(keep), [cols[i] for i in keep]
+    nulls = tuple((c.null_count > 0, _element_nulls(c)) for c in cols) if n else None
     long_parts = name in _RESULTS and n >= LONG_PART_ROWS * parts
-    schema, options = _file_layout(table, name in _PLAIN_TEXT, key=(name, keep, nulls), long_parts=long_parts)
+    schema, options = _file_layout(table, cols, name in _PLAIN_TEXT, key=(name, keep, nulls), long_parts=long_parts)
     if schema is not None:
-        table = pa.Table.from_arrays(table.columns, schema=schema)
+        table = pa.Table.from_arrays(cols, schema=schema)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **options)
     data = sink.getvalue()
