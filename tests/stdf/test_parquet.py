@@ -215,3 +215,32 @@ def test_required_in_one_file_nullable_in_the_next(tmp_path):
     assert got == [(1, 0), (1, 0), (2, None)]
     both = pa.concat_tables([pq.read_table(pa_), pq.read_table(pb)], promote_options="default")
     assert both["part_idx"].to_pylist() == [0, None, 0]
+
+
+def test_long_empty_text_is_written_as_a_dictionary_and_reads_back_the_same(tmp_path):
+    """A text column of EMPTY_TEXT_ROWS rows or more whose values are all empty (or null) is
+    written as a one-entry dictionary; it reads back as the same text, nulls in place, also
+    from chunks that are slices. Text with any character stays plain (a results table)."""
+    import pyarrow as pa
+
+    from failmap_assets.stdf.tables import EMPTY_TEXT_ROWS, _write
+
+    n = EMPTY_TEXT_ROWS + 3
+    empty = pa.array(["", None, ""] * n)
+    chunked = pa.chunked_array([empty.slice(1, n), empty.slice(n + 1, n)])     # slices: offsets inside buffers
+    text = pa.chunked_array([pa.array(["a", ""] * (n // 2) + ["b"] * (n % 2)), pa.array(["", "c"] * (n // 2) +
+                                                                                   ["d"] * (n % 2))])
+    rows = pa.table({"rec_idx": pa.chunked_array([pa.array(range(n)), pa.array(range(n, 2 * n))]),
+                     "alarm_id": chunked, "test_txt": text,
+                     "all_empty": pa.chunked_array([pa.array([""] * n), pa.array([""] * n)])})
+    path = str(tmp_path / "t.parquet")
+    _write(rows, path, "ptr_results")
+    back = pq.read_table(path)
+    assert back.cast(rows.schema).equals(rows)
+    assert back["alarm_id"].null_count == rows["alarm_id"].null_count > 0
+    assert {c: bool({"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & _encodings(path, c))
+            for c in ("alarm_id", "all_empty", "test_txt")} == {"alarm_id": True, "all_empty": True, "test_txt": False}
+    small = rows.slice(0, EMPTY_TEXT_ROWS - 1)                                  # below the threshold: plain
+    _write(small, path, "ptr_results")
+    assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & _encodings(path, "all_empty")
+    assert pq.read_table(path).cast(small.schema).equals(small)
