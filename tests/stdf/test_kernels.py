@@ -243,26 +243,33 @@ def _mutant(body: bytes, rng: np.random.Generator) -> bytes:
     return bytes(b[:65535])
 
 
-def _stdf(bodies: list[bytes], kind: str, big_endian: bool) -> bytes:
+def _stdf(bodies: list[bytes], kind: str, big_endian: bool, gap: int = 0) -> bytes:
+    """FAR, PIR, then the bodies as ``kind`` records, each followed by ``gap`` DTRs of 256 bytes."""
     typ, sub = T.R.BY_NAME[kind].key
     order = "big" if big_endian else "little"
     out = [(2).to_bytes(2, order) + bytes([0, 10, 1 if big_endian else 2, 4]),
            (2).to_bytes(2, order) + bytes([5, 10, 1, 1])]              # FAR, PIR
-    out += [len(b).to_bytes(2, order) + bytes([typ, sub]) + b for b in bodies]
+    dtr = (256).to_bytes(2, order) + bytes([50, 30, 255]) + b"d" * 255
+    out += [len(b).to_bytes(2, order) + bytes([typ, sub]) + b + dtr * gap for b in bodies]
     return b"".join(out)
 
 
-@pytest.mark.parametrize("kind", ["MPR", "FTR"])
+@pytest.mark.parametrize("kind,spread", [("MPR", False), ("FTR", False), ("MPR", True)])
 @pytest.mark.parametrize("big_endian", [False, True])
-def test_mpr_ftr_kernels_fuzz(kind, big_endian, monkeypatch):
+def test_mpr_ftr_kernels_fuzz(kind, spread, big_endian, monkeypatch):
     """Real MPR / FTR bodies truncated, bit-flipped, extended and with huge counts, ~600 tests
     (the kernels' tables grow), small batches by records and by bytes: kernel == interpreter
     path, warnings included,
-    and nothing is read past a record (the kernel only sees REC_LEN bytes that exist)."""
+    and nothing is read past a record (the kernel only sees REC_LEN bytes that exist).
+    ``spread``: two DTRs between the MPRs, so that they lie far apart (the kernel fetches
+    them ahead, primitives._far_apart)."""
     rng = np.random.default_rng(16 + big_endian + 2 * (kind == "FTR"))
     real = _real_bodies(kind)
     bodies = [_mutant(real[int(rng.integers(0, len(real)))], rng) for _ in range(2500)]
-    data = _stdf(bodies, kind, big_endian)
+    data = _stdf(bodies, kind, big_endian, gap=2 if spread else 0)
+    if spread:
+        held = sum(4 + len(b) for b in bodies)
+        assert len(data) > 4 * held * 1.1           # far apart by the kernel's rule, in every batch on average
     monkeypatch.setattr(T, "CHUNK", 701)                   # the interpreter's batches (and warnings)
     monkeypatch.setattr(D.overrides, "BATCH_BYTES", 40_000)  # the kernels' batches: by bytes too
 
@@ -280,7 +287,8 @@ def test_mpr_ftr_kernels_fuzz(kind, big_endian, monkeypatch):
     assert pa.compute.sum(pa.compute.and_(t["rtn_stat"].is_null(), anchor)).as_py() > 20
     assert pa.compute.sum(pa.compute.and_(t["rtn_stat"].is_valid(), anchor)).as_py() > 20
     assert sum("unparsed_bytes" in i for i in issues) > 2       # the tests' first records, then batches
-    assert t["test_num"].null_count > 0 and pa.compute.max(t["rec_idx"]).as_py() == len(bodies) + 1
+    assert t["test_num"].null_count > 0
+    assert pa.compute.max(t["rec_idx"]).as_py() == 2 + (len(bodies) - 1) * (1 + 2 * spread)
 
 
 def test_kernel_batches_respect_records_and_bytes():

@@ -21,7 +21,7 @@ from .arrow import fixed_array, nullable_int
 from .defaults import DefaultSpec, _effective_value, _first_value, _same
 from .overrides import (GROW_HASH, GROW_TESTS, Tests, _copy_elements, _put_array, _test_of, list_column,
                         override_columns, SpanColumns, _put_spans, valid_list_column)
-from .primitives import _byte, _span_eq, _w2, _w4
+from .primitives import AHEAD, _byte, _span_eq, _spread, _touch, _w2, _w4
 from .same_arrays import ANCHOR, SAME_AS_TEST, _same_elements
 
 # The layout this kernel is written for (records.py order); checked at import.
@@ -54,11 +54,16 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
     a = np.zeros(ND, dtype=np.int64)
     ss = np.zeros(2, dtype=np.int64)      # TEST_TXT, ALARM_ID spans
     sl = np.zeros(2, dtype=np.int64)
+    spread = _spread(offs, lens, pos, i0, i1)
+    sink = np.uint8(0)
     for i in range(i0, i1):
         if nt >= cap:
             return i, nt, nov, GROW_TESTS
         if (nt + 1) * 2 > hsize:
             return i, nt, nov, GROW_HASH
+        if spread and (i - i0) % AHEAD == 0:
+            for j in range(i, min(i + AHEAD, i1)):
+                sink ^= _touch(buf, offs[pos[j]], 4 + np.int64(lens[pos[j]]), nbuf)
         r = i - c0
         rec = pos[i]
         start = offs[rec] + 4
@@ -266,6 +271,8 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             ov_len[nov] = ea
             nov += 1
         mask[r] = m
+    if sink == 255 and i1 > i0 and used[i1 - 1 - c0] < 0:      # never true: keeps the touches' loads
+        return i1, nt, nov, 0
     return i1, nt, nov, 0
 
 

@@ -177,3 +177,23 @@ def _touch(buf, s, n, nbuf):
         return np.uint8(0)
     return buf[s] ^ buf[s + n - 1]
 
+
+
+@inlined
+def _far_apart(span, held):
+    """Whether records holding ``held`` bytes within ``span`` bytes (first to last) lie far
+    apart: under a quarter of the span (other records between them: ayad_ws's MPRs among
+    PTRs, spreadsheet14's PRRs), where fetching them ahead (_touch) pays. Records in every
+    other slot (bcdm's MPRs beside FTRs) the prefetcher streams; touching them costs."""
+    return span > 4 * held
+
+
+@inlined
+def _spread(offs, lens, pos, i0, i1):
+    """_far_apart for the records pos[i0:i1] of an index (offs, lens)."""
+    if i1 - i0 < 2:
+        return False
+    held = np.int64(0)
+    for i in range(i0, i1):
+        held += 4 + np.int64(lens[pos[i]])
+    return _far_apart(offs[pos[i1 - 1]] - offs[pos[i0]], held)

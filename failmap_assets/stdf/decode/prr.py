@@ -22,7 +22,7 @@ from failmap_assets.kernels.jit import inlined, kernel
 from failmap_assets.kernels.memcpy import put_bytes
 from .. import records as R
 from .arrow import _bitmap_ge, fixed_array
-from .primitives import AHEAD, _touch, _u2, _u4
+from .primitives import AHEAD, _far_apart, _touch, _u2, _u4
 from .strings import string_array, text_array
 
 # PRR layout this kernel is written for (records.py order); checked at import.
@@ -67,7 +67,7 @@ def _prr_kernel(buf, offs, lens, be, fixed_end, head, site, flg, ntest, hbin, sb
     sink = np.uint8(0)
     # records far apart (other records between them) are fetched a block ahead: each would
     # otherwise wait on its own cache miss; PRRs next to each other the prefetcher streams
-    spread = n > 1 and offs[n - 1] - offs[0] > 2 * held
+    spread = n > 1 and _far_apart(offs[n - 1] - offs[0], held)
     for b0 in range(0, n, AHEAD):
         b1 = min(b0 + AHEAD, n)
         if spread:
