@@ -145,7 +145,7 @@ def _peak_rss_mb() -> float:
 
 
 def peer_write_options(table) -> dict:
-    """The Parquet writer settings of the peer: the same as ours (tables._file_layout); its
+    """The Parquet writer settings of the peer: the same as ours (parquet_file.file_layout); its
     columns are REQUIRED already (stdf-convert declares every field not nullable)."""
     import pyarrow as pa
 

@@ -165,7 +165,7 @@ def test_part_index_encoding_follows_rows_per_part(tmp_path):
     """part_idx: delta-encoded in parts (0, 1, 2...) and in a result table of few rows per
     part; plain (lz4) in a result table whose parts hold many rows (long runs); the values
     read back the same either way."""
-    from failmap_assets.stdf.tables import LONG_PART_ROWS
+    from failmap_assets.stdf.parquet_file import LONG_PART_ROWS
 
     def parts(n, results_per_part):
         recs = []
@@ -223,7 +223,7 @@ def test_long_empty_text_is_written_as_a_dictionary_and_reads_back_the_same(tmp_
     from chunks that are slices. Text with any character stays plain (a results table)."""
     import pyarrow as pa
 
-    from failmap_assets.stdf.tables import EMPTY_TEXT_ROWS, _write
+    from failmap_assets.stdf.parquet_file import EMPTY_TEXT_ROWS, write_table_file
 
     n = EMPTY_TEXT_ROWS + 3
     empty = pa.array(["", None, ""] * n)
@@ -234,13 +234,13 @@ def test_long_empty_text_is_written_as_a_dictionary_and_reads_back_the_same(tmp_
                      "alarm_id": chunked, "test_txt": text,
                      "all_empty": pa.chunked_array([pa.array([""] * n), pa.array([""] * n)])})
     path = str(tmp_path / "t.parquet")
-    _write(rows, path, "ptr_results")
+    write_table_file(rows, path, "ptr_results")
     back = pq.read_table(path)
     assert back.cast(rows.schema).equals(rows)
     assert back["alarm_id"].null_count == rows["alarm_id"].null_count > 0
     assert {c: bool({"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & _encodings(path, c))
             for c in ("alarm_id", "all_empty", "test_txt")} == {"alarm_id": True, "all_empty": True, "test_txt": False}
     small = rows.slice(0, EMPTY_TEXT_ROWS - 1)                                  # below the threshold: plain
-    _write(small, path, "ptr_results")
+    write_table_file(small, path, "ptr_results")
     assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & _encodings(path, "all_empty")
     assert pq.read_table(path).cast(small.schema).equals(small)
