@@ -32,42 +32,44 @@ LONG_PART_ROWS = 8
 _OPTIONS: dict[tuple, tuple[pa.Schema, pa.Schema, dict]] = {}
 
 
-def file_layout(table: pa.Table, cols: list[pa.ChunkedArray], results: bool, key: tuple,
-                 long_parts: bool = False) -> tuple[pa.Schema | None, dict]:
-    """The schema a table (``cols``: its columns) is written with (None: its own) and the
-    writer options.
+def file_layout(schema: pa.Schema, nulls: tuple | None, results: bool, key: tuple,
+                long_parts: bool = False) -> tuple[pa.Schema | None, dict]:
+    """The schema a table of ``schema`` is written with (None: ``schema`` itself) and the
+    writer options. ``nulls``: per column, (has a null, may hold a null list element); None
+    for a table without rows.
 
-    Schema: ``table``'s, with the columns that hold no null declared not nullable (Parquet
-    REQUIRED), and the elements of a list column too when none is null. A nullable column
-    costs its definition levels, one per row even when no value is null: ~1.3 ms per 600 k
-    rows, a quarter of a PTR table's write (stdf-convert, the peer of
-    benchmarks/stdf_parse.py, declares every column REQUIRED). Readers see the same
-    values; a column is REQUIRED in one file and nullable in the next, as a column can be
-    missing from one file: read the files with ``union_by_name`` or ``SCHEMAS`` (sql.py).
+    Schema: the columns that hold no null declared not nullable (Parquet REQUIRED), and the
+    elements of a list column too when none is null. A nullable column costs its definition
+    levels, one per row even when no value is null: ~1.3 ms per 600 k rows, a quarter of a
+    PTR table's write (stdf-convert, the peer of benchmarks/stdf_parse.py, declares every
+    column REQUIRED). Readers see the same values; a column is REQUIRED in one file and
+    nullable in the next, as a column can be missing from one file: read the files with
+    ``union_by_name`` or ``SCHEMAS`` (sql.py).
 
     Options: ``results``: a big per-result or per-part table, whose text is written plain (no
     dictionary); ``long_parts``: part_idx in long runs, written plain. Both are cached: a small
-    file writes ten tables. ``key``: a cheap name of the schema and of where its nulls are
-    (table name, columns kept, (nulls, null elements) per column): hashing a 76-column schema
-    costs ~30 us, comparing it to the cached one a tenth of a microsecond."""
-    schema = table.schema
-    k = (key, results, long_parts)
+    file writes ten tables. ``key``: a cheap name of the schema (table name, columns kept,
+    ``nulls``...): hashing a 76-column schema costs ~30 us, comparing it to the cached one a
+    tenth of a microsecond."""
+    k = (key, nulls, results, long_parts)
     hit = _OPTIONS.get(k)
     if hit is None or not hit[0].equals(schema):
         if len(_OPTIONS) > 512:
             _OPTIONS.clear()
-        fields = [_required(f, c) if table.num_rows else f for f, c in zip(schema, cols)]
-        written = pa.schema(fields, metadata=schema.metadata) if fields != list(schema) else None
+        written = None
+        if nulls is not None:
+            fields = [_required(f, *nn) for f, nn in zip(schema, nulls)]
+            written = pa.schema(fields, metadata=schema.metadata) if fields != list(schema) else None
         hit = _OPTIONS[k] = (schema, written, _options(schema, results, long_parts))
     return hit[1], hit[2]
 
 
-def _required(f: pa.Field, column: pa.ChunkedArray) -> pa.Field:
-    """``f`` not nullable when ``column`` has no null; a list's elements too, when none is null
-    (RTN_RSLT, RTN_INDX...: no definition level per element either)."""
-    if pa.types.is_list(f.type) and f.type.value_field.nullable and not _element_nulls(column):
+def _required(f: pa.Field, has_null: bool, element_nulls: bool) -> pa.Field:
+    """``f`` not nullable when its column has no null; a list's elements too, when none is
+    null (RTN_RSLT, RTN_INDX...: no definition level per element either)."""
+    if pa.types.is_list(f.type) and f.type.value_field.nullable and not element_nulls:
         f = f.with_type(pa.list_(f.type.value_field.with_nullable(False)))
-    return f.with_nullable(False) if f.nullable and column.null_count == 0 else f
+    return f.with_nullable(False) if f.nullable and not has_null else f
 
 
 def _element_nulls(column: pa.ChunkedArray) -> bool:
@@ -96,11 +98,11 @@ def _empty_text(column: pa.ChunkedArray) -> bool:
     return True
 
 
-def _empty_text_as_dictionary(table: pa.Table, cols: list, empty: tuple) -> tuple[pa.Table, list]:
-    """``table`` with the all-empty text columns ``empty`` as dictionaries of one entry ("")
-    and zero indices, their nulls kept: a reader without the Arrow schema (none is stored)
-    reads them back as the same text column."""
-    cols, schema = list(cols), table.schema
+def _empty_text_as_dictionary(schema: pa.Schema, cols: list, empty: tuple) -> tuple[pa.Schema, list]:
+    """``schema`` and ``cols`` with the all-empty text columns ``empty`` as dictionaries of
+    one entry ("") and zero indices, their nulls kept: a reader without the Arrow schema (none
+    is stored) reads them back as the same text column."""
+    cols = list(cols)
     for i in empty:
         chunks = []
         for ch in cols[i].chunks:
@@ -109,7 +111,7 @@ def _empty_text_as_dictionary(table: pa.Table, cols: list, empty: tuple) -> tupl
             chunks.append(pa.DictionaryArray.from_arrays(idx, pa.array([""])))
         cols[i] = pa.chunked_array(chunks, _EMPTY_TEXT)
         schema = schema.set(i, schema.field(i).with_type(_EMPTY_TEXT))
-    return pa.Table.from_arrays(cols, schema=schema), cols
+    return schema, cols
 
 
 def _options(schema: pa.Schema, results: bool, long_parts: bool = False) -> dict:
@@ -145,15 +147,15 @@ def write_table_file(table: pa.Table, path: str, name: str, keep_null_columns: b
         keep = tuple(i for i, c in enumerate(cols) if c.null_count < n)
         if len(keep) < len(cols):
             table, cols = table.select(keep), [cols[i] for i in keep]
+    schema = table.schema
     empty = tuple(i for i, c in enumerate(cols) if _empty_text(c)) if n >= EMPTY_TEXT_ROWS else ()
     if empty:
-        table, cols = _empty_text_as_dictionary(table, cols, empty)
+        schema, cols = _empty_text_as_dictionary(schema, cols, empty)
     nulls = tuple((c.null_count > 0, _element_nulls(c)) for c in cols) if n else None
     long_parts = name in _RESULTS and n >= LONG_PART_ROWS * parts
-    schema, options = file_layout(table, cols, name in _PLAIN_TEXT, key=(name, keep, nulls, empty),
-                                   long_parts=long_parts)
-    if schema is not None:
-        table = pa.Table.from_arrays(cols, schema=schema)
+    written, options = file_layout(schema, nulls, name in _PLAIN_TEXT, key=(name, keep, empty), long_parts=long_parts)
+    if written is not None or empty:
+        table = pa.Table.from_arrays(cols, schema=written or schema)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **options)
     data = sink.getvalue()
