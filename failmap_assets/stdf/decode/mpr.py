@@ -271,8 +271,8 @@ def _mpr_kernel(buf, offs, lens, pos, c0, i0, i1, be, use_bit, none_bit, blank, 
             ov_len[nov] = ea
             nov += 1
         mask[r] = m
-    if sink == 255 and i1 > i0 and used[i1 - 1 - c0] < 0:      # never true: keeps the touches' loads
-        return i1, nt, nov, 0
+    if sink == 255 and i1 > i0 and used[i1 - 1 - c0] < 0:
+        used[i1 - 1 - c0] = 0          # never runs (used >= 0); a store, so the touches' loads stay
     return i1, nt, nov, 0
 
 
