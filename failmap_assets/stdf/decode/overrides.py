@@ -249,9 +249,7 @@ def _override_arrays(buf, n, ov_row, ov_field, ov_val, ov_len, kind, width, swap
             if kind[k] == OV_TEXT:
                 q += _put_text(buf, s, ln, utf8[i], data, o) - o
             elif kind[k] == OV_LIST:
-                sw = swap[k]
-                for e in range(ln * width[k]):
-                    data[o + e] = buf[s + (e ^ sw)]
+                _copy_elements(buf, s, ln * width[k], swap[k], data, o)
                 q += ln
             else:
                 q += put_bytes(data, o, buf, s, s + ln) - o
